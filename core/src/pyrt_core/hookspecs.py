@@ -1,0 +1,246 @@
+"""Every hook a pyrt plugin can implement, in one place.
+
+A plugin is a module (or object) registered with the plugin manager
+(:mod:`pyrt_core.plugins`) that carries functions marked with
+:data:`hookimpl` and named like the specs below.  Plugins are found through
+the ``pyrt.plugins`` entry-point group; the core's own built-in behaviour is
+registered the same way, as ordinary plugins.
+
+Storage drivers are the one capability chosen by *name* rather than by
+taking part: they are classes in the ``pyrt.storage.drivers`` entry-point
+group, loaded with stevedore (see :mod:`pyrt_core.storage.select`).  The
+storage hooks below let every plugin observe and extend what the chosen
+driver does.
+
+Conventions, as in pytest:
+
+* ``firstresult=True`` hooks stop at the first implementation that returns
+  something other than ``None``; "not mine" is said by returning ``None``.
+* Other hooks call every implementation and return the list of non-``None``
+  results (order: last registered first, modified by ``tryfirst`` /
+  ``trylast``).
+* An implementation may accept fewer arguments than its spec, so specs can
+  grow without breaking plugins.
+* Mechanisms receive resolved, validated configuration objects
+  (:mod:`pyrt_core.models`, :mod:`pyrt_core.runtime.config`), never raw JSON.
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "pyrt"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def pyrt_info():
+    """Describe what this plugin provides, for ``pyrt info``.
+
+    Receives nothing.  Called by ``pyrt info`` (and by the test suite) on
+    every registered plugin.
+
+    Return a mapping ``{section name: {key: value}}`` of plain strings,
+    numbers, booleans or lists (for example the kernel features the plugin
+    found), or ``None`` to add nothing.  All results are merged, sections
+    from later plugins beside earlier ones.
+    """
+
+
+# --------------------------------------------------------------------------
+# Image fetch
+# --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def pyrt_image_fetch(reference, store, options):
+    """Bring an image that is not in the local store into it.
+
+    Receives ``reference`` (a :class:`pyrt_core.models.ImageReference`
+    already parsed), ``store`` (the :class:`pyrt_core.images.store.ImageStore`
+    to import into) and ``options`` (a :class:`pyrt_core.models.FetchOptions`:
+    platform, quiet, pull policy, plugin-specific settings).
+
+    Called by ``pyrt pull`` and by ``pyrt run``/``create`` when the image is
+    missing.  The first plugin that recognises the reference's transport
+    fetches it and returns the stored :class:`pyrt_core.models.Image`;
+    plugins that do not handle the reference return ``None``.  When every
+    plugin returns ``None`` the engine says which plugin would be needed.
+    Errors are raised as :class:`pyrt_core.errors.ImageError`; a failed fetch
+    must leave the store as it was.
+    """
+
+
+# --------------------------------------------------------------------------
+# Storage
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def pyrt_storage_driver_ready(name, driver):
+    """A storage driver has been selected and initialised.
+
+    Receives the driver's entry-point ``name`` and the initialised
+    :class:`pyrt_core.storage.driver.StorageDriver` instance.  Called once
+    per engine process by the driver selector, after the driver's host
+    probe succeeded.  Return values are ignored; a plugin that raises here
+    aborts the command (use it to refuse a driver a site does not allow).
+    """
+
+
+@hookspec
+def pyrt_storage_rootfs_mounted(container, rootfs):
+    """A container's root filesystem is mounted and about to be used.
+
+    Receives the :class:`pyrt_core.models.Container` record and the path of
+    the mounted root filesystem (from the driver's ``get``).  Called by the
+    engine before the OCI bundle is written, each time the container is
+    started.  Plugins may add files to the writable layer (for example
+    site certificates).  Return values are ignored.
+    """
+
+
+# --------------------------------------------------------------------------
+# Isolation
+# --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def pyrt_isolation_create(config, stdio, place_process):
+    """Create the container's init process in its namespaces, stopped before exec.
+
+    Receives ``config`` (a resolved
+    :class:`pyrt_core.runtime.config.RuntimeConfig`: namespaces, id maps,
+    root, mounts, devices, process), ``stdio`` (a tuple of three file
+    descriptors for the process's stdin, stdout and stderr) and
+    ``place_process`` (a callable taking the init process's host pid; the
+    implementation must call it exactly once, after the process exists and
+    before it unshares its cgroup namespace or runs any user code, so that
+    resource control can place it in its cgroup).
+
+    Called by the runtime (:mod:`pyrt_core.runtime.executor`) for ``create``
+    and ``run``.  The first implementation returns a
+    :class:`pyrt_core.runtime.process.ContainerProcess` whose root
+    filesystem, mounts and identity are fully set up and which waits for
+    ``start()`` to exec the user's process.  Setup failures raise
+    :class:`pyrt_core.errors.RuntimeError_` and leave no process behind.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_isolation_join(pid, namespaces, process, stdio):
+    """Start a new process inside an existing container's namespaces (setns).
+
+    Receives the host ``pid`` of a process whose namespaces to join,
+    ``namespaces`` (a list of namespace type names, in runtime-spec words:
+    ``"mount"``, ``"pid"``, ``"network"``, ...), ``process`` (a resolved
+    :class:`pyrt_core.runtime.config.ProcessConfig`) and ``stdio``.
+
+    Called by ``pyrt exec`` and the runtime's ``exec``.  The first
+    implementation returns a started
+    :class:`pyrt_core.runtime.process.ContainerProcess`.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_isolation_unshare(namespaces):
+    """Move the calling process into new namespaces (unshare).
+
+    Receives a list of namespace type names.  Called by tools and tests that
+    need the current process isolated (the talk's third interface).  The
+    first implementation does the work and returns ``True``.
+    """
+
+
+# --------------------------------------------------------------------------
+# Resource control
+# --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_validate(resources):
+    """Check resource limits before anything is created.
+
+    Receives a :class:`pyrt_core.runtime.config.Resources`.  Called by the
+    engine and the runtime before a container is created.  The first
+    implementation that takes responsibility returns the name of the cgroup
+    manager that will apply the limits (``"cgroupfs-v1"``, ``"cgroupfs-v2"``,
+    ``"none"``, ...); it raises :class:`pyrt_core.errors.UsageError` for
+    values it cannot honour.  The core's built-in ``none`` manager runs last
+    and refuses any non-empty limit.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
+    """Place a container's init process under resource control.
+
+    Receives the container id, the init process's host ``pid``, the
+    :class:`pyrt_core.runtime.config.Resources` and the requested
+    ``cgroups_path`` (may be ``None``).  Called by the runtime from the
+    ``place_process`` callback of :func:`pyrt_isolation_create`.  The first
+    implementation returns a mapping to record in the container's state
+    (at least ``{"manager": NAME}``, plus whatever it needs to release it).
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_release(container_id, record):
+    """Remove a container's resource control after its processes are gone.
+
+    Receives the container id and the mapping that
+    :func:`pyrt_resources_apply` returned (read back from state, so the
+    same manager is used).  Called by the runtime on delete and by recovery.
+    The implementation whose manager matches ``record["manager"]`` does the
+    work and returns ``True``; others return ``None``.
+    """
+
+
+# --------------------------------------------------------------------------
+# Lifecycle events
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def pyrt_container_created(container):
+    """A container record and its writable layer now exist.
+
+    Receives the :class:`pyrt_core.models.Container`.  Called by the engine
+    after ``create``/``run`` stored the record.  Return values are ignored.
+    """
+
+
+@hookspec
+def pyrt_container_started(container, pid):
+    """A container's process is running.
+
+    Receives the :class:`pyrt_core.models.Container` and the host ``pid`` of
+    its init process.  Called by the engine right after ``start``.  Return
+    values are ignored.
+    """
+
+
+@hookspec
+def pyrt_container_exited(container, exit_code):
+    """A container's process ended and its resources were released.
+
+    Receives the :class:`pyrt_core.models.Container` and the exit code
+    (``128 + N`` for a signal ``N``).  Called by whoever reaped the process
+    (the CLI for a foreground run, the monitor otherwise).  Return values
+    are ignored.
+    """
+
+
+@hookspec
+def pyrt_container_removed(container):
+    """A container and its writable layer were removed.
+
+    Receives the :class:`pyrt_core.models.Container` as it was.  Called by
+    the engine after ``rm`` or ``run --rm``.  Return values are ignored.
+    """

@@ -1,0 +1,120 @@
+"""Shared fixtures and tiers.
+
+* Unit tests (``tests/unit``) need no root.
+* Privileged tests (``tests/privileged``, marker ``privileged``) need root and
+  the host kernel; they skip with the reason when not root.
+* Every privileged test runs under the ``no_leaks`` guard: mounts, loop
+  devices, cgroups, network namespaces and foreign-pid-namespace processes
+  that appear during the test and remain after it fail the test.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+# Applets linked in the test rootfs.  Keep in sync with what tests call.
+APPLETS = [
+    "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "mount",
+    "ps", "touch", "mkdir", "rm", "pwd", "env", "stat", "test", "grep", "ip",
+    "readlink", "head", "wc", "kill", "dd", "chmod", "ln", "mknod", "uname", "sed",
+    "find", "printf", "umask", "cut", "tr", "sort", "cp", "mv", "df", "ifconfig",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/privileged/" in str(item.fspath):
+            item.add_marker(pytest.mark.privileged)
+        if item.get_closest_marker("privileged") and not IS_ROOT:
+            item.add_marker(pytest.mark.skip(reason="needs root (privileged tier)"))
+
+
+def make_busybox_rootfs(path) -> str:
+    """Write a minimal root filesystem with the static busybox and a few applets."""
+    path = str(path)
+    for d in ("bin", "etc", "tmp", "root", "home/user", "proc", "sys", "dev", "usr/bin"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    os.chmod(os.path.join(path, "tmp"), 0o1777)
+    shutil.copy2(BUSYBOX, os.path.join(path, "bin/busybox"))
+    for a in APPLETS:
+        os.symlink("busybox", os.path.join(path, "bin", a))
+    with open(os.path.join(path, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n"
+                "user:x:1000:1000:user:/home/user:/bin/sh\n"
+                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    with open(os.path.join(path, "etc/group"), "w") as f:
+        f.write("root:x:0:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n")
+    return path
+
+
+@pytest.fixture
+def busybox_rootfs(tmp_path):
+    """A directory holding a busybox root filesystem (no image, no layers)."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+    return make_busybox_rootfs(tmp_path / "rootfs")
+
+
+def _leakcheck_path():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (os.path.join(here, "..", "..", "shared", "tools", "leakcheck"),
+                 os.environ.get("PYRT_LEAKCHECK", "")):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+def _state():
+    """Kernel resources a test may leak (same sources as shared/tools/leakcheck)."""
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            out.add("mount " + parts[4])
+    try:
+        r = subprocess.run(["losetup", "-a"], capture_output=True, text=True, timeout=10)
+        out.update("loop " + line.split(":")[0] for line in r.stdout.splitlines() if line.strip())
+    except OSError:
+        pass
+    for base in ("/sys/fs/cgroup",):
+        for dirpath, dirnames, _ in os.walk(base):
+            if dirpath[len(base):].count("/") > 4:
+                dirnames[:] = []
+                continue
+            for d in dirnames:
+                p = os.path.join(dirpath, d)
+                if p.count("/") > 4:
+                    out.add("cgroup " + p)
+    try:
+        out.update("netns " + n for n in os.listdir("/run/netns"))
+    except OSError:
+        pass
+    mine = os.readlink("/proc/self/ns/pid")
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.readlink(f"/proc/{pid}/ns/pid") != mine:
+                    out.add(f"process {pid} in another pid namespace")
+            except OSError:
+                pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request):
+    """Fail a privileged test that leaves kernel resources behind."""
+    if not (IS_ROOT and request.node.get_closest_marker("privileged")):
+        yield
+        return
+    before = _state()
+    yield
+    after = _state()
+    leaked = sorted(after - before)
+    if leaked:
+        pytest.fail("test leaked kernel resources:\n  " + "\n  ".join(leaked[:30]), pytrace=False)
