@@ -1,0 +1,136 @@
+"""Engine settings and where they come from.
+
+Precedence, highest first (documented in docs/configuration.md):
+
+1. command-line flags (``--root``, ``--runroot``, ``--storage-driver``,
+   ``--storage-opt``, ``--config``);
+2. environment: ``PYRT_ROOT``, ``PYRT_RUNROOT``, ``PYRT_STORAGE_DRIVER``,
+   ``PYRT_STORAGE_OPTS`` (comma-separated), ``PYRT_DISABLE_PLUGINS``
+   (comma-separated plugin names), ``PYRT_CONFIG`` (config file path);
+3. the TOML config file: ``--config PATH``, else ``$PYRT_CONFIG``, else
+   ``/etc/pyrt/pyrt.toml`` if it exists;
+4. built-in defaults.  With no driver named anywhere, the driver that
+   already holds data in the store is used, else the first that works on
+   this host (see :mod:`pyrt_core.storage.select`).
+
+Config file format::
+
+    [storage]
+    driver = "overlay"
+    root = "/var/lib/pyrt"
+    runroot = "/run/pyrt"
+    options = ["overlay.mountopt=nodev"]
+
+    [plugins]
+    disabled = ["someplugin"]
+"""
+from __future__ import annotations
+
+import os
+
+from attrs import define, field
+
+from .errors import UsageError
+
+DEFAULT_ROOT = "/var/lib/pyrt"
+DEFAULT_RUNROOT = "/run/pyrt"
+SYSTEM_CONFIG = "/etc/pyrt/pyrt.toml"
+
+
+@define
+class Settings:
+    root: str = DEFAULT_ROOT
+    runroot: str = DEFAULT_RUNROOT
+    storage_driver: str | None = None
+    storage_driver_source: str = "default"  # flag | environment | config file | default
+    storage_options: list[str] = field(factory=list)
+    disabled_plugins: list[str] = field(factory=list)
+    config_file: str | None = None
+
+    def driver_options(self, driver: str) -> dict[str, str]:
+        """Options for one driver: ``overlay.k=v`` (or ``k=v``, for the chosen driver)."""
+        out = {}
+        for opt in self.storage_options:
+            key, sep, value = opt.partition("=")
+            if not sep:
+                raise UsageError(f"invalid storage option {opt!r}: expected KEY=VALUE")
+            prefix, dot, name = key.partition(".")
+            if dot and prefix == driver:
+                out[name] = value
+            elif dot and prefix in ("dm",) and driver == "devicemapper":
+                out[name] = value
+            elif not dot:
+                out[key] = value
+        return out
+
+
+def _read_toml(path: str) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e.strerror}") from None
+
+
+def _split(v: str | None) -> list[str]:
+    return [x.strip() for x in (v or "").split(",") if x.strip()]
+
+
+def load_settings(
+    *,
+    root: str | None = None,
+    runroot: str | None = None,
+    storage_driver: str | None = None,
+    storage_opts: list[str] | None = None,
+    config: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment, config file and defaults into Settings."""
+    env = os.environ if env is None else env
+    s = Settings()
+    path = config or env.get("PYRT_CONFIG") or (SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None)
+    if path:
+        data = _read_toml(path)
+        s.config_file = path
+        storage = data.get("storage", {})
+        if not isinstance(storage, dict):
+            raise UsageError(f"config file {path}: [storage] must be a table")
+        s.root = storage.get("root", s.root)
+        s.runroot = storage.get("runroot", s.runroot)
+        if storage.get("driver"):
+            s.storage_driver, s.storage_driver_source = storage["driver"], f"config file {path}"
+        opts = storage.get("options", [])
+        if not isinstance(opts, list):
+            raise UsageError(f"config file {path}: storage.options must be a list of strings")
+        s.storage_options = [str(o) for o in opts]
+        s.disabled_plugins = list(data.get("plugins", {}).get("disabled", []))
+    if env.get("PYRT_ROOT"):
+        s.root = env["PYRT_ROOT"]
+    if env.get("PYRT_RUNROOT"):
+        s.runroot = env["PYRT_RUNROOT"]
+    if env.get("PYRT_STORAGE_DRIVER"):
+        s.storage_driver, s.storage_driver_source = env["PYRT_STORAGE_DRIVER"], "environment PYRT_STORAGE_DRIVER"
+    if env.get("PYRT_STORAGE_OPTS"):
+        s.storage_options = _split(env["PYRT_STORAGE_OPTS"])
+    if env.get("PYRT_DISABLE_PLUGINS"):
+        s.disabled_plugins = _split(env["PYRT_DISABLE_PLUGINS"])
+    if root:
+        s.root = root
+    if runroot:
+        s.runroot = runroot
+    if storage_driver:
+        s.storage_driver, s.storage_driver_source = storage_driver, "flag --storage-driver"
+    if storage_opts:
+        s.storage_options = list(storage_opts)
+    for name, val in (("root", s.root), ("runroot", s.runroot)):
+        if not os.path.isabs(val):
+            raise UsageError(f"--{name} must be an absolute path, got {val!r}")
+    s.root = os.path.normpath(s.root)
+    s.runroot = os.path.normpath(s.runroot)
+    return s

@@ -1,0 +1,1 @@
+"""Containers: records on disk, and the OCI bundle the engine builds for each."""

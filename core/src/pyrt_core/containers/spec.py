@@ -1,0 +1,216 @@
+"""Image + user options -> an OCI runtime-spec ``config.json``.
+
+The engine writes the result into the container's bundle directory beside
+the per-container ``hostname``, ``hosts`` and ``resolv.conf`` files; the
+runtime reads nothing else.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import ExecError, UsageError
+from ..models import Container, Image
+from . import defaults
+
+OCI_VERSION = "1.0.2"
+
+
+# -- command and environment ----------------------------------------------------
+
+
+def resolve_args(container: Container, image: Image) -> list[str]:
+    """Docker's rules: --entrypoint replaces the image's Entrypoint and drops its Cmd;
+    arguments after the image replace Cmd."""
+    cfg, icfg = container.config, image.config
+    if cfg.entrypoint is not None:
+        entry = list(cfg.entrypoint)
+        cmd = list(cfg.command or [])
+    else:
+        entry = list(icfg.entrypoint or [])
+        cmd = list(cfg.command) if cfg.command else list(icfg.cmd or [])
+    args = entry + cmd
+    if not args or not args[0]:
+        raise UsageError("no command specified: the image has no Entrypoint or Cmd and none was given")
+    return args
+
+
+def merge_env(image_env: list[str], user_env: list[str], hostname: str, tty: bool) -> list[str]:
+    env: dict[str, str] = {}
+    for item in image_env + user_env:
+        k, _, v = item.partition("=")
+        env[k] = v
+    env.setdefault("PATH", defaults.DEFAULT_ENV_PATH.split("=", 1)[1])
+    env.setdefault("HOSTNAME", hostname)
+    if tty:
+        env.setdefault("TERM", "xterm")
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+# -- users -----------------------------------------------------------------------
+
+
+def _read_db(rootfs: str, name: str) -> list[list[str]]:
+    path = os.path.join(rootfs, "etc", name)
+    # never follow a symlink out of the rootfs: /etc/passwd is read as a plain file only
+    try:
+        if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
+            return []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
+    """``name``, ``uid``, ``name:group``, ``uid:gid`` -> (uid, gid, additional gids),
+    resolved against the image's /etc/passwd and /etc/group like docker does."""
+    if not user:
+        user = "0"
+    uspec, _, gspec = user.partition(":")
+    passwd = _read_db(rootfs, "passwd")
+    groups = _read_db(rootfs, "group")
+    entry = None
+    if uspec.isdigit():
+        uid = int(uspec)
+        entry = next((p for p in passwd if len(p) > 3 and p[2] == uspec), None)
+        gid = int(entry[3]) if entry and entry[3].isdigit() else 0
+    else:
+        entry = next((p for p in passwd if p[0] == uspec and len(p) > 3), None)
+        if entry is None:
+            raise ExecError(f"unable to find user {uspec}: no matching entries in passwd file", 126)
+        uid, gid = int(entry[2]), int(entry[3])
+    if gspec:
+        if gspec.isdigit():
+            gid = int(gspec)
+        else:
+            g = next((g for g in groups if g[0] == gspec and len(g) > 2), None)
+            if g is None:
+                raise ExecError(f"unable to find group {gspec}: no matching entries in group file", 126)
+            gid = int(g[2])
+    extra: list[int] = []
+    if entry is not None and not gspec:
+        name = entry[0]
+        for g in groups:
+            if len(g) > 3 and name in g[3].split(",") and g[2].isdigit() and int(g[2]) != gid:
+                extra.append(int(g[2]))
+    if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE:
+        raise UsageError(f"invalid user {user!r}: id out of range")
+    return uid, gid, extra
+
+
+# -- the per-container files -------------------------------------------------------------
+
+
+def hosts_file(hostname: str, network: str) -> str:
+    if network == "host":
+        try:
+            with open("/etc/hosts") as f:
+                return f.read()
+        except OSError:
+            pass
+    return (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
+        "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        f"127.0.1.1\t{hostname}\n"
+    )
+
+
+def resolv_conf(network: str) -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    if network == "host":
+        return text
+    # like docker: loopback resolvers of the host are unreachable from a private netns
+    lines = [ln for ln in text.splitlines()
+             if not (ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1
+                     and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_bundle_files(bundle: str, hostname: str, network: str) -> None:
+    from ..fsutil import atomic_write
+
+    atomic_write(os.path.join(bundle, "hostname"), hostname + "\n")
+    atomic_write(os.path.join(bundle, "hosts"), hosts_file(hostname, network))
+    atomic_write(os.path.join(bundle, "resolv.conf"), resolv_conf(network))
+
+
+# -- the spec ---------------------------------------------------------------------
+
+
+def _bind(src: str, dst: str, readonly: bool = False) -> dict:
+    opts = ["rbind", "rprivate"] + (["ro"] if readonly else ["rw"])
+    return {"destination": dst, "type": "bind", "source": src, "options": opts}
+
+
+def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> dict:
+    """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``."""
+    cfg = container.config
+    hostname = cfg.hostname or container.id[:12]
+    args = resolve_args(container, image)
+    uid, gid, extra = resolve_user(rootfs, cfg.user if cfg.user is not None else image.config.user)
+    cwd = cfg.workdir or image.config.working_dir or "/"
+    if not cwd.startswith("/"):
+        raise UsageError(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
+    caps = list(defaults.DEFAULT_CAPS)
+    userns = cfg.userns or bool(cfg.uidmaps)
+
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    if cfg.network != "host":
+        namespaces.append({"type": "network"})
+    linux: dict = {
+        "namespaces": namespaces,
+        "maskedPaths": list(defaults.MASKED_PATHS),
+        "readonlyPaths": list(defaults.READONLY_PATHS),
+        "devices": [],
+        "resources": {"devices": [dict(r) for r in defaults.DEFAULT_DEVICE_RULES]},
+        "cgroupsPath": f"pyrt-{container.id}",
+    }
+    if cfg.resources:
+        linux["resources"].update(cfg.resources)
+    if userns:
+        namespaces.append({"type": "user"})
+        uidmaps = cfg.uidmaps or [_default_map()]
+        gidmaps = cfg.gidmaps or uidmaps
+        linux["uidMappings"] = [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size} for m in uidmaps]
+        linux["gidMappings"] = [{"containerID": m.container_id, "hostID": m.host_id, "size": m.size} for m in gidmaps]
+    for path, major, minor in defaults.DEFAULT_DEVICES:
+        linux["devices"].append({"path": path, "type": "c", "major": major, "minor": minor,
+                                 "fileMode": 0o666, "uid": 0, "gid": 0})
+
+    mounts = defaults.default_mounts(userns)
+    for name in ("hostname", "hosts", "resolv.conf"):
+        mounts.append(_bind(os.path.join(bundle, name), f"/etc/{name}"))
+    for v in cfg.volumes:
+        if not os.path.exists(v.source):
+            raise UsageError(f"invalid volume {v.source}:{v.destination}: host path {v.source} does not exist")
+        mounts.append(_bind(v.source, v.destination, v.readonly))
+
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": bool(cfg.tty),
+            "user": {"uid": uid, "gid": gid, "additionalGids": extra},
+            "args": args,
+            "env": merge_env(image.config.env, cfg.env, hostname, cfg.tty),
+            "cwd": cwd,
+            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+            "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": bool(cfg.read_only)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "annotations": {"io.pyrt.image": image.id, "io.pyrt.name": container.name},
+        "linux": linux,
+    }
+
+
+def _default_map():
+    from ..models import IdMap
+
+    return IdMap(0, 100000, 65536)

@@ -1,0 +1,134 @@
+"""Container records on disk.
+
+Layout under the store root::
+
+    containers/<id>/container.json   the record (config, state, drivers used)
+    containers/names/<name>          symlink -> <id>; created with symlink(2),
+                                     which fails if the name exists, so two
+                                     processes can never take one name
+    containers.lock                  serialises writers
+
+Transient per-run files (the bundle) live under the run root:
+``<runroot>/containers/<id>/``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import secrets
+import shutil
+
+from ..errors import ConflictError, NotFoundError, UsageError
+from ..fsutil import FileLock, atomic_write, read_json
+from ..models import Container
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_ADJ = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+        "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
+_NOUN = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra",
+         "torvalds", "liskov", "hamilton", "lamport", "perlman", "wirth", "kay")
+
+
+class ContainerStore:
+    def __init__(self, root: str, runroot: str):
+        self.dir = os.path.join(root, "containers")
+        self.names = os.path.join(self.dir, "names")
+        self.rundir = os.path.join(runroot, "containers")
+        self.lock_path = os.path.join(root, "containers.lock")
+        os.makedirs(self.names, mode=0o700, exist_ok=True)
+
+    def lock(self):
+        return FileLock(self.lock_path)
+
+    # -- ids and names -----------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_hex(32)
+
+    def _random_name(self) -> str:
+        for _ in range(100):
+            name = f"{random.choice(_ADJ)}_{random.choice(_NOUN)}"
+            if not os.path.lexists(os.path.join(self.names, name)):
+                return name
+        return "pyrt_" + secrets.token_hex(6)
+
+    def reserve_name(self, name: str | None, cid: str) -> str:
+        """Claim ``name`` (or a generated one) for container ``cid``, atomically."""
+        if name is not None and not _NAME_RE.match(name):
+            raise UsageError(
+                f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        for _ in range(20):
+            candidate = name or self._random_name()
+            try:
+                os.symlink(cid, os.path.join(self.names, candidate))
+                return candidate
+            except FileExistsError:
+                if name is not None:
+                    other = os.readlink(os.path.join(self.names, name))
+                    raise ConflictError(
+                        f'the container name "{name}" is already in use by container {other[:12]}; '
+                        f"remove or rename that container to be able to reuse that name") from None
+        raise ConflictError("could not generate a free container name")
+
+    def release_name(self, name: str, cid: str) -> None:
+        path = os.path.join(self.names, name)
+        try:
+            if os.readlink(path) == cid:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    # -- records ---------------------------------------------------------------------
+    def path(self, cid: str) -> str:
+        return os.path.join(self.dir, cid)
+
+    def bundle_dir(self, cid: str) -> str:
+        return os.path.join(self.rundir, cid)
+
+    def save(self, c: Container) -> None:
+        import json
+
+        os.makedirs(self.path(c.id), mode=0o700, exist_ok=True)
+        atomic_write(os.path.join(self.path(c.id), "container.json"),
+                     json.dumps(c.to_dict(), indent=1, sort_keys=True))
+
+    def load(self, cid: str) -> Container | None:
+        d = read_json(os.path.join(self.path(cid), "container.json"), None)
+        return Container.from_dict(d) if d else None
+
+    def list(self) -> list[Container]:
+        out = []
+        try:
+            entries = os.listdir(self.dir)
+        except FileNotFoundError:
+            return out
+        for e in entries:
+            if len(e) == 64:
+                c = self.load(e)
+                if c is not None:
+                    out.append(c)
+        out.sort(key=lambda c: c.created, reverse=True)
+        return out
+
+    def get(self, ref: str) -> Container:
+        """Look up by name, full id, or unique id prefix."""
+        link = os.path.join(self.names, ref)
+        if _NAME_RE.match(ref or "") and os.path.islink(link):
+            c = self.load(os.readlink(link))
+            if c is not None:
+                return c
+        if re.fullmatch(r"[0-9a-f]{1,64}", ref or ""):
+            matches = [e for e in os.listdir(self.dir) if len(e) == 64 and e.startswith(ref)]
+            if len(matches) == 1:
+                c = self.load(matches[0])
+                if c is not None:
+                    return c
+            elif len(matches) > 1:
+                raise ConflictError(f"container id prefix {ref!r} is ambiguous: {len(matches)} containers match")
+        raise NotFoundError(f"no such container: {ref}")
+
+    def delete(self, c: Container) -> None:
+        self.release_name(c.name, c.id)
+        shutil.rmtree(self.path(c.id), ignore_errors=True)
+        shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)

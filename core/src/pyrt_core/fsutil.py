@@ -1,0 +1,195 @@
+"""Small file-system helpers shared by the stores: atomic writes, JSON index
+files and ``fcntl`` file locks.
+
+Writers never modify a file in place: they write ``.tmp-<name>-<random>`` in
+the same directory, fsync it, rename it over the target and fsync the
+directory, so a reader (or a crash) sees either the old or the new file.
+Readers never look at ``.tmp-*`` files; :func:`clean_temp_files` removes the
+ones a crashed writer left.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import time
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(dirpath: str) -> None:
+    try:
+        fd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: str) -> str:
+    """A fresh temporary name next to ``path`` (``.tmp-<name>-<random>``)."""
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f"{TEMP_PREFIX}{name}-{secrets.token_hex(6)}")
+
+
+def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
+    if isinstance(data, str):
+        data = data.encode()
+    path = os.path.abspath(path)
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    tmp = temp_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # not subject to the umask
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(d)
+
+
+def read_json(path: str, default=None):
+    """The JSON value stored in ``path``, or ``default`` when the file does not exist.
+
+    A file that exists but is not valid JSON raises ``ValueError`` (the
+    caller decides whether that is corruption or user input)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return default
+    return json.loads(data)
+
+
+def write_json(path: str, obj, mode: int = 0o644) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode)
+
+
+def clean_temp_files(dirpath: str, older_than: float = 0.0) -> list[str]:
+    """Remove ``.tmp-*`` files (and directories) left in ``dirpath`` by crashed
+    writers; only those older than ``older_than`` seconds.  Returns the removed names.
+
+    Call it with the lock that guards ``dirpath`` held, or with a generous
+    ``older_than``, so a live writer's temp file is not taken from it."""
+    import shutil
+
+    removed = []
+    try:
+        names = os.listdir(dirpath)
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        p = os.path.join(dirpath, name)
+        try:
+            st = os.lstat(p)
+            if older_than and now - st.st_mtime < older_than:
+                continue
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+class FileLock:
+    """An ``flock`` lock on ``path`` (created if missing), as a context manager.
+
+    ``shared=True`` takes a shared (reader) lock, otherwise an exclusive one.
+    The lock is not re-entrant: acquiring it twice from one process (two
+    ``FileLock`` objects, or two threads) blocks like any other contender.
+    """
+
+    def __init__(self, path: str, shared: bool = False):
+        self.path = path
+        self.shared = shared
+        self._fd: int | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take the lock.  Returns False when ``blocking`` is False (or
+        ``timeout`` seconds passed) and someone else holds it."""
+        if self._fd is not None:
+            raise RuntimeError(f"lock {self.path} is already held by this object")
+        d = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        try:
+            if blocking and timeout is None:
+                while True:
+                    try:
+                        fcntl.flock(fd, op)
+                        break
+                    except InterruptedError:
+                        continue
+            else:
+                deadline = time.monotonic() + (timeout or 0.0)
+                while True:
+                    try:
+                        fcntl.flock(fd, op | fcntl.LOCK_NB)
+                        break
+                    except OSError as e:
+                        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
+                            raise
+                        if not blocking or time.monotonic() >= deadline:
+                            os.close(fd)
+                            return False
+                        time.sleep(0.02)
+        except BaseException:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:
+            pass

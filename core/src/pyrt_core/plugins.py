@@ -1,0 +1,82 @@
+"""The plugin manager: pluggy, fed from the ``pyrt.plugins`` entry points.
+
+Plugins are loaded in entry-point order after the core's built-in plugin.
+A plugin can be blocked by name (``PYRT_DISABLE_PLUGINS=a,b`` or
+``[plugins] disabled`` in the config file); a plugin that fails to import is
+recorded with the reason and skipped, not fatal, so ``pyrt info`` can show
+it.  Hook implementations with misspelt names are caught by
+``check_pending``.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+
+PLUGIN_GROUP = "pyrt.plugins"
+
+
+@attrs.define
+class PluginRecord:
+    name: str
+    distribution: str | None
+    version: str | None
+    status: str  # loaded | blocked | failed
+    reason: str = ""
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager plus a record of what was loaded, blocked or failed."""
+
+    def __init__(self):
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.records: list[PluginRecord] = []
+
+    def load_entry_points(self, blocked=(), group: str = PLUGIN_GROUP) -> None:
+        blocked = set(blocked)
+        for ep in importlib.metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            dname = dist.metadata["Name"] if dist is not None else None
+            dver = dist.version if dist is not None else None
+            if ep.name in blocked:
+                self.set_blocked(ep.name)
+                self.records.append(PluginRecord(ep.name, dname, dver, "blocked", "disabled by configuration"))
+                continue
+            if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+            except Exception as e:  # a broken plugin must not take the engine down
+                reason = f"{type(e).__name__}: {e}".splitlines()[0]
+                self.records.append(PluginRecord(ep.name, dname, dver, "failed", reason))
+                continue
+            self.records.append(PluginRecord(ep.name, dname, dver, "loaded"))
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as e:
+            raise PluginError(f"a plugin implements an unknown hook: {e}") from None
+
+
+def make_plugin_manager(blocked=(), load_entry_points: bool = True) -> PluginManager:
+    """Create the manager with the built-in plugin and, normally, installed plugins."""
+    from . import builtin
+
+    pm = PluginManager()
+    pm.register(builtin, name="core")
+    pm.records.append(PluginRecord("core", "pyrt-core", _version("pyrt-core"), "loaded"))
+    if load_entry_points:
+        pm.load_entry_points(blocked)
+    return pm
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,97 @@
+"""Runs an OCI bundle: resolve its config, then drive the hooks.
+
+create: validate resources -> ``pyrt_isolation_create`` (whose
+``place_process`` callback calls ``pyrt_resources_apply``) -> a created,
+waiting process.  start -> exec.  wait -> exit code.  release ->
+``pyrt_resources_release`` with the record ``apply`` returned.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+
+from ..errors import RuntimeError_, UsageError
+from .config import RuntimeConfig, from_spec
+
+#: signals a foreground ``pyrt run`` passes on to the container (docker's --sig-proxy)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+def load_bundle(bundle: str, container_id: str) -> RuntimeConfig:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"bundle {bundle} has no config.json") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"bundle {bundle}: config.json is not valid JSON: {e}") from None
+    return from_spec(spec, container_id, bundle)
+
+
+@contextlib.contextmanager
+def forward_signals(process, signals=FORWARDED_SIGNALS):
+    """Pass the listed signals on to ``process`` while the block runs."""
+    previous = {}
+
+    def handler(signum, frame):
+        process.kill(signum)
+
+    for s in signals:
+        previous[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class Executor:
+    """The runtime's engine room; the CLI's ``run`` and the OCI runtime commands use it."""
+
+    def __init__(self, pm):
+        self.pm = pm
+
+    def create(self, config: RuntimeConfig, stdio=(0, 1, 2)):
+        """Create the container's init process, placed under resource control.
+
+        Returns ``(process, resources_record)``.
+        """
+        hook = self.pm.hook
+        hook.pyrt_resources_validate(resources=config.resources)
+        record: dict = {}
+
+        def place_process(pid: int) -> None:
+            r = hook.pyrt_resources_apply(container_id=config.id, pid=pid,
+                                          resources=config.resources,
+                                          cgroups_path=config.cgroups_path)
+            record.update(r or {"manager": "none"})
+
+        proc = hook.pyrt_isolation_create(config=config, stdio=tuple(stdio),
+                                          place_process=place_process)
+        if proc is None:
+            if record:
+                self.release(config.id, record)
+            raise RuntimeError_("no isolation plugin is installed (install pyrt-namespaces)")
+        return proc, record
+
+    def release(self, container_id: str, record: dict) -> None:
+        self.pm.hook.pyrt_resources_release(container_id=container_id, record=record)
+
+    def run(self, config: RuntimeConfig, stdio=(0, 1, 2), on_started=None) -> int:
+        """create + start + wait + release; return the exit code."""
+        proc, record = self.create(config, stdio)
+        try:
+            with forward_signals(proc):
+                proc.start()
+                if on_started is not None:
+                    on_started(proc.pid, record)
+                return proc.wait()
+        except BaseException:
+            proc.destroy()
+            raise
+        finally:
+            self.release(config.id, record)

@@ -1,0 +1,130 @@
+"""Choosing the storage driver: by name with stevedore, or the first that works.
+
+Order of choice:
+
+1. a driver named by flag, environment or config file (see
+   :mod:`pyrt_core.config`) — if the store already holds another driver's
+   data this is an error, never a silent switch;
+2. the driver recorded in the store (``<root>/storage/driver``);
+3. the first of :data:`PRIORITY` that is installed and initialises on this
+   host, then any other installed driver in name order.  Only
+   "not supported" and "prerequisites missing" move the search on.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+from ..errors import DriverNotSupported, DriverPrerequisitesMissing, StorageError, UsageError
+
+DRIVER_GROUP = "pyrt.storage.drivers"
+#: the talk's aufs -> btrfs -> devicemapper order, with overlay in aufs's place
+PRIORITY = ("overlay", "btrfs", "devicemapper", "vfs")
+
+
+def installed_drivers() -> list[str]:
+    """Names of the installed storage drivers (entry points, not loaded)."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=DRIVER_GROUP)})
+
+
+def candidate_order(installed: list[str]) -> list[str]:
+    return [n for n in PRIORITY if n in installed] + [n for n in installed if n not in PRIORITY]
+
+
+def load_driver_class(name: str):
+    """The driver class registered under ``name``, loaded through stevedore."""
+    from stevedore import driver as sd
+    from stevedore.exception import NoMatches
+
+    try:
+        mgr = sd.DriverManager(DRIVER_GROUP, name, invoke_on_load=False,
+                               on_missing_entrypoints_callback=None,
+                               warn_on_missing_entrypoint=False)
+    except NoMatches:
+        installed = ", ".join(installed_drivers()) or "none"
+        raise UsageError(f"unknown storage driver {name!r} (installed: {installed})") from None
+    except Exception as e:
+        raise StorageError(f"storage driver {name!r} failed to load: {type(e).__name__}: {e}") from None
+    return mgr.driver
+
+
+def driver_home(root: str, name: str) -> str:
+    return os.path.join(root, "storage", name)
+
+
+def recorded_driver(root: str) -> str | None:
+    try:
+        with open(os.path.join(root, "storage", "driver")) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _record(root: str, name: str) -> None:
+    from ..fsutil import atomic_write
+
+    os.makedirs(os.path.join(root, "storage"), exist_ok=True)
+    atomic_write(os.path.join(root, "storage", "driver"), name + "\n")
+
+
+def init_driver(root: str, name: str, options: dict[str, str]):
+    cls = load_driver_class(name)
+    home = driver_home(root, name)
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    return cls(home, options)
+
+
+def select_driver(settings, pm=None):
+    """Return ``(name, driver)`` for these settings, recording the choice in the store."""
+    root = settings.root
+    recorded = recorded_driver(root)
+    requested = settings.storage_driver
+    if requested:
+        if recorded and recorded != requested:
+            raise UsageError(
+                f"the store at {root} holds data of storage driver {recorded!r}; refusing to "
+                f"switch to {requested!r} (from {settings.storage_driver_source}). "
+                f"Use --storage-driver {recorded} or another --root"
+            )
+        name = requested
+        driver = init_driver(root, name, settings.driver_options(name))
+    elif recorded:
+        name = recorded
+        driver = init_driver(root, name, settings.driver_options(name))
+    else:
+        reasons = []
+        driver = None
+        for name in candidate_order(installed_drivers()):
+            try:
+                driver = init_driver(root, name, settings.driver_options(name))
+                break
+            except (DriverNotSupported, DriverPrerequisitesMissing) as e:
+                reasons.append(f"{name}: {e}")
+        if driver is None:
+            raise StorageError("no usable storage driver on this host (" + "; ".join(reasons) + ")")
+    if recorded != name:
+        _record(root, name)
+    if pm is not None:
+        pm.hook.pyrt_storage_driver_ready(name=name, driver=driver)
+    return name, driver
+
+
+def probe_all(settings) -> list[dict]:
+    """For ``pyrt info``: every installed driver, whether it works here, and why not."""
+    out = []
+    for name in candidate_order(installed_drivers()):
+        entry = {"name": name, "usable": False, "reason": ""}
+        try:
+            cls = load_driver_class(name)
+            mod = cls.__module__.split(".")[0]
+            entry["module"] = mod
+            probe = getattr(cls, "probe", None)
+            if probe is not None:
+                probe(driver_home(settings.root, name))
+            else:
+                init_driver(settings.root, name, settings.driver_options(name))
+            entry["usable"] = True
+        except (DriverNotSupported, DriverPrerequisitesMissing, StorageError, UsageError) as e:
+            entry["reason"] = str(e)
+        out.append(entry)
+    return out
