@@ -100,6 +100,8 @@ def select_driver(settings, pm=None):
                 break
             except (DriverNotSupported, DriverPrerequisitesMissing) as e:
                 reasons.append(f"{name}: {e}")
+            except StorageError as e:  # a broken plugin: skip it, as if not installed
+                reasons.append(f"{name}: {e}")
         if driver is None:
             raise StorageError("no usable storage driver on this host (" + "; ".join(reasons) + ")")
     if recorded != name:
