@@ -98,8 +98,9 @@ def pyrt_storage_driver_ready(name, driver):
 def pyrt_storage_rootfs_mounted(container, rootfs):
     """A container's root filesystem is mounted and about to be used.
 
-    Receives the :class:`pyrt_core.models.Container` record and the path of
-    the mounted root filesystem (from the driver's ``get``).  Called by the
+    Receives the :class:`pyrt_core.models.Container` record as ``container``
+    and ``rootfs``, the path of the mounted root filesystem (from the
+    driver's ``get``).  Called by the
     engine before the OCI bundle is written, each time the container is
     started.  Plugins may add files to the writable layer (for example
     site certificates).  Return values are ignored.
@@ -152,7 +153,7 @@ def pyrt_isolation_join(pid, namespaces, process, stdio):
 def pyrt_isolation_unshare(namespaces):
     """Move the calling process into new namespaces (unshare).
 
-    Receives a list of namespace type names.  Called by tools and tests that
+    Receives ``namespaces``, a list of namespace type names.  Called by tools and tests that
     need the current process isolated (the talk's third interface).  The
     first implementation does the work and returns ``True``.
     """
@@ -167,8 +168,8 @@ def pyrt_isolation_unshare(namespaces):
 def pyrt_resources_validate(resources):
     """Check resource limits before anything is created.
 
-    Receives a :class:`pyrt_core.runtime.config.Resources`.  Called by the
-    engine and the runtime before a container is created.  The first
+    Receives ``resources``, a :class:`pyrt_core.runtime.config.Resources`.
+    Called by the engine and the runtime before a container is created.  The first
     implementation that takes responsibility returns the name of the cgroup
     manager that will apply the limits (``"cgroupfs-v1"``, ``"cgroupfs-v2"``,
     ``"none"``, ...); it raises :class:`pyrt_core.errors.UsageError` for
@@ -181,9 +182,9 @@ def pyrt_resources_validate(resources):
 def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
     """Place a container's init process under resource control.
 
-    Receives the container id, the init process's host ``pid``, the
-    :class:`pyrt_core.runtime.config.Resources` and the requested
-    ``cgroups_path`` (may be ``None``).  Called by the runtime from the
+    Receives the ``container_id``, the init process's host ``pid``, the
+    ``resources`` (a :class:`pyrt_core.runtime.config.Resources`) and the
+    requested ``cgroups_path`` (may be ``None``).  Called by the runtime from the
     ``place_process`` callback of :func:`pyrt_isolation_create`.  The first
     implementation returns a mapping to record in the container's state
     (at least ``{"manager": NAME}``, plus whatever it needs to release it).
@@ -194,11 +195,11 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
 def pyrt_resources_release(container_id, record):
     """Remove a container's resource control after its processes are gone.
 
-    Receives the container id and the mapping that
+    Receives the ``container_id`` and ``record``, the mapping that
     :func:`pyrt_resources_apply` returned (read back from state, so the
     same manager is used).  Called by the runtime on delete and by recovery.
-    The implementation whose manager matches ``record["manager"]`` does the
-    work and returns ``True``; others return ``None``.
+    The first implementation whose manager matches ``record["manager"]``
+    does the work and returns ``True``; others return ``None``.
     """
 
 
@@ -211,8 +212,8 @@ def pyrt_resources_release(container_id, record):
 def pyrt_container_created(container):
     """A container record and its writable layer now exist.
 
-    Receives the :class:`pyrt_core.models.Container`.  Called by the engine
-    after ``create``/``run`` stored the record.  Return values are ignored.
+    Receives the ``container`` (a :class:`pyrt_core.models.Container`).
+    Called by the engine after ``create``/``run`` stored the record.  Return values are ignored.
     """
 
 
@@ -220,8 +221,8 @@ def pyrt_container_created(container):
 def pyrt_container_started(container, pid):
     """A container's process is running.
 
-    Receives the :class:`pyrt_core.models.Container` and the host ``pid`` of
-    its init process.  Called by the engine right after ``start``.  Return
+    Receives the ``container`` (a :class:`pyrt_core.models.Container`) and
+    the host ``pid`` of its init process.  Called by the engine right after ``start``.  Return
     values are ignored.
     """
 
@@ -230,8 +231,8 @@ def pyrt_container_started(container, pid):
 def pyrt_container_exited(container, exit_code):
     """A container's process ended and its resources were released.
 
-    Receives the :class:`pyrt_core.models.Container` and the exit code
-    (``128 + N`` for a signal ``N``).  Called by whoever reaped the process
+    Receives the ``container`` (a :class:`pyrt_core.models.Container`) and
+    the ``exit_code`` (``128 + N`` for a signal ``N``).  Called by whoever reaped the process
     (the CLI for a foreground run, the monitor otherwise).  Return values
     are ignored.
     """
@@ -241,6 +242,7 @@ def pyrt_container_exited(container, exit_code):
 def pyrt_container_removed(container):
     """A container and its writable layer were removed.
 
-    Receives the :class:`pyrt_core.models.Container` as it was.  Called by
+    Receives the ``container`` (a :class:`pyrt_core.models.Container`) as
+    it was.  Called by
     the engine after ``rm`` or ``run --rm``.  Return values are ignored.
     """

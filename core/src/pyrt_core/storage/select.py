@@ -31,6 +31,10 @@ def candidate_order(installed: list[str]) -> list[str]:
     return [n for n in PRIORITY if n in installed] + [n for n in installed if n not in PRIORITY]
 
 
+def _no_warning(names) -> None:
+    """Missing names become our own one-line error below, not a log warning."""
+
+
 def load_driver_class(name: str):
     """The driver class registered under ``name``, loaded through stevedore."""
     from stevedore import driver as sd
@@ -38,8 +42,7 @@ def load_driver_class(name: str):
 
     try:
         mgr = sd.DriverManager(DRIVER_GROUP, name, invoke_on_load=False,
-                               on_missing_entrypoints_callback=None,
-                               warn_on_missing_entrypoint=False)
+                               on_missing_entrypoints_callback=_no_warning)
     except NoMatches:
         installed = ", ".join(installed_drivers()) or "none"
         raise UsageError(f"unknown storage driver {name!r} (installed: {installed})") from None

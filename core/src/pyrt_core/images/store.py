@@ -1,0 +1,861 @@
+"""The local image store: content-addressed blobs, the image index and the
+layer index, on top of a storage driver.
+
+Layout under ``root``::
+
+    images/blobs/sha256/<hex>   config and manifest blobs (content addressed)
+    images/images.json          {"images": {id: Image.to_dict()}, "names": {name: id}}
+    storage/layers.json         {"layers": {chain_id: record}, "pending": bool, "driver": name}
+    storage.lock                the store lock (flock)
+
+An image's id is its config blob's digest; its layers are chain ids
+(``chain(L1) = diff_id(L1)``, ``chain(Ln) = sha256(chain(Ln-1) + " " + diff_id(Ln))``),
+so a layer shared by several images is stored once.  Layer records carry
+the diff id, the parent chain id, the content size the driver reported, the
+uncompressed tar size and an ``incomplete`` mark that is set before any
+driver work and cleared when the diff has been applied and verified.
+
+Every change takes the store lock (:class:`~pyrt_core.fsutil.FileLock`,
+exclusive) and writes the index files atomically.  Driver calls happen with
+the lock held, as the driver contract requires.  Lookups (``get``, ``list``,
+``layers_of``) read the index files without the lock: they are only ever
+replaced by rename, so a reader sees one whole version.
+
+Several changes that must succeed or fail together go through
+:meth:`ImageStore.batch`: on an exception everything made inside the batch
+(layers, blobs, image index changes) is undone.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import threading
+from typing import BinaryIO, Callable, Iterable, Sequence
+
+from .. import fsutil
+from ..errors import (
+    ConflictError,
+    ImageError,
+    LayerError,
+    NotFoundError,
+    PyrtError,
+    StorageError,
+    UsageError,
+)
+from ..models import Image, ImageConfig, ImageReference, Layer
+from ..storage.driver import StorageDriver
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HEX_RE = re.compile(r"^[0-9a-f]+$")
+_CHUNK = 1 << 20
+PARALLEL_LAYERS = 3
+
+#: opener of one layer: returns the *uncompressed* layer tar as a stream
+LayerOpener = Callable[[], BinaryIO]
+
+
+# ---------------------------------------------------------------------------
+# digests
+# ---------------------------------------------------------------------------
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: str, what: str = "digest") -> str:
+    """Refuse anything but ``sha256:<64 hex>`` (digests become file names)."""
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        if isinstance(digest, str) and ":" in digest and not digest.startswith("sha256:"):
+            raise ImageError(f"unsupported digest algorithm in {what} {digest!r} (only sha256)")
+        raise ImageError(f"invalid {what} {digest!r}")
+    return digest
+
+
+def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
+    if not parent_chain_id:
+        return diff_id
+    return sha256_digest(f"{parent_chain_id} {diff_id}".encode())
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    parent = None
+    for d in diff_ids:
+        parent = chain_id(parent, d)
+        out.append(parent)
+    return out
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only stream that hashes (sha256) and counts what passes through."""
+
+    def __init__(self, f: BinaryIO):
+        super().__init__()
+        self._f = f
+        self._h = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = []
+            while True:
+                c = self.read(_CHUNK)
+                if not c:
+                    return b"".join(chunks)
+                chunks.append(c)
+        data = self._f.read(n)
+        if data:
+            self._h.update(data)
+            self.count += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+def short(digest: str | None) -> str:
+    if not digest:
+        return ""
+    return digest.split(":", 1)[-1][:12]
+
+
+# ---------------------------------------------------------------------------
+# names
+# ---------------------------------------------------------------------------
+
+_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def normalize_name(name: str) -> str:
+    """``busybox`` -> ``busybox:latest``; registry kept as written.  Digests refused."""
+    try:
+        ref = ImageReference.parse(name)
+    except UsageError as e:
+        raise UsageError(str(e)) from None
+    if ref.transport != "registry":
+        raise UsageError(f"invalid image name {name!r}")
+    if ref.digest:
+        raise UsageError(f"invalid image name {name!r}: a name cannot carry a digest")
+    return str(ref)
+
+
+def _name_key(name: str):
+    """A key under which ``busybox``, ``docker.io/library/busybox`` and
+    ``localhost/busybox`` compare equal (tag defaulting to latest)."""
+    try:
+        ref = ImageReference.parse(name)
+    except PyrtError:
+        return None
+    if ref.transport != "registry":
+        return None
+    reg, repo = ref.registry, ref.repository
+    if reg in _HUB and repo.startswith("library/") and repo.count("/") == 1:
+        repo = repo[len("library/"):]
+    if reg in _HUB or reg == "localhost":
+        reg = None
+    return (reg, repo, ref.tag, ref.digest)
+
+
+def _name_priority(name: str) -> int:
+    if name.startswith("localhost/"):
+        return 1
+    if name.startswith(_HUB):
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# the store
+# ---------------------------------------------------------------------------
+
+
+class ImageStore:
+    """Images and layers under ``root`` on top of ``driver``.
+
+    ``in_use(image_id)`` (optional) tells :meth:`remove` whether containers
+    use an image: it returns something falsy when none does, else ``True``
+    or the ids/names of the containers.
+    """
+
+    def __init__(self, root: str, driver: StorageDriver, driver_name: str,
+                 in_use: Callable[[str], object] | None = None):
+        self.root = os.path.abspath(root)
+        self.driver = driver
+        self.driver_name = driver_name
+        self.in_use = in_use
+        self.images_dir = os.path.join(self.root, "images")
+        self.blobs_dir = os.path.join(self.images_dir, "blobs", "sha256")
+        self.images_path = os.path.join(self.images_dir, "images.json")
+        self.layers_path = os.path.join(self.root, "storage", "layers.json")
+        self.lock_path = os.path.join(self.root, "storage.lock")
+        self._tls = threading.local()
+        self._mutex = threading.RLock()  # index read-modify-write between threads of one batch
+        os.makedirs(self.blobs_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(self.layers_path), exist_ok=True)
+        data = self._read_layers_file()
+        recorded = data.get("driver")
+        if recorded and recorded != driver_name and data.get("layers"):
+            raise StorageError(
+                f"the layer store at {self.root} belongs to storage driver {recorded!r}, "
+                f"not {driver_name!r}"
+            )
+
+    # -- locking ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        """The store lock, re-entrant within one thread."""
+        depth = getattr(self._tls, "depth", 0)
+        if depth:
+            self._tls.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._tls.depth -= 1
+            return
+        lock = fsutil.FileLock(self.lock_path)
+        lock.acquire()
+        self._tls.depth = 1
+        try:
+            yield
+        finally:
+            self._tls.depth = 0
+            lock.release()
+
+    # -- index files -----------------------------------------------------------
+    def _read_json(self, path: str, default):
+        try:
+            return fsutil.read_json(path, default)
+        except ValueError as e:
+            raise StorageError(f"{path} is corrupt: {e}") from None
+
+    def _read_layers_file(self) -> dict:
+        data = self._read_json(self.layers_path, None) or {}
+        data.setdefault("layers", {})
+        return data
+
+    def _write_layers_file(self, data: dict) -> None:
+        data["driver"] = self.driver_name
+        data["version"] = 1
+        fsutil.write_json(self.layers_path, data)
+
+    def _read_images(self) -> dict[str, Image]:
+        data = self._read_json(self.images_path, None) or {}
+        return {i: Image.from_dict(d) for i, d in (data.get("images") or {}).items()}
+
+    def _write_images(self, images: dict[str, Image]) -> None:
+        names = {}
+        for img in images.values():
+            for n in img.names:
+                names[n] = img.id
+        fsutil.write_json(self.images_path, {
+            "version": 1,
+            "images": {i: img.to_dict() for i, img in images.items()},
+            "names": names,
+        })
+
+    @staticmethod
+    def _layer_from_record(cid: str, rec: dict) -> Layer:
+        return Layer(chain_id=cid, diff_id=rec["diff_id"], parent=rec.get("parent"),
+                     size=rec.get("size", 0), incomplete=bool(rec.get("incomplete")))
+
+    def _update_layers(self, fn) -> None:
+        with self._mutex:
+            data = self._read_layers_file()
+            fn(data)
+            self._write_layers_file(data)
+
+    # -- blobs -------------------------------------------------------------------
+    def blob_path(self, digest: str) -> str:
+        check_digest(digest, "blob digest")
+        return os.path.join(self.blobs_dir, digest.split(":", 1)[1])
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.blob_path(digest))
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} not found in the image store") from None
+
+    def put_blob(self, data: bytes | BinaryIO, expected_digest: str | None = None) -> str:
+        """Store a blob, verifying ``expected_digest`` while streaming; return its digest.
+        A mismatch raises :class:`ImageError` and stores nothing."""
+        with self._locked():
+            digest, _ = self._put_blob(data, expected_digest)
+            return digest
+
+    def _put_blob(self, data, expected_digest=None) -> tuple[str, bool]:
+        """Returns (digest, created)."""
+        if expected_digest is not None:
+            check_digest(expected_digest, "blob digest")
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = bytes(data)
+            digest = sha256_digest(data)
+            if expected_digest and digest != expected_digest:
+                raise ImageError(f"blob digest mismatch: expected {expected_digest}, got {digest}")
+            path = self.blob_path(digest)
+            if os.path.exists(path):
+                return digest, False
+            fsutil.atomic_write(path, data)
+            return digest, True
+        tmp = fsutil.temp_path(os.path.join(self.blobs_dir, "blob"))
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "xb") as f:
+                while True:
+                    chunk = data.read(_CHUNK)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = "sha256:" + h.hexdigest()
+            if expected_digest and digest != expected_digest:
+                raise ImageError(f"blob digest mismatch: expected {expected_digest}, got {digest}")
+            path = self.blob_path(digest)
+            if os.path.exists(path):
+                os.unlink(tmp)
+                return digest, False
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return digest, True
+
+    # -- layers ------------------------------------------------------------------
+    def layer(self, chain_id: str) -> Layer:
+        rec = self._read_layers_file()["layers"].get(chain_id)
+        if rec is None:
+            raise NotFoundError(f"layer {chain_id} not found")
+        return self._layer_from_record(chain_id, rec)
+
+    def layers(self) -> list[Layer]:
+        return [self._layer_from_record(c, r) for c, r in self._read_layers_file()["layers"].items()]
+
+    def diff_size(self, diff_id: str) -> int | None:
+        """Size of the uncompressed layer tar with this diff id, if a layer has it."""
+        for rec in self._read_layers_file()["layers"].values():
+            if rec.get("diff_id") == diff_id and not rec.get("incomplete"):
+                return rec.get("tar_size")
+        return None
+
+    def add_layer(self, diff_id: str, parent_chain_id: str | None, tar_stream: BinaryIO) -> Layer:
+        """Apply one uncompressed layer tar on top of ``parent_chain_id`` (reusing
+        the layer if it is already stored).  The stream's sha256 must equal
+        ``diff_id``; otherwise :class:`ImageError` and nothing is kept."""
+        with self.batch() as b:
+            return b.add_layer(diff_id, parent_chain_id, lambda: tar_stream)
+
+    def _prepare_layer(self, cid: str, diff_id: str, parent: str | None) -> Layer | None:
+        """With the lock held: the stored complete layer, or None after marking
+        ``cid`` incomplete and creating it in the driver."""
+        check_digest(diff_id, "layer diff id")
+        layers = self._read_layers_file()["layers"]
+        rec = layers.get(cid)
+        if rec is not None and not rec.get("incomplete") and self.driver.exists(Layer(cid, diff_id).driver_id):
+            return self._layer_from_record(cid, rec)
+        if parent is not None:
+            prec = layers.get(parent)
+            if prec is None or prec.get("incomplete"):
+                raise StorageError(f"parent layer {parent} of {cid} is not in the store")
+        layer = Layer(chain_id=cid, diff_id=diff_id, parent=parent, incomplete=True)
+        # a leftover of a crashed attempt (we hold the lock: nobody is working on it)
+        if rec is not None or self.driver.exists(layer.driver_id):
+            self.driver.remove(layer.driver_id)
+
+        def mark(data):
+            data["layers"][cid] = {"diff_id": diff_id, "parent": parent, "size": 0,
+                                   "tar_size": 0, "incomplete": True}
+        self._update_layers(mark)
+        try:
+            self.driver.create(layer.driver_id, Layer(parent, "").driver_id if parent else None)
+        except BaseException:
+            self._drop_layer(cid)
+            raise
+        return None
+
+    def _apply_layer(self, cid: str, diff_id: str, parent: str | None, opener: LayerOpener) -> tuple[int, int]:
+        did = Layer(cid, diff_id).driver_id
+        pdid = Layer(parent, "").driver_id if parent else None
+        stream = None
+        try:
+            stream = opener()
+            hr = HashingReader(stream)
+            size = self.driver.apply_diff(did, pdid, hr)
+            hr.drain()
+        except PyrtError:
+            raise
+        except OSError as e:
+            import gzip
+
+            if isinstance(e, gzip.BadGzipFile):
+                raise LayerError(f"layer {diff_id}: {e}") from e
+            raise StorageError(f"applying layer {diff_id}: {e}") from e
+        except Exception as e:  # tarfile.TarError, EOFError, zlib.error, ValueError ...
+            msg = str(e) or type(e).__name__
+            raise LayerError(f"layer {diff_id}: {msg}") from e
+        finally:
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
+        if hr.digest != diff_id:
+            raise ImageError(
+                f"layer {diff_id}: content digest mismatch (the uncompressed layer is {hr.digest})"
+            )
+        return int(size or 0), hr.count
+
+    def _finish_layer(self, cid: str, size: int, tar_size: int) -> Layer:
+        def done(data):
+            rec = data["layers"][cid]
+            rec.update(size=size, tar_size=tar_size, incomplete=False)
+        self._update_layers(done)
+        return self.layer(cid)
+
+    def _drop_layer(self, cid: str) -> None:
+        """Remove a layer from the driver and the index (lock held)."""
+        did = Layer(cid, "").driver_id
+        self.driver.remove(did)
+        self._update_layers(lambda data: data["layers"].pop(cid, None))
+
+    # -- batches -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self):
+        """Hold the store lock for several changes that must all happen or none.
+
+        Yields a :class:`Batch`; an exception inside the block removes the
+        layers and blobs it created and restores the image index."""
+        with self._locked():
+            b = Batch(self)
+            self._update_layers(lambda data: data.__setitem__("pending", True))
+            try:
+                yield b
+            except BaseException:
+                b._rollback()
+                raise
+            self._update_layers(lambda data: data.__setitem__("pending", False))
+
+    def add_image(self, config_bytes: bytes, layers: Sequence[tuple[str, LayerOpener]],
+                  manifest_bytes: bytes | None = None, names: Iterable[str] = (),
+                  parallel: bool | None = None) -> Image:
+        """Store an image (see :meth:`Batch.add_image`) in a batch of its own."""
+        with self.batch() as b:
+            return b.add_image(config_bytes, layers, manifest_bytes=manifest_bytes,
+                               names=names, parallel=parallel)
+
+    # -- lookups ---------------------------------------------------------------------
+    def list(self) -> list[Image]:
+        """All images, newest first."""
+        imgs = list(self._read_images().values())
+        imgs.sort(key=lambda i: (i.created or "", i.id), reverse=True)
+        return imgs
+
+    def get(self, ref: str | Image) -> Image:
+        """An image by id, id prefix (>= 3 hex digits, with or without
+        ``sha256:``), name (``busybox`` = ``busybox:latest``; ``docker.io/library/``
+        and ``localhost/`` prefixes are equivalent) or ``name@digest``."""
+        images = self._read_images()
+        iid, _ = self._resolve(images, ref)
+        return images[iid]
+
+    def exists(self, ref: str | Image) -> bool:
+        try:
+            self.get(ref)
+            return True
+        except NotFoundError:
+            return False
+
+    def layers_of(self, image: str | Image) -> list[Layer]:
+        """The image's layers, base first."""
+        img = image if isinstance(image, Image) else self.get(image)
+        recs = self._read_layers_file()["layers"]
+        out = []
+        for cid in img.layers:
+            rec = recs.get(cid)
+            if rec is None:
+                raise StorageError(f"layer {cid} of image {img.short_id} is missing from the store")
+            out.append(self._layer_from_record(cid, rec))
+        return out
+
+    def config_bytes(self, image: str | Image) -> bytes:
+        """The image's full config blob."""
+        img = image if isinstance(image, Image) else self.get(image)
+        return self.read_blob(img.id)
+
+    def _resolve_name(self, images: dict[str, Image], ref: str) -> tuple[str, str] | None:
+        """(image id, stored name) for a name, or None."""
+        names = {n: i.id for i in images.values() for n in i.names}
+        if ref in names:
+            return names[ref], ref
+        base, _, digest = ref.partition("@")
+        if digest:
+            key = _name_key(base)
+            if key is None:
+                return None
+            key = key[:2]
+            for img in images.values():
+                if img.digest == digest and any((_name_key(n) or ())[:2] == key for n in img.names):
+                    return img.id, ""
+            return None
+        if ":" not in ref.rsplit("/", 1)[-1] and ref + ":latest" in names:
+            return names[ref + ":latest"], ref + ":latest"
+        key = _name_key(ref)
+        if key is None:
+            return None
+        cands = sorted((n for n in names if _name_key(n) == key), key=lambda n: (_name_priority(n), n))
+        if cands:
+            return names[cands[0]], cands[0]
+        return None
+
+    def _resolve(self, images: dict[str, Image], ref) -> tuple[str, str | None]:
+        """(image id, the stored name it was found by, or None when by id)."""
+        if isinstance(ref, Image):
+            ref = ref.id
+        if not isinstance(ref, str) or not ref.strip():
+            raise NotFoundError(f"no such image: {ref!r}")
+        ref = ref.strip()
+        if ref in images:
+            return ref, None
+        hexpart = ref[len("sha256:"):] if ref.startswith("sha256:") else None
+        if hexpart is None:
+            if len(ref) == 64 and _HEX_RE.match(ref) and "sha256:" + ref in images:
+                return "sha256:" + ref, None
+            found = self._resolve_name(images, ref)
+            if found:
+                return found
+            hexpart = ref
+        if len(hexpart) >= 3 and _HEX_RE.match(hexpart):
+            matches = [i for i in images if i.startswith("sha256:" + hexpart)]
+            if len(matches) == 1:
+                return matches[0], None
+            if len(matches) > 1:
+                raise ConflictError(f"image id prefix {ref!r} is ambiguous ({len(matches)} images match)")
+        raise NotFoundError(f"no such image: {ref}")
+
+    # -- names -------------------------------------------------------------------------
+    def tag(self, image: str | Image, new_name: str) -> Image:
+        """Point ``new_name`` (``repo[:tag]``) at the image, taking it from any other image."""
+        name = normalize_name(new_name)
+        with self._locked():
+            images = self._read_images()
+            iid, _ = self._resolve(images, image)
+            _assign_name(images, iid, name)
+            self._write_images(images)
+            return images[iid]
+
+    def untag(self, name: str) -> Image:
+        """Remove a name; the image stays (possibly without names).  Returns it."""
+        with self._locked():
+            images = self._read_images()
+            found = self._resolve_name(images, name.strip())
+            if not found or not found[1]:
+                raise NotFoundError(f"no such image name: {name}")
+            iid, stored = found
+            images[iid].names.remove(stored)
+            self._write_images(images)
+            return images[iid]
+
+    # -- removal -------------------------------------------------------------------------
+    def remove(self, ref: str | Image, force: bool = False) -> list[str]:
+        """``rmi`` as docker does it.  Returns the report lines
+        (``Untagged: NAME`` / ``Deleted: ID``).
+
+        By name: the name is removed; the image is deleted with it when it
+        was the last name.  By id: every name is removed and the image
+        deleted (an image with several names needs ``force``).  Layers no
+        other image uses are removed from the driver.  An image that
+        containers use is not deleted: without ``force`` it is a
+        :class:`ConflictError`; with ``force`` its names are removed and the
+        image is kept (untagged) for those containers.
+        """
+        with self._locked():
+            images = self._read_images()
+            iid, by_name = self._resolve(images, ref)
+            img = images[iid]
+            out: list[str] = []
+            if by_name and len(img.names) > 1:
+                img.names.remove(by_name)
+                self._write_images(images)
+                return [f"Untagged: {by_name}"]
+            if not by_name and len(img.names) > 1 and not force:
+                raise ConflictError(
+                    f"unable to delete {img.short_id} (must be forced) - image is referenced "
+                    f"in multiple repositories ({', '.join(img.names)})"
+                )
+            users = self.in_use(iid) if self.in_use is not None else None
+            if users:
+                who = ""
+                if not isinstance(users, bool) and isinstance(users, Iterable):
+                    users = sorted(str(u) for u in users)
+                    who = " " + ", ".join(users[:3]) + (" ..." if len(users) > 3 else "")
+                if not force:
+                    what = f"repository reference {by_name!r}" if by_name else img.short_id
+                    raise ConflictError(
+                        f"unable to remove {what} (must force) - image {img.short_id} "
+                        f"is used by container(s){who}"
+                    )
+                out = [f"Untagged: {n}" for n in img.names]
+                img.names = []
+                self._write_images(images)
+                return out
+            out = [f"Untagged: {n}" for n in img.names]
+            del images[iid]
+            self._update_layers(lambda data: data.__setitem__("pending", True))
+            self._write_images(images)
+            out.append(f"Deleted: {iid}")
+            self._gc_layers(images, img.layers)
+            self._gc_blobs(images, [img.id, img.digest])
+            self._update_layers(lambda data: data.__setitem__("pending", False))
+            return out
+
+    def _gc_layers(self, images: dict[str, Image], candidates: Iterable[str] | None) -> list[str]:
+        """Remove layers (of ``candidates``, or all) that no image uses; children first."""
+        used = {c for img in images.values() for c in img.layers}
+        recs = self._read_layers_file()["layers"]
+        pool = set(recs) if candidates is None else set(candidates) & set(recs)
+        doomed = [c for c in pool if c not in used]
+
+        def depth(c):
+            d = 0
+            while c in recs and recs[c].get("parent"):
+                c = recs[c]["parent"]
+                d += 1
+            return d
+
+        doomed.sort(key=depth, reverse=True)
+        # a doomed layer that is the parent of a kept layer must stay
+        keep_parents = {recs[c].get("parent") for c in recs if c not in doomed}
+        removed = []
+        for c in doomed:
+            if c in keep_parents:
+                continue
+            self._drop_layer(c)
+            removed.append(c)
+        return removed
+
+    def _gc_blobs(self, images: dict[str, Image], candidates: Iterable[str | None]) -> None:
+        used = {i.id for i in images.values()} | {i.digest for i in images.values() if i.digest}
+        for d in candidates:
+            if d and d not in used:
+                with contextlib.suppress(FileNotFoundError, ImageError):
+                    os.unlink(self.blob_path(d))
+
+    # -- recovery --------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Undo what an interrupted process left: incomplete layers, and (after an
+        interrupted batch or removal) layers no image uses.  Cheap when there is
+        nothing to do; skipped when another process holds the store lock.
+        Returns the removed chain ids."""
+        data = self._read_layers_file()
+        if not data.get("pending") and not any(r.get("incomplete") for r in data["layers"].values()):
+            return []
+        lock = fsutil.FileLock(self.lock_path)
+        if not lock.acquire(blocking=False):
+            return []  # someone is working; their state is consistent when they finish
+        self._tls.depth = 1
+        try:
+            data = self._read_layers_file()
+            removed = []
+            incomplete = [c for c, r in data["layers"].items() if r.get("incomplete")]
+            images = self._read_images()
+            used = {c for img in images.values() for c in img.layers}
+            # children first, so a driver never loses a parent under a child
+            incomplete.sort(key=lambda c: c in used)
+            for c in incomplete:
+                self._drop_layer(c)
+                removed.append(c)
+            if data.get("pending"):
+                removed += self._gc_layers(images, None)
+                for d in (self.images_dir, self.blobs_dir, os.path.dirname(self.layers_path)):
+                    fsutil.clean_temp_files(d)
+                self._update_layers(lambda d: d.__setitem__("pending", False))
+            return removed
+        finally:
+            self._tls.depth = 0
+            lock.release()
+
+
+def _assign_name(images: dict[str, Image], iid: str, name: str) -> None:
+    for other in images.values():
+        if other.id != iid and name in other.names:
+            other.names.remove(name)
+    if name not in images[iid].names:
+        images[iid].names.append(name)
+
+
+def parse_config(config_bytes: bytes) -> dict:
+    try:
+        cfg = json.loads(config_bytes)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ImageError(f"malformed image config: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ImageError("malformed image config: not a JSON object")
+    rootfs = cfg.get("rootfs")
+    if not isinstance(rootfs, dict) or rootfs.get("type") != "layers" \
+            or not isinstance(rootfs.get("diff_ids", []), list):
+        raise ImageError("malformed image config: rootfs must be {\"type\": \"layers\", \"diff_ids\": [...]}")
+    for d in rootfs.get("diff_ids") or []:
+        check_digest(d, "layer diff id")
+    if cfg.get("config") is not None and not isinstance(cfg.get("config"), dict):
+        raise ImageError("malformed image config: \"config\" is not an object")
+    return cfg
+
+
+class Batch:
+    """Changes made under one hold of the store lock; see :meth:`ImageStore.batch`."""
+
+    def __init__(self, store: ImageStore):
+        self.store = store
+        self._created_layers: list[str] = []
+        self._created_blobs: list[str] = []
+        self._images_before = store._read_images()
+        self._images_changed = False
+
+    # -- layers ---------------------------------------------------------------
+    def add_layer(self, diff_id: str, parent: str | None, opener: LayerOpener) -> Layer:
+        s = self.store
+        cid = chain_id(parent, diff_id)
+        found = s._prepare_layer(cid, diff_id, parent)
+        if found is not None:
+            return found
+        self._created_layers.append(cid)
+        size, tar_size = s._apply_layer(cid, diff_id, parent, opener)
+        return s._finish_layer(cid, size, tar_size)
+
+    def add_layers(self, layers: Sequence[tuple[str, LayerOpener]], parallel: bool | None = None) -> list[Layer]:
+        """Apply a whole chain; layers already stored are reused.  With a
+        driver that supports it, up to 3 layers are applied at once."""
+        s = self.store
+        if parallel is None:
+            parallel = s.driver.supports_parallel_apply()
+        if not parallel:
+            out, parent = [], None
+            for diff_id, opener in layers:
+                layer = self.add_layer(diff_id, parent, opener)
+                out.append(layer)
+                parent = layer.chain_id
+            return out
+        cids = chain_ids([d for d, _ in layers])
+        todo = []
+        for i, (diff_id, opener) in enumerate(layers):
+            parent = cids[i - 1] if i else None
+            if s._prepare_layer(cids[i], diff_id, parent) is None:
+                self._created_layers.append(cids[i])
+                todo.append((cids[i], diff_id, parent, opener))
+        if todo:
+            with concurrent.futures.ThreadPoolExecutor(PARALLEL_LAYERS, thread_name_prefix="pyrt-layer") as ex:
+                futs = {ex.submit(s._apply_layer, *t): t[0] for t in todo}
+                first_error = None
+                for fut in concurrent.futures.as_completed(futs):
+                    try:
+                        size, tar_size = fut.result()
+                    except BaseException as e:
+                        if first_error is None:
+                            first_error = e
+                            for f in futs:
+                                f.cancel()
+                        continue
+                    if first_error is None:
+                        s._finish_layer(futs[fut], size, tar_size)
+                if first_error is not None:
+                    raise first_error
+        return [s.layer(c) for c in cids]
+
+    # -- blobs and images -----------------------------------------------------------
+    def put_blob(self, data, expected_digest: str | None = None) -> str:
+        digest, created = self.store._put_blob(data, expected_digest)
+        if created:
+            self._created_blobs.append(digest)
+        return digest
+
+    def add_image(self, config_bytes: bytes, layers: Sequence[tuple[str, LayerOpener]],
+                  manifest_bytes: bytes | None = None, names: Iterable[str] = (),
+                  parallel: bool | None = None) -> Image:
+        """Store an image: apply its layers (``(diff_id, opener)`` base first,
+        matching the config's ``rootfs.diff_ids``), keep the config and
+        manifest blobs, register it under ``names`` (taken from any other
+        image that had them).  Loading an image that is already stored adds
+        the names and reuses everything."""
+        names = [normalize_name(n) for n in names]
+        cfg = parse_config(config_bytes)
+        diff_ids = list(cfg["rootfs"].get("diff_ids") or [])
+        given = [d for d, _ in layers]
+        if given != diff_ids:
+            raise ImageError(
+                f"the layers ({len(given)}) do not match the config's rootfs.diff_ids ({len(diff_ids)})"
+                if len(given) != len(diff_ids) else
+                "the layers do not match the config's rootfs.diff_ids"
+            )
+        stored = self.add_layers(layers, parallel=parallel)
+        iid = self.put_blob(config_bytes)
+        digest = self.put_blob(manifest_bytes) if manifest_bytes is not None else None
+        s = self.store
+        with s._mutex:
+            images = s._read_images()
+            img = images.get(iid)
+            if img is None:
+                img = Image(
+                    id=iid,
+                    names=[],
+                    digest=digest,
+                    layers=[l.chain_id for l in stored],
+                    diff_ids=diff_ids,
+                    config=ImageConfig.from_oci(cfg.get("config")),
+                    architecture=str(cfg.get("architecture") or ""),
+                    os=str(cfg.get("os") or "linux"),
+                    created=str(cfg.get("created") or ""),
+                    size=sum(l.size for l in stored),
+                )
+                images[iid] = img
+            elif digest:
+                img.digest = digest
+            for n in names:
+                _assign_name(images, iid, n)
+            s._write_images(images)
+            self._images_changed = True
+            return images[iid]
+
+    # -- undo ----------------------------------------------------------------------------
+    def _rollback(self) -> None:
+        s = self.store
+        errors = []
+        if self._images_changed:
+            try:
+                s._write_images(self._images_before)
+            except Exception as e:  # pragma: no cover - disk trouble
+                errors.append(e)
+        for cid in reversed(self._created_layers):
+            try:
+                s._drop_layer(cid)
+            except Exception as e:  # pragma: no cover
+                errors.append(e)
+        for d in self._created_blobs:
+            with contextlib.suppress(OSError):
+                os.unlink(s.blob_path(d))
+        if not errors:
+            with contextlib.suppress(Exception):
+                s._update_layers(lambda data: data.__setitem__("pending", False))
+        # with errors the pending mark stays, so recover() finishes the job later

@@ -1,0 +1,65 @@
+"""The CLI's parsing and error conventions (no container is run)."""
+import subprocess
+import sys
+
+import pytest
+
+from pyrt_core.cli.main import build_parser, main
+from pyrt_core.cli.commands import container_config_from_args
+from pyrt_core.errors import UsageError
+
+
+def _run_args(*argv):
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_run_flags_docker_style():
+    a = _run_args("--rm", "--name", "x", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "-h", "box",
+                  "--network", "host", "-v", "/srv:/data:ro", "--read-only", "img", "sh", "-c", "echo -e")
+    cfg = container_config_from_args(a)
+    assert cfg.command == ["sh", "-c", "echo -e"] and cfg.hostname == "box" and cfg.auto_remove
+    assert cfg.volumes[0].readonly and cfg.network == "host" and cfg.env == ["A=1"]
+
+
+def test_flags_after_image_belong_to_the_command():
+    cfg = container_config_from_args(_run_args("img", "ls", "--rm", "-h"))
+    assert cfg.command == ["ls", "--rm", "-h"] and not cfg.auto_remove
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--network", "bridge", "img"], "network mode"),
+    (["-v", "relative:/x", "img"], "absolute host path"),
+    (["-v", "/a", "img"], "SRC:DST"),
+    (["--uidmap", "0:1", "img"], "CONTAINER:HOST:SIZE"),
+    (["-e", "=x", "img"], "invalid environment"),
+    (["--userns", "host", "--uidmap", "0:1000:1", "img"], "conflict"),
+])
+def test_bad_values_are_usage_errors(argv, msg):
+    with pytest.raises(UsageError, match=msg):
+        container_config_from_args(_run_args(*argv))
+
+
+def test_unknown_flag_exits_125(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--no-such-flag", "img"])
+    assert e.value.code == 125
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and "--no-such-flag" in err
+
+
+def test_usage_error_is_one_line_125(capsys):
+    assert main(["run", "--network", "bridge", "img"]) == 125
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("Error: network mode")
+
+
+def test_help_everywhere():
+    for cmd in ("run", "load", "images", "inspect", "tag", "rmi", "ps", "rm", "info"):
+        r = subprocess.run([sys.executable, "-m", "pyrt_core.cli.main", cmd, "--help"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "usage: pyrt " + cmd in r.stdout, cmd
+
+
+def test_version():
+    r = subprocess.run([sys.executable, "-m", "pyrt_core.cli.main", "--version"], capture_output=True, text=True)
+    assert r.stdout.startswith("pyrt version ")

@@ -1,0 +1,90 @@
+"""Driver selection: explicit choice, recorded choice, priority order, refusals."""
+import pytest
+
+from pyrt_core.config import load_settings
+from pyrt_core.errors import StorageError, UsageError
+from pyrt_core.storage import select
+
+from .fakedist import make_dist, on_path
+
+FAKES = """
+from pyrt_core.errors import DriverNotSupported, DriverPrerequisitesMissing
+from pyrt_core.storage.vfs import VfsDriver
+
+class Unsupported(VfsDriver):
+    name = "fake-unsupported"
+    def __init__(self, home, options=None):
+        raise DriverNotSupported("kernel lacks fakefs")
+
+class NoTools(VfsDriver):
+    name = "fake-notools"
+    def __init__(self, home, options=None):
+        raise DriverPrerequisitesMissing("mkfs.fake not found")
+
+class Works(VfsDriver):
+    name = "fake-works"
+"""
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    make_dist(site, "pyrt-fakes", "1.0", {"pyrt.storage.drivers": {
+        "fake-unsupported": "fake_drivers:Unsupported",
+        "fake-notools": "fake_drivers:NoTools",
+        "fake-works": "fake_drivers:Works",
+    }}, {"fake_drivers.py": FAKES})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(select, "PRIORITY", ("fake-unsupported", "fake-notools", "fake-works", "vfs"))
+    with on_path(site):
+        yield tmp_path
+
+
+def _settings(root, **kw):
+    return load_settings(root=str(root), env={}, config=None, **kw)
+
+
+def test_first_working_driver_wins_and_is_recorded(fakes):
+    root = fakes / "store"
+    name, drv = select.select_driver(_settings(root))
+    assert name == "fake-works"
+    assert (root / "storage" / "driver").read_text().strip() == "fake-works"
+    # the recorded driver is used next time even though another would now be first
+    name2, _ = select.select_driver(_settings(root))
+    assert name2 == "fake-works"
+
+
+def test_explicit_driver_wins(fakes):
+    name, _ = select.select_driver(_settings(fakes / "s2", storage_driver="vfs"))
+    assert name == "vfs"
+
+
+def test_never_switches_silently(fakes):
+    root = fakes / "s3"
+    select.select_driver(_settings(root, storage_driver="vfs"))
+    with pytest.raises(UsageError, match="holds data of storage driver 'vfs'"):
+        select.select_driver(_settings(root, storage_driver="fake-works"))
+
+
+def test_unknown_driver_lists_installed(fakes):
+    with pytest.raises(UsageError) as e:
+        select.select_driver(_settings(fakes / "s4", storage_driver="zfs"))
+    msg = str(e.value)
+    assert "unknown storage driver 'zfs'" in msg and "vfs" in msg and "fake-works" in msg
+    assert "\n" not in msg
+
+
+def test_explicit_unsupported_driver_says_why(fakes):
+    with pytest.raises(StorageError, match="kernel lacks fakefs"):
+        select.select_driver(_settings(fakes / "s5", storage_driver="fake-unsupported"))
+
+
+def test_probe_all_reports_reasons(fakes):
+    rows = {r["name"]: r for r in select.probe_all(_settings(fakes / "s6"))}
+    assert rows["fake-unsupported"]["usable"] is False
+    assert "kernel lacks fakefs" in rows["fake-unsupported"]["reason"]
+    assert "mkfs.fake not found" in rows["fake-notools"]["reason"]
+    assert rows["fake-works"]["usable"] and rows["vfs"]["usable"]
+    order = [r["name"] for r in select.probe_all(_settings(fakes / "s6"))]
+    assert order.index("fake-unsupported") < order.index("fake-works") < order.index("vfs")
