@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Container start-up: `pyrt run --rm IMAGE true` beside podman+runc and plain runc.
+
+Run as root from the repository (after scripts/quickstart or a dev install):
+
+    .venv/bin/python bench/startup.py [--runs 20] [--driver overlay]
+
+All three start the same busybox image (built offline by
+scripts/build-demo-image) in one run; prints the median wall time of each and
+the ratios. Peers missing on the machine are skipped with a note
+(apt-get install podman runc).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def median_time(cmd, runs, env=None):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        times.append(time.perf_counter() - t)
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.decode().strip()}")
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--driver", default=None, help="pyrt storage driver (default: automatic)")
+    ap.add_argument("--pyrt", default=shutil.which("pyrt") or os.path.join(REPO, ".venv/bin/pyrt"))
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    work = tempfile.mkdtemp(prefix="pyrt-bench-")
+    layout = os.path.join(work, "layout")
+    results = {}
+    try:
+        subprocess.run([os.path.join(REPO, "scripts/build-demo-image"), layout, "latest"], check=True,
+                       stdout=subprocess.DEVNULL)
+        # pyrt
+        root = os.path.join(work, "pyrt-root")
+        base = [a.pyrt, "--root", root, "--runroot", os.path.join(work, "pyrt-run")]
+        if a.driver:
+            base += ["--storage-driver", a.driver]
+        iid = subprocess.run(base + ["load", "-q", "-i", layout], check=True, capture_output=True,
+                             text=True).stdout.split()[0]
+        subprocess.run(base + ["run", "--rm", iid, "true"], check=True)  # warm caches
+        results["pyrt run --rm"] = median_time(base + ["run", "--rm", iid, "true"], a.runs)
+
+        # podman + runc
+        if shutil.which("podman") and shutil.which("runc"):
+            proot = os.path.join(work, "podman-root")
+            prun = os.path.join(work, "podman-run")
+            pbase = ["podman", "--root", proot, "--runroot", prun, "--runtime", "runc",
+                     "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+            subprocess.run(pbase + ["pull", "-q", f"oci:{layout}:latest"], check=True, stdout=subprocess.DEVNULL)
+            img = subprocess.run(pbase + ["images", "-q"], check=True, capture_output=True, text=True).stdout.split()[0]
+            prun_cmd = pbase + ["run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
+                                "--ulimit", "nproc=1000:1000", img, "true"]
+            subprocess.run(prun_cmd, check=True)
+            results["podman --runtime runc run --rm"] = median_time(prun_cmd, a.runs)
+            subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            print("podman or runc missing: skipped (apt-get install podman runc)")
+
+        # runc of a prepared bundle
+        if shutil.which("runc") and shutil.which("umoci"):
+            bundle = os.path.join(work, "bundle")
+            subprocess.run(["umoci", "unpack", "--image", f"{layout}:latest", bundle], check=True,
+                           stdout=subprocess.DEVNULL)
+            cfgp = os.path.join(bundle, "config.json")
+            with open(cfgp) as f:
+                cfg = json.load(f)
+            cfg["process"]["args"] = ["true"]
+            cfg["process"]["terminal"] = False
+            cfg["process"]["rlimits"] = [r for r in cfg["process"].get("rlimits", []) if r["type"] != "RLIMIT_NOFILE"]
+            with open(cfgp, "w") as f:
+                json.dump(cfg, f)
+            rroot = os.path.join(work, "runc-root")
+            cmd = ["runc", "--root", rroot, "run", "-b", bundle, "pyrt-bench-runc"]
+            results["runc run (bundle)"] = median_time(cmd, a.runs)
+    finally:
+        subprocess.run([a.pyrt, "--root", os.path.join(work, "pyrt-root"), "--runroot",
+                        os.path.join(work, "pyrt-run"), "rmi", "-f", "--all"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _cleanup(work)
+    p = results["pyrt run --rm"]
+    print(f"median of {a.runs} runs each:")
+    for k, v in results.items():
+        print(f"  {k:<34} {v * 1000:8.1f} ms   pyrt/this = {p / v:5.2f}")
+    return 0
+
+
+def _cleanup(work):
+    # unmount anything left under work (overlay mounts of podman/pyrt), then remove it
+    with open("/proc/self/mountinfo") as f:
+        mps = [line.split()[4] for line in f]
+    for mp in sorted((m for m in mps if m.startswith(work)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
