@@ -94,9 +94,6 @@ def main():
             cmd = ["runc", "--root", rroot, "run", "-b", bundle, "pyrt-bench-runc"]
             results["runc run (bundle)"] = median_time(cmd, a.runs)
     finally:
-        subprocess.run([a.pyrt, "--root", os.path.join(work, "pyrt-root"), "--runroot",
-                        os.path.join(work, "pyrt-run"), "rmi", "-f", "--all"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _cleanup(work)
     p = results["pyrt run --rm"]
     print(f"median of {a.runs} runs each:")

@@ -1,0 +1,31 @@
+"""The minimal set a distribution would ship: pyrt-core, pyrt-namespaces,
+pyrt-storage-overlay, installed (not editable) by tox env `minimal`.
+It must run a real container, and nothing else may be installed."""
+import importlib.metadata
+import json
+
+import pytest
+
+pytestmark = pytest.mark.privileged
+
+
+def _pyrt_dists():
+    return sorted({d.metadata["Name"] for d in importlib.metadata.distributions()
+                   if (d.metadata["Name"] or "").startswith("pyrt")})
+
+
+def test_only_the_minimal_set_is_installed():
+    assert _pyrt_dists() == ["pyrt-core", "pyrt-namespaces", "pyrt-storage-overlay"]
+
+
+def test_runs_a_container_on_overlay(pyrt_cli, demo_layout):
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    r = pyrt_cli("run", "--rm", iid, "sh", "-c", "echo hello; echo $$; hostname")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert lines[0] == "hello" and lines[1] == "1"
+    info = json.loads(pyrt_cli("info", "--format", "json", check=True).stdout)
+    assert info["storage"]["selected"] == "overlay"
+    loaded = {p["name"] for p in info["plugins"] if p["status"] == "loaded"}
+    assert loaded == {"core", "namespaces"}
+    assert {d["name"] for d in info["storage"]["drivers"]} == {"overlay", "vfs"}

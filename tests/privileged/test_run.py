@@ -1,0 +1,181 @@
+"""`pyrt run` end to end: a real image, real storage, real namespaces."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+@pytest.fixture
+def cli(pyrt_cli, demo_layout):
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
+    pyrt_cli.image = "demo/busybox"
+    return pyrt_cli
+
+
+def test_echo(cli):
+    r = cli("run", "--rm", cli.image, "echo", "hello", "world")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "hello world\n", "")
+
+
+def test_default_cmd_from_image(cli):
+    r = cli("run", "--rm", "-i", cli.image, input="echo from-stdin; exit 4\n")
+    assert r.returncode == 4 and r.stdout == "from-stdin\n"
+
+
+def test_exit_codes(cli):
+    assert cli("run", "--rm", cli.image, "sh", "-c", "exit 42").returncode == 42
+    r = cli("run", "--rm", cli.image, "no-such-command")
+    assert r.returncode == 127
+    assert "no-such-command" in r.stderr and r.stderr.count("\n") == 1
+    r = cli("run", "--rm", cli.image, "/etc/passwd")
+    assert r.returncode == 126 and "/etc/passwd" in r.stderr
+
+
+def test_isolation_defaults(cli):
+    script = ("echo pid=$$; hostname; ls /sys/class/net; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)';"
+              "cat /proc/kcore | wc -c; touch /sys/x 2>/dev/null || echo sys-ro;"
+              "echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo procsys-ro; ls /dev")
+    r = cli("run", "--rm", "--hostname", "box", cli.image, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split("\n")
+    assert out[0] == "pid=1" and out[1] == "box" and out[2] == "lo"
+    assert out[3].split() == ["CapEff:", "00000000a80425fb"]  # docker's 14 capabilities
+    assert out[4].split() == ["NoNewPrivs:", "1"]
+    assert out[5].strip() == "0"
+    assert "sys-ro" in out and "procsys-ro" in out
+    devs = set(r.stdout.split("procsys-ro\n", 1)[1].split())
+    assert {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx",
+            "fd", "stdin", "stdout", "stderr"} <= devs
+
+
+def test_user_workdir_env_entrypoint(cli):
+    r = cli("run", "--rm", "-u", "user", "-w", "/home/user", "-e", "A=1", "-e", "B=two words",
+            "--entrypoint", "sh", cli.image, "-c", 'id -u; id -g; pwd; echo "$A/$B"')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["1000", "1000", "/home/user", "1/two words"]
+    r = cli("run", "--rm", "-u", "4242:4343", "-w", "/new/dir", cli.image, "sh", "-c", "id -u; id -g; pwd")
+    assert r.stdout.split() == ["4242", "4343", "/new/dir"]
+    r = cli("run", "--rm", "-u", "nosuchuser", cli.image, "true")
+    assert r.returncode == 126 and "unable to find user nosuchuser" in r.stderr
+
+
+def test_volumes_and_read_only(cli, tmp_path):
+    src = tmp_path / "vol"
+    src.mkdir()
+    (src / "in.txt").write_text("host data\n")
+    r = cli("run", "--rm", "-v", f"{src}:/data", cli.image, "sh", "-c", "cat /data/in.txt; echo out > /data/out.txt")
+    assert r.returncode == 0 and r.stdout == "host data\n"
+    assert (src / "out.txt").read_text() == "out\n"
+    r = cli("run", "--rm", "-v", f"{src}:/data:ro", cli.image, "sh", "-c", "echo x > /data/y")
+    assert r.returncode != 0 and not (src / "y").exists()
+    r = cli("run", "--rm", "--read-only", cli.image, "sh", "-c", "touch /newfile")
+    assert r.returncode != 0
+    r = cli("run", "--rm", "--read-only", cli.image, "sh", "-c", "touch /tmp/../dev/shm/ok && echo ok")
+    assert r.stdout == "ok\n"
+
+
+def test_network_modes(cli):
+    r = cli("run", "--rm", "--network", "none", cli.image, "sh", "-c", "ip -o link | wc -l; ip -o addr show lo")
+    lines = r.stdout.splitlines()
+    assert lines[0].strip() == "1" and "127.0.0.1" in r.stdout
+    r = cli("run", "--rm", "--network", "host", cli.image, "ls", "/sys/class/net")
+    assert sorted(r.stdout.split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_user_namespace(cli):
+    r = cli("run", "--rm", "--userns", "private", cli.image, "sh", "-c", "cat /proc/self/uid_map; id -u")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "100000", "65536", "0"]
+    r = cli("run", "--rm", "--uidmap", "0:200000:1000", cli.image, "cat", "/proc/self/gid_map")
+    assert r.stdout.split() == ["0", "200000", "1000"]
+
+
+def test_rm_and_container_records(cli):
+    cli("run", "--name", "kept", cli.image, "sh", "-c", "exit 3")
+    ps = cli("ps", "-a", "--format", "json", check=True)
+    [c] = json.loads(ps.stdout)
+    assert c["Name"] == "kept" and c["State"]["ExitCode"] == 3 and c["State"]["Status"] == "exited"
+    assert c["GraphDriver"]["Name"] == "overlay" and c["CgroupManager"]
+    r = cli("run", "--name", "kept", cli.image, "true")
+    assert r.returncode == 125 and "already in use" in r.stderr
+    assert cli("rm", "kept").returncode == 0
+    assert cli("ps", "-aq").stdout == ""
+    cli("run", "--rm", cli.image, "true", check=True)
+    assert cli("ps", "-aq").stdout == ""
+    # nothing left in the driver but the image's layers
+    layers = json.loads(open(os.path.join(cli.root, "storage", "layers.json")).read())
+    home = os.path.join(cli.root, "storage", "overlay")
+    dirs = {d for d in os.listdir(home) if d not in ("l", "empty") and not d.startswith(".")}
+    assert len(dirs) == len(layers.get("layers", layers))
+
+
+def test_signals_are_forwarded(cli):
+    p = subprocess.Popen(cli.argv("run", "--rm", cli.image, "sh", "-c",
+                                  'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.1; done'),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 7, err
+        assert out == "got-term\n"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_killed_container_exits_137(cli):
+    p = subprocess.Popen(cli.argv("run", "--rm", "--name", "victim", cli.image, "sh", "-c", "echo ready; sleep 1000"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        c = json.loads(cli("inspect", "--type", "container", "victim", check=True).stdout)[0]
+        assert c["State"]["Running"] and c["State"]["Pid"] > 0
+        os.kill(c["State"]["Pid"], signal.SIGKILL)
+        p.communicate(timeout=20)
+        assert p.returncode == 137
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_unknown_image(cli):
+    r = cli("run", "--rm", "nosuch/image:1", "true")
+    assert r.returncode == 125
+    assert r.stderr.startswith("Error: image nosuch/image:1 is not in the local store")
+    assert r.stderr.count("\n") == 1
+    assert cli("ps", "-aq").stdout == ""
+
+
+def test_parallel_runs_on_one_store(cli):
+    procs = [subprocess.Popen(cli.argv("run", "--rm", cli.image, "sh", "-c", f"echo {i}"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [o[1] for o in outs]
+    assert sorted(int(o[0]) for o in outs) == list(range(8))
+    assert cli("ps", "-aq").stdout == ""
+
+
+def test_storage_driver_choice_and_no_silent_switch(cli, demo_layout):
+    info = json.loads(cli("info", "--format", "json", check=True).stdout)
+    assert info["storage"]["selected"] == "overlay"  # first in priority that works here
+    r = cli("--storage-driver", "vfs", "images")
+    assert r.returncode == 125 and "refusing to switch" in r.stderr
+
+
+def test_vfs_driver(tmp_path, demo_layout):
+    from conftest import PyrtCLI
+
+    v = PyrtCLI(tmp_path / "vroot", tmp_path / "vrun", driver="vfs")
+    try:
+        iid = v("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+        r = v("run", "--rm", iid, "sh", "-c", "echo x > /f; cat /f; echo $$")
+        assert r.stdout.split() == ["x", "1"], r.stderr
+    finally:
+        v.cleanup()
