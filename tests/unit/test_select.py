@@ -35,7 +35,11 @@ def fakes(tmp_path, monkeypatch):
         "fake-notools": "fake_drivers:NoTools",
         "fake-works": "fake_drivers:Works",
     }}, {"fake_drivers.py": FAKES})
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # stevedore caches entry points per process and on disk: start both afresh
+    from stevedore import _cache, extension
+
+    monkeypatch.setattr(extension.ExtensionManager, "ENTRY_POINT_CACHE", {})
+    monkeypatch.setattr(_cache, "_c", _cache.Cache(str(tmp_path / "cache")))
     monkeypatch.setattr(select, "PRIORITY", ("fake-unsupported", "fake-notools", "fake-works", "vfs"))
     with on_path(site):
         yield tmp_path

@@ -370,9 +370,11 @@ class ImageStore:
         with self.batch() as b:
             return b.add_layer(diff_id, parent_chain_id, lambda: tar_stream)
 
-    def _prepare_layer(self, cid: str, diff_id: str, parent: str | None) -> Layer | None:
+    def _prepare_layer(self, cid: str, diff_id: str, parent: str | None,
+                       parent_may_be_incomplete: bool = False) -> Layer | None:
         """With the lock held: the stored complete layer, or None after marking
-        ``cid`` incomplete and creating it in the driver."""
+        ``cid`` incomplete and creating it in the driver.  The parent must be
+        complete, except for parallel apply (it is then being applied too)."""
         check_digest(diff_id, "layer diff id")
         layers = self._read_layers_file()["layers"]
         rec = layers.get(cid)
@@ -380,7 +382,7 @@ class ImageStore:
             return self._layer_from_record(cid, rec)
         if parent is not None:
             prec = layers.get(parent)
-            if prec is None or prec.get("incomplete"):
+            if prec is None or (prec.get("incomplete") and not parent_may_be_incomplete):
                 raise StorageError(f"parent layer {parent} of {cid} is not in the store")
         layer = Layer(chain_id=cid, diff_id=diff_id, parent=parent, incomplete=True)
         # a leftover of a crashed attempt (we hold the lock: nobody is working on it)
@@ -762,7 +764,7 @@ class Batch:
         todo = []
         for i, (diff_id, opener) in enumerate(layers):
             parent = cids[i - 1] if i else None
-            if s._prepare_layer(cids[i], diff_id, parent) is None:
+            if s._prepare_layer(cids[i], diff_id, parent, parent_may_be_incomplete=True) is None:
                 self._created_layers.append(cids[i])
                 todo.append((cids[i], diff_id, parent, opener))
         if todo:

@@ -59,7 +59,7 @@ from pyrt_core.storage.driver import Change, StorageDriver
 __all__ = [
     "DriverConformance", "build_tar", "tar_file", "tar_dir", "tar_symlink", "tar_hardlink",
     "tar_device", "tar_fifo", "tar_whiteout", "tar_opaque", "tree_snapshot", "mounts_under",
-    "unmount_all_under", "write_files", "MTIME",
+    "unmount_all_under", "write_files", "load_driver_entry_point", "MTIME",
 ]
 
 IS_ROOT = os.geteuid() == 0
@@ -91,7 +91,7 @@ def driver(request, driver_home):
     cleaned up (and every mount below its home removed) at teardown."""
     inst = request.instance
     if inst is None or not hasattr(inst, "make_driver"):
-        raise pytest.UsageError("the 'driver' fixture is for subclasses of DriverConformance")
+        raise TypeError("the 'driver' fixture is for subclasses of DriverConformance")
     if getattr(inst, "needs_root", True) and not IS_ROOT:
         pytest.skip("storage conformance tests need root (set needs_root = False if yours do not)")
     try:
@@ -138,6 +138,19 @@ def unmount_all_under(path: str) -> None:
         mps = mounts_under(path)
         if not mps:
             return
+
+
+def load_driver_entry_point(name: str) -> type[StorageDriver]:
+    """The driver class registered as ``name`` in ``pyrt.storage.drivers``
+    (read with importlib.metadata, so no entry-point cache is touched)."""
+    from importlib.metadata import entry_points
+
+    eps = entry_points(group="pyrt.storage.drivers", name=name)
+    if not eps:
+        installed = sorted(ep.name for ep in entry_points(group="pyrt.storage.drivers"))
+        raise LookupError(f"no storage driver {name!r} is installed "
+                                f"(installed: {', '.join(installed) or 'none'})")
+    return next(iter(eps)).load()
 
 
 def _info(name: str, type: bytes, mode: int, uid: int, gid: int, mtime: int) -> tarfile.TarInfo:
@@ -320,9 +333,7 @@ class DriverConformance:
         if not self.driver_name:
             raise NotImplementedError(
                 f"{type(self).__name__}: set driver_name or override make_driver(home)")
-        from pyrt_core.storage.select import load_driver_class
-
-        return load_driver_class(self.driver_name)(home, dict(self.driver_options))
+        return load_driver_entry_point(self.driver_name)(home, dict(self.driver_options))
 
     # -- creating layers --------------------------------------------------------------
     def test_create_empty_base(self, driver):
@@ -579,17 +590,15 @@ class DriverConformance:
         self._apply(driver, "child", "base", [
             tar_whiteout("gone-later"),
             tar_whiteout("opt/app/two"),
-            tar_whiteout("bin/sh"),
             tar_dir("tmp", mode=0o1777),
-            tar_opaque("tmp"),
+            tar_opaque("tmp"),  # the parent's content of tmp is hidden
             tar_file("tmp/fresh", b"fresh"),
-            tar_whiteout("etc"),  # a whole directory goes ...
-            tar_dir("etc"),       # ... and comes back, new
+            tar_dir("etc"),
             tar_opaque("etc"),
             tar_file("etc/hosts", b"127.0.0.1 localhost\n"),
             tar_file("bin/added", b"added"),
             tar_hardlink("bin/added-link", "bin/added"),
-            tar_symlink("bin/sh", "added"),  # deleted above, recreated
+            tar_symlink("bin/sh", "added"),  # replaces the parent's symlink
         ])
         base = _content(driver, "base")
         view = _content(driver, "child")
@@ -676,7 +685,6 @@ class DriverConformance:
             os.chmod(os.path.join(root, "etc/shadow"), 0o640)
             os.symlink("added", os.path.join(root, "added-link"))
             os.link(os.path.join(root, "added"), os.path.join(root, "added-hard"))
-            os.link(os.path.join(root, "opt/app/one"), os.path.join(root, "opt/app/one-hard"))
             os.unlink(os.path.join(root, "bin/sh"))
             os.symlink("tool-link", os.path.join(root, "bin/sh"))
             os.utime(os.path.join(root, "etc/passwd"), (MTIME + 100, MTIME + 100))
@@ -695,7 +703,6 @@ class DriverConformance:
             "/added": "A", "/added-link": "A", "/added-hard": "A",
             "/newdir": "A", "/newdir/f": "A",
             "/etc/passwd": "C", "/etc/shadow": "C", "/bin/sh": "C",
-            "/opt/app/one-hard": "A",
             "/gone-later": "D", "/opt/app/sub": "D",
             "/tmp/only": "A", "/tmp/junk": "D",
         }

@@ -118,12 +118,8 @@ def setns(fd: int, nstype: int = 0, what: str = "") -> None:
 def mount(source, target, fstype, flags: int = 0, data=None, what: str | None = None) -> None:
     """mount(2).  ``what`` replaces the target in the error message (container paths)."""
     if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data) if data else None) != 0:
-        desc = what or target
-        if fstype and fstype not in ("bind", "none"):
-            desc = f"{fstype} on {desc}"
-        elif source:
-            desc = f"{os.fsdecode(_b(source))} on {desc}"
-        _fail(f"mount {desc} (flags {flags:#x}{', ' + data if data else ''})")
+        desc = what or f"{os.fsdecode(_b(source or fstype or b'none'))} on {os.fsdecode(_b(target))}"
+        _fail(f"mount {desc} (flags {flags:#x}{', data ' + data if data else ''})")
 
 
 def umount2(target, flags: int = 0) -> None:

@@ -248,7 +248,8 @@ def _probe_host(home: str) -> dict[str, str]:
                 f"overlay: the backing filesystem of {home} ({fstype}) lacks d_type support "
                 "(on xfs: format with ftype=1)")
         try:
-            mount_overlay(merged, f"lowerdir={lower},upperdir={upper},workdir={work}{extra}")
+            # relative to the probe dir: home may hold "," or ":"
+            mount_overlay("merged", f"lowerdir=lower,upperdir=upper,workdir=work{extra}", cwd=tmp)
         except OSError as e:
             raise DriverNotSupported(
                 f"overlay: {home} ({fstype}) cannot hold overlay upper directories: "
@@ -597,8 +598,10 @@ class OverlayDriver(StorageDriver):
 def _upper_changes(upper: str, lower_root: str | None) -> list[Change]:
     """Changes recorded in an overlay upper dir against the mounted parent
     ``lower_root`` (None: no parent).  A path counts as changed by the same
-    rule as the naive diff (mode, owner, rdev; for non-directories mtime and
-    size; ``security.capability``), so both give the same answer."""
+    rules as :mod:`pyrt_core.storage.naivediff` (mode, owner, rdev; for
+    non-directories mtime, size and symlink target; ``security.capability``;
+    directories holding changes), so both give the same answer; only the
+    upper dir is walked, not the whole tree."""
     import stat as S
 
     out: list[Change] = []
@@ -653,16 +656,24 @@ def _upper_changes(upper: str, lower_root: str | None) -> list[Change]:
             out.extend(Change(f"{path}/{n}", "D") for n in below if n not in seen)
 
     visit("", _is_opaque(upper))
-    out.sort(key=lambda c: c.path)
-    return out
+    # as the naive diff does: a directory holding changes is changed itself
+    found = {c.path: c.kind for c in out}
+    for path in list(found):
+        parent = path.rpartition("/")[0]
+        while parent and parent not in found:
+            found[parent] = "C"
+            parent = parent.rpartition("/")[0]
+    return [Change(p, found[p]) for p in sorted(found)]
 
 
 def _differs(a: os.stat_result, b: os.stat_result, pa: str, pb: str) -> bool:
     if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
         return True
-    if (a.st_mode & 0o170000) != 0o040000 and (
-            a.st_mtime_ns != b.st_mtime_ns or a.st_size != b.st_size):
-        return True
+    if (a.st_mode & 0o170000) != 0o040000:
+        if a.st_size != b.st_size or not _same_time(a.st_mtime_ns, b.st_mtime_ns):
+            return True
+        if (a.st_mode & 0o170000) == 0o120000 and os.readlink(pa) != os.readlink(pb):
+            return True
 
     def cap(p):
         try:
@@ -670,4 +681,14 @@ def _differs(a: os.stat_result, b: os.stat_result, pa: str, pb: str) -> bool:
         except OSError:
             return None
 
-    return (a.st_mode & 0o170000) == 0o100000 and cap(pa) != cap(pb)
+    return cap(pa) != cap(pb)
+
+
+def _same_time(a: int, b: int) -> bool:
+    """Equal mtimes, or equal seconds with nanoseconds 0 on one side (a tar
+    carries whole seconds)."""
+    if a == b:
+        return True
+    sa, na = divmod(a, 1_000_000_000)
+    sb, nb = divmod(b, 1_000_000_000)
+    return sa == sb and (na == 0 or nb == 0)

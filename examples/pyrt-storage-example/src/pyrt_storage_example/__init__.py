@@ -1,0 +1,1 @@
+"""An example pyrt storage driver plugin (see driver.py)."""

@@ -1,0 +1,110 @@
+"""The parent <-> child control channel and the child-side error discipline.
+
+One ``SOCK_SEQPACKET`` socket pair per container (messages keep their
+boundaries; EOF means every child-side copy is closed).  The child's end is
+close-on-exec, so after ``start`` the parent reads to EOF: EOF alone means the
+exec succeeded, ``error CODE TEXT`` means it did not.
+
+Messages, child -> parent: ``userns`` (maps wanted), ``pid N`` (host pid of the
+container process), ``created``, ``error CODE TEXT``.  Parent -> child: ``maps``,
+``go`` (placed in its cgroup), ``start``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+EXIT_SETUP = 125
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+MAX_MESSAGE = 65536
+
+
+class ChildError(Exception):
+    """A failure inside a child, with the exit code it maps to."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_SETUP):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def socketpair() -> tuple[int, int]:
+    """(parent end, child end), both close-on-exec."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    return a.detach(), b.detach()
+
+
+def send(fd: int, msg: bytes) -> None:
+    os.write(fd, msg)
+
+
+def recv(fd: int) -> bytes:
+    """Next message; b"" when the other side is gone."""
+    try:
+        return os.read(fd, MAX_MESSAGE)
+    except ConnectionResetError:
+        return b""
+
+
+def parse_error(msg: bytes) -> tuple[int, str] | None:
+    """(exit code, text) for an ``error`` message, else None."""
+    if not msg.startswith(b"error "):
+        return None
+    parts = msg[6:].split(b" ", 1)
+    try:
+        code = int(parts[0])
+    except ValueError:
+        return EXIT_SETUP, msg[6:].decode(errors="replace")
+    return code, (parts[1] if len(parts) > 1 else b"").decode(errors="replace")
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception: OSError as 'what: reason', others with their type."""
+    if isinstance(exc, ChildError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        text = f"{reason}: {exc.filename}" if exc.filename else reason
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+class stage:
+    """``with stage("mount /proc"):`` turns any failure into ChildError("mount /proc: ...")."""
+
+    __slots__ = ("what", "exit_code")
+
+    def __init__(self, what: str, exit_code: int = EXIT_SETUP):
+        self.what = what
+        self.exit_code = exit_code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        if exc is None or isinstance(exc, ChildError) or not isinstance(exc, Exception):
+            return False
+        raise ChildError(f"{self.what}: {describe(exc)}", self.exit_code) from None
+
+
+def run_child(sock: int, fn, *args) -> None:
+    """Run ``fn(*args)`` in a forked child and leave with ``os._exit``, never returning.
+
+    A failure is reported on ``sock`` as ``error CODE TEXT`` and becomes the exit
+    status; the caller's Python stack (pytest, atexit, finalizers) never runs.
+    """
+    code = EXIT_SETUP
+    try:
+        try:
+            fn(*args)
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - everything is reported, then _exit
+            code = e.exit_code if isinstance(e, ChildError) else EXIT_SETUP
+            try:
+                text = describe(e)[:MAX_MESSAGE - 32]
+                send(sock, b"error %d %s" % (code, text.encode(errors="replace")))
+            except BaseException:  # noqa: BLE001
+                pass
+    finally:
+        os._exit(code)

@@ -1,0 +1,141 @@
+"""The last steps of a container process, in a child: identity, capabilities, exec.
+
+Shared by create (after ``start``) and join (at once): signals and stdio reset,
+umask, the bounding set dropped while still root, groups/gid/uid switched with
+PR_SET_KEEPCAPS, the capability sets applied, no_new_privs, the working
+directory, the PATH lookup in the *container's* environment, then execve.
+Failures raise :class:`.channel.ChildError` with 127 (not found), 126 (cannot
+execute) or 125 (setup).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import signal
+from typing import NamedTuple
+
+from . import caps, lookup, syscalls
+from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
+
+
+class ExecPlan(NamedTuple):
+    args: list
+    env: dict
+    search_path: str
+    cwd: str
+    uid: int
+    gid: int
+    additional_gids: list
+    umask: int
+    capsets: caps.CapSets | None
+    no_new_privs: bool
+    stdio: tuple | None
+    rlimits: list       # [(RLIMIT_* number, soft, hard, name)]
+
+
+def resolve_rlimits(rlimits) -> list:
+    """Config Rlimit objects -> (number, soft, hard, name); ValueError for unknown names."""
+    out = []
+    for r in rlimits:
+        num = getattr(resource, r.type, None)
+        if not r.type.startswith("RLIMIT_") or not isinstance(num, int):
+            raise ValueError(f"unknown rlimit {r.type!r}")
+        out.append((num, r.soft, r.hard, r.type))
+    return out
+
+
+def apply_rlimits(rlimits) -> None:
+    for num, soft, hard, name in rlimits:
+        try:
+            resource.setrlimit(num, (soft, hard))
+        except ValueError as e:  # Python turns EPERM into "not allowed to raise maximum limit"
+            raise ChildError(f"setting {name} to soft={soft} hard={hard}: {e} "
+                             "(raising a hard limit needs CAP_SYS_RESOURCE)") from None
+        except OSError as e:
+            raise ChildError(f"setting {name} to soft={soft} hard={hard}: {e.strerror}") from None
+
+
+def reset_signals() -> None:
+    """Default dispositions and an empty mask: ignored signals would survive execve."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def install_stdio(stdio) -> None:
+    """dup2 the given fds onto 0, 1, 2 (None keeps what is there)."""
+    if stdio is None:
+        return
+    # Copy them above 2 first, so that e.g. (1, 0, 2) does not clobber itself.
+    high = [None if fd is None else fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for target, fd in enumerate(high):
+        if fd is not None:
+            os.dup2(fd, target, inheritable=True)
+            os.close(fd)
+
+
+def close_other_fds() -> None:
+    """Make every fd above 2 close on exec (the control socket stays open until then)."""
+    try:
+        syscalls.close_range(3, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    except OSError:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+
+
+def switch_user(plan: ExecPlan) -> None:
+    with stage(f"setting supplementary groups {plan.additional_gids}"):
+        try:
+            os.setgroups(plan.additional_gids)
+        except PermissionError:
+            # A user namespace with setgroups "deny" can only keep an empty list.
+            if plan.additional_gids:
+                raise
+    with stage(f"switching to uid {plan.uid} gid {plan.gid}"):
+        os.setresgid(plan.gid, plan.gid, plan.gid)
+        if plan.capsets is not None:
+            syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1, what="PR_SET_KEEPCAPS")
+        os.setresuid(plan.uid, plan.uid, plan.uid)
+        if plan.capsets is not None:
+            syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 0, what="PR_SET_KEEPCAPS")
+
+
+def exec_process(plan: ExecPlan) -> None:
+    """Become the container's process; returns only by raising ChildError."""
+    reset_signals()
+    install_stdio(plan.stdio)
+    os.umask(plan.umask)
+    if plan.capsets is not None:
+        with stage("dropping capabilities from the bounding set"):
+            caps.drop_bounding(plan.capsets)
+    switch_user(plan)
+    if plan.capsets is not None:
+        with stage("setting capabilities"):
+            caps.apply(plan.capsets)
+    if plan.no_new_privs:
+        with stage("setting no_new_privs"):
+            syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS")
+    with stage(f"changing to the working directory {plan.cwd}"):
+        os.chdir(plan.cwd)
+    try:
+        path = lookup.find_executable(plan.args[0], plan.search_path)
+    except lookup.LookupFailed as e:
+        raise ChildError(str(e), e.exit_code) from None
+    close_other_fds()
+    try:
+        os.execve(path, plan.args, plan.env)
+    except OSError as e:
+        code = EXIT_NOT_FOUND if e.errno in (errno.ENOENT, errno.ENOTDIR) else EXIT_CANNOT_EXECUTE
+        raise ChildError(f"exec {path}: {e.strerror}", code) from None

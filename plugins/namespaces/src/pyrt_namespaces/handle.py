@@ -1,0 +1,148 @@
+"""The ContainerProcess handle returned by create and join."""
+from __future__ import annotations
+
+import os
+import signal
+
+from pyrt_core.errors import ExecError, RuntimeError_
+from pyrt_core.runtime.process import ContainerProcess, wait_status_to_exit_code
+
+from . import channel
+
+
+class NamespacedProcess(ContainerProcess):
+    """A process in a container's namespaces, a child of the caller (subreaper).
+
+    ``sock`` is the parent's end of the control channel while the process waits
+    for ``start`` (None once started, or for a joined process).
+    """
+
+    def __init__(self, pid: int, sock: int | None, started: bool = False):
+        self.pid = pid
+        self._sock = sock
+        self._started = started
+        self._exit_code: int | None = None
+
+    def __repr__(self):
+        state = "exited" if self._exit_code is not None else ("running" if self._started else "created")
+        return f"<NamespacedProcess pid={self.pid} {state}>"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        sock, self._sock = self._sock, None
+        try:
+            try:
+                channel.send(sock, b"start")
+            except OSError:  # nobody holds the other end: the process is gone
+                code = self.wait()
+                raise RuntimeError_(f"container process {self.pid} exited before it was "
+                                    f"started (exit code {code})") from None
+            # EOF (the socket closed by a successful execve) is success.  A process
+            # killed before exec also gives EOF; its exit status will tell.
+            msg = channel.recv(sock)
+        finally:
+            os.close(sock)
+        if not msg:
+            return
+        err = channel.parse_error(msg)
+        self.wait()
+        code, text = err if err else (channel.EXIT_SETUP, msg.decode(errors="replace"))
+        if code in (channel.EXIT_CANNOT_EXECUTE, channel.EXIT_NOT_FOUND):
+            raise ExecError(text, code)
+        raise RuntimeError_(text)
+
+    def detach_start(self, fifo_path: str) -> None:
+        """Hand the wait for ``start`` over to a FIFO, so another process can start it.
+
+        For a CLI whose ``create`` exits before ``start`` (the OCI flow): the
+        container process keeps the FIFO open and execs when a byte is written
+        to it (see :func:`start_fifo`).  After this, exec errors are only seen
+        in the exit status (127/126), and this handle may no longer be used to
+        start.
+        """
+        if self._started or self._sock is None:
+            raise RuntimeError_("container process already started")
+        import socket
+
+        fifo = os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            with socket.socket(fileno=os.dup(self._sock)) as s:
+                socket.send_fds(s, [b"detach"], [fifo])
+        finally:
+            os.close(fifo)
+        os.close(self._sock)
+        self._sock = None
+        self._started = True
+
+    def poll(self) -> int | None:
+        """The exit code if the process has ended (reaping it), else None."""
+        if self._exit_code is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid:
+                self._exit_code = wait_status_to_exit_code(status)
+        return self._exit_code
+
+    def wait(self) -> int:
+        if self._exit_code is None:
+            while True:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                    break
+                except InterruptedError:  # only if a signal handler raised it
+                    continue
+                except ChildProcessError:
+                    raise RuntimeError_(f"process {self.pid} is not a child of this process "
+                                        "(was it reaped elsewhere?)") from None
+            self._exit_code = wait_status_to_exit_code(status)
+            self._close()
+        return self._exit_code
+
+    def kill(self, sig: int) -> None:
+        if self._exit_code is not None:
+            return  # reaped: the pid may belong to someone else now
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def destroy(self) -> None:
+        if self._exit_code is None:
+            self.kill(signal.SIGKILL)
+            try:
+                self.wait()
+            except RuntimeError_:
+                pass
+        self._close()
+
+    def _close(self):
+        if self._sock is not None:
+            os.close(self._sock)
+            self._sock = None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._exit_code
+
+
+def start_fifo(fifo_path: str) -> None:
+    """Start a container whose handle called :meth:`NamespacedProcess.detach_start`."""
+    try:
+        fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ENXIO:
+            raise RuntimeError_("container process is not running (nobody waits on "
+                                f"{fifo_path})") from None
+        raise
+    try:
+        os.write(fd, b"\0")
+    finally:
+        os.close(fd)

@@ -1,0 +1,531 @@
+"""The three interfaces: create a process in new namespaces, join, unshare.
+
+create (runc's order, see shared/reference/isolation.md)::
+
+    caller (subreaper)          intermediate child               grandchild (PID 1)
+    ------------------          ------------------               ------------------
+    fork ------------------->   fchdir(rootfs)
+                                [unshare(USER)] -- "userns" -->
+    write uid/gid maps <------- wait "maps"; become root
+                                setns(joined), unshare(mnt,uts,ipc,net,pid)
+                                fork --------------------------> wait "go"
+    "pid N" <------------------ report pid; _exit(0)
+    reap it; place_process(N)
+    "go" -----------------------------------------------------> [unshare(CGROUP)], hostname,
+                                                                 rootfs, lo, sysctls,
+                                                                 read-only/masked paths,
+                                                                 rlimits, oom_score_adj
+    "created" <----------------------------------------------- wait "start"
+    start(): "start" -----------------------------------------> user, caps, cwd, execve
+    EOF (exec done) or "error CODE TEXT" <---------------------
+
+The grandchild is reparented to the caller when the intermediate exits, because
+the caller is a child subreaper; the caller reaps it with waitpid.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import NamedTuple
+
+from pyrt_core.errors import ExecError, RuntimeError_
+from pyrt_core.runtime.config import MS_REC
+
+# Everything the children use is imported here: after pivot_root they cannot import.
+from . import caps, channel, execute, lookup, mounts, network, nstypes, rootfs, syscalls, userns
+from .handle import NamespacedProcess
+
+DEFAULT_UMASK = 0o022
+
+# sysctls that belong to a namespace, and which one (as runc checks them)
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_UTS_SYSCTLS = {"kernel.hostname", "kernel.domainname"}
+
+_subreaper = False
+
+
+def become_subreaper() -> None:
+    """Make the calling process a child subreaper (orphaned descendants come to it)."""
+    global _subreaper
+    if not _subreaper:
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1, what="PR_SET_CHILD_SUBREAPER")
+        _subreaper = True
+
+
+# ---------------------------------------------------------------------------
+# Plans: everything validated and opened in the parent, before forking
+# ---------------------------------------------------------------------------
+
+class CreatePlan(NamedTuple):
+    root_fd: int
+    new_user: bool
+    user_fd: int | None                # a user namespace to join
+    join_fds: list                     # [(fd, clone flag, name)] other namespaces to join
+    unshare_flags: int                 # new namespaces except user and cgroup
+    new_cgroupns: bool
+    new_net: bool
+    hostname: str | None
+    rootfs: rootfs.RootfsPlan
+    sysctls: list                      # [(path under /proc/sys, value)]
+    rlimits: list
+    oom_score_adj: int | None
+    exec: execute.ExecPlan
+
+
+def exec_plan(process, stdio, last_cap: int | None = None) -> execute.ExecPlan:
+    """Validate a ProcessConfig into what the child needs (raises RuntimeError_)."""
+    if not process.args:
+        raise RuntimeError_("process.args is empty")
+    capsets = None
+    if process.capabilities is not None:
+        try:
+            capsets = caps.resolve(process.capabilities, last_cap)
+        except caps.UnknownCapability as e:
+            raise RuntimeError_(str(e)) from None
+    try:
+        rlimits = execute.resolve_rlimits(process.rlimits)
+    except ValueError as e:
+        raise RuntimeError_(str(e)) from None
+    if stdio is not None:
+        stdio = tuple(stdio)
+        if len(stdio) != 3:
+            raise RuntimeError_("stdio must be three file descriptors")
+    return execute.ExecPlan(
+        args=list(process.args),
+        env=lookup.env_dict(process.env),
+        search_path=lookup.env_path(process.env),
+        cwd=process.cwd or "/",
+        uid=process.uid,
+        gid=process.gid,
+        additional_gids=list(process.additional_gids),
+        umask=DEFAULT_UMASK if process.umask is None else int(process.umask),
+        capsets=capsets,
+        no_new_privs=process.no_new_privileges,
+        stdio=stdio,
+        rlimits=rlimits,
+    )
+
+
+def _sysctl_plan(config, has_ns) -> list:
+    out = []
+    for key, value in config.sysctl.items():
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            needed = "ipc"
+        elif key.startswith("net."):
+            needed = "network"
+        elif key in _UTS_SYSCTLS:
+            needed = "uts"
+        else:
+            raise RuntimeError_(f"sysctl {key!r} is not in a separate kernel namespace "
+                                "and cannot be set for a container")
+        if not has_ns(needed):
+            raise RuntimeError_(f"sysctl {key!r} needs the container to have its own "
+                                f"{needed} namespace")
+        if "/" in key or ".." in key.split("."):
+            raise RuntimeError_(f"invalid sysctl name {key!r}")
+        out.append(("/proc/sys/" + key.replace(".", "/"), str(value)))
+    return out
+
+
+def _open(path: str, flags: int, what: str, opened: list) -> int:
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeError_(f"{what} {path}: {e.strerror}") from None
+    opened.append(fd)
+    return fd
+
+
+def _clone_mount(path: str, recursive: bool, what: str, opened: list) -> int:
+    """A detached bind mount of a host path (open_tree), to attach inside the container.
+
+    Made here, in the host's mount namespace: a path or O_PATH fd from here could
+    not be bound from inside the container's new mount namespace (EINVAL), and
+    the container's root may not even be able to walk to it.
+    """
+    flags = syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
+    if recursive:
+        flags |= syscalls.AT_RECURSIVE
+    try:
+        fd = syscalls.open_tree(syscalls.AT_FDCWD, path, flags)
+    except OSError as e:
+        raise RuntimeError_(f"{what} {path}: {os.strerror(e.errno)}") from None
+    opened.append(fd)
+    return fd
+
+
+def _create_plan(config, stdio, opened: list) -> CreatePlan:
+    ns_by_type = {ns.type: ns for ns in config.namespaces}
+    for t in ns_by_type:
+        nstypes.clone_flag(t)
+    new = {t for t, ns in ns_by_type.items() if not ns.path}
+    mnt = ns_by_type.get("mount")
+    if mnt is None or mnt.path:
+        raise RuntimeError_("a container needs a new mount namespace "
+                            "(joining one with a path is not supported)")
+    if config.hostname and "uts" not in ns_by_type:
+        raise RuntimeError_("setting the hostname needs a uts namespace")
+    user = ns_by_type.get("user")
+    new_user = "user" in new
+    if new_user and not (config.uid_mappings and config.gid_mappings):
+        raise RuntimeError_("a user namespace needs uid and gid mappings")
+
+    xp = exec_plan(config.process, stdio)
+    sysctls = _sysctl_plan(config, lambda t: t in ns_by_type)
+    if config.process.oom_score_adj is not None and not -1000 <= config.process.oom_score_adj <= 1000:
+        raise RuntimeError_(f"oom_score_adj {config.process.oom_score_adj} is not in -1000..1000")
+
+    root_fd = _open(config.root_path, os.O_PATH | os.O_DIRECTORY, "root filesystem", opened)
+    user_fd = None
+    if user is not None and user.path:
+        user_fd = _open(user.path, os.O_RDONLY, "user namespace", opened)
+    join_fds = []
+    for name in nstypes.JOIN_ORDER:
+        ns = ns_by_type.get(name)
+        if name != "user" and ns is not None and ns.path:
+            join_fds.append((_open(ns.path, os.O_RDONLY, f"{name} namespace", opened),
+                             nstypes.clone_flag(name), name))
+    in_userns = user is not None
+
+    prepared = []
+    for m in config.mounts:
+        if m.is_bind:
+            src = m.source if os.path.isabs(m.source) else os.path.join(config.bundle, m.source)
+            fd = _clone_mount(src, bool(m.flags & MS_REC), f"bind mount source for {m.destination}:",
+                              opened)
+            prepared.append(mounts.PreparedMount(m, fd, stat.S_ISDIR(os.fstat(fd).st_mode)))
+        else:
+            prepared.append(mounts.PreparedMount(m))
+    devices = []
+    for d in config.devices:
+        if d.type not in ("c", "u", "b", "p"):
+            raise RuntimeError_(f"device {d.path}: unknown type {d.type!r}")
+        # In a user namespace mknod is refused: bind the host's node instead.
+        host_fd = _clone_mount(d.path, False, "device node", opened) if in_userns else None
+        devices.append((d, host_fd))
+    destinations = {os.path.normpath(m.destination) for m in config.mounts}
+
+    plan = rootfs.RootfsPlan(
+        mounts=prepared,
+        devices=devices,
+        dev_symlinks="/dev" in destinations,
+        core_symlink=os.path.exists("/proc/kcore"),  # as runc: no dangling /dev/core
+        ptmx_symlink="/dev/pts" in destinations,
+        in_userns=in_userns,
+        own_cgroupns="cgroup" in ns_by_type,
+        masked_paths=list(config.masked_paths),
+        readonly_paths=list(config.readonly_paths),
+        root_readonly=config.root_readonly,
+        rootfs_propagation=config.rootfs_propagation,
+    )
+    return CreatePlan(
+        root_fd=root_fd,
+        new_user=new_user,
+        user_fd=user_fd,
+        join_fds=join_fds,
+        unshare_flags=nstypes.clone_flags(new - {"user", "cgroup"}),
+        new_cgroupns="cgroup" in new,
+        new_net="network" in new,
+        hostname=config.hostname,
+        rootfs=plan,
+        sysctls=sysctls,
+        rlimits=xp.rlimits,
+        oom_score_adj=config.process.oom_score_adj,
+        exec=xp,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Children (run_child: errors go to the parent, then os._exit)
+# ---------------------------------------------------------------------------
+
+def _expect(sock: int, want: bytes) -> None:
+    msg = channel.recv(sock)
+    if msg != want:
+        # The parent went away (EOF) or gave up: leave quietly.
+        os._exit(channel.EXIT_SETUP)
+
+
+def _become_root() -> None:
+    with channel.stage("becoming root in the user namespace (is 0 mapped?)"):
+        try:
+            os.setgroups([])
+        except PermissionError:
+            pass  # setgroups is denied in this user namespace
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+
+
+def _intermediate(plan: CreatePlan, sock: int) -> None:
+    os.fchdir(plan.root_fd)
+    if plan.user_fd is not None:
+        with channel.stage("joining the user namespace"):
+            syscalls.setns(plan.user_fd, nstypes.CLONE_NEWUSER, "user")
+        _become_root()
+    elif plan.new_user:
+        with channel.stage("creating the user namespace"):
+            syscalls.unshare(nstypes.CLONE_NEWUSER)
+        channel.send(sock, b"userns")
+        _expect(sock, b"maps")
+        _become_root()
+    for fd, flag, name in plan.join_fds:
+        with channel.stage(f"joining the {name} namespace"):
+            syscalls.setns(fd, flag, name)
+    if plan.unshare_flags:
+        with channel.stage("creating namespaces"):
+            syscalls.unshare(plan.unshare_flags)
+    pid = os.fork()
+    if pid == 0:
+        channel.run_child(sock, _container_init, plan, sock)
+    channel.send(sock, b"pid %d" % pid)
+
+
+def _container_init(plan: CreatePlan, sock: int) -> None:
+    _expect(sock, b"go")  # the parent has placed us in our cgroups
+    os.umask(DEFAULT_UMASK)
+    if plan.oom_score_adj is not None:
+        # Through the host's /proc, still in place before pivot_root.
+        with channel.stage(f"setting oom_score_adj to {plan.oom_score_adj} "
+                           "(lowering it needs CAP_SYS_RESOURCE)"):
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(plan.oom_score_adj))
+    hierarchies = ()
+    if plan.rootfs.wants_cgroup_mount:
+        with channel.stage("reading the host's cgroup hierarchies"):
+            hierarchies = mounts.cgroup_hierarchies()
+    if plan.new_cgroupns:
+        with channel.stage("creating the cgroup namespace"):
+            syscalls.unshare(nstypes.CLONE_NEWCGROUP)
+    if plan.hostname:
+        with channel.stage(f"setting the hostname to {plan.hostname!r}"):
+            syscalls.sethostname(plan.hostname)
+    rootfs.prepare(plan.rootfs, hierarchies)
+    if plan.new_net:
+        with channel.stage("bringing up the loopback interface"):
+            network.set_up("lo")
+    for path, value in plan.sysctls:
+        with channel.stage(f"writing sysctl {path}"):
+            with open(path, "w") as f:
+                f.write(value)
+    rootfs.finalize(plan.rootfs)
+    execute.apply_rlimits(plan.rlimits)
+    with channel.stage(f"checking the working directory {plan.exec.cwd}"):
+        if not os.path.isdir(plan.exec.cwd):
+            raise FileNotFoundError(2, "no such directory in the container")
+    channel.send(sock, b"created")
+    _wait_for_start(sock)
+    execute.exec_process(plan.exec)
+
+
+def _wait_for_start(sock: int) -> None:
+    import socket
+
+    with socket.socket(fileno=os.dup(sock)) as s:
+        msg, fds, _, _ = socket.recv_fds(s, 64, 1)
+    if msg == b"start":
+        return
+    if msg == b"detach" and fds:
+        # Someone else will start us by writing to the FIFO (handle.start_fifo).
+        while not os.read(fds[0], 1):
+            pass
+        os.close(fds[0])
+        return
+    os._exit(0)  # the owner went away without starting the container
+
+
+# ---------------------------------------------------------------------------
+# Parent side
+# ---------------------------------------------------------------------------
+
+def _reap(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return status
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+
+
+def _kill_and_reap(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _failure(msg: bytes, what: str, status: int | None = None) -> RuntimeError_:
+    """The exception for a child's ``error`` message (or for its silent death)."""
+    err = channel.parse_error(msg)
+    if err is None:
+        detail = f" (exit code {os.waitstatus_to_exitcode(status)})" if status else ""
+        return RuntimeError_(f"{what}: the process ended without saying why{detail}")
+    code, text = err
+    if code in (channel.EXIT_CANNOT_EXECUTE, channel.EXIT_NOT_FOUND):
+        return ExecError(text, code)
+    return RuntimeError_(f"{what}: {text}")
+
+
+def _fork_child(target, *args) -> tuple[int, int]:
+    """Fork a child running ``target(*args, child_sock)``; return (pid, parent's socket)."""
+    parent_sock, child_sock = channel.socketpair()
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(parent_sock)
+        os.close(child_sock)
+        raise
+    if pid == 0:
+        os.close(parent_sock)
+        channel.run_child(child_sock, target, *args, child_sock)
+    os.close(child_sock)
+    return pid, parent_sock
+
+
+def create(config, stdio, place_process) -> NamespacedProcess:
+    """Create the container's init process in new namespaces, stopped before exec."""
+    opened: list[int] = []
+    try:
+        plan = _create_plan(config, stdio, opened)
+        become_subreaper()
+        middle, sock = _fork_child(_intermediate, plan)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+    what = f"creating container {config.id}"
+    pid = None
+    try:
+        msg = channel.recv(sock)
+        if msg == b"userns":
+            try:
+                userns.write_maps(middle, config.uid_mappings, config.gid_mappings)
+            except OSError as e:
+                raise RuntimeError_(f"{what}: {e.strerror}") from None
+            channel.send(sock, b"maps")
+            msg = channel.recv(sock)
+        if msg.startswith(b"pid "):
+            pid = int(msg[4:])
+        status, middle = _reap(middle), None  # the grandchild is now our child
+        if pid is None:
+            raise _failure(msg, what, status)
+        place_process(pid)
+        channel.send(sock, b"go")
+        msg = channel.recv(sock)
+        if msg != b"created":
+            status, pid = _reap(pid), None
+            raise _failure(msg, what, status)
+    except BaseException:
+        _kill_and_reap(middle)
+        _kill_and_reap(pid)
+        os.close(sock)
+        raise
+    return NamespacedProcess(pid, sock)
+
+
+# -- join -----------------------------------------------------------------------
+
+def _same_namespace(a: str, b: str) -> bool:
+    sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _cgroup_procs_files(pid: int) -> list[str]:
+    """The cgroup.procs files of the cgroups process pid is in (host view)."""
+    try:
+        hierarchies = mounts.cgroup_hierarchies(cgroup_file=f"/proc/{pid}/cgroup")
+    except OSError:
+        return []
+    return [os.path.join(h.host_path, "cgroup.procs") for h in hierarchies]
+
+
+def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, sock: int) -> None:
+    me = str(os.getpid())
+    for path in cgroup_procs:
+        with channel.stage(f"joining cgroup {os.path.dirname(path)}"):
+            try:
+                with open(path, "w") as f:
+                    f.write(me)
+            except FileNotFoundError:
+                pass
+    for fd, flag, name in fds:
+        with channel.stage(f"joining the {name} namespace"):
+            syscalls.setns(fd, flag, name)
+    pid = os.fork()  # a joined pid namespace applies to children only
+    if pid == 0:
+        channel.run_child(sock, _join_final, xp)
+    channel.send(sock, b"pid %d" % pid)
+
+
+def _join_final(xp: execute.ExecPlan) -> None:
+    execute.apply_rlimits(xp.rlimits)
+    execute.exec_process(xp)
+
+
+def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
+    """Run ``process`` in the namespaces of the running process ``pid``; already started."""
+    xp = exec_plan(process, stdio)
+    opened: list[int] = []
+    try:
+        fds = []
+        wanted = set(namespaces)
+        for name in wanted:
+            nstypes.clone_flag(name)
+        for name in nstypes.JOIN_ORDER:
+            if name not in wanted:
+                continue
+            proc = nstypes.proc_name(name)
+            path = f"/proc/{pid}/ns/{proc}"
+            try:
+                if _same_namespace(path, f"/proc/self/ns/{proc}"):
+                    continue  # setns into one's own user namespace fails; others are no-ops
+            except FileNotFoundError:
+                raise RuntimeError_(f"process {pid} does not exist or has no {name} namespace") from None
+            fds.append((_open(path, os.O_RDONLY, f"{name} namespace", opened),
+                        nstypes.clone_flag(name), name))
+        cgroup_procs = _cgroup_procs_files(pid) if "cgroup" in wanted else []
+        become_subreaper()
+        middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+    what = f"joining process {pid}"
+    final = None
+    try:
+        msg = channel.recv(sock)
+        if msg.startswith(b"pid "):
+            final = int(msg[4:])
+        status, middle = _reap(middle), None
+        if final is None:
+            raise _failure(msg, what, status)
+        msg = channel.recv(sock)  # EOF = exec done
+        if msg:
+            status, final = _reap(final), None
+            raise _failure(msg, what, status)
+    except BaseException:
+        _kill_and_reap(middle)
+        _kill_and_reap(final)
+        raise
+    finally:
+        os.close(sock)
+    return NamespacedProcess(final, None, started=True)
+
+
+# -- unshare --------------------------------------------------------------------
+
+def unshare(namespaces) -> None:
+    """Move the calling process into new namespaces of the given types."""
+    try:
+        flags = nstypes.clone_flags(namespaces)
+    except ValueError as e:
+        raise RuntimeError_(str(e)) from None
+    try:
+        syscalls.unshare(flags)
+    except OSError as e:
+        raise RuntimeError_(f"unshare {', '.join(namespaces)}: {e.strerror}") from None

@@ -1,0 +1,1 @@
+"""pyrt's btrfs storage driver (entry point ``btrfs`` in ``pyrt.storage.drivers``)."""
