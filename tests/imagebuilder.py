@@ -344,6 +344,8 @@ def build_layered_layout(dest_dir: str, work_dir: str, tag: str = "layered") -> 
     symlinks, (3) a deletion (whiteout), a new and a changed file, (4) an
     opaque directory ``/opq`` that keeps only ``fresh.txt``."""
     rootfs = busybox_rootfs(os.path.join(work_dir, "rootfs-layered"))
+    with open(os.path.join(rootfs, "etc/layered"), "w") as f:  # a base of its own
+        f.write("layered\n")
     return build_oci_layout(dest_dir, rootfs, tag=tag,
                             extra_layers=[_layered_base, _layered_change,
                                           make_layer_tar(OPAQUE_LAYER)])

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.privileged
 
 
 def test_example_driver_is_listed_and_runs_a_container(tmp_path, demo_layout):
-    from conftest import PyrtCLI
+    from clitools import PyrtCLI
 
     cli = PyrtCLI(tmp_path / "root", tmp_path / "run", driver="example")
     try:

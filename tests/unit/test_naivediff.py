@@ -57,7 +57,8 @@ def modify(new):
     (new / "was_file/child").write_text("c")
     os.unlink(new / "bin")                                       # symlink retargeted
     os.symlink("usr/local/bin", new / "bin")
-    os.link(new / "usr/bin/tool", new / "usr/bin/tool-hard")     # hard link
+    os.link(new / "usr/bin/tool", new / "usr/bin/tool-hard")     # hard link ...
+    (new / "usr/bin/tool").write_bytes(b"tool v2")               # ... to a changed file
     os.mkfifo(new / "opt/app/fifo")
 
 
@@ -89,7 +90,7 @@ def test_compare_trees_kinds(tmp_path):
     assert kinds["/was_file"] == "C" and kinds["/was_file/child"] == "A"
     assert kinds["/bin"] == "C"
     assert kinds["/usr/bin/tool-hard"] == "A"
-    assert kinds["/usr/bin/tool"] == "C"  # its link count changed? no: ctime only -> not listed?
+    assert kinds["/usr/bin/tool"] == "C"
     assert "/unchanged" not in kinds
     # directories holding changes are listed as changed (docker does the same)
     assert kinds["/etc"] == kinds["/etc/skel"] == kinds["/var/cache"] == kinds["/usr/bin"] == "C"

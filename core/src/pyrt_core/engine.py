@@ -120,7 +120,7 @@ class Engine:
             rootfs = self.driver.get(container.layer_id)
         self.pm.hook.pyrt_storage_rootfs_mounted(container=container, rootfs=rootfs)
         bundle = self.containers.bundle_dir(container.id)
-        os.makedirs(bundle, mode=0o700, exist_ok=True)
+        os.makedirs(bundle, mode=0o711, exist_ok=True)  # a user namespace must reach the bind sources
         hostname = container.config.hostname or container.id[:12]
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)

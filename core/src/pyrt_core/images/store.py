@@ -733,8 +733,7 @@ class Batch:
         self.store = store
         self._created_layers: list[str] = []
         self._created_blobs: list[str] = []
-        self._images_before = store._read_images()
-        self._images_changed = False
+        self._raw_before = {p: _read_raw(p) for p in (store.images_path, store.layers_path)}
 
     # -- layers ---------------------------------------------------------------
     def add_layer(self, diff_id: str, parent: str | None, opener: LayerOpener) -> Layer:
@@ -813,11 +812,13 @@ class Batch:
             )
         stored = self.add_layers(layers, parallel=parallel)
         iid = self.put_blob(config_bytes)
-        digest = self.put_blob(manifest_bytes) if manifest_bytes is not None else None
         s = self.store
         with s._mutex:
             images = s._read_images()
             img = images.get(iid)
+            digest = None
+            if manifest_bytes is not None and (img is None or not img.digest):
+                digest = self.put_blob(manifest_bytes)
             if img is None:
                 img = Image(
                     id=iid,
@@ -837,27 +838,43 @@ class Batch:
             for n in names:
                 _assign_name(images, iid, n)
             s._write_images(images)
-            self._images_changed = True
             return images[iid]
 
     # -- undo ----------------------------------------------------------------------------
     def _rollback(self) -> None:
+        """Undo the batch; the index files get back their exact former bytes."""
         s = self.store
         errors = []
-        if self._images_changed:
-            try:
-                s._write_images(self._images_before)
-            except Exception as e:  # pragma: no cover - disk trouble
-                errors.append(e)
+        try:
+            _restore_raw(s.images_path, self._raw_before[s.images_path])
+        except Exception as e:  # pragma: no cover - disk trouble
+            errors.append(e)
         for cid in reversed(self._created_layers):
             try:
                 s._drop_layer(cid)
-            except Exception as e:  # pragma: no cover
+            except Exception as e:  # pragma: no cover - driver trouble
                 errors.append(e)
         for d in self._created_blobs:
             with contextlib.suppress(OSError):
                 os.unlink(s.blob_path(d))
         if not errors:
+            # every layer this batch made is gone: the old layer index is right again
             with contextlib.suppress(Exception):
-                s._update_layers(lambda data: data.__setitem__("pending", False))
+                _restore_raw(s.layers_path, self._raw_before[s.layers_path])
         # with errors the pending mark stays, so recover() finishes the job later
+
+
+def _read_raw(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _restore_raw(path: str, data: bytes | None) -> None:
+    if data is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    else:
+        fsutil.atomic_write(path, data)

@@ -334,26 +334,25 @@ def _tree(fs: CgroupFS, top: str) -> list[str]:
     return out
 
 
-def signal_members(fs: CgroupFS, directory: str, expected: str, key: str, sig: int,
-                   proc_root: str = "/proc") -> None:
-    """Signal each process listed in ``directory/cgroup.procs`` -- but only after
-    a pidfd pins it and ``/proc/PID/cgroup`` confirms it is in ``expected``
-    (the cgroup path under controller ``key``, ``""`` for v2): a pid that
-    exited and was reused is never signalled."""
-    for pid in procs(fs, directory):
+def signal_checked(pid: int, key: str, expected: str, sig: int, proc_root: str = "/proc") -> bool:
+    """Signal ``pid`` -- but only after a pidfd pins the process and
+    ``/proc/PID/cgroup`` confirms it is in cgroup ``expected`` under
+    controller ``key`` (``""`` for v2): a pid that exited and was reused is
+    never signalled.  True when the signal was sent."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if detect.own_cgroups(f"{proc_root}/{pid}/cgroup").get(key) != expected:
+            return False
         try:
-            pidfd = os.pidfd_open(pid)
-        except (ProcessLookupError, OSError):
-            continue
-        try:
-            mine = detect.own_cgroups(f"{proc_root}/{pid}/cgroup").get(key)
-            if mine == expected:
-                try:
-                    signal.pidfd_send_signal(pidfd, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            os.close(pidfd)
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        os.close(pidfd)
 
 
 # -- choosing an implementation ------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""Pure logic of the namespaces plugin: no root, no namespaces."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pyrt_core.runtime.config import Capabilities, IdMapping
+from pyrt_namespaces import caps, channel, lookup, nstypes, resolve, userns
+
+
+# -- capabilities ---------------------------------------------------------------
+
+def test_cap_names_and_numbers():
+    assert caps.number("CAP_CHOWN") == 0
+    assert caps.number("CAP_SYS_ADMIN") == 21
+    assert caps.number("CAP_CHECKPOINT_RESTORE") == 40
+    assert caps.number("net_raw") == caps.number("CAP_NET_RAW") == 13
+    assert caps.name(24) == "CAP_SYS_RESOURCE"
+    assert caps.name(63) == "CAP_63"
+    assert len(caps.CAP_NAMES) == 41
+    assert all(caps.number(n) == i for i, n in enumerate(caps.CAP_NAMES))
+    with pytest.raises(caps.UnknownCapability):
+        caps.number("CAP_MAKE_COFFEE")
+
+
+def test_docker_default_caps_mask():
+    assert len(caps.DEFAULT_CAPS) == 14
+    # the CapBnd Docker containers show on any kernel
+    assert caps.to_mask(caps.DEFAULT_CAPS) == 0xA80425FB
+    assert sorted(caps.from_mask(0xA80425FB)) == sorted(caps.DEFAULT_CAPS)
+
+
+def test_mask_math_drops_caps_the_kernel_lacks():
+    names = ["CAP_CHOWN", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+    assert caps.to_mask(names, last=40) == 1 | 1 << 39 | 1 << 40
+    assert caps.to_mask(names, last=37) == 1  # an older kernel: BPF and CHECKPOINT left out
+    assert caps.all_mask(40) == (1 << 41) - 1
+    assert caps.from_mask(0) == []
+    assert caps.from_mask(1 << 64) == ["CAP_64"]
+    assert caps.parse_status_mask("000001fffeffffff\n") == (1 << 41) - 1 - (1 << 24)
+
+
+def test_resolve_keeps_the_kernel_rules():
+    c = Capabilities(bounding=frozenset({"CAP_CHOWN", "CAP_KILL", "CAP_SYS_RESOURCE"}),
+                     effective=frozenset({"CAP_CHOWN", "CAP_KILL"}),
+                     permitted=frozenset({"CAP_CHOWN"}),
+                     inheritable=frozenset({"CAP_KILL"}),
+                     ambient=frozenset({"CAP_CHOWN", "CAP_KILL"}))
+    available = caps.all_mask(40) & ~(1 << 24)  # this host: no CAP_SYS_RESOURCE
+    s = caps.resolve(c, last=40, available=available)
+    assert s.bounding == 1 << 0 | 1 << 5  # SYS_RESOURCE cannot be granted
+    assert s.permitted == 1
+    assert s.effective == 1  # effective within permitted
+    assert s.inheritable == 1 << 5
+    assert s.ambient == 0  # ambient needs permitted and inheritable
+    with pytest.raises(caps.UnknownCapability):
+        caps.resolve(Capabilities(bounding=frozenset({"CAP_NOPE"})), last=40, available=0)
+
+
+def test_last_cap_reads_the_kernel_file(tmp_path):
+    f = tmp_path / "cap_last_cap"
+    f.write_text("37\n")
+    assert caps.last_cap(str(f)) == 37
+    assert caps.last_cap(str(tmp_path / "missing")) == caps.CAP_LAST_KNOWN
+
+
+# -- namespaces -------------------------------------------------------------------
+
+def test_clone_flags():
+    assert nstypes.clone_flag("mount") == 0x00020000
+    assert nstypes.clone_flag("network") == 0x40000000
+    assert nstypes.clone_flag("time") == 0x80
+    assert nstypes.clone_flags(["pid", "uts", "ipc"]) == 0x20000000 | 0x04000000 | 0x08000000
+    assert nstypes.clone_flags([]) == 0
+    assert nstypes.proc_name("mount") == "mnt" and nstypes.proc_name("network") == "net"
+    assert nstypes.spec_name("pid_for_children") is None
+    with pytest.raises(ValueError, match="unknown namespace"):
+        nstypes.clone_flag("mnt")
+    assert nstypes.JOIN_ORDER[0] == "user" and nstypes.JOIN_ORDER[-1] == "mount"
+
+
+def test_available_namespaces_from_a_directory(tmp_path):
+    for f in ("mnt", "net", "pid", "pid_for_children", "user"):
+        (tmp_path / f).touch()
+    assert nstypes.available(str(tmp_path)) == ["mount", "network", "pid", "user"]
+
+
+# -- PATH lookup --------------------------------------------------------------------
+
+def _exe(path, mode=0o755):
+    path.write_text("#!/bin/sh\n")
+    path.chmod(mode)
+    return str(path)
+
+
+def test_path_lookup(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    _exe(b / "tool")
+    _exe(a / "tool", 0o644)  # not executable: skipped, later entry wins
+    (a / "dir").mkdir()
+    search = f"{a}:{b}"
+    assert lookup.find_executable("tool", search) == str(b / "tool")
+    assert lookup.find_executable("/abs/anything", search) == "/abs/anything"
+    assert lookup.find_executable("rel/x", search) == "rel/x"
+    with pytest.raises(lookup.LookupFailed) as e:
+        lookup.find_executable("missing", search)
+    assert e.value.exit_code == 127
+    with pytest.raises(lookup.LookupFailed) as e:
+        lookup.find_executable("dir", search)
+    assert e.value.exit_code == 127
+    with pytest.raises(lookup.LookupFailed) as e:
+        lookup.find_executable("tool", str(a))
+    assert e.value.exit_code == 126
+
+
+def test_env_path_and_dict():
+    assert lookup.env_path(["HOME=/", "PATH=/x:/y"]) == "/x:/y"
+    assert lookup.env_path(["PATH=/a", "PATH=/b"]) == "/b"
+    assert lookup.env_path([]) == lookup.DEFAULT_PATH
+    assert lookup.env_dict(["A=1", "B=x=y", "junk", "=v", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+# -- resolving paths inside a root ---------------------------------------------------
+
+def test_secure_join_follows_symlinks_inside_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "real").mkdir()
+    os.symlink("/real", root / "abs")               # absolute: relative to the root
+    os.symlink("../../../../..", root / "up")       # climbs: stops at the root
+    os.symlink("/etc/../../../../tmp", root / "mixed")
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    r = str(root)
+    assert resolve.secure_join(r, "/etc/hosts") == f"{r}/etc/hosts"
+    assert resolve.secure_join(r, "/abs/x") == f"{r}/real/x"
+    assert resolve.secure_join(r, "/up/etc") == f"{r}/etc"
+    assert resolve.secure_join(r, "/mixed/y") == f"{r}/tmp/y"
+    assert resolve.secure_join(r, "/../../x") == f"{r}/x"
+    assert resolve.secure_join(r, "/") == r
+    assert resolve.secure_join(".", "/a/b") == "./a/b"
+    with pytest.raises(OSError, match="too many symlinks"):
+        resolve.secure_join(r, "/loop1/x")
+
+
+def test_make_dirs_and_files_stay_inside(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), root / "evil")  # a host path, but read as /<host path> in root
+    d = resolve.make_dirs(str(root), "/evil/sub")
+    assert d.startswith(str(root) + "/") and os.path.isdir(d)
+    assert not (outside / "sub").exists()
+    f = resolve.make_file(str(root), "/etc/resolv.conf")
+    assert os.path.isfile(f) and f == f"{root}/etc/resolv.conf"
+    with pytest.raises(IsADirectoryError):
+        resolve.make_file(str(root), "/etc")
+    with pytest.raises(NotADirectoryError):
+        resolve.make_dirs(str(root), "/etc/resolv.conf")
+
+
+# -- channel and id maps ---------------------------------------------------------------
+
+def test_error_messages():
+    assert channel.parse_error(b"error 127 exec 'x': not found") == (127, "exec 'x': not found")
+    assert channel.parse_error(b"error 125") == (125, "")
+    assert channel.parse_error(b"created") is None
+    assert channel.describe(FileNotFoundError(2, "No such file or directory", "/x")) == \
+        "No such file or directory: /x"
+    assert channel.describe(OSError(1, "mount proc on /proc: Operation not permitted")) == \
+        "mount proc on /proc: Operation not permitted"
+    assert channel.describe(ValueError("a\nb")) == "ValueError: a b"
+    with pytest.raises(channel.ChildError, match="^mounting /x: boom: /y$"):
+        with channel.stage("mounting /x"):
+            raise OSError(5, "boom", "/y")
+
+
+def test_child_error_round_trip_over_the_channel():
+    parent, child = channel.socketpair()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            channel.run_child(child, lambda: (_ for _ in ()).throw(
+                channel.ChildError("exec 'x': not found", 127)))
+        os.close(child)
+        child = None
+        msg = channel.recv(parent)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 127
+        assert channel.parse_error(msg) == (127, "exec 'x': not found")
+        assert channel.recv(parent) == b""  # EOF once the child is gone
+    finally:
+        os.close(parent)
+        if child is not None:
+            os.close(child)
+
+
+def test_id_map_format():
+    maps = [IdMapping(0, 100000, 65536), IdMapping(65536, 1000, 1)]
+    assert userns.format_map(maps) == "0 100000 65536\n65536 1000 1\n"
+
+
+def test_plugin_module_is_cheap_to_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); import pyrt_namespaces.plugin; "
+            "print(time.perf_counter() - t, 'ctypes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, ctypes_loaded = out.stdout.split()
+    assert ctypes_loaded == "False"  # the heavy modules load only when a hook runs
+    assert float(seconds) < 0.2
