@@ -270,6 +270,16 @@ def test_shared_base_stored_once(store, shared_base_layout):
     check_consistent(store)
 
 
+def test_unnamed_images_in_one_index(store, tmp_path, shared_base_layout):
+    src = copy_image_dir(shared_base_layout[0], str(tmp_path / "s"))
+    idx = json.load(open(os.path.join(src, "index.json")))
+    for d in idx["manifests"]:
+        d.pop("annotations", None)
+    json.dump(idx, open(os.path.join(src, "index.json"), "w"))
+    imgs = load_archive(src, store)
+    assert len(imgs) == 2 and all(i.names == [] for i in imgs)
+
+
 def test_name_given_for_multi_image_archive_refused(store, shared_base_layout):
     before = snapshot(store.root)
     with pytest.raises(UsageError, match="2 images"):

@@ -147,6 +147,7 @@ def test_layers_are_subvolumes_and_snapshots(btrfs):
         btrfs.put(id)
     assert len(ids) == 3
     # a snapshot shares its parent's extents: three layers of a 4 MiB file cost far less than 12 MiB
+    os.sync()
     st = os.statvfs(btrfs.home)
     assert (st.f_blocks - st.f_bfree) * st.f_frsize < 10 * MiB
     assert sorted(os.listdir(os.path.join(btrfs.home, "subvolumes"))) == ["base", "child", "ctr"]
@@ -485,3 +486,13 @@ def test_engine_container_storage_opts(btrfs_cli, tmp_path):
     with pytest.raises(PyrtError):
         engine.create(ContainerConfig(image=btrfs_cli.image, storage_opts={"size": "tiny"}))
     assert engine.containers.list() == []
+
+
+def test_plugin_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = ("import sys, pyrt_storage_btrfs.driver; "
+            "print(' '.join(m for m in ('ctypes', 'tarfile', 'json', 'subprocess') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -609,3 +609,68 @@ def test_parent_that_is_not_a_directory(root):
     (root / "blocker").write_text("file")
     with pytest.raises(LayerError, match="'blocker/child'.*not a directory"):
         apply(mktar(reg("blocker/child", b"x")), root)
+
+
+def test_size_of_header_only_entries_is_ignored(root):
+    """A directory or link header with a non-zero size carries no data."""
+    tar = bytearray(mktar(dir_("d/"), reg("d/f", b"data")))
+    ti = tarfile.TarInfo("d/")
+    ti.type, ti.mode, ti.mtime, ti.size = tarfile.DIRTYPE, 0o755, MTIME, 700
+    tar[:512] = ti.tobuf(tarfile.USTAR_FORMAT)
+    apply(bytes(tar), root)
+    assert (root / "d/f").read_bytes() == b"data"
+
+
+def _readahead_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "pyrt-layer-readahead" and t.is_alive()]
+
+
+def test_gzip_readahead_thread_stops_when_closed_or_dropped():
+    import gc
+    import time
+
+    blob = gzip.compress(os.urandom(8 << 20))
+    s = open_layer_stream(io.BytesIO(blob))
+    assert s.read(10)
+    s.close()
+    assert not _readahead_threads()
+    s = open_layer_stream(io.BytesIO(blob))
+    s.read(10)
+    del s
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while _readahead_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _readahead_threads()
+
+
+def test_stream_error_is_raised_again_on_next_read():
+    blob = gzip.compress(os.urandom(100000))[:-100]
+    with open_layer_stream(io.BytesIO(blob)) as s:
+        with pytest.raises(LayerError):
+            s.read()
+        with pytest.raises(LayerError):
+            s.read(10)
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd binary not installed")
+def test_zstd_process_killed_when_closed_early(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_zstandard(name, *a, **k):
+        if name == "zstandard":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_zstandard)
+    blob = subprocess.run(["zstd", "-q", "-c"], input=os.urandom(4 << 20), capture_output=True,
+                          check=True).stdout
+    s = open_layer_stream(io.BytesIO(blob))
+    assert s.read(100)
+    proc = s._proc
+    s.close()
+    assert proc.poll() is not None

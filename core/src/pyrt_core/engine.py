@@ -55,6 +55,7 @@ class Engine:
 
         store = ImageStore(self.settings.root, self.driver, self.driver_name,
                            in_use=self._image_in_use)
+        store.recover()  # drop layers a killed pyrt left incomplete (cheap when none)
         return store
 
     @functools.cached_property

@@ -481,9 +481,12 @@ def _plan_oci(src: _Source, want_platform: str) -> list[_Plan]:
         groups.setdefault(ann.get(REF_NAME) or ann.get(CONTAINERD_NAME), []).append(d)
     plans = []
     for group in groups.values():
-        desc = _pick_platform(group, want_platform, label, "index.json")
-        names = _names_from_annotations(desc, label)
-        plans.append(_plan_oci_descriptor(src, desc, names, want_platform, 0))
+        if any(isinstance(d.get("platform"), dict) for d in group):
+            # one image for several platforms: take ours
+            group = [_pick_platform(group, want_platform, label, "index.json")]
+        for desc in group:  # else: several images
+            names = _names_from_annotations(desc, label)
+            plans.append(_plan_oci_descriptor(src, desc, names, want_platform, 0))
     return plans
 
 

@@ -32,6 +32,7 @@ import errno
 import io
 import logging
 import os
+import queue
 import shutil
 import stat
 import subprocess
@@ -55,6 +56,7 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+_OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 # entry types (tar typeflag bytes)
 _REG, _HARD, _SYM, _CHR, _BLK, _DIR, _FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
@@ -339,8 +341,11 @@ class _TarReader:
             elif tflag not in (_HARD, _SYM, _DIR, _FIFO):
                 raise LayerError(f"layer entry {name!r} has unsupported tar type {tflag!r}")
             e.type = tflag
-            e.size = size if tflag == _REG else 0
-            self.remaining = size
+            # only regular files carry data; the size of header-only types
+            # (links, dirs, devices, fifos) is ignored, as Go and tarfile do
+            if tflag != _REG:
+                size = 0
+            e.size = self.remaining = size
             yield e
             self.skip(self.remaining + (-size % BLOCK))
             self.remaining = 0
@@ -483,6 +488,11 @@ class _Applier:
     def set_xattrs(self, target, xattrs: dict[str, bytes], name: str) -> None:
         is_fd = isinstance(target, int)
         for k, v in xattrs.items():
+            if k.startswith(_OVERLAY_XATTR_PREFIXES):
+                # overlayfs' own attributes (opaque, redirect, origin...) would let
+                # a layer steer the overlay mount; opaque dirs come from .wh..wh..opq
+                self.warn_once("xattr:" + k, f"ignoring overlay xattr {k} on {name!r}")
+                continue
             try:
                 if is_fd:
                     os.setxattr(target, k, v)
@@ -918,6 +928,63 @@ class _ZstdModuleStream(_StreamBase):
                 return out
 
 
+def _readahead_worker(inner: "_StreamBase", q: "queue.Queue", stop: threading.Event) -> None:
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        while not stop.is_set():
+            out = inner._produce()
+            if not put(out) or not out:
+                return
+    except BaseException as exc:  # handed to the reader
+        put(exc)
+
+
+class _ReadAhead(_StreamBase):
+    """Runs another stream's decompression in a thread, a few chunks ahead:
+    zlib and zstd release the GIL, so decompressing overlaps with writing
+    files.  The thread holds no reference to this object, so dropping it
+    unclosed still stops the thread (``__del__`` closes)."""
+
+    def __init__(self, inner: _StreamBase, depth: int = 4):
+        super().__init__()
+        self._inner = inner
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=_readahead_worker, args=(inner, self._q, self._stop),
+                                        name="pyrt-layer-readahead", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> bytes:
+        if self._error is not None:
+            raise self._error
+        item = self._q.get()
+        if isinstance(item, BaseException):
+            self._error = item
+            raise item
+        return item
+
+    def close(self) -> None:
+        if not self.closed and hasattr(self, "_stop"):
+            self._stop.set()
+            try:
+                while True:
+                    self._q.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=5)
+            self._inner.close()
+        super().close()
+
+
 class _ProcessStream(_StreamBase):
     """Decompression by a child process (``zstd -dc``), fed by a thread."""
 
@@ -1001,14 +1068,14 @@ def open_layer_stream(fileobj: BinaryIO) -> BinaryIO:
     result when done (it may own a ``zstd`` child process)."""
     head = _read_upto(fileobj, 4)
     if head[:2] == b"\x1f\x8b":
-        return _GzipStream(fileobj, head)
+        return _ReadAhead(_GzipStream(fileobj, head))
     if head == b"\x28\xb5\x2f\xfd":
         try:
             import zstandard  # type: ignore[import-not-found]
         except ImportError:
             zstandard = None
         if zstandard is not None and hasattr(zstandard.ZstdDecompressor().decompressobj(), "eof"):
-            return _ZstdModuleStream(fileobj, head, zstandard)
+            return _ReadAhead(_ZstdModuleStream(fileobj, head, zstandard))
         exe = shutil.which("zstd")
         if exe is None:
             raise LayerError("zstd layer needs the zstandard module or zstd binary")

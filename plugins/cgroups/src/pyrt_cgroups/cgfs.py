@@ -68,11 +68,17 @@ class CgroupFS:
     def isdir(self, path: str) -> bool:
         return os.path.isdir(path)
 
-    def mkdir(self, path: str) -> None:
+    def mkdir(self, path: str) -> bool:
+        """Make a cgroup directory; False if it already existed."""
         try:
             os.mkdir(path, 0o755)
+            return True
+        except FileExistsError:
+            return False
         except OSError as e:
-            raise CgroupError(f"cannot create cgroup {path}: {e.strerror}") from None
+            err = CgroupError(f"cannot create cgroup {path}: {e.strerror}")
+            err.errno = e.errno
+            raise err from None
 
     def rmdir(self, path: str, timeout: float = 5.0) -> bool:
         """Remove a cgroup directory; False if it was already gone.

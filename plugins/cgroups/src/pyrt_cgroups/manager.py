@@ -20,6 +20,7 @@ release, stats and OOM checks use the cgroups that were really made.
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import signal
 import time
@@ -274,6 +275,26 @@ class Manager(abc.ABC):
     def _move_back(self, pid: int, original: dict[str, str]) -> None:
         """Best effort: return ``pid`` to the cgroups it was in."""
 
+    def _makedirs(self, top: str, target: str, before_child=None) -> None:
+        """Make every missing directory from mount point ``top`` down to
+        ``target``, recording those made.  ``before_child(dir)`` runs on each
+        existing level before its child is made.  A parent removed meanwhile
+        by another container's release (``ENOENT``) restarts the walk."""
+        for attempt in range(10):
+            cur = top
+            try:
+                for comp in os.path.relpath(target, top).split(os.sep):
+                    if before_child is not None:
+                        before_child(cur)
+                    cur = os.path.join(cur, comp)
+                    if self.fs.mkdir(cur):
+                        self.created.append(cur)
+                return
+            except CgroupError as e:
+                if getattr(e, "errno", None) != errno.ENOENT or attempt == 9:
+                    raise
+                self.created = [c for c in self.created if self.fs.isdir(c)]
+
     def pids(self) -> list[int]:
         """Pids of the processes in the cgroup and its descendants."""
         out: set[int] = set()
@@ -309,13 +330,38 @@ class Manager(abc.ABC):
         for d in self.dirs():
             for sub in reversed(_tree(self.fs, d)):
                 self.fs.rmdir(sub)
-        for parent in reversed(self.created):
-            if parent in self.dirs():
-                continue
+        for parent in self._parents_to_remove():
+            self._remove_if_unused(parent)
+
+    def _parents_to_remove(self) -> list[str]:
+        """Deepest first: the parents this manager made, and pyrt's own
+        ``/pyrt`` in each hierarchy (pyrt owns it: the last cgroup to leave
+        removes it, whoever made it)."""
+        out = [p for p in self.created if p not in self.dirs()]
+        if self.path.startswith(DEFAULT_PARENT + "/"):
+            for d in self.dirs():
+                top = d[: len(d) - len(self.path)] + DEFAULT_PARENT
+                if top not in out:
+                    out.append(top)
+        return sorted(set(out), key=lambda p: p.count("/"), reverse=True)
+
+    def _remove_if_unused(self, parent: str, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if any(e.is_dir() for e in os.scandir(parent)) or procs(self.fs, parent):
+                    return  # another cgroup lives below it: leave it
+            except (OSError, CgroupError):
+                return  # gone already
             try:
                 self.fs.rmdir(parent, timeout=0)
+                return
             except CgroupError:
-                pass  # in use by another cgroup: leave it
+                # a child just removed keeps its parent busy while the kernel takes
+                # it offline (v1 memory): retry for a moment
+                if time.monotonic() > deadline:
+                    return
+            time.sleep(0.01)
 
     def record(self) -> dict:
         """What to store in the container's state to find this cgroup again."""

@@ -347,12 +347,7 @@ class V1Manager(Manager):
     def create(self):
         for d, ctrls in self._by_dir().items():
             mp = self._mountpoint(ctrls[0], d)
-            cur = mp
-            for comp in os.path.relpath(d, mp).split(os.sep):
-                cur = _j(cur, comp)
-                if not self.fs.isdir(cur):
-                    self.fs.mkdir(cur)
-                    self.created.append(cur)
+            self._makedirs(mp, d)
             for c in ctrls:
                 CONTROLLERS[c].create(self.fs, mp, d)
 
