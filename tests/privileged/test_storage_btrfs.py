@@ -30,6 +30,8 @@ from pyrt_core.testing.storage_conformance import (
     write_files,
 )
 
+from fixtures_images import image_tools, images_dir, layered_oci_layout  # noqa: F401,E402  (fixtures)
+
 drv_mod = pytest.importorskip("pyrt_storage_btrfs.driver")
 from pyrt_storage_btrfs import ioctl as B  # noqa: E402
 from pyrt_storage_btrfs.loopfs import LoopBtrfs, LoopFsUnavailable  # noqa: E402
@@ -198,6 +200,17 @@ def test_remove_destroys_nested_subvolumes(btrfs):
     assert btrfs.exists("base")
     btrfs.remove("base")
     assert os.listdir(os.path.join(btrfs.home, "subvolumes")) == []
+
+
+def test_remove_with_read_only_subvolumes(btrfs):
+    btrfs.create_rw("ctr", None)
+    root = btrfs.get("ctr")
+    nested = _make_nested(root)
+    B.set_subvolume_readonly(nested[1], True)  # "inner", holding "innermost"
+    B.set_subvolume_readonly(root, True)
+    assert B.subvolume_readonly(root) and not B.subvolume_readonly(nested[0])
+    btrfs.remove("ctr")
+    assert not btrfs.exists("ctr")
 
 
 def test_nested_subvolumes_found_by_walking_without_tree_search(btrfs, monkeypatch):
@@ -411,18 +424,11 @@ def test_btrfs_skipped_off_btrfs(tmp_path, no_overlay):
 
 
 # -- the engine and the CLI on a btrfs store ---------------------------------------------------------------------
-def _pyrt_cli_class(config):
-    """tests/conftest.py's PyrtCLI (``import conftest`` may find tests/privileged/conftest.py)."""
-    for plugin in config.pluginmanager.get_plugins():
-        cls = getattr(plugin, "PyrtCLI", None)
-        if isinstance(cls, type):
-            return cls
-    raise LookupError("PyrtCLI from tests/conftest.py is not loaded")
-
-
 @pytest.fixture
-def btrfs_cli(request, btrfs_mount, tmp_path, demo_layout):
-    cli = _pyrt_cli_class(request.config)(os.path.join(btrfs_mount, "root"), tmp_path / "run", driver="btrfs")
+def btrfs_cli(btrfs_mount, tmp_path, demo_layout):
+    from clitools import PyrtCLI
+
+    cli = PyrtCLI(os.path.join(btrfs_mount, "root"), tmp_path / "run", driver="btrfs")
     try:
         iid = cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
         cli("tag", iid, "demo/busybox:latest", check=True)
@@ -449,6 +455,21 @@ def test_cli_load_and_run_on_btrfs(btrfs_cli):
     assert any(os.path.exists(os.path.join(home, l, "marker")) for l in layers)
     cli("rm", "keep", check=True)
     assert len(os.listdir(home)) == len(layers) - 1
+
+
+def test_cli_layered_image_on_btrfs(btrfs_cli, layered_oci_layout):
+    """A 4-layer image (whiteout, opaque directory, hard link) loads as a chain of snapshots."""
+    cli = btrfs_cli
+    iid = cli("load", "-q", "-i", layered_oci_layout[0], check=True).stdout.split()[0]
+    r = cli("run", "--rm", iid, "sh", "-c",
+            "test ! -e /data/gone.txt && cat /data/keep.txt /etc/hello && ls /opq "
+            "&& stat -c %h /links/hard && readlink /links/sym")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "keep\nhello from layer 3\nfresh.txt\n2\ntarget.txt\n"
+    home = os.path.join(cli.root, "storage", "btrfs", "subvolumes")
+    layers = os.listdir(home)
+    assert len(layers) >= 4
+    assert all(B.is_subvolume_root(os.lstat(os.path.join(home, l))) for l in layers)
 
 
 def test_cli_size_limit_inside_container(btrfs_cli):

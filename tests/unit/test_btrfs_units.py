@@ -41,6 +41,8 @@ def test_ioctl_numbers_match_the_uapi():
     assert B.IOC_TREE_SEARCH == 0xD0009411
     assert B.IOC_INO_LOOKUP == 0xD0009412
     assert B.IOC_SNAP_CREATE_V2 == 0x50009417
+    assert B.IOC_SUBVOL_GETFLAGS == 0x80089419
+    assert B.IOC_SUBVOL_SETFLAGS == 0x4008941A
     assert B.IOC_FS_INFO == 0x8400941F
     assert B.IOC_QUOTA_CTL == 0xC0109428
     assert B.IOC_QGROUP_CREATE == 0x4010942A

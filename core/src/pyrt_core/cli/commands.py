@@ -59,6 +59,12 @@ def container_config_from_args(args):
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = [args.entrypoint] if args.entrypoint else []
+    storage_opts = {}
+    for opt in args.container_storage_opt:
+        k, sep, v = opt.partition("=")
+        if not sep or not k or not v:
+            raise UsageError(f"invalid --storage-opt {opt!r}: expected KEY=VALUE")
+        storage_opts[k] = v
     hostname = args.hostname
     if hostname is not None and (not hostname or len(hostname) > 64 or "/" in hostname):
         raise UsageError(f"invalid hostname {hostname!r}")
@@ -79,6 +85,7 @@ def container_config_from_args(args):
         tty=args.tty,
         interactive=args.interactive,
         auto_remove=getattr(args, "rm", False),
+        storage_opts=storage_opts,
     )
 
 

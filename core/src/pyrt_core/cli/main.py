@@ -23,14 +23,15 @@ class Parser(argparse.ArgumentParser):
         sys.exit(125)
 
 
-def _global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
+def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: bool = True) -> None:
     d = argparse.SUPPRESS if suppress else None
     p.add_argument("--root", default=d, help="store root (default /var/lib/pyrt)")
     p.add_argument("--runroot", default=d, help="run-state root (default /run/pyrt)")
     p.add_argument("--storage-driver", "-s", default=d, metavar="NAME",
                    help="storage driver (overlay, btrfs, devicemapper, vfs, ...)")
-    p.add_argument("--storage-opt", action="append", default=d, metavar="OPT",
-                   help="storage driver option DRIVER.KEY=VALUE (repeatable)")
+    if storage_opt:
+        p.add_argument("--storage-opt", action="append", default=d, metavar="OPT",
+                       help="storage driver option DRIVER.KEY=VALUE (repeatable)")
     p.add_argument("--config", default=d, metavar="FILE", help="TOML config file (default /etc/pyrt/pyrt.toml)")
 
 
@@ -40,14 +41,16 @@ def build_parser() -> Parser:
     _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    def cmd(name, help, aliases=(), add_help=True):
+    def cmd(name, help, aliases=(), add_help=True, storage_opt=True):
         sp = sub.add_parser(name, help=help, description=help, aliases=list(aliases),
                             add_help=add_help)
-        _global_options(sp, suppress=True)
+        _global_options(sp, suppress=True, storage_opt=storage_opt)
         return sp
 
     # `run -h` means --hostname, as in docker: run's help is --help only
-    r = cmd("run", "Run a command in a new container", add_help=False)
+    # and, as in docker and podman, `run --storage-opt` is per container (size=...);
+    # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
+    r = cmd("run", "Run a command in a new container", add_help=False, storage_opt=False)
     add_container_flags(r)
     r.add_argument("--rm", action="store_true", help="remove the container when it exits")
     r.add_argument("image", metavar="IMAGE")
@@ -112,6 +115,8 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="gid mapping (implies a user namespace)")
     p.add_argument("--interactive", "-i", action="store_true", help="keep stdin open")
     p.add_argument("--tty", "-t", action="store_true", help="allocate a pseudo-terminal (set TERM)")
+    p.add_argument("--storage-opt", action="append", default=[], dest="container_storage_opt",
+                   metavar="KEY=VALUE", help="storage option for this container's layer (e.g. size=1G)")
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="pull the image: missing (default), always, never")
     p.add_argument("--help", action="help", help="show this help message and exit")

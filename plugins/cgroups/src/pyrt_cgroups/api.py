@@ -59,7 +59,7 @@ class Cgroup:
     # -- making and finding ----------------------------------------------------------
     @classmethod
     def create(cls, name: str, resources=None, parent: str | None = None, *,
-               manager: str | None = None, mountinfo: str = detect.MOUNTINFO,
+               manager: str | None = None, mountinfo: str | None = None,
                fs: CgroupFS | None = None) -> "Cgroup":
         """Create cgroup ``name`` with ``resources`` applied.
 
@@ -98,7 +98,7 @@ class Cgroup:
         return cls(m)
 
     @classmethod
-    def from_record(cls, record: dict, *, mountinfo: str = detect.MOUNTINFO,
+    def from_record(cls, record: dict, *, mountinfo: str | None = None,
                     fs: CgroupFS | None = None) -> "Cgroup":
         """The cgroup a :meth:`record` (or a container's state) describes."""
         return cls(from_record(record, detect.find_hierarchies(mountinfo), fs))

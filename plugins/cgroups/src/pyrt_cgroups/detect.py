@@ -104,8 +104,11 @@ def parse_mountinfo(text: str) -> Hierarchies:
     return h
 
 
-def find_hierarchies(mountinfo: str = MOUNTINFO) -> Hierarchies:
-    """The hierarchies mounted in this process's mount namespace."""
+def find_hierarchies(mountinfo: str | None = None) -> Hierarchies:
+    """The hierarchies mounted in this process's mount namespace (read from
+    ``mountinfo``, default :data:`MOUNTINFO`)."""
+    if mountinfo is None:
+        mountinfo = MOUNTINFO
     try:
         with open(mountinfo) as f:
             return parse_mountinfo(f.read())

@@ -28,7 +28,8 @@ import time
 from pyrt_core.errors import UsageError
 
 from . import detect
-from .cgfs import REAL, CgroupFS, procs
+from . import cgfs
+from .cgfs import CgroupFS, procs
 from .errors import CgroupError
 
 DEFAULT_PARENT = "/pyrt"
@@ -183,7 +184,7 @@ class Manager(abc.ABC):
             raise ValueError(f"cgroup path must be absolute and not the root: {path!r}")
         self.host = host
         self.path = path
-        self.fs = fs or REAL
+        self.fs = fs or cgfs.REAL
         self.created: list[str] = []  # directories this manager made, parents first
         self._paths: dict[str, str] | None = None  # from a record, else computed
 

@@ -285,9 +285,9 @@ class V1Manager(Manager):
 
     @classmethod
     def validate(cls, host, r, fs=None):
-        from .cgfs import REAL
+        from . import cgfs
 
-        fs = fs or REAL
+        fs = fs or cgfs.REAL
         check_values(r)
         for generic, flags in needed_controllers(r).items():
             if generic not in host.v1:

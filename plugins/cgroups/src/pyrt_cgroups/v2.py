@@ -87,9 +87,9 @@ class V2Manager(Manager):
 
     @classmethod
     def validate(cls, host, r, fs=None):
-        from .cgfs import REAL
+        from . import cgfs
 
-        fs = fs or REAL
+        fs = fs or cgfs.REAL
         check_values(r)
         have = detect.v2_controllers(host.unified)
         for generic, flags in needed_controllers(r).items():

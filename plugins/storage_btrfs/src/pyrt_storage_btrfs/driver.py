@@ -223,10 +223,9 @@ class BtrfsDriver(NaiveDiffDriver):
         atomic_write(self._quota_file(id), f"{size}\n", 0o600)
 
     def _ensure_quota_enabled(self) -> None:
-        enabled = ioctl.quota_enabled(self._subvols)
-        if enabled:
-            return
         try:
+            if ioctl.quota_enabled(self._subvols):
+                return
             ioctl.quota_enable(self._subvols)
             # enabling on a filesystem holding data starts a rescan: wait for
             # it so usage (and limits) are right from the first write
@@ -289,8 +288,14 @@ class BtrfsDriver(NaiveDiffDriver):
 
                 remove_tree(path)  # not ours to destroy as a subvolume: a plain directory
             else:
-                for nested in ioctl.nested_subvolumes(path):
-                    self._destroy(nested)
+                nested = ioctl.nested_subvolumes(path)
+                # an entry can only be removed from a writable subvolume: a
+                # read-only one (btrfs property set ro) is made writable first
+                for sub in [path] + nested[::-1]:
+                    if ioctl.subvolume_readonly(sub):
+                        ioctl.set_subvolume_readonly(sub, False)
+                for sub in nested:
+                    self._destroy(sub)
                 self._destroy(path)
         except OSError as e:
             raise StorageError(f"btrfs: removing layer {id}: {e.strerror}"

@@ -63,6 +63,8 @@ IOC_SNAP_DESTROY = _ioc(_IOC_WRITE, 15, VOL_ARGS_SIZE)             # 0x5000940f
 IOC_TREE_SEARCH = _ioc(_IOC_READ | _IOC_WRITE, 17, TREE_SEARCH_SIZE)  # 0xd0009411
 IOC_INO_LOOKUP = _ioc(_IOC_READ | _IOC_WRITE, 18, INO_LOOKUP_SIZE)  # 0xd0009412
 IOC_SNAP_CREATE_V2 = _ioc(_IOC_WRITE, 23, VOL_ARGS_V2_SIZE)        # 0x50009417
+IOC_SUBVOL_GETFLAGS = _ioc(_IOC_READ, 25, 8)                       # 0x80089419 (__u64)
+IOC_SUBVOL_SETFLAGS = _ioc(_IOC_WRITE, 26, 8)                      # 0x4008941a (__u64)
 IOC_FS_INFO = _ioc(_IOC_READ, 31, FS_INFO_SIZE)                    # 0x8400941f
 IOC_QUOTA_CTL = _ioc(_IOC_READ | _IOC_WRITE, 40, QUOTA_CTL_SIZE)    # 0xc0109428
 IOC_QGROUP_CREATE = _ioc(_IOC_WRITE, 42, QGROUP_CREATE_SIZE)       # 0x4010942a
@@ -153,6 +155,30 @@ def subvolume_destroy(parent: str, name: str) -> None:
     fd = _open_dir(parent)
     try:
         _ioctl(fd, IOC_SNAP_DESTROY, buf, os.path.join(parent, name))
+    finally:
+        os.close(fd)
+
+
+def subvolume_readonly(path: str) -> bool:
+    """Whether the subvolume rooted at ``path`` is read-only (BTRFS_IOC_SUBVOL_GETFLAGS)."""
+    buf = bytearray(8)
+    fd = _open_dir(path)
+    try:
+        _ioctl(fd, IOC_SUBVOL_GETFLAGS, buf, path)
+    finally:
+        os.close(fd)
+    return bool(struct.unpack("=Q", buf)[0] & SUBVOL_RDONLY)
+
+
+def set_subvolume_readonly(path: str, readonly: bool) -> None:
+    """Make the subvolume rooted at ``path`` read-only or writable (BTRFS_IOC_SUBVOL_SETFLAGS)."""
+    buf = bytearray(8)
+    fd = _open_dir(path)
+    try:
+        _ioctl(fd, IOC_SUBVOL_GETFLAGS, buf, path)
+        flags = struct.unpack("=Q", buf)[0]
+        flags = (flags | SUBVOL_RDONLY) if readonly else (flags & ~SUBVOL_RDONLY)
+        _ioctl(fd, IOC_SUBVOL_SETFLAGS, bytearray(struct.pack("=Q", flags)), path)
     finally:
         os.close(fd)
 
