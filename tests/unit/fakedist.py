@@ -29,10 +29,16 @@ class on_path:
         import importlib
 
         importlib.invalidate_caches()
+        from pyrt_core import entrypoints
+
+        entrypoints.forget()
         return self
 
     def __exit__(self, *exc):
         sys.path.remove(self.site)
+        from pyrt_core import entrypoints
+
+        entrypoints.forget()
         for m in [m for m, mod in sys.modules.items()
                   if getattr(mod, "__file__", None) and str(mod.__file__).startswith(self.site)]:
             del sys.modules[m]

@@ -53,7 +53,7 @@ def test_first_working_driver_wins_and_is_recorded(fakes):
     root = fakes / "store"
     name, drv = select.select_driver(_settings(root))
     assert name == "fake-works"
-    assert (root / "storage" / "driver").read_text().strip() == "fake-works"
+    assert (root / "storage" / "driver").read_text().split() == ["fake-works", "fake_drivers:Works"]
     # the recorded driver is used next time even though another would now be first
     name2, _ = select.select_driver(_settings(root))
     assert name2 == "fake-works"

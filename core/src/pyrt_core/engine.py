@@ -6,7 +6,6 @@ Everything is created lazily, so a command pays only for what it uses
 """
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import os
@@ -17,7 +16,11 @@ from .models import Container, ContainerConfig, FetchOptions, Image, ImageRefere
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The current UTC time in RFC 3339 with microseconds, as docker prints it."""
+    import time
+
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 class Engine:
@@ -126,7 +129,7 @@ class Engine:
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
-        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1))
+        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), durable=False)
         return load_bundle(bundle, container.id)
 
     def run(self, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2),
@@ -143,7 +146,7 @@ class Engine:
                 container.state.started_at = now()
                 container.state.resources = dict(record)
                 container.cgroup_manager = record.get("manager", "none")
-                self.containers.save(container)
+                self.containers.save(container, durable=False)
                 self.pm.hook.pyrt_container_started(container=container, pid=pid)
 
             try:

@@ -13,7 +13,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import time
 
 TEMP_PREFIX = ".tmp-"
@@ -35,11 +34,14 @@ def _fsync_dir(dirpath: str) -> None:
 def temp_path(path: str) -> str:
     """A fresh temporary name next to ``path`` (``.tmp-<name>-<random>``)."""
     d, name = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f"{TEMP_PREFIX}{name}-{secrets.token_hex(6)}")
+    return os.path.join(d, f"{TEMP_PREFIX}{name}-{os.urandom(6).hex()}")
 
 
-def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
+def atomic_write(path: str, data: bytes | str, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir).
+
+    ``durable=False`` skips the two fsyncs, for transient files under the run
+    root (gone at reboot anyway): the rename still makes the update atomic."""
     if isinstance(data, str):
         data = data.encode()
     path = os.path.abspath(path)
@@ -54,7 +56,8 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
@@ -64,7 +67,8 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(d)
+    if durable:
+        _fsync_dir(d)
 
 
 def read_json(path: str, default=None):

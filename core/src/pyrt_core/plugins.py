@@ -9,8 +9,6 @@ it.  Hook implementations with misspelt names are caught by
 """
 from __future__ import annotations
 
-import importlib.metadata
-
 import attrs
 import pluggy
 
@@ -38,11 +36,11 @@ class PluginManager(pluggy.PluginManager):
         self.records: list[PluginRecord] = []
 
     def load_entry_points(self, blocked=(), group: str = PLUGIN_GROUP) -> None:
+        from .entrypoints import entry_points
+
         blocked = set(blocked)
-        for ep in importlib.metadata.entry_points(group=group):
-            dist = getattr(ep, "dist", None)
-            dname = dist.metadata["Name"] if dist is not None else None
-            dver = dist.version if dist is not None else None
+        for ep in entry_points(group):
+            dname, dver = ep.distribution, ep.version
             if ep.name in blocked:
                 self.set_blocked(ep.name)
                 self.records.append(PluginRecord(ep.name, dname, dver, "blocked", "disabled by configuration"))
@@ -69,14 +67,10 @@ def make_plugin_manager(blocked=(), load_entry_points: bool = True) -> PluginMan
 
     pm = PluginManager()
     pm.register(builtin, name="core")
-    pm.records.append(PluginRecord("core", "pyrt-core", _version("pyrt-core"), "loaded"))
+    from . import __version__
+
+    pm.records.append(PluginRecord("core", "pyrt-core", __version__, "loaded"))
     if load_entry_points:
         pm.load_entry_points(blocked)
     return pm
 
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None

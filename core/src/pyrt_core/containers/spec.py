@@ -135,9 +135,10 @@ def resolv_conf(network: str) -> str:
 def write_bundle_files(bundle: str, hostname: str, network: str) -> None:
     from ..fsutil import atomic_write
 
-    atomic_write(os.path.join(bundle, "hostname"), hostname + "\n")
-    atomic_write(os.path.join(bundle, "hosts"), hosts_file(hostname, network))
-    atomic_write(os.path.join(bundle, "resolv.conf"), resolv_conf(network))
+    # transient run-state files: atomic, but not fsync'ed
+    atomic_write(os.path.join(bundle, "hostname"), hostname + "\n", durable=False)
+    atomic_write(os.path.join(bundle, "hosts"), hosts_file(hostname, network), durable=False)
+    atomic_write(os.path.join(bundle, "resolv.conf"), resolv_conf(network), durable=False)
 
 
 # -- the spec ---------------------------------------------------------------------

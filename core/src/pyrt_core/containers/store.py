@@ -14,10 +14,7 @@ Transient per-run files (the bundle) live under the run root:
 from __future__ import annotations
 
 import os
-import random
 import re
-import secrets
-import shutil
 
 from ..errors import ConflictError, NotFoundError, UsageError
 from ..fsutil import FileLock, atomic_write, read_json
@@ -44,14 +41,15 @@ class ContainerStore:
     # -- ids and names -----------------------------------------------------------
     @staticmethod
     def new_id() -> str:
-        return secrets.token_hex(32)
+        return os.urandom(32).hex()
 
     def _random_name(self) -> str:
         for _ in range(100):
-            name = f"{random.choice(_ADJ)}_{random.choice(_NOUN)}"
+            a, b = os.urandom(2)
+            name = f"{_ADJ[a % len(_ADJ)]}_{_NOUN[b % len(_NOUN)]}"
             if not os.path.lexists(os.path.join(self.names, name)):
                 return name
-        return "pyrt_" + secrets.token_hex(6)
+        return "pyrt_" + os.urandom(6).hex()
 
     def reserve_name(self, name: str | None, cid: str) -> str:
         """Claim ``name`` (or a generated one) for container ``cid``, atomically."""
@@ -86,12 +84,14 @@ class ContainerStore:
     def bundle_dir(self, cid: str) -> str:
         return os.path.join(self.rundir, cid)
 
-    def save(self, c: Container) -> None:
+    def save(self, c: Container, durable: bool = True) -> None:
+        """Write the record atomically; ``durable=False`` skips fsync (state
+        updates that recovery can reconstruct)."""
         import json
 
         os.makedirs(self.path(c.id), mode=0o700, exist_ok=True)
         atomic_write(os.path.join(self.path(c.id), "container.json"),
-                     json.dumps(c.to_dict(), indent=1, sort_keys=True))
+                     json.dumps(c.to_dict(), indent=1, sort_keys=True), durable=durable)
 
     def load(self, cid: str) -> Container | None:
         d = read_json(os.path.join(self.path(cid), "container.json"), None)
@@ -129,6 +129,8 @@ class ContainerStore:
         raise NotFoundError(f"no such container: {ref}")
 
     def delete(self, c: Container) -> None:
+        import shutil
+
         self.release_name(c.name, c.id)
         shutil.rmtree(self.path(c.id), ignore_errors=True)
         shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)

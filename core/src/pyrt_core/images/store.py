@@ -27,7 +27,6 @@ Several changes that must succeed or fail together go through
 """
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -767,6 +766,8 @@ class Batch:
                 self._created_layers.append(cids[i])
                 todo.append((cids[i], diff_id, parent, opener))
         if todo:
+            import concurrent.futures
+
             with concurrent.futures.ThreadPoolExecutor(PARALLEL_LAYERS, thread_name_prefix="pyrt-layer") as ex:
                 futs = {ex.submit(s._apply_layer, *t): t[0] for t in todo}
                 first_error = None

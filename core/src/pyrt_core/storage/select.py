@@ -12,7 +12,6 @@ Order of choice:
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 
 from ..errors import DriverNotSupported, DriverPrerequisitesMissing, StorageError, UsageError
@@ -24,7 +23,9 @@ PRIORITY = ("overlay", "btrfs", "devicemapper", "vfs")
 
 def installed_drivers() -> list[str]:
     """Names of the installed storage drivers (entry points, not loaded)."""
-    return sorted({ep.name for ep in importlib.metadata.entry_points(group=DRIVER_GROUP)})
+    from ..entrypoints import entry_points
+
+    return sorted({ep.name for ep in entry_points(DRIVER_GROUP)})
 
 
 def candidate_order(installed: list[str]) -> list[str]:
@@ -55,23 +56,51 @@ def driver_home(root: str, name: str) -> str:
     return os.path.join(root, "storage", name)
 
 
-def recorded_driver(root: str) -> str | None:
+def _read_record(root: str) -> list[str]:
     try:
         with open(os.path.join(root, "storage", "driver")) as f:
-            return f.read().strip() or None
+            return f.read().split()
     except FileNotFoundError:
-        return None
+        return []
 
 
-def _record(root: str, name: str) -> None:
+def recorded_driver(root: str) -> str | None:
+    """The driver this store was created with (first word of ``<root>/storage/driver``)."""
+    rec = _read_record(root)
+    return rec[0] if rec else None
+
+
+def _record(root: str, name: str, cls) -> None:
     from ..fsutil import atomic_write
 
     os.makedirs(os.path.join(root, "storage"), exist_ok=True)
-    atomic_write(os.path.join(root, "storage", "driver"), name + "\n")
+    atomic_write(os.path.join(root, "storage", "driver"),
+                 f"{name}\n{cls.__module__}:{cls.__qualname__}\n")
+
+
+def _recorded_class(root: str, name: str):
+    """The class stevedore picked when the store was created, imported directly.
+
+    This keeps the entry-point machinery off the hot path of every command;
+    if the import fails (plugin removed or moved), stevedore picks again and
+    reports a missing driver properly."""
+    rec = _read_record(root)
+    if len(rec) < 2 or rec[0] != name:
+        return None
+    import importlib
+
+    module, _, attr = rec[1].partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except Exception:
+        return None
 
 
 def init_driver(root: str, name: str, options: dict[str, str]):
-    cls = load_driver_class(name)
+    cls = _recorded_class(root, name) or load_driver_class(name)
     home = driver_home(root, name)
     os.makedirs(home, mode=0o700, exist_ok=True)
     return cls(home, options)
@@ -107,8 +136,8 @@ def select_driver(settings, pm=None):
                 reasons.append(f"{name}: {e}")
         if driver is None:
             raise StorageError("no usable storage driver on this host (" + "; ".join(reasons) + ")")
-    if recorded != name:
-        _record(root, name)
+    if recorded != name or len(_read_record(root)) < 2:
+        _record(root, name, type(driver))
     if pm is not None:
         pm.hook.pyrt_storage_driver_ready(name=name, driver=driver)
     return name, driver
