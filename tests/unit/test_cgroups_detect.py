@@ -1,6 +1,8 @@
 """cgroup layout detection from mountinfo text, paths, manager choice (no root)."""
 import pytest
 
+pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+
 from pyrt_cgroups import detect, manager
 from pyrt_core.errors import UsageError
 

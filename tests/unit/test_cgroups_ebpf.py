@@ -4,6 +4,8 @@ import struct
 
 import pytest
 
+pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+
 from pyrt_cgroups import ebpf
 from pyrt_core.containers.defaults import DEFAULT_DEVICE_RULES
 from pyrt_core.runtime.config import DeviceRule

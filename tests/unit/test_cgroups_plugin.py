@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+
 from pyrt_cgroups import cgfs, detect
 from pyrt_cgroups import plugin as cgplugin
 from pyrt_cgroups.testing import fake_hybrid, fake_v2
@@ -159,3 +161,19 @@ def test_plugin_module_is_import_cheap():
             "print(sorted(m for m in sys.modules if m.startswith('pyrt_cgroups')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['pyrt_cgroups', 'pyrt_cgroups.plugin']"
+
+
+def test_oom_hook_answers_for_its_own_records_only(host):
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(cgplugin, name="cgroups")
+    pm.check_pending()
+    rec = cgplugin.pyrt_resources_apply("abc", 4242, Resources(), "pyrt-abc")
+    try:
+        assert pm.hook.pyrt_resources_oom_killed(container_id="abc", record=rec) is False
+        # a record of the core's "none" manager is answered by the core, not by us
+        assert cgplugin.pyrt_resources_oom_killed("x", {"manager": "none"}) is None
+        assert pm.hook.pyrt_resources_oom_killed(container_id="x", record={"manager": "none"}) is False
+    finally:
+        for d in rec["paths"].values():
+            open(f"{d}/cgroup.procs", "w").close()
+        cgplugin.pyrt_resources_release("abc", rec)

@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+
 from pyrt_cgroups import Cgroup, CgroupError
 from pyrt_cgroups.testing import fake_hybrid, fake_v1
 from pyrt_cgroups.v1 import device_lines

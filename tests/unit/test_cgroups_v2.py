@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+
 from pyrt_cgroups import Cgroup, CgroupError, ebpf, v2
 from pyrt_cgroups.testing import fake_v2
 from pyrt_core.errors import UsageError

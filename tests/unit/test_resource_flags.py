@@ -8,7 +8,8 @@ import pytest
 from pyrt_core.cli import resource_flags as rf
 from pyrt_core.containers.defaults import DEFAULT_DEVICE_RULES
 from pyrt_core.errors import UsageError
-from pyrt_core.runtime.config import _resources
+from pyrt_core.containers import spec
+from pyrt_core.runtime.config import resources_from_spec
 
 MiB = 1 << 20
 
@@ -97,6 +98,8 @@ def test_cpus():
     (["--cpus", "-1"], "range of CPUs is from 0.01 to 2.00"),
     (["--cpus", "3"], "only 2 CPUs"),
     (["--cpus", "abc"], "not a number"),
+    (["--cpus", "1/2"], "not a number"),
+    (["--cpus", "nan"], "not a number"),
     (["--cpus", "0.001"], "minimum is 0.01"),
     (["--cpus", "1", "--cpu-quota", "50000"], "conflicting options"),
     (["--cpus", "1", "--cpu-period", "50000"], "conflicting options"),
@@ -187,17 +190,18 @@ def test_cgroup_parent():
     for bad in ("/", "../x", "a.slice:b:c"):
         with pytest.raises(UsageError, match="--cgroup-parent"):
             parse("--cgroup-parent", bad)
-    assert rf.cgroups_path("abc") == "pyrt-abc"
-    assert rf.cgroups_path("abc", "/tenants/a") == "/tenants/a/pyrt-abc"
+    assert spec.cgroups_path("abc") == "pyrt-abc"
+    assert spec.cgroups_path("abc", "/tenants/a") == "/tenants/a/pyrt-abc"
 
 
-def test_merge_into_linux_appends_device_rules_and_nodes():
+def test_merge_resources_appends_device_rules_and_nodes():
     linux = {"resources": {"devices": [dict(r) for r in DEFAULT_DEVICE_RULES]},
              "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}],
              "cgroupsPath": "pyrt-abc"}
     out = parse("-m", "64m", "--pids-limit", "10", "--device", "/dev/loop3:/dev/null:r",
                 "--cgroup-parent", "/t")
-    rf.merge_into_linux(linux, out.resources, out.devices, out.cgroup_parent, "abc")
+    spec.merge_resources(linux, out.resources, out.devices)
+    linux["cgroupsPath"] = spec.cgroups_path("abc", out.cgroup_parent)
     assert linux["resources"]["memory"] == {"limit": 64 * MiB}
     assert linux["resources"]["pids"] == {"limit": 10}
     assert linux["resources"]["devices"][:len(DEFAULT_DEVICE_RULES)] == list(DEFAULT_DEVICE_RULES)
@@ -207,14 +211,14 @@ def test_merge_into_linux_appends_device_rules_and_nodes():
                                  "fileMode": 0o660, "uid": 0, "gid": 6}]
     assert linux["cgroupsPath"] == "/t/pyrt-abc"
     # and the core reads the result back into Resources
-    r = _resources(linux["resources"])
+    r = resources_from_spec(linux["resources"])
     assert r.memory_limit == 64 * MiB and r.pids_limit == 10 and r.devices[-1].major == 7
 
 
 def test_flags_reach_the_runtime_config():
     out = parse("--cpus", "0.5", "--device-write-bps", "/dev/loop3:1mb", "--memory-swap", "-1",
                 "-m", "32m")
-    r = _resources(out.resources)
+    r = resources_from_spec(out.resources)
     assert (r.cpu_quota, r.cpu_period) == (50000, 100000)
     assert r.blkio_throttle == {"throttleWriteBpsDevice": [(7, 3, MiB)]}
     assert (r.memory_limit, r.memory_swap) == (32 * MiB, -1)

@@ -45,6 +45,13 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
 
 
 @hookimpl(trylast=True)
+def pyrt_resources_oom_killed(container_id, record):
+    if (record or {}).get("manager", "none") == "none":
+        return False
+    return None
+
+
+@hookimpl(trylast=True)
 def pyrt_resources_release(container_id, record):
     if (record or {}).get("manager", "none") == "none":
         return True

@@ -92,6 +92,7 @@ class Engine:
 
     # -- containers --------------------------------------------------------------------
     def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing") -> Container:
+        self._validate_resources(config)
         image = self.resolve_image(config.image, pull)
         store = self.containers
         cid = store.new_id()
@@ -115,6 +116,14 @@ class Engine:
             raise
         self.pm.hook.pyrt_container_created(container=container)
         return container
+
+    def _validate_resources(self, config: ContainerConfig) -> None:
+        """Refuse limits the resource manager cannot honour before anything exists."""
+        if not (config.resources or config.devices or config.cgroup_parent):
+            return
+        from .runtime.config import resources_from_spec
+
+        self.pm.hook.pyrt_resources_validate(resources=resources_from_spec(config.resources))
 
     def _mount_and_write_bundle(self, container: Container, image: Image):
         from .containers import spec as specmod
@@ -149,10 +158,13 @@ class Engine:
                 self.containers.save(container, durable=False)
                 self.pm.hook.pyrt_container_started(container=container, pid=pid)
 
+            def exited(exit_code, oom):
+                container.state.oom_killed = oom
+
             try:
                 image = self.images.get(container.image_id)
                 rc = self._mount_and_write_bundle(container, image)
-                code = Executor(self.pm).run(rc, stdio, on_started=started)
+                code = Executor(self.pm).run(rc, stdio, on_started=started, on_exited=exited)
             except PyrtError as e:
                 code = e.exit_code
                 raise

@@ -203,6 +203,19 @@ def pyrt_resources_release(container_id, record):
     """
 
 
+@hookspec(firstresult=True)
+def pyrt_resources_oom_killed(container_id, record):
+    """Whether the kernel's OOM killer killed a process of the container.
+
+    Receives the ``container_id`` and ``record``, the mapping that
+    :func:`pyrt_resources_apply` returned.  Called by the runtime after the
+    container's init process was reaped and before
+    :func:`pyrt_resources_release`.  The first implementation whose manager
+    matches ``record["manager"]`` returns ``True`` or ``False``; others
+    return ``None``.
+    """
+
+
 # --------------------------------------------------------------------------
 # Lifecycle events
 # --------------------------------------------------------------------------

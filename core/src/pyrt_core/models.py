@@ -277,7 +277,9 @@ class ContainerConfig:
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
-    resources: dict = field(factory=dict)
+    resources: dict = field(factory=dict)  # OCI linux.resources from the resource flags
+    devices: list[dict] = field(factory=list)  # OCI linux.devices from --device
+    cgroup_parent: str | None = None
     storage_opts: dict[str, str] = field(factory=dict)
 
     def to_dict(self) -> dict:

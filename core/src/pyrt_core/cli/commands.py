@@ -65,6 +65,9 @@ def container_config_from_args(args):
         if not sep or not k or not v:
             raise UsageError(f"invalid --storage-opt {opt!r}: expected KEY=VALUE")
         storage_opts[k] = v
+    from .resource_flags import resources_from_args
+
+    rf = resources_from_args(args)
     hostname = args.hostname
     if hostname is not None and (not hostname or len(hostname) > 64 or "/" in hostname):
         raise UsageError(f"invalid hostname {hostname!r}")
@@ -86,6 +89,9 @@ def container_config_from_args(args):
         interactive=args.interactive,
         auto_remove=getattr(args, "rm", False),
         storage_opts=storage_opts,
+        resources=rf.resources,
+        devices=rf.devices,
+        cgroup_parent=rf.cgroup_parent,
     )
 
 

@@ -52,6 +52,9 @@ def build_parser() -> Parser:
     # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
     r = cmd("run", "Run a command in a new container", add_help=False, storage_opt=False)
     add_container_flags(r)
+    from .resource_flags import add_resource_flags
+
+    add_resource_flags(r)
     r.add_argument("--rm", action="store_true", help="remove the container when it exits")
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -11,9 +11,9 @@
   to create in the container's /dev);
 * ``cgroup_parent`` -- ``--cgroup-parent``, or ``None``.
 
-:func:`merge_into_linux` puts all three into a spec's ``linux`` section;
-:func:`cgroups_path` builds the ``cgroupsPath`` (``pyrt-<id>``, or
-``/<parent>/pyrt-<id>`` with ``--cgroup-parent``).
+:func:`pyrt_core.containers.spec.merge_resources` puts them into a spec's
+``linux`` section and :func:`pyrt_core.containers.spec.cgroups_path` builds the
+``cgroupsPath`` (``pyrt-<id>``, or ``/<parent>/pyrt-<id>`` with ``--cgroup-parent``).
 
 Values are checked here as docker's CLI and daemon check them (sizes such
 as ``512m``; ``--cpus`` within the host's CPUs; ``--cpus`` together with
@@ -22,32 +22,46 @@ as ``512m``; ``--cpus`` within the host's CPUs; ``--cpus`` together with
 by the resource plugin's ``pyrt_resources_validate``.  Every error is a
 :class:`pyrt_core.errors.UsageError`, raised before anything is created.
 
-Only the standard library and attrs are imported: this runs at CLI start-up.
+Import-cheap (argparse's start-up budget): only small standard modules are
+imported here; :mod:`fractions` is imported when a value needs it.
 """
 from __future__ import annotations
 
 import os
 import re
 import stat as _statmod
-from fractions import Fraction
-
-import attrs
 
 from ..errors import UsageError
 
 #: os.stat, replaceable by tests
 _stat = os.stat
 
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_SIZE_RE = r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$"  # compiled on first use
 _UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 CPU_PERIOD = 100000  # the CFS period --cpus uses (100 ms)
 
 
-@attrs.define
 class ResourceFlags:
-    resources: dict = attrs.field(factory=dict)
-    devices: list[dict] = attrs.field(factory=list)
-    cgroup_parent: str | None = None
+    """What the resource flags asked for (see the module docstring)."""
+
+    __slots__ = ("resources", "devices", "cgroup_parent")
+
+    def __init__(self, resources: dict | None = None, devices: list[dict] | None = None,
+                 cgroup_parent: str | None = None):
+        self.resources: dict = resources if resources is not None else {}
+        self.devices: list[dict] = devices if devices is not None else []
+        self.cgroup_parent = cgroup_parent
+
+    def __eq__(self, other):
+        return isinstance(other, ResourceFlags) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return (f"ResourceFlags(resources={self.resources!r}, devices={self.devices!r}, "
+                f"cgroup_parent={self.cgroup_parent!r})")
+
+    def is_empty(self) -> bool:
+        return not (self.resources or self.devices or self.cgroup_parent)
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -86,7 +100,9 @@ def add_resource_flags(p) -> None:
 
 def parse_size(text: str, flag: str = "--memory") -> int:
     """docker's sizes: ``1024``, ``10k``, ``512m``, ``1.5g``, ``2GB``, ``4MiB`` (binary units)."""
-    m = _SIZE_RE.match(str(text).strip())
+    from fractions import Fraction
+
+    m = re.match(_SIZE_RE, str(text).strip())
     if not m:
         raise UsageError(f"invalid value for {flag}: invalid size: {text!r}")
     unit = m.group(2).lower() if m.group(2) else None
@@ -232,10 +248,12 @@ def resources_from_args(args) -> ResourceFlags:
     if g("cpus"):
         if g("cpu_quota") or g("cpu_period"):
             raise UsageError("conflicting options: --cpus cannot be used with --cpu-quota or --cpu-period")
-        try:
-            n = Fraction(str(g("cpus")).strip())
-        except (ValueError, ZeroDivisionError):
-            raise UsageError(f"invalid value for --cpus: {g('cpus')!r} is not a number") from None
+        from fractions import Fraction
+
+        text = str(g("cpus")).strip()
+        if not re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)", text):
+            raise UsageError(f"invalid value for --cpus: {g('cpus')!r} is not a number")
+        n = Fraction(text)
         ncpu = host_cpu_count()
         if n < 0 or n > ncpu:
             raise UsageError(f"invalid value for --cpus: {g('cpus')}: the range of CPUs is from "
@@ -295,39 +313,3 @@ def resources_from_args(args) -> ResourceFlags:
     if g("cgroup_parent"):
         out.cgroup_parent = _cgroup_parent(g("cgroup_parent"))
     return out
-
-
-# -- into the spec ----------------------------------------------------------------------
-
-
-def cgroups_path(container_id: str, cgroup_parent: str | None = None) -> str:
-    """``linux.cgroupsPath``: ``pyrt-<id>`` (the plugin puts it under ``/pyrt``),
-    or ``<parent>/pyrt-<id>`` from the hierarchy root with ``--cgroup-parent``."""
-    name = f"pyrt-{container_id}"
-    if not cgroup_parent:
-        return name
-    return _cgroup_parent(cgroup_parent) + "/" + name
-
-
-def merge_into_linux(linux: dict, resources: dict | None, devices: list[dict] | None = None,
-                     cgroup_parent: str | None = None, container_id: str | None = None) -> None:
-    """Put the flags' results into a spec's ``linux`` section.
-
-    ``resources`` sections replace the spec's, except ``devices``: those
-    allow rules are appended after the default device rules (so a
-    ``--device`` adds to Docker's default allow list).  ``devices`` entries
-    are added to ``linux.devices`` (one with the same path is replaced).
-    With ``cgroup_parent`` and ``container_id``, ``cgroupsPath`` is set.
-    """
-    res = linux.setdefault("resources", {})
-    for key, value in (resources or {}).items():
-        if key == "devices":
-            res["devices"] = list(res.get("devices") or []) + [dict(r) for r in value]
-        else:
-            res[key] = value
-    if devices:
-        paths = {d["path"] for d in devices}
-        linux["devices"] = [d for d in linux.get("devices") or [] if d["path"] not in paths] \
-            + [dict(d) for d in devices]
-    if container_id is not None and cgroup_parent:
-        linux["cgroupsPath"] = cgroups_path(container_id, cgroup_parent)

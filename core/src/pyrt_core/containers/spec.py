@@ -170,10 +170,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
         "readonlyPaths": list(defaults.READONLY_PATHS),
         "devices": [],
         "resources": {"devices": [dict(r) for r in defaults.DEFAULT_DEVICE_RULES]},
-        "cgroupsPath": f"pyrt-{container.id}",
+        "cgroupsPath": cgroups_path(container.id, cfg.cgroup_parent),
     }
-    if cfg.resources:
-        linux["resources"].update(cfg.resources)
+    merge_resources(linux, cfg.resources, cfg.devices)
     if userns:
         namespaces.append({"type": "user"})
         uidmaps = cfg.uidmaps or [_default_map()]
@@ -209,6 +208,34 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
         "annotations": {"io.pyrt.image": image.id, "io.pyrt.name": container.name},
         "linux": linux,
     }
+
+
+def cgroups_path(container_id: str, cgroup_parent: str | None = None) -> str:
+    """``linux.cgroupsPath``: ``pyrt-<id>`` (relative: the resource plugin picks the
+    place), or ``/<parent>/pyrt-<id>`` from the hierarchy root with ``--cgroup-parent``."""
+    name = f"pyrt-{container_id}"
+    if not cgroup_parent:
+        return name
+    return "/" + cgroup_parent.strip("/") + "/" + name
+
+
+def merge_resources(linux: dict, resources: dict | None, devices: list[dict] | None = None) -> None:
+    """Put the resource flags' results into a spec's ``linux`` section.
+
+    ``resources`` sections replace the spec's, except ``devices``: those allow
+    rules are appended after Docker's default rules (``--device`` adds to the
+    default allow list).  ``devices`` entries are added to ``linux.devices``
+    (one with the same path is replaced)."""
+    res = linux.setdefault("resources", {})
+    for key, value in (resources or {}).items():
+        if key == "devices":
+            res["devices"] = list(res.get("devices") or []) + [dict(r) for r in value]
+        else:
+            res[key] = value
+    if devices:
+        paths = {d["path"] for d in devices}
+        linux["devices"] = [d for d in linux.get("devices") or [] if d["path"] not in paths] \
+            + [dict(d) for d in devices]
 
 
 def _default_map():

@@ -220,7 +220,8 @@ def _ids(maps) -> list[IdMapping]:
     return [IdMapping(m["containerID"], m["hostID"], m["size"]) for m in maps or []]
 
 
-def _resources(r: dict | None) -> Resources:
+def resources_from_spec(r: dict | None) -> Resources:
+    """Resolve an OCI ``linux.resources`` object."""
     r = r or {}
     mem = r.get("memory") or {}
     cpu = r.get("cpu") or {}
@@ -340,7 +341,7 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
         readonly_paths=list(linux.get("readonlyPaths") or []),
         sysctl=dict(linux.get("sysctl") or {}),
         rootfs_propagation=rprop,
-        resources=_resources(linux.get("resources")),
+        resources=resources_from_spec(linux.get("resources")),
         cgroups_path=linux.get("cgroupsPath"),
         annotations=dict(spec.get("annotations") or {}),
     )

@@ -70,8 +70,13 @@ class Executor:
                                           cgroups_path=config.cgroups_path)
             record.update(r or {"manager": "none"})
 
-        proc = hook.pyrt_isolation_create(config=config, stdio=tuple(stdio),
-                                          place_process=place_process)
+        try:
+            proc = hook.pyrt_isolation_create(config=config, stdio=tuple(stdio),
+                                              place_process=place_process)
+        except BaseException:
+            if record:  # placed, then setup failed: the cgroup must not outlive it
+                self.release(config.id, record)
+            raise
         if proc is None:
             if record:
                 self.release(config.id, record)
@@ -81,15 +86,24 @@ class Executor:
     def release(self, container_id: str, record: dict) -> None:
         self.pm.hook.pyrt_resources_release(container_id=container_id, record=record)
 
-    def run(self, config: RuntimeConfig, stdio=(0, 1, 2), on_started=None) -> int:
-        """create + start + wait + release; return the exit code."""
+    def oom_killed(self, container_id: str, record: dict) -> bool:
+        return bool(self.pm.hook.pyrt_resources_oom_killed(container_id=container_id, record=record))
+
+    def run(self, config: RuntimeConfig, stdio=(0, 1, 2), on_started=None, on_exited=None) -> int:
+        """create + start + wait + release; return the exit code.
+
+        ``on_started(pid, record)`` runs once the user's process is running;
+        ``on_exited(code, oom_killed)`` after it was reaped, before release."""
         proc, record = self.create(config, stdio)
         try:
             with forward_signals(proc):
                 proc.start()
                 if on_started is not None:
                     on_started(proc.pid, record)
-                return proc.wait()
+                code = proc.wait()
+            if on_exited is not None:
+                on_exited(code, self.oom_killed(config.id, record))
+            return code
         except BaseException:
             proc.destroy()
             raise

@@ -159,3 +159,8 @@ def update(record, resources) -> bool | None:
     type(m).validate(m.host, resources)
     m.set(resources)
     return True
+
+
+@hookimpl
+def pyrt_resources_oom_killed(container_id, record):
+    return oom_killed(record)

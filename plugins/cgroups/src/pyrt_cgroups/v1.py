@@ -50,9 +50,9 @@ class Memory(Controller):
 
     def set(self, fs, d, r):
         mem, swap = r.memory_limit or 0, r.memory_swap or 0
-        if mem == -1 and swap == 0:
-            swap = -1  # lifting the memory limit lifts memory+swap too
         limit_f, memsw_f = _j(d, "memory.limit_in_bytes"), _j(d, "memory.memsw.limit_in_bytes")
+        if mem == -1 and swap == 0 and fs.exists(memsw_f):
+            swap = -1  # lifting the memory limit lifts memory+swap too
         if mem and swap:
             # the kernel wants memsw >= limit at every moment: order the two writes
             current = fs.read_int(limit_f)
