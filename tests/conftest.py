@@ -124,7 +124,7 @@ def no_leaks(request):
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from clitools import PyrtCLI, unmount_under  # noqa: E402  (tests/ is on sys.path)
+from clitools import PyrtCLI  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture(scope="session")

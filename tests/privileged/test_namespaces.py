@@ -415,6 +415,39 @@ def test_ambient_capability_for_a_non_root_user(busybox_rootfs):
     assert caps.from_mask(caps.parse_status_mask(out.split()[-1])) == ["CAP_NET_BIND_SERVICE"]
 
 
+def test_new_session_and_terminal(busybox_rootfs):
+    script = "cut -d' ' -f6,7 /proc/self/stat; test -t 0 && echo tty || echo notty"
+    code, out = sh(busybox_rootfs, script)  # a pipe: no controlling terminal
+    assert (code, out.split()) == (0, ["1", "0", "notty"])  # own session, led by pid 1
+
+    master, slave = os.openpty()
+    try:
+        cfg = docker_config(busybox_rootfs, ["sh", "-c", script], process={"terminal": True})
+        p = spawn.create(cfg, (slave, slave, slave), lambda pid: None)
+        try:
+            os.close(slave)
+            slave = None
+            p.start()
+            chunks = []
+            while True:
+                try:
+                    b = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's last user is gone
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            assert p.wait() == 0
+        finally:
+            p.destroy()
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    out = b"".join(chunks).decode().split()
+    assert out[0] == "1" and out[1] != "0" and out[2] == "tty", out
+
+
 def test_cwd_and_umask(busybox_rootfs):
     code, out = sh(busybox_rootfs, "pwd; umask", process={"cwd": "/tmp", "umask": 0o027})
     assert (code, out.split()) == (0, ["/tmp", "0027"])
@@ -577,6 +610,27 @@ def test_user_namespace_mapping(busybox_rootfs):
     assert lines[1].split() == ["0", "100000", "65536"]
     assert lines[2].split() == ["0", "100000", "65536"]
     assert lines[3] == "null-ok" and lines[4] == "lo"
+
+
+def test_user_namespace_with_host_network_binds_sys(busybox_rootfs):
+    # sysfs may only be mounted by the owner of the network namespace: runc's fallback
+    maps = [IdMapping(0, 100000, 65536)]
+    ns = tuple(n for n in DEFAULT_NAMESPACES if n != "network") + ("user",)
+    code, out = sh(busybox_rootfs, "ls /sys/class/net; touch /sys/x; echo rc=$?",
+                   namespaces=ns, uid_mappings=maps, gid_mappings=maps)
+    assert code == 0, out
+    assert set(out.split()[:-1]) >= set(os.listdir("/sys/class/net")) - {"bonding_masters"}
+    assert "rc=1" in out and "Read-only file system" in out
+
+
+def test_rootfs_propagation_is_applied(busybox_rootfs):
+    from pyrt_core.runtime.config import MS_REC, MS_SHARED
+
+    code, out = sh(busybox_rootfs, "cat /proc/self/mountinfo",
+                   rootfs_propagation=MS_SHARED | MS_REC)
+    assert code == 0, out
+    root = [line for line in out.splitlines() if line.split()[4] == "/"]
+    assert len(root) == 1 and "shared:" in root[0], out
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from pyrt_core.cli.main import build_parser, main
-from pyrt_core.cli.commands import container_config_from_args
+from pyrt_core.cli.containers import container_config_from_args
 from pyrt_core.errors import UsageError
 
 

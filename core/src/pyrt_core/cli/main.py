@@ -9,7 +9,6 @@ found).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .. import __version__
@@ -41,88 +40,20 @@ def build_parser() -> Parser:
     _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    def cmd(name, help, aliases=(), add_help=True, storage_opt=True):
+    def cmd(name, help, func, aliases=(), add_help=True, storage_opt=True):
         sp = sub.add_parser(name, help=help, description=help, aliases=list(aliases),
                             add_help=add_help)
         _global_options(sp, suppress=True, storage_opt=storage_opt)
+        sp.set_defaults(func=func)
         return sp
 
-    # `run -h` means --hostname, as in docker: run's help is --help only
-    # and, as in docker and podman, `run --storage-opt` is per container (size=...);
-    # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
-    r = cmd("run", "Run a command in a new container", add_help=False, storage_opt=False)
-    add_container_flags(r)
-    from .resource_flags import add_resource_flags
+    # one module per area; each adds its commands (argparse only: heavy imports
+    # happen inside the command functions)
+    from . import containers, images, system
 
-    add_resource_flags(r)
-    r.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    r.add_argument("image", metavar="IMAGE")
-    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
-
-    l = cmd("load", "Load an image from an archive (OCI layout dir/tar, docker-archive tar)")
-    l.add_argument("--input", "-i", metavar="PATH", help="archive or OCI layout to read (default: stdin)")
-    l.add_argument("--quiet", "-q", action="store_true", help="print only the image ids")
-
-    im = cmd("images", "List images")
-    im.add_argument("--quiet", "-q", action="store_true", help="only show image ids")
-    im.add_argument("--no-trunc", action="store_true", help="do not truncate ids")
-    im.add_argument("--format", choices=("table", "json"), default="table")
-    im.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
-
-    ins = cmd("inspect", "Show low-level information on images or containers")
-    ins.add_argument("--type", choices=("image", "container"), default=None)
-    ins.add_argument("names", nargs="+", metavar="NAME")
-
-    t = cmd("tag", "Create a name TARGET that refers to SOURCE")
-    t.add_argument("source", metavar="SOURCE")
-    t.add_argument("target", metavar="TARGET")
-
-    rmi = cmd("rmi", "Remove images")
-    rmi.add_argument("--force", "-f", action="store_true", help="remove even if containers use it")
-    rmi.add_argument("images", nargs="+", metavar="IMAGE")
-
-    ps = cmd("ps", "List containers")
-    ps.add_argument("--all", "-a", action="store_true", help="show all containers (default: running)")
-    ps.add_argument("--quiet", "-q", action="store_true", help="only show ids")
-    ps.add_argument("--no-trunc", action="store_true")
-    ps.add_argument("--format", choices=("table", "json"), default="table")
-
-    rm = cmd("rm", "Remove containers")
-    rm.add_argument("--force", "-f", action="store_true", help="(running containers need `pyrt stop` first)")
-    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
-
-    info = cmd("info", "Show the engine's plugins, storage drivers and kernel features")
-    info.add_argument("--format", choices=("text", "json"), default="text")
-
-    cmd("version", "Show the pyrt version")
+    for area in (containers, images, system):
+        area.add_parsers(cmd)
     return p
-
-
-def add_container_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", help="assign a name to the container")
-    p.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE",
-                   help="set an environment variable (KEY alone passes the host's value)")
-    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read variables from a file")
-    p.add_argument("--workdir", "-w", metavar="DIR", help="working directory inside the container")
-    p.add_argument("--user", "-u", metavar="USER[:GROUP]", help="user name or uid, and group")
-    p.add_argument("--hostname", "-h", metavar="NAME", help="container host name")
-    p.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
-    p.add_argument("--network", "--net", default="none", metavar="MODE",
-                   help="network mode: none (loopback only, default) or host")
-    p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount a host path")
-    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
-    p.add_argument("--userns", metavar="MODE", choices=("host", "private"), default=None,
-                   help="user namespace: host (default) or private (maps root to 100000:65536 unless --uidmap)")
-    p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="uid mapping (implies a user namespace)")
-    p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="gid mapping (implies a user namespace)")
-    p.add_argument("--interactive", "-i", action="store_true", help="keep stdin open")
-    p.add_argument("--tty", "-t", action="store_true", help="allocate a pseudo-terminal (set TERM)")
-    p.add_argument("--storage-opt", action="append", default=[], dest="container_storage_opt",
-                   metavar="KEY=VALUE", help="storage option for this container's layer (e.g. size=1G)")
-    p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
-                   help="pull the image: missing (default), always, never")
-    p.add_argument("--help", action="help", help="show this help message and exit")
 
 
 def main(argv=None) -> int:
@@ -147,13 +78,7 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
-    cmd = args.command
-    if cmd == "version":
-        print(f"pyrt version {__version__}")
-        return 0
-    from . import commands
-
-    return commands.COMMANDS[cmd](args)
+    return args.func(args)
 
 
 def entry() -> None:  # pragma: no cover

@@ -1,6 +1,7 @@
 """The last steps of a container process, in a child: identity, capabilities, exec.
 
 Shared by create (after ``start``) and join (at once): signals and stdio reset,
+a new session (stdin as the controlling terminal when ``process.terminal``),
 umask, the bounding set dropped while still root, groups/gid/uid switched with
 PR_SET_KEEPCAPS, the capability sets applied, no_new_privs, the working
 directory, the PATH lookup in the *container's* environment, then execve.
@@ -14,6 +15,7 @@ import fcntl
 import os
 import resource
 import signal
+import termios
 from typing import NamedTuple
 
 from . import caps, lookup, syscalls
@@ -33,6 +35,7 @@ class ExecPlan(NamedTuple):
     no_new_privs: bool
     stdio: tuple | None
     rlimits: list       # [(RLIMIT_* number, soft, hard, name)]
+    terminal: bool = False  # stdin is the container's terminal: make it the controlling tty
 
 
 def resolve_rlimits(rlimits) -> list:
@@ -112,10 +115,20 @@ def switch_user(plan: ExecPlan) -> None:
             syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 0, what="PR_SET_KEEPCAPS")
 
 
+def new_session(terminal: bool) -> None:
+    """Leave the caller's session (and terminal); adopt stdin as the controlling tty."""
+    with stage("starting a new session"):
+        os.setsid()
+    if terminal and os.isatty(0):
+        with stage("making stdin the controlling terminal"):
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def exec_process(plan: ExecPlan) -> None:
     """Become the container's process; returns only by raising ChildError."""
     reset_signals()
     install_stdio(plan.stdio)
+    new_session(plan.terminal)
     os.umask(plan.umask)
     if plan.capsets is not None:
         with stage("dropping capabilities from the bounding set"):

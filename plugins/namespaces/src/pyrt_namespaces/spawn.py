@@ -11,10 +11,11 @@ create (runc's order, see shared/reference/isolation.md)::
                                 fork --------------------------> wait "go"
     "pid N" <------------------ report pid; _exit(0)
     reap it; place_process(N)
-    "go" -----------------------------------------------------> [unshare(CGROUP)], hostname,
-                                                                 rootfs, lo, sysctls,
-                                                                 read-only/masked paths,
-                                                                 rlimits, oom_score_adj
+    "go" -----------------------------------------------------> oom_score_adj,
+                                                                 [unshare(CGROUP)], hostname,
+                                                                 rootfs and pivot_root, lo,
+                                                                 sysctls, read-only and
+                                                                 masked paths, rlimits
     "created" <----------------------------------------------- wait "start"
     start(): "start" -----------------------------------------> user, caps, cwd, execve
     EOF (exec done) or "error CODE TEXT" <---------------------
@@ -25,6 +26,7 @@ the caller is a child subreaper; the caller reaps it with waitpid.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from typing import NamedTuple
 
@@ -104,6 +106,7 @@ def exec_plan(process, stdio, last_cap: int | None = None) -> execute.ExecPlan:
         no_new_privs=process.no_new_privileges,
         stdio=stdio,
         rlimits=rlimits,
+        terminal=process.terminal,
     )
 
 
@@ -122,7 +125,7 @@ def _sysctl_plan(config, has_ns) -> list:
         if not has_ns(needed):
             raise RuntimeError_(f"sysctl {key!r} needs the container to have its own "
                                 f"{needed} namespace")
-        if "/" in key or ".." in key.split("."):
+        if "/" in key or "" in key.split("."):
             raise RuntimeError_(f"invalid sysctl name {key!r}")
         out.append(("/proc/sys/" + key.replace(".", "/"), str(value)))
     return out
@@ -319,8 +322,6 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
 
 
 def _wait_for_start(sock: int) -> None:
-    import socket
-
     with socket.socket(fileno=os.dup(sock)) as s:
         msg, fds, _, _ = socket.recv_fds(s, 64, 1)
     if msg == b"start":

@@ -1,0 +1,32 @@
+"""System commands: info, version."""
+from __future__ import annotations
+
+import json
+import sys
+
+from .common import engine_from_args
+
+
+def add_parsers(cmd) -> None:
+    info = cmd("info", "Show the engine's plugins, storage drivers and kernel features", cmd_info)
+    info.add_argument("--format", choices=("text", "json"), default="text")
+    cmd("version", "Show the pyrt version", cmd_version)
+
+
+def cmd_version(args) -> int:
+    from .. import __version__
+
+    print(f"pyrt version {__version__}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .info import collect, render
+
+    engine = engine_from_args(args)
+    data = collect(engine)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        sys.stdout.write(render(data))
+    return 0
