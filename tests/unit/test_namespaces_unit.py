@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -215,3 +214,66 @@ def test_plugin_module_is_cheap_to_import():
     seconds, ctypes_loaded = out.stdout.split()
     assert ctypes_loaded == "False"  # the heavy modules load only when a hook runs
     assert float(seconds) < 0.2
+
+
+# -- cgroup hierarchies and sysctls -------------------------------------------------------
+
+MOUNTINFO = """\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 27 0:39 / /elsewhere rw,relatime - cgroup cgroup rw,pids
+"""
+CGROUP = """\
+5:memory:/pyrt/c1
+3:cpu,cpuacct:/pyrt/c1
+1:name=systemd:/user.slice
+0::/
+"""
+
+
+def test_cgroup_hierarchies_of_a_hybrid_host(tmp_path):
+    from pyrt_namespaces import mounts
+
+    (tmp_path / "mountinfo").write_text(MOUNTINFO)
+    (tmp_path / "cgroup").write_text(CGROUP)
+    got = mounts.cgroup_hierarchies(str(tmp_path / "mountinfo"), str(tmp_path / "cgroup"))
+    assert got == [
+        mounts.CgroupHierarchy("cpu,cpuacct", "cgroup", "cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct/pyrt/c1"),
+        mounts.CgroupHierarchy("memory", "cgroup", "memory", "/sys/fs/cgroup/memory/pyrt/c1"),
+        mounts.CgroupHierarchy("systemd", "cgroup", "name=systemd", "/sys/fs/cgroup/systemd/user.slice"),
+        mounts.CgroupHierarchy("unified", "cgroup2", "", "/sys/fs/cgroup/unified"),
+    ]
+
+
+def test_cgroup_hierarchies_of_a_v2_host(tmp_path):
+    from pyrt_namespaces import mounts
+
+    (tmp_path / "mountinfo").write_text(
+        "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n")
+    (tmp_path / "cgroup").write_text("0::/pyrt/c2\n")
+    got = mounts.cgroup_hierarchies(str(tmp_path / "mountinfo"), str(tmp_path / "cgroup"))
+    assert got == [mounts.CgroupHierarchy("", "cgroup2", "", "/sys/fs/cgroup/pyrt/c2")]
+
+
+def test_sysctls_must_be_namespaced():
+    from types import SimpleNamespace
+
+    from pyrt_core.errors import RuntimeError_
+    from pyrt_namespaces import spawn
+
+    def plan(sysctl, namespaces=("ipc", "network", "uts")):
+        return spawn._sysctl_plan(SimpleNamespace(sysctl=sysctl), lambda t: t in namespaces)
+
+    assert plan({"net.ipv4.ip_forward": "1", "kernel.shmmax": 10, "fs.mqueue.msg_max": "5"}) == [
+        ("/proc/sys/net/ipv4/ip_forward", "1"), ("/proc/sys/kernel/shmmax", "10"),
+        ("/proc/sys/fs/mqueue/msg_max", "5")]
+    with pytest.raises(RuntimeError_, match="not in a separate kernel namespace"):
+        plan({"vm.swappiness": "1"})
+    with pytest.raises(RuntimeError_, match="own network namespace"):
+        plan({"net.ipv4.ip_forward": "1"}, namespaces=("ipc",))
+    with pytest.raises(RuntimeError_, match="invalid sysctl"):
+        plan({"net.ipv4/../../x": "1"})

@@ -12,6 +12,7 @@ container process), ``created``, ``error CODE TEXT``.  Parent -> child: ``maps``
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 EXIT_SETUP = 125
@@ -102,6 +103,9 @@ def run_child(sock: int, fn, *args) -> None:
         except BaseException as e:  # noqa: BLE001 - everything is reported, then _exit
             code = e.exit_code if isinstance(e, ChildError) else EXIT_SETUP
             try:
+                # The exec steps reset SIGPIPE to default: a parent that is gone
+                # (detached start) must not turn exit code 127 into a signal death.
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
                 text = describe(e)[:MAX_MESSAGE - 32]
                 send(sock, b"error %d %s" % (code, text.encode(errors="replace")))
             except BaseException:  # noqa: BLE001

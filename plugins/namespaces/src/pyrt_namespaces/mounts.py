@@ -150,7 +150,7 @@ def cgroup_hierarchies(mountinfo: str = "/proc/self/mountinfo",
             rel = path if mroot == "/" else (path[len(mroot):] if path.startswith(mroot) else None)
             if rel is None:
                 continue
-            out.append(CgroupHierarchy(name, fstype, ctrls, mpoint.rstrip("/") + rel))
+            out.append(CgroupHierarchy(name, fstype, ctrls, os.path.normpath(mpoint + "/" + rel)))
     return out
 
 

@@ -410,13 +410,15 @@ def create(config, stdio, place_process) -> NamespacedProcess:
                 raise RuntimeError_(f"{what}: {e.strerror}") from None
             channel.send(sock, b"maps")
             msg = channel.recv(sock)
-        if msg.startswith(b"pid "):
-            pid = int(msg[4:])
-        status, middle = _reap(middle), None  # the grandchild is now our child
-        if pid is None:
+        if not msg.startswith(b"pid "):
+            status, middle = _reap(middle), None
             raise _failure(msg, what, status)
+        pid = int(msg[4:])
         place_process(pid)
         channel.send(sock, b"go")
+        # The intermediate has exited meanwhile; once reaped, its child is ours.
+        _reap(middle)
+        middle = None
         msg = channel.recv(sock)
         if msg != b"created":
             status, pid = _reap(pid), None
