@@ -77,6 +77,27 @@ def pyrt_image_fetch(reference, store, options):
     """
 
 
+@hookspec(firstresult=True)
+def pyrt_image_push(image, reference, store, options):
+    """Send an image from the local store to where ``reference`` points.
+
+    Receives ``image`` (the stored :class:`pyrt_core.models.Image`),
+    ``reference`` (a parsed :class:`pyrt_core.models.ImageReference`: the
+    destination, e.g. ``registry.example:5000/team/app:1.2``), ``store``
+    (the :class:`pyrt_core.images.store.ImageStore` holding the image) and
+    ``options`` (a :class:`pyrt_core.models.FetchOptions`: quiet and
+    plugin-specific settings such as credentials or TLS).
+
+    Called by ``pyrt push``.  The first plugin that handles the
+    reference's transport pushes the image and returns the digest of the
+    manifest it wrote (``sha256:...``); plugins that do not handle the
+    reference return ``None``.  When every plugin returns ``None`` the
+    command says which plugin would be needed.  Errors are raised as
+    :class:`pyrt_core.errors.ImageError`; the local store is never changed
+    except for recording the pushed digest.
+    """
+
+
 # --------------------------------------------------------------------------
 # Storage
 # --------------------------------------------------------------------------

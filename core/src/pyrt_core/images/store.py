@@ -260,16 +260,68 @@ class ImageStore:
         data = self._read_json(self.images_path, None) or {}
         return {i: Image.from_dict(d) for i, d in (data.get("images") or {}).items()}
 
-    def _write_images(self, images: dict[str, Image]) -> None:
+    def _read_repo_digests(self) -> dict[str, list[str]]:
+        data = self._read_json(self.images_path, None) or {}
+        return {i: list(v) for i, v in (data.get("repo_digests") or {}).items()}
+
+    def _write_images(self, images: dict[str, Image],
+                      repo_digests: dict[str, list[str]] | None = None) -> None:
         names = {}
         for img in images.values():
             for n in img.names:
                 names[n] = img.id
+        if repo_digests is None:
+            repo_digests = self._read_repo_digests()
         fsutil.write_json(self.images_path, {
             "version": 1,
             "images": {i: img.to_dict() for i, img in images.items()},
             "names": names,
+            "repo_digests": {i: v for i, v in repo_digests.items() if i in images and v},
         })
+
+    def repo_digests(self, image: str | Image) -> list[str]:
+        """``registry/repo@digest`` references the image was pulled or pushed by
+        (the digest of the manifest, or of the manifest list the reference named)."""
+        img = image if isinstance(image, Image) else self.get(image)
+        out = list(self._read_repo_digests().get(img.id, []))
+        if img.digest:
+            for n in img.names:
+                base = n.rsplit(":", 1)[0] if ":" in n.rsplit("/", 1)[-1] else n
+                rd = f"{base}@{img.digest}"
+                if rd not in out and not any(r.startswith(base + "@") for r in out):
+                    out.append(rd)
+        return out
+
+    def add_repo_digest(self, image_id: str, repo_digest: str) -> None:
+        """Record that ``repo@digest`` names the image (lock taken)."""
+        with self._locked(), self._mutex:
+            rds = self._read_repo_digests()
+            lst = rds.setdefault(image_id, [])
+            if repo_digest not in lst:
+                lst.append(repo_digest)
+            self._write_images(self._read_images(), rds)
+
+    def image_blobs(self, img: Image, repo_digests: dict[str, list[str]] | None = None) -> set[str]:
+        """Every blob an image owns in the blob store: its config, manifest,
+        the compressed layer blobs the manifest lists (when kept) and the
+        manifest lists of its repo digests."""
+        out = {img.id}
+        if img.digest:
+            out.add(img.digest)
+            try:
+                doc = json.loads(self.read_blob(img.digest))
+                for ld in doc.get("layers") or []:
+                    if isinstance(ld, dict) and isinstance(ld.get("digest"), str) \
+                            and DIGEST_RE.match(ld["digest"]):
+                        out.add(ld["digest"])
+            except (PyrtError, ValueError, AttributeError, UnicodeDecodeError):
+                pass
+        rds = self._read_repo_digests() if repo_digests is None else repo_digests
+        for rd in rds.get(img.id, []):
+            d = rd.rpartition("@")[2]
+            if DIGEST_RE.match(d):
+                out.add(d)
+        return out
 
     @staticmethod
     def _layer_from_record(cid: str, rec: dict) -> Layer:
@@ -520,6 +572,11 @@ class ImageStore:
             for img in images.values():
                 if img.digest == digest and any((_name_key(n) or ())[:2] == key for n in img.names):
                     return img.id, ""
+            for iid, rds in self._read_repo_digests().items():
+                for rd in rds:
+                    rbase, _, rdig = rd.rpartition("@")
+                    if rdig == digest and iid in images and (_name_key(rbase) or ())[:2] == key:
+                        return iid, ""
             return None
         if ":" not in ref.rsplit("/", 1)[-1] and ref + ":latest" in names:
             return names[ref + ":latest"], ref + ":latest"
@@ -623,14 +680,58 @@ class ImageStore:
                 self._write_images(images)
                 return out
             out = [f"Untagged: {n}" for n in img.names]
-            del images[iid]
-            self._update_layers(lambda data: data.__setitem__("pending", True))
-            self._write_images(images)
+            self._delete_image(images, img)
             out.append(f"Deleted: {iid}")
-            self._gc_layers(images, img.layers)
-            self._gc_blobs(images, [img.id, img.digest])
-            self._update_layers(lambda data: data.__setitem__("pending", False))
             return out
+
+    def _delete_image(self, images: dict[str, Image], img: Image) -> None:
+        """Drop an image record, then the layers and blobs no other image uses (lock held)."""
+        rds = self._read_repo_digests()
+        blobs = self.image_blobs(img, rds)
+        del images[img.id]
+        self._update_layers(lambda data: data.__setitem__("pending", True))
+        self._write_images(images, rds)
+        self._gc_layers(images, img.layers)
+        self._gc_blobs(images, blobs)
+        self._update_layers(lambda data: data.__setitem__("pending", False))
+
+    def prune(self, all_images: bool = False) -> list[str]:
+        """``image prune``: delete dangling images (no names), or with
+        ``all_images`` every image no container uses; also drop leftover
+        downloads.  Returns the report lines."""
+        out: list[str] = []
+        with self._locked():
+            images = self._read_images()
+            for img in list(images.values()):
+                if img.names and not all_images:
+                    continue
+                if self.in_use is not None and self.in_use(img.id):
+                    continue
+                out += [f"Untagged: {n}" for n in img.names]
+                self._delete_image(images, img)
+                out.append(f"Deleted: {img.id}")
+            ddir = os.path.join(self.images_dir, "downloads")
+            if os.path.isdir(ddir):
+                import shutil
+
+                shutil.rmtree(ddir, ignore_errors=True)
+            self._gc_orphan_blobs(images)
+        return out
+
+    def _gc_orphan_blobs(self, images: dict[str, Image]) -> None:
+        """Remove blobs no image owns (left by an interrupted pull or removal)."""
+        rds = self._read_repo_digests()
+        used = set()
+        for img in images.values():
+            used |= self.image_blobs(img, rds)
+        try:
+            names = os.listdir(self.blobs_dir)
+        except FileNotFoundError:
+            return
+        for n in names:
+            if _HEX_RE.match(n) and len(n) == 64 and "sha256:" + n not in used:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.blobs_dir, n))
 
     def _gc_layers(self, images: dict[str, Image], candidates: Iterable[str] | None) -> list[str]:
         """Remove layers (of ``candidates``, or all) that no image uses; children first."""
@@ -658,7 +759,10 @@ class ImageStore:
         return removed
 
     def _gc_blobs(self, images: dict[str, Image], candidates: Iterable[str | None]) -> None:
-        used = {i.id for i in images.values()} | {i.digest for i in images.values() if i.digest}
+        rds = self._read_repo_digests()
+        used: set[str] = set()
+        for i in images.values():
+            used |= self.image_blobs(i, rds)
         for d in candidates:
             if d and d not in used:
                 with contextlib.suppress(FileNotFoundError, ImageError):
@@ -840,6 +944,20 @@ class Batch:
                 _assign_name(images, iid, n)
             s._write_images(images)
             return images[iid]
+
+    def add_repo_digest(self, image_id: str, repo_digest: str) -> None:
+        self.store.add_repo_digest(image_id, repo_digest)
+
+    def adopt_blob(self, path: str, digest: str) -> None:
+        """Move a verified file (same file system) into the blob store as ``digest``."""
+        dest = self.store.blob_path(digest)
+        if os.path.exists(dest):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return
+        os.chmod(path, 0o644)
+        os.rename(path, dest)
+        self._created_blobs.append(digest)
 
     # -- undo ----------------------------------------------------------------------------
     def _rollback(self) -> None:

@@ -1,0 +1,1 @@
+"""pyrt's devicemapper storage driver: a thin pool with one thin snapshot per layer."""

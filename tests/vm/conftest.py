@@ -1,0 +1,102 @@
+"""The VM tier: tests that need a kernel this host does not have.
+
+``scripts/test-vm`` boots Debian's kernel once under qemu (TCG) and runs
+``pytest tests/vm -m vm`` inside it with ``PYRT_IN_VM=1``: pure cgroup v2 with
+the controllers enabled, device-mapper (dm-thin) and loop devices.  See
+docs/vm-tier.md.
+
+* Every test under tests/vm is marked ``vm``.  Outside the VM (the host's
+  ``scripts/test`` collects ``tests``) each one is skipped with the reason
+  :data:`SKIP_REASON`.
+* Inside the VM the tests are also marked ``privileged``, so the ``no_leaks``
+  guard of tests/conftest.py checks them for leaked mounts, loop devices,
+  cgroups and processes.
+* Fixtures (inside the VM): :func:`vm_scratch` a tmpfs for the session (the
+  guest's /tmp is an overlay, which cannot be an overlay upper directory),
+  :func:`demo_layout` the busybox OCI layout built on the host before boot,
+  :func:`pyrt_cli` a ``pyrt`` with its store on that tmpfs, and
+  :func:`demo_image` that layout loaded into it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+IN_VM = os.environ.get("PYRT_IN_VM") == "1"
+SKIP_REASON = "runs in the VM tier (scripts/test-vm)"
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # this hook sees every item of the session: touch only those under tests/vm
+    for item in items:
+        if not str(item.fspath).startswith(HERE + os.sep):
+            continue
+        item.add_marker(pytest.mark.vm)
+        if IN_VM:
+            item.add_marker(pytest.mark.privileged)  # the no_leaks guard
+        else:
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def _mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+@pytest.fixture(scope="session")
+def vm_scratch():
+    """A tmpfs only this test session uses (unmounted at its end).
+
+    The guest's /tmp is an overlay over the host's /tmp: pyrt's overlay
+    driver cannot put its upper directories on it.  A tmpfs can.
+    """
+    if not IN_VM:
+        pytest.skip(SKIP_REASON)
+    path = tempfile.mkdtemp(prefix="pyrt-vm-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=0755", "pyrt-vm", path], check=True)
+    try:
+        yield path
+    finally:
+        if _mounted(path):
+            subprocess.run(["umount", "-l", path], check=False)
+        os.rmdir(path)
+
+
+@pytest.fixture(scope="session")
+def demo_layout(tmp_path_factory):
+    """The busybox OCI image layout: built on the host before boot (scripts/test-vm
+    passes it as ``PYRT_VM_DEMO_LAYOUT``); built here with umoci otherwise."""
+    given = os.environ.get("PYRT_VM_DEMO_LAYOUT")
+    if given and os.path.isfile(os.path.join(given, "index.json")):
+        return given
+    dest = tmp_path_factory.mktemp("demo") / "layout"
+    subprocess.run([os.path.join(REPO, "scripts", "build-demo-image"), str(dest), "latest"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return str(dest)
+
+
+@pytest.fixture
+def pyrt_cli(vm_scratch, request):
+    """A ``pyrt`` runner whose store and run root are on the session tmpfs."""
+    from clitools import PyrtCLI
+
+    base = tempfile.mkdtemp(prefix="cli-", dir=vm_scratch)
+    cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
+    yield cli
+    cli.cleanup()
+    os.rmdir(base)
+
+
+@pytest.fixture
+def demo_image(pyrt_cli, demo_layout):
+    """``pyrt-demo/busybox:latest`` loaded into :func:`pyrt_cli`'s store."""
+    r = pyrt_cli("load", "-q", "-i", demo_layout, check=True, timeout=300)
+    image_id = r.stdout.split()[0]
+    pyrt_cli("tag", image_id, "pyrt-demo/busybox:latest", check=True, timeout=120)
+    return "pyrt-demo/busybox:latest"
