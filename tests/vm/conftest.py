@@ -14,8 +14,8 @@ docs/vm-tier.md.
 * Fixtures (inside the VM): :func:`vm_scratch` a tmpfs for the session (the
   guest's /tmp is an overlay, which cannot be an overlay upper directory),
   :func:`demo_layout` the busybox OCI layout built on the host before boot,
-  :func:`pyrt_cli` a ``pyrt`` with its store on that tmpfs, and
-  :func:`demo_image` that layout loaded into it.
+  :func:`pyrt_cli` a ``pyrt`` with its store on that tmpfs (one store for the
+  session), and :func:`demo_image` the id of that layout loaded into it.
 """
 from __future__ import annotations
 
@@ -81,22 +81,34 @@ def demo_layout(tmp_path_factory):
     return str(dest)
 
 
-@pytest.fixture
-def pyrt_cli(vm_scratch, request):
-    """A ``pyrt`` runner whose store and run root are on the session tmpfs."""
+@pytest.fixture(scope="session")
+def vm_pyrt(vm_scratch, demo_layout):
+    """(PyrtCLI, image id): one store on the session tmpfs with the demo image
+    loaded once (every ``pyrt`` call costs seconds under emulation)."""
     from clitools import PyrtCLI
 
     base = tempfile.mkdtemp(prefix="cli-", dir=vm_scratch)
     cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
-    yield cli
-    cli.cleanup()
-    os.rmdir(base)
+    try:
+        r = cli("load", "-q", "-i", demo_layout, check=True, timeout=600)
+        yield cli, r.stdout.split()[0]
+    finally:
+        cli.cleanup()
+        os.rmdir(base)
 
 
 @pytest.fixture
-def demo_image(pyrt_cli, demo_layout):
-    """``pyrt-demo/busybox:latest`` loaded into :func:`pyrt_cli`'s store."""
-    r = pyrt_cli("load", "-q", "-i", demo_layout, check=True, timeout=300)
-    image_id = r.stdout.split()[0]
-    pyrt_cli("tag", image_id, "pyrt-demo/busybox:latest", check=True, timeout=120)
-    return "pyrt-demo/busybox:latest"
+def pyrt_cli(vm_pyrt):
+    """A ``pyrt`` runner (store and run root on the session tmpfs); containers a
+    test leaves are removed after it."""
+    cli = vm_pyrt[0]
+    yield cli
+    left = cli("ps", "-aq", "--no-trunc").stdout.split()
+    for cid in left:
+        cli("rm", "-f", cid)
+
+
+@pytest.fixture
+def demo_image(vm_pyrt):
+    """The id of the busybox demo image in :func:`pyrt_cli`'s store."""
+    return vm_pyrt[1]

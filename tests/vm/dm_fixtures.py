@@ -24,7 +24,7 @@ import pytest
 IN_VM = os.environ.get("PYRT_IN_VM") == "1"
 SMALL = {"loopdatasize": "1G", "loopmetadatasize": "32M", "basesize": "64M"}
 
-__all__ = ["dm_store", "dm_devices", "thin_check", "thin_device_ids", "SMALL", "IN_VM",
+__all__ = ["wait_loops_detached", "dm_store", "dm_devices", "thin_check", "thin_device_ids", "SMALL", "IN_VM",
            "dm_loaded", "dm_home"]
 
 
@@ -78,11 +78,24 @@ def dm_store(dm_home):
             drv.shutdown()
         except Exception:  # a test may have broken it on purpose: the safety net below
             pass
+    wait_loops_detached(dm_home)
     left = sorted(set(dm_devices()) - before)
     for name in left:
         subprocess.run(["dmsetup", "remove", "--noudevsync", "--retry", name], check=False,
                        capture_output=True)
     assert left == [], f"device-mapper devices left behind: {left}"
+
+
+def wait_loops_detached(under: str, timeout: float = 5.0) -> None:
+    """Autoclear loop devices detach when the pool lets go of them, a moment later."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run(["losetup", "-a"], capture_output=True, text=True)
+        if under not in r.stdout:
+            return
+        time.sleep(0.1)
 
 
 def thin_check(metadata_file: str) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
@@ -254,7 +255,7 @@ def test_ebpf_device_filter_denies_and_allows(cgroups, procs, vm_scratch):
     # update to Docker's defaults: the new program replaces the old one
     from pyrt_core.containers.defaults import DEFAULT_DEVICE_RULES
 
-    cg.update({"devices": [dict(r) for r in DEFAULT_DEVICE_RULES]})
+    cg.update(Resources(devices=[DeviceRule(**r) for r in DEFAULT_DEVICE_RULES]))
     node = os.path.join(vm_scratch, f"loopnode-{uuid.uuid4().hex[:8]}")
     try:
         rc, out, err = _sh(cg, procs,
@@ -282,17 +283,44 @@ def test_pyrt_run_memory_limit_oom_exit_137(pyrt_cli, demo_image):
         e.is_dir() for e in os.scandir("/sys/fs/cgroup/pyrt"))
 
 
-def test_pyrt_run_limits_and_default_devices_inside_the_container(pyrt_cli, demo_image):
-    script = ("cat /proc/self/cgroup; "
-              "for f in memory.max cpu.max pids.max; do echo $f=$(cat /sys/fs/cgroup/$f); done; "
+def test_pyrt_run_limits_and_default_devices(pyrt_cli, demo_image, tmp_path):
+    """A running container: its cgroup's files seen from the VM, Docker's default
+    device rules (eBPF) seen from inside it."""
+    script = ("trap 'exit 0' TERM; cat /proc/self/cgroup; "
               "echo x > /dev/null && echo null-ok; "
-              "mknod /tmp/loopnode b 7 0 && echo mknod-ok; head -c 1 /tmp/loopnode; echo loop-rc=$?")
-    r = pyrt_cli("run", "--rm", "-m", "64m", "--cpus", "0.5", "--pids-limit", "20",
-                 demo_image, "sh", "-c", script, timeout=300)
-    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
-    out = r.stdout.split()
-    assert "0::/" in out, r.stdout  # at the root of its cgroup namespace
-    assert f"memory.max={64 * MiB}" in out and "pids.max=20" in out, r.stdout
-    assert "cpu.max=50000" in out, r.stdout  # "50000 100000" splits in two
-    assert "null-ok" in out and "mknod-ok" in out and "loop-rc=1" in out, r.stdout
-    assert "Operation not permitted" in r.stderr, r.stderr
+              "mknod /tmp/loopnode b 7 0 && echo mknod-ok; head -c 1 /tmp/loopnode; echo loop-rc=$?; "
+              "echo ready; sleep 600 & wait")
+    err = open(tmp_path / "stderr", "w+")
+    p = subprocess.Popen(pyrt_cli.argv("run", "--rm", "-m", "64m", "--cpus", "0.5", "--pids-limit", "20",
+                                       demo_image, "sh", "-c", script),
+                         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+    watchdog = threading.Timer(300, p.kill)
+    watchdog.start()
+    try:
+        out = []
+        for line in p.stdout:
+            out.append(line.strip())
+            if line.strip() == "ready":
+                break
+        assert out[-1:] == ["ready"], (out, open(tmp_path / "stderr").read())
+        cgs = [e.path for e in os.scandir("/sys/fs/cgroup/pyrt") if e.name.startswith("pyrt-")]
+        assert len(cgs) == 1, cgs
+        files = {f: open(os.path.join(cgs[0], f)).read().split()
+                 for f in ("memory.max", "cpu.max", "pids.max", "cgroup.procs")}
+        p.send_signal(signal.SIGTERM)  # passed on to the container: the trap ends it
+        rest, _ = p.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err.seek(0)
+    stderr = err.read()
+    err.close()
+    assert p.returncode == 0, (p.returncode, out, rest, stderr)
+    assert files["memory.max"] == [str(64 * MiB)] and files["pids.max"] == ["20"], files
+    assert files["cpu.max"] == ["50000", "100000"] and files["cgroup.procs"], files
+    assert "0::/" in out  # at the root of its own cgroup namespace
+    assert "null-ok" in out and "mknod-ok" in out and "loop-rc=1" in out, out
+    assert "Operation not permitted" in stderr, stderr
+    assert not os.path.exists(cgs[0])  # released with the container

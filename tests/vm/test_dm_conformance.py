@@ -10,7 +10,7 @@ from pyrt_core.testing.storage_conformance import DriverConformance
 
 from pyrt_core.testing.storage_conformance import driver, driver_home  # noqa: F401  (fixtures)
 
-from dm_fixtures import SMALL, dm_devices, dm_loaded  # noqa: F401  (fixture)
+from dm_fixtures import SMALL, dm_devices, dm_loaded, wait_loops_detached  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.vm
 
@@ -26,6 +26,7 @@ class TestDeviceMapperConformance(DriverConformance):
         yield
         for drv in self._made:
             drv.shutdown()
+            wait_loops_detached(drv.home)
         assert sorted(set(dm_devices()) - before) == []
 
     def make_driver(self, home):

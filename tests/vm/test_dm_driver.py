@@ -186,8 +186,6 @@ def test_thinpooldev(dm_store, dm_home):
         assert dict(drv.status())["Pool Name"] == name
         drv.shutdown()
         assert name in dm_devices()  # not ours to remove
-        used = dm_store(home=os.path.join(dm_home, "other"), thinpooldev=name) \
-            if False else None  # noqa: F841
         with pytest.raises(StorageError, match="not empty"):
             from pyrt_storage_dm.driver import DeviceMapperDriver
 
@@ -230,7 +228,6 @@ def test_min_free_space_refuses_new_snapshots(dm_store, dm_home):
     msg = str(e.value)
     assert "below dm.min_free_space=90%" in msg and "refusing to create a new device" in msg
     assert not strict.exists("ctr")
-    strict.create_rw("ctr", "img") if False else None
     relaxed = dm_store(home=home, loopdatasize="256M", min_free_space="10%")
     relaxed.create_rw("ctr", "img")
     assert relaxed.exists("ctr")

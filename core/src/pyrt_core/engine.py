@@ -90,30 +90,45 @@ class Engine:
                 f"{ref.transport} references (install pyrt-image-registry to pull from registries)")
         return image
 
-    # -- containers --------------------------------------------------------------------
+    # -- containers ----------------------------------------------------------------------
+    #
+    # Every change to a container happens under its lock (containers/<id>/lock, see
+    # containers.store), and a record's status says which step it is at: creating ->
+    # created -> starting -> running -> exited (-> starting ...) -> removing.  A free
+    # lock on a record in a transitional state means its writer died: recovery
+    # (pyrt_core.recovery) finishes or undoes the step.
+
     def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing") -> Container:
         self._validate_resources(config)
         image = self.resolve_image(config.image, pull)
         store = self.containers
         cid = store.new_id()
-        cname = store.reserve_name(name, cid)
-        container = Container(
-            id=cid, name=cname, image_id=image.id, image_name=config.image, created=now(),
-            storage_driver=self.driver_name, config=config,
-        )
-        layer_made = False
+        lk = store.begin_create(cid)
         try:
-            parent = image.top_layer.split(":", 1)[-1] if image.top_layer else None
-            with self.storage_lock():
-                self.driver.create_rw(cid, parent, dict(config.storage_opts) or None)
-            layer_made = True
-            store.save(container)
-        except BaseException:
-            if layer_made:
+            container = Container(
+                id=cid, name=name or "", image_id=image.id, image_name=config.image, created=now(),
+                storage_driver=self.driver_name, config=config,
+            )
+            container.state.status = "creating"
+            store.publish(container, lk)
+            layer_made = False
+            try:
+                container.name = store.reserve_name(name, cid)
+                store.save(container, durable=False)
+                parent = image.top_layer.split(":", 1)[-1] if image.top_layer else None
                 with self.storage_lock():
-                    self.driver.remove(cid)
-            store.delete(container)
-            raise
+                    self.driver.create_rw(cid, parent, dict(config.storage_opts) or None)
+                layer_made = True
+                container.state.status = "created"
+                store.save(container)
+            except BaseException:
+                if layer_made:
+                    with self.storage_lock():
+                        self.driver.remove(cid)
+                store.delete(container)
+                raise
+        finally:
+            lk.release()
         self.pm.hook.pyrt_container_created(container=container)
         return container
 
@@ -125,9 +140,8 @@ class Engine:
 
         self.pm.hook.pyrt_resources_validate(resources=resources_from_spec(config.resources))
 
-    def _mount_and_write_bundle(self, container: Container, image: Image):
+    def _mount_and_write_bundle(self, container: Container, image: Image, load: bool = True):
         from .containers import spec as specmod
-        from .runtime.executor import load_bundle
 
         with self.storage_lock():
             rootfs = self.driver.get(container.layer_id)
@@ -139,49 +153,562 @@ class Engine:
         spec = specmod.build_spec(container, image, rootfs, bundle)
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
         atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), durable=False)
+        if not load:
+            return None
+        from .runtime.executor import load_bundle
+
         return load_bundle(bundle, container.id)
 
+    def get(self, ref: str) -> Container:
+        return self.containers.get(ref)
+
+    def reload(self, cid: str) -> Container:
+        c = self.containers.load(cid)
+        if c is None:
+            raise NotFoundError(f"no such container: {cid[:12]}")
+        return c
+
+    def lock(self, cid: str, blocking: bool = True):
+        return self.containers.container_lock(cid, blocking)
+
+    def recover(self, full: bool = False) -> list[str]:
+        """Reconcile records with reality (see :mod:`pyrt_core.recovery`)."""
+        from .recovery import reconcile
+
+        return reconcile(self, full=full)
+
+    def paths(self, cid: str):
+        from .monitor.conmon import Paths
+
+        return Paths(self.settings.root, self.settings.runroot, cid)
+
+    # -- state checks -------------------------------------------------------------------
+    @staticmethod
+    def monitor_alive(c: Container) -> bool:
+        from . import procutil
+
+        s = c.state
+        return procutil.alive(s.monitor_pid, s.monitor_start, s.boot_id)
+
+    @staticmethod
+    def process_alive(c: Container) -> bool:
+        from . import procutil
+
+        s = c.state
+        return procutil.alive(s.pid, s.pid_start, s.boot_id)
+
+    def is_running(self, c: Container) -> bool:
+        return c.state.status in ("running", "starting") and (
+            self.monitor_alive(c) or self.process_alive(c))
+
+    # -- foreground run (the CLI is the monitor) ------------------------------------------
     def run(self, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2),
-            pull: str = "missing") -> int:
-        """``pyrt run`` in the foreground: create, start, wait, clean up; return the exit code."""
+            pull: str = "missing", on_started=None, on_exited=None) -> int:
+        """``pyrt run`` in the foreground: create, start, wait, clean up; return the exit code.
+
+        This process is the container's monitor: it reaps the init and records
+        the exit.  ``on_started(pid)`` runs once the process runs (the terminal
+        proxy starts there)."""
+        from . import procutil
         from .runtime.executor import Executor
 
         container = self.create(config, name, pull)
+        cid = container.id
         code = 125
+        run_no = 0
         try:
-            def started(pid, record):
-                container.state.status = "running"
-                container.state.pid = pid
-                container.state.started_at = now()
-                container.state.resources = dict(record)
-                container.cgroup_manager = record.get("manager", "none")
+            with self.lock(cid):
+                container = self.reload(cid)
+                st = container.state
+                st.run += 1
+                run_no = st.run
+                st.status, st.error, st.stop_requested = "starting", "", False
+                me = procutil.identity(os.getpid())
+                st.monitor_pid, st.monitor_start, st.boot_id = me["pid"], me["start"], me["boot"]
+                st.pid, st.pid_start = 0, None
+                container.monitor, container.runtime = "pyrt", "pyrt (in-process)"
                 self.containers.save(container, durable=False)
-                self.pm.hook.pyrt_container_started(container=container, pid=pid)
+                try:
+                    image = self.images.get(container.image_id)
+                    rc = self._mount_and_write_bundle(container, image)
+                except BaseException as e:
+                    self._cleanup_locked(container, exit_code=getattr(e, "exit_code", 125),
+                                         error=str(e), remove=False)
+                    raise
 
-            def exited(exit_code, oom):
-                container.state.oom_killed = oom
+            def started(pid, record):
+                ident = procutil.identity(pid)
+                with self.lock(cid):
+                    c = self.reload(cid)
+                    if c.state.run != run_no:
+                        return
+                    c.state.status = "running"
+                    c.state.pid, c.state.pid_start = pid, ident["start"]
+                    c.state.started_at = now()
+                    c.state.resources = dict(record)
+                    c.cgroup_manager = record.get("manager", "none")
+                    self.containers.save(c, durable=False)
+                self.pm.hook.pyrt_container_started(container=c, pid=pid)
+                if on_started is not None:
+                    on_started(pid)
 
+            oom = {"killed": False}
+
+            def exited(exit_code, oom_killed):
+                oom["killed"] = oom_killed
+                if on_exited is not None:
+                    on_exited(exit_code)
+
+            def placed(record):
+                with self.lock(cid):
+                    c = self.reload(cid)
+                    c.state.resources = dict(record)
+                    self.containers.save(c, durable=False)
+
+            error = ""
             try:
-                image = self.images.get(container.image_id)
-                rc = self._mount_and_write_bundle(container, image)
-                code = Executor(self.pm).run(rc, stdio, on_started=started, on_exited=exited)
+                code = Executor(self.pm).run(rc, stdio, on_started=started, on_exited=exited,
+                                             on_placed=placed)
             except PyrtError as e:
-                code = e.exit_code
+                code, error = e.exit_code, str(e)
                 raise
             finally:
-                container.state.status = "exited"
-                container.state.pid = 0
-                container.state.exit_code = code
-                container.state.finished_at = now()
-                self._release_rootfs(container)
-                if not config.auto_remove:
-                    self.containers.save(container)
-            self.pm.hook.pyrt_container_exited(container=container, exit_code=code)
+                try:
+                    with self.lock(cid):
+                        c = self.reload(cid)
+                        if c.state.run == run_no and c.state.status in ("starting", "running"):
+                            c.state.oom_killed = oom["killed"]
+                            c.state.resources = {}  # the executor released them
+                            self._cleanup_locked(c, exit_code=code, error=error, remove=False)
+                except NotFoundError:
+                    pass  # removed meanwhile (rm -f): nothing left to record
             return code
         finally:
             if config.auto_remove:
-                self.remove(container)
+                try:
+                    self.remove(cid, force=True)
+                except NotFoundError:
+                    pass
 
+    # -- detached: conmon is the monitor ---------------------------------------------------
+    def start(self, ref: str | Container) -> Container:
+        """Start a created or exited container under conmon; returns once it runs.
+        Starting a running container does nothing (as docker)."""
+        cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
+        with self.lock(cid):
+            c = self.reload(cid)
+            if c.state.status in ("running", "starting") and self.is_running(c):
+                return c
+            if c.state.status in ("creating", "removing"):
+                from .errors import ConflictError
+
+                raise ConflictError(f"container {c.short_id} is {c.state.status}")
+            if c.state.status in ("running", "starting"):
+                self._cleanup_locked(c, remove=False)  # a dead run recovery has not seen yet
+            self._start_locked(c)
+            return c
+
+    def _exit_command(self, c: Container) -> list[str]:
+        from .monitor.conmon import find_pyrt
+
+        argv = [find_pyrt(), "--root", self.settings.root, "--runroot", self.settings.runroot,
+                "--storage-driver", self.driver_name]
+        if self.settings.config_file:
+            argv += ["--config", self.settings.config_file]
+        return argv + ["container", "cleanup", "--run", str(c.state.run), c.id]
+
+    def _start_locked(self, c: Container) -> None:
+        from . import procutil
+        from .monitor import conmon
+        from .runtime import cli as rtcli
+
+        st = c.state
+        st.run += 1
+        st.status, st.error, st.stop_requested, st.oom_killed = "starting", "", False, False
+        st.pid, st.pid_start, st.monitor_pid, st.monitor_start = 0, None, 0, None
+        st.boot_id = procutil.boot_id()
+        c.monitor = "conmon"
+        paths = self.paths(c.id)
+        try:
+            c.runtime = conmon.find_runtime()
+            conmon_path = conmon.find_conmon()
+            self.containers.save(c, durable=False)
+            image = self.images.get(c.image_id)
+            self._mount_and_write_bundle(c, image, load=False)
+            pid, mon = conmon.spawn(
+                paths, name=c.name, exit_command=self._exit_command(c),
+                stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
+                disabled_plugins=self.settings.disabled_plugins, runtime=c.runtime,
+                conmon=conmon_path)
+            ident = procutil.identity(pid)
+            st.pid, st.pid_start = pid, ident["start"]
+            if mon:
+                st.monitor_pid, st.monitor_start = mon, procutil.start_time(mon)
+            rstate = rtcli.RuntimeState(paths.runtime_root, c.id).load() or {}
+            st.resources = rstate.get("resources") or {}
+            c.cgroup_manager = st.resources.get("manager", "none")
+            self.containers.save(c, durable=False)
+            try:
+                rtcli.start(paths.runtime_root, c.id)
+            except rtcli.RuntimeFailure as e:
+                from .errors import ExecError
+
+                raise ExecError(str(e), e.exit_code if e.exit_code in (126, 127) else 125) from None
+            st.status = "running"
+            st.started_at = now()
+            self.containers.save(c, durable=False)
+        except BaseException as e:
+            self._cleanup_locked(c, exit_code=getattr(e, "exit_code", 125), error=str(e),
+                                 remove=False, wait_exit=0.5)
+            raise
+        self.pm.hook.pyrt_container_started(container=c, pid=st.pid)
+
+    def _cleanup_locked(self, c: Container, exit_code: int | None = None, error: str = "",
+                        remove: bool = True, wait_exit: float = 0.0) -> None:
+        """The container's process is gone (or must go): kill what is left, release its
+        cgroup, unmount its root, record the exit.  Idempotent; the caller holds the lock.
+
+        ``exit_code`` None reads conmon's exit file (waiting up to ``wait_exit``
+        seconds for it), else 137 when pyrt had to kill the process, else 255
+        (unknown, as docker after a crash).  With ``remove`` a ``--rm``
+        container is removed."""
+        import signal
+        import time
+
+        from . import procutil
+        from .monitor import conmon
+        from .runtime import cli as rtcli
+
+        st = c.state
+        paths = self.paths(c.id)
+        killed = False
+        # 1. no process of this run may survive: the init (verified identity), then conmon
+        if procutil.alive(st.pid, st.pid_start, st.boot_id) and not self.monitor_alive(c):
+            killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+            procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+        mon = conmon.read_pid(paths.conmon_pidfile) if c.monitor == "conmon" else 0
+        if exit_code is None and c.monitor == "conmon":
+            deadline = time.monotonic() + wait_exit
+            while conmon.read_exit_file(paths.exit_file) is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        exited = conmon.read_exit_file(paths.exit_file) if c.monitor == "conmon" else None
+        if mon and procutil.alive(mon) and c.id in procutil.cmdline(mon):
+            if procutil.alive(st.pid, st.pid_start, st.boot_id):
+                procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+                killed = True
+            if exited is None and not procutil.wait_gone(mon, None, None, 2.0):
+                os.kill(mon, signal.SIGKILL)
+                procutil.wait_gone(mon, None, None, 2.0)
+            exited = exited or conmon.read_exit_file(paths.exit_file)
+        if exit_code is None:
+            if exited is not None:
+                exit_code = exited[0]
+            else:
+                exit_code = 137 if killed else 255
+        # 2. resources: OOM first (the counters go with the cgroup), then the runtime's state
+        record = st.resources or {}
+        rdata = rtcli.RuntimeState(paths.runtime_root, c.id).load()
+        if rdata and rdata.get("resources"):
+            record = rdata["resources"]
+        if record and record.get("manager", "none") != "none":
+            try:
+                if self.pm.hook.pyrt_resources_oom_killed(container_id=c.id, record=record):
+                    st.oom_killed = True
+            except Exception:  # noqa: BLE001 - a report, never a reason to leak
+                pass
+        errors = []
+        try:
+            rtcli.delete(paths.runtime_root, c.id, force=True, pm=self.pm)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"runtime state: {e}")
+        if record and not rdata:
+            try:
+                self.pm.hook.pyrt_resources_release(container_id=c.id, record=record)
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"cgroup: {e}")
+        # 3. storage: unmount (a failure is recorded; get() at the next start copes)
+        try:
+            with self.storage_lock():
+                self.driver.put(c.layer_id)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"unmounting the root filesystem: {e}")
+        import shutil
+
+        keep_exit = c.config.auto_remove  # `pyrt wait` may still want the code
+        shutil.rmtree(paths.bundle, ignore_errors=True)
+        for p in ([] if keep_exit else [paths.exit_file]) + [os.path.join(paths.socket_dir, c.id)]:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        st.status = "exited"
+        st.exit_code = exit_code
+        st.finished_at = _rfc3339(exited[1]) if exited else now()
+        st.pid, st.pid_start, st.monitor_pid, st.monitor_start = 0, None, 0, None
+        st.resources = {}
+        st.error = error or "; ".join(errors)
+        self.containers.save(c)
+        self.pm.hook.pyrt_container_exited(container=c, exit_code=exit_code)
+        if remove and c.config.auto_remove:
+            self._remove_locked(c)
+
+    def cleanup(self, cid: str, run: int | None = None) -> Container | None:
+        """``pyrt container cleanup``, conmon's exit command: record the exit and
+        release everything; then honour ``--rm`` and the restart policy."""
+        try:
+            with self.lock(cid):
+                c = self.reload(cid)
+                if run is not None and c.state.run != run:
+                    return c  # a newer run already
+                if c.state.status not in ("running", "starting"):
+                    return c
+                self._cleanup_locked(c, wait_exit=1.0)
+                if self.containers.load(cid) is None:
+                    return None
+        except NotFoundError:
+            return None
+        self._maybe_restart(cid)
+        return c
+
+    def _restart_wanted(self, c: Container) -> bool:
+        cfg, st = c.config, c.state
+        if st.stop_requested or st.status != "exited" or cfg.auto_remove:
+            return False
+        policy = cfg.restart_policy
+        if policy in ("always", "unless-stopped"):
+            return True
+        if policy == "on-failure":
+            return st.exit_code != 0 and (not cfg.restart_max or st.restart_count < cfg.restart_max)
+        return False
+
+    def _maybe_restart(self, cid: str) -> None:
+        import time
+
+        c = self.containers.load(cid)
+        if c is None or not self._restart_wanted(c):
+            return
+        # docker's back-off: 100 ms, doubling per consecutive restart, at most a minute
+        delay = min(0.1 * (2 ** min(c.state.restart_count, 10)), 60.0)
+        time.sleep(delay)
+        try:
+            with self.lock(cid):
+                c = self.reload(cid)
+                if not self._restart_wanted(c):
+                    return
+                c.state.restart_count += 1
+                try:
+                    self._start_locked(c)
+                except PyrtError:
+                    pass
+        except NotFoundError:
+            return
+
+    def stop(self, ref: str | Container, timeout: int | None = None) -> Container:
+        """The stop signal (``--stop-signal``, else the image's StopSignal, else SIGTERM),
+        then SIGKILL after ``timeout`` seconds; returns once the container is cleaned up.
+        Stopping a container that is not running does nothing (as docker)."""
+        import signal as _signal
+
+        from . import procutil
+
+        cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
+        with self.lock(cid):
+            c = self.reload(cid)
+            if c.state.status not in ("running", "starting"):
+                return c
+            if not self.is_running(c):
+                self._cleanup_locked(c)
+                return c
+            c.state.stop_requested = True
+            self.containers.save(c, durable=False)
+        st = c.state
+        sig = self._stop_signal(c)
+        if timeout is None:
+            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
+        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
+        if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
+            procutil.signal_verified(st.pid, st.pid_start, st.boot_id, _signal.SIGKILL)
+            procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+        return self._finish_exit(cid, st.run)
+
+    def _stop_signal(self, c: Container) -> int:
+        from .runtime.cli import RuntimeFailure, parse_signal
+        from .errors import UsageError
+
+        text = c.config.stop_signal
+        if not text:
+            try:
+                text = self.images.get(c.image_id).config.stop_signal
+            except (NotFoundError, UsageError):
+                text = None
+        try:
+            return parse_signal(text or "SIGTERM")
+        except RuntimeFailure as e:
+            raise UsageError(str(e)) from None
+
+    def _finish_exit(self, cid: str, run: int, timeout: float = 10.0) -> Container:
+        """After the init died: the monitor records the exit; do it here if the
+        monitor is slow or gone."""
+        import time
+
+        from .monitor import conmon
+
+        deadline = time.monotonic() + timeout
+        paths = self.paths(cid)
+        while True:
+            c = self.reload(cid)
+            if c.state.run != run or c.state.status not in ("running", "starting"):
+                return c
+            mon_alive = self.monitor_alive(c)
+            if (c.monitor == "conmon" and conmon.read_exit_file(paths.exit_file) is not None) \
+                    or not mon_alive or time.monotonic() > deadline:
+                with self.lock(cid):
+                    c = self.reload(cid)
+                    if c.state.run == run and c.state.status in ("running", "starting"):
+                        if c.monitor == "conmon" or not mon_alive or time.monotonic() > deadline:
+                            self._cleanup_locked(c, wait_exit=1.0)
+                            return self.containers.load(cid) or c
+            time.sleep(0.005)
+
+    def kill(self, ref: str | Container, sig: int) -> Container:
+        from . import procutil
+        from .errors import ConflictError
+
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        st = c.state
+        if c.state.status not in ("running", "starting") or not procutil.signal_verified(
+                st.pid, st.pid_start, st.boot_id, sig):
+            raise ConflictError(f"container {c.name} is not running")
+        return c
+
+    def wait(self, ref: str | Container, poll: float = 0.02) -> int:
+        """Block until the container is not running; return its exit code."""
+        import time
+
+        from .monitor import conmon
+
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        cid = c.id
+        exit_file = self.paths(cid).exit_file
+        while True:
+            cur = self.containers.load(cid)
+            if cur is None:
+                got = conmon.read_exit_file(exit_file)
+                return got[0] if got else c.state.exit_code
+            c = cur
+            if c.state.status not in ("running", "starting", "creating"):
+                return c.state.exit_code
+            elif c.state.status != "creating" and not self.monitor_alive(c):
+                lk = self.lock(cid, blocking=False)
+                if lk is not None:
+                    with lk:
+                        c2 = self.reload(cid)
+                        if c2.state.status in ("running", "starting") and not self.monitor_alive(c2):
+                            self._cleanup_locked(c2)
+            time.sleep(poll)
+            poll = min(poll * 1.5, 0.1)
+
+    def exec(self, ref: str | Container, args: list[str], *, env: list[str] | None = None,
+             user: str | None = None, workdir: str | None = None, tty: bool = False,
+             stdio=(0, 1, 2), detach: bool = False, on_started=None) -> int:
+        """``pyrt exec``: a new process in the container's namespaces (setns) and
+        cgroup, with the container's environment, capabilities and user unless
+        overridden.  Returns its exit code (0 at once with ``detach``)."""
+        from .containers.spec import resolve_user
+        from .errors import ConflictError, ExecError
+        from .runtime.config import process_from_spec
+        from .runtime.executor import forward_signals
+
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        if c.state.status not in ("running", "starting") or not self.process_alive(c):
+            raise ConflictError(f"container {c.name} is not running: exec needs a running container")
+        try:
+            with open(os.path.join(self.containers.bundle_dir(c.id), "config.json")) as f:
+                spec = json.load(f)
+        except (OSError, ValueError):
+            raise ConflictError(f"container {c.name} has no runtime configuration "
+                                "(is it still starting?)") from None
+        proc = dict(spec["process"])
+        proc["args"] = list(args)
+        proc["terminal"] = bool(tty)
+        if env:
+            merged = dict(e.partition("=")[::2] for e in proc.get("env") or [])
+            for e in env:
+                k, _, v = e.partition("=")
+                merged[k] = v
+            proc["env"] = [f"{k}={v}" for k, v in merged.items()]
+        if tty and not any(e.startswith("TERM=") for e in proc.get("env") or []):
+            proc["env"] = list(proc.get("env") or []) + ["TERM=xterm"]
+        if user is not None:
+            uid, gid, extra = resolve_user(spec["root"]["path"], user)
+            proc["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
+        if workdir:
+            if not workdir.startswith("/"):
+                raise ExecError(f"the working directory {workdir!r} is invalid, it needs to be an "
+                                "absolute path", 125)
+            proc["cwd"] = workdir
+        pconf = process_from_spec(proc)
+        namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
+                      if not ns.get("path")]
+        if c.state.resources.get("manager", "none") != "none" and "cgroup" not in namespaces:
+            namespaces.append("cgroup")
+        p = self.pm.hook.pyrt_isolation_join(pid=c.state.pid, namespaces=namespaces, process=pconf,
+                                             stdio=tuple(stdio))
+        if p is None:
+            raise ConflictError("no isolation plugin can join a container (install pyrt-namespaces)")
+        if on_started is not None:
+            on_started(p.pid)
+        if detach:
+            return 0
+        try:
+            with forward_signals(p):
+                return p.wait()
+        except BaseException:
+            p.destroy()
+            raise
+
+    def remove(self, ref: str | Container, force: bool = False) -> None:
+        """Remove a container: its writable layer, bundle, log and record.  A running
+        one needs ``force`` (it is killed first)."""
+        from .errors import ConflictError
+
+        cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
+        with self.lock(cid):
+            c = self.reload(cid)
+            if c.state.status in ("running", "starting") and self.is_running(c):
+                if not force:
+                    raise ConflictError(
+                        f"cannot remove container {c.name}: container is running: stop the "
+                        "container before removing or force remove (-f)")
+                import signal
+
+                from . import procutil
+
+                c.state.stop_requested = True
+                self.containers.save(c, durable=False)
+                st = c.state
+                procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+                procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+            if c.state.status in ("running", "starting"):
+                self._cleanup_locked(c, remove=False, wait_exit=1.0)
+            self._remove_locked(c)
+
+    def _remove_locked(self, c: Container) -> None:
+        c.state.status = "removing"
+        self.containers.save(c)
+        with self.storage_lock():
+            self.driver.put(c.layer_id)
+            self.driver.remove(c.layer_id)
+        paths = self.paths(c.id)
+        for p in (paths.exit_file,):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        self.containers.delete(c)
+        self.pm.hook.pyrt_container_removed(container=c)
+
+    # kept for callers of the old API
     def _release_rootfs(self, container: Container) -> None:
         try:
             with self.storage_lock():
@@ -189,28 +716,11 @@ class Engine:
         except OSError as e:
             raise StorageError(f"cannot unmount the root filesystem of {container.short_id}: {e}") from None
 
-    def remove(self, container: Container) -> None:
-        """Remove a stopped container: its writable layer, bundle and record."""
-        if container.state.status == "running" and container.state.pid and _alive(container.state.pid):
-            from .errors import ConflictError
 
-            raise ConflictError(
-                f"container {container.short_id} is running: stop it first")
-        with self.storage_lock():
-            self.driver.put(container.layer_id)
-            self.driver.remove(container.layer_id)
-        self.containers.delete(container)
-        self.pm.hook.pyrt_container_removed(container=container)
+def _rfc3339(t: float) -> str:
+    import time
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def _ensure_workdir(rootfs: str, cwd: str, user: dict) -> None:

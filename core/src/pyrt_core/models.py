@@ -281,6 +281,12 @@ class ContainerConfig:
     devices: list[dict] = field(factory=list)  # OCI linux.devices from --device
     cgroup_parent: str | None = None
     storage_opts: dict[str, str] = field(factory=dict)
+    restart_policy: str = "no"  # no | on-failure | always | unless-stopped
+    restart_max: int = 0  # on-failure:N (0: no limit)
+    stop_signal: str | None = None  # --stop-signal, else the image's StopSignal, else SIGTERM
+    stop_timeout: int | None = None  # --stop-timeout (seconds), else 10
+    log_size_max: int | None = None  # --log-opt max-size (bytes), else the engine's default
+    detach: bool = False
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -288,6 +294,8 @@ class ContainerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
         d = dict(d)
+        known = {a.name for a in attrs.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
         d["volumes"] = [VolumeSpec(**v) for v in d.get("volumes", [])]
         d["uidmaps"] = [IdMap(**m) for m in d.get("uidmaps", [])]
         d["gidmaps"] = [IdMap(**m) for m in d.get("gidmaps", [])]
@@ -298,13 +306,21 @@ class ContainerConfig:
 class ContainerState:
     """What happened to a container; stored with it."""
 
-    status: str = "created"  # created | running | exited | removing
+    status: str = "created"  # creating | created | starting | running | exited | removing
     pid: int = 0
     exit_code: int = 0
     started_at: str = ""
     finished_at: str = ""
     oom_killed: bool = False
     resources: dict = field(factory=dict)  # record from pyrt_resources_apply
+    pid_start: int | None = None  # /proc/PID/stat start time of the init (pid reuse guard)
+    boot_id: str = ""  # the boot the pids belong to
+    monitor_pid: int = 0  # the process that reaps the container and records its exit
+    monitor_start: int | None = None
+    run: int = 0  # incremented at every start; the monitor's exit command names it
+    restart_count: int = 0
+    stop_requested: bool = False  # stopped by a user: no restart (docker's "manually stopped")
+    error: str = ""
 
 
 @define
@@ -324,6 +340,8 @@ class Container:
     config: ContainerConfig
     state: ContainerState = field(factory=ContainerState)
     cgroup_manager: str = "none"
+    monitor: str = ""  # "conmon" (detached) or "pyrt" (a foreground CLI reaps it)
+    runtime: str = ""  # the OCI runtime the monitor drives (path of pyrt-runtime)
 
     @property
     def layer_id(self) -> str:
@@ -341,5 +359,7 @@ class Container:
     def from_dict(cls, d: dict) -> "Container":
         d = dict(d)
         d["config"] = ContainerConfig.from_dict(d["config"])
-        d["state"] = ContainerState(**d.get("state", {}))
+        st = d.get("state", {})
+        known = {a.name for a in attrs.fields(ContainerState)}
+        d["state"] = ContainerState(**{k: v for k, v in st.items() if k in known})
         return cls(**d)

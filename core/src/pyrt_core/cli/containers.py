@@ -1,4 +1,10 @@
-"""Container commands: run, ps, rm, inspect."""
+"""Container commands: the lifecycle (create, start, run, stop, kill, restart, rm, wait),
+reading (ps, inspect, logs, top), joining (exec, attach) and maintenance
+(container prune, system recover/boot).  See docs/lifecycle.md.
+
+Commands that take several containers go on after a failure and exit 1, as
+docker does; single-container commands exit with pyrt's codes (125).
+"""
 from __future__ import annotations
 
 import argparse
@@ -14,14 +20,19 @@ def add_parsers(cmd) -> None:
     # `run -h` means --hostname, as in docker: run's help is --help only
     # and, as in docker and podman, `run --storage-opt` is per container (size=...);
     # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
-    r = cmd("run", "Run a command in a new container", cmd_run, add_help=False, storage_opt=False)
-    add_container_flags(r)
     from .resource_flags import add_resource_flags
 
-    add_resource_flags(r)
-    r.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    r.add_argument("image", metavar="IMAGE")
-    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    for name, help, func in (("run", "Run a command in a new container", cmd_run),
+                             ("create", "Create a new container", cmd_create)):
+        r = cmd(name, help, func, add_help=False, storage_opt=False)
+        add_container_flags(r)
+        add_resource_flags(r)
+        r.add_argument("--rm", action="store_true", help="remove the container when it exits")
+        if name == "run":
+            r.add_argument("--detach", "-d", action="store_true",
+                           help="run in the background (under its monitor) and print its id")
+        r.add_argument("image", metavar="IMAGE")
+        r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
     ins = cmd("inspect", "Show low-level information on images or containers", cmd_inspect)
     ins.add_argument("--type", choices=("image", "container"), default=None)
@@ -34,8 +45,82 @@ def add_parsers(cmd) -> None:
     ps.add_argument("--format", choices=("table", "json"), default="table")
 
     rm = cmd("rm", "Remove containers", cmd_rm)
-    rm.add_argument("--force", "-f", action="store_true", help="(running containers need `pyrt stop` first)")
+    rm.add_argument("--force", "-f", action="store_true", help="kill and remove running containers")
+    rm.add_argument("--volumes", "-v", action="store_true",
+                    help="remove anonymous volumes too (pyrt creates none: accepted for docker compatibility)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    st = cmd("start", "Start created or stopped containers", cmd_start)
+    st.add_argument("--attach", "-a", action="store_true", help="attach stdout/stderr and wait for the exit")
+    st.add_argument("--interactive", "-i", action="store_true", help="attach stdin")
+    st.add_argument("--all", action="store_true", help="start every container that is not running")
+    st.add_argument("containers", nargs="*", metavar="CONTAINER")
+
+    sp = cmd("stop", "Stop running containers (stop signal, then SIGKILL)", cmd_stop)
+    sp.add_argument("--time", "-t", type=int, default=None, metavar="N",
+                    help="seconds to wait before SIGKILL (default: --stop-timeout or 10)")
+    sp.add_argument("--all", "-a", action="store_true", help="stop every running container")
+    sp.add_argument("containers", nargs="*", metavar="CONTAINER")
+
+    rs = cmd("restart", "Restart containers", cmd_restart)
+    rs.add_argument("--time", "-t", type=int, default=None, metavar="N")
+    rs.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    k = cmd("kill", "Send a signal to running containers", cmd_kill)
+    # docker's `kill -s SIG`: -s is the signal here, not the global --storage-driver
+    k.conflict_handler = k._optionals.conflict_handler = "resolve"
+    k.add_argument("--signal", "-s", default="SIGKILL", metavar="SIG")
+    k.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    w = cmd("wait", "Wait for containers to stop and print their exit codes", cmd_wait)
+    w.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    lg = cmd("logs", "Show a container's output", cmd_logs)
+    lg.add_argument("--follow", "-f", action="store_true")
+    lg.add_argument("--tail", "-n", default="all", metavar="N")
+    lg.add_argument("--timestamps", "-t", action="store_true")
+    lg.add_argument("--format", choices=("text", "json"), default="text",
+                    help="json: docker json-file lines (log, stream, time)")
+    lg.add_argument("container", metavar="CONTAINER")
+
+    ex = cmd("exec", "Run a command in a running container", cmd_exec, add_help=False)
+    ex.add_argument("--help", action="help")
+    ex.add_argument("--interactive", "-i", action="store_true")
+    ex.add_argument("--tty", "-t", action="store_true")
+    ex.add_argument("--detach", "-d", action="store_true")
+    ex.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
+    ex.add_argument("--user", "-u", default=None, metavar="USER[:GROUP]")
+    ex.add_argument("--workdir", "-w", default=None, metavar="DIR")
+    ex.add_argument("container", metavar="CONTAINER")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+    at = cmd("attach", "Attach to a running container's stdio", cmd_attach)
+    at.add_argument("--no-stdin", action="store_true")
+    at.add_argument("container", metavar="CONTAINER")
+
+    tp = cmd("top", "Show the processes of a container", cmd_top)
+    tp.add_argument("container", metavar="CONTAINER")
+
+    ctr = cmd("container", "Manage containers (prune)", None)
+    csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
+    pr = csub.add_parser("prune", help="Remove all stopped containers")
+    pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
+    pr.set_defaults(func=cmd_container_prune)
+    cu = csub.add_parser("cleanup", help="(internal) the monitor's exit command")
+    cu.add_argument("--run", type=int, default=None)
+    cu.add_argument("container")
+    cu.set_defaults(func=cmd_container_cleanup)
+    ctr.set_defaults(func=lambda a: (ctr.print_help(), 0)[1])
+
+    sy = cmd("system", "Engine-wide maintenance (recover, boot)", None)
+    ssub = sy.add_subparsers(dest="system_command", metavar="COMMAND")
+    rc = ssub.add_parser("recover", help="Reconcile records with running processes; release stale "
+                                         "mounts, cgroups and state")
+    rc.set_defaults(func=cmd_system_recover)
+    bt = ssub.add_parser("boot", help="At host start-up: recover, then start --restart always "
+                                      "(and unless-stopped) containers")
+    bt.set_defaults(func=cmd_system_boot)
+    sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
 
 
 def add_container_flags(p: argparse.ArgumentParser) -> None:
@@ -62,6 +147,14 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE", help="storage option for this container's layer (e.g. size=1G)")
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="pull the image: missing (default), always, never")
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no (default), on-failure[:N], always, unless-stopped")
+    p.add_argument("--stop-signal", default=None, metavar="SIG",
+                   help="signal `pyrt stop` sends first (default: the image's StopSignal, else SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, default=None, metavar="N",
+                   help="seconds `pyrt stop` waits before SIGKILL (default 10)")
+    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
+                   help="log options: max-size (default 10m; the log restarts when full)")
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
@@ -110,6 +203,25 @@ def container_config_from_args(args):
     from .resource_flags import resources_from_args
 
     rf = resources_from_args(args)
+    policy, restart_max = parse_restart(getattr(args, "restart", "no") or "no")
+    if policy != "no" and getattr(args, "rm", False):
+        raise UsageError("conflicting options: --restart and --rm")
+    log_size_max = None
+    for opt in getattr(args, "log_opt", []) or []:
+        k, sep, v = opt.partition("=")
+        if k != "max-size" or not sep:
+            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
+        from .resource_flags import parse_size
+
+        log_size_max = parse_size(v, "--log-opt max-size")
+    stop_signal = getattr(args, "stop_signal", None)
+    if stop_signal:
+        from ..runtime.cli import RuntimeFailure, parse_signal
+
+        try:
+            parse_signal(stop_signal)
+        except RuntimeFailure as e:
+            raise UsageError(f"invalid --stop-signal: {e}") from None
     hostname = args.hostname
     if hostname is not None and (not hostname or len(hostname) > 64 or "/" in hostname):
         raise UsageError(f"invalid hostname {hostname!r}")
@@ -134,30 +246,30 @@ def container_config_from_args(args):
         resources=rf.resources,
         devices=rf.devices,
         cgroup_parent=rf.cgroup_parent,
+        restart_policy=policy,
+        restart_max=restart_max,
+        stop_signal=stop_signal,
+        stop_timeout=getattr(args, "stop_timeout", None),
+        log_size_max=log_size_max,
+        detach=bool(getattr(args, "detach", False)),
     )
 
 
-def cmd_run(args) -> int:
-    config = container_config_from_args(args)
-    engine = engine_from_args(args)
-    devnull = None
-    try:
-        if config.interactive:
-            stdin = 0
-        else:
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            stdin = devnull
-        sys.stdout.flush()
-        return engine.run(config, name=args.name, stdio=(stdin, 1, 2), pull=args.pull)
-    finally:
-        if devnull is not None:
-            os.close(devnull)
+def parse_restart(text: str) -> tuple[str, int]:
+    name, _, n = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise UsageError(f"invalid restart policy {text!r}: no, on-failure[:N], always or unless-stopped")
+    if n and name != "on-failure":
+        raise UsageError(f"invalid restart policy {text!r}: only on-failure takes a count")
+    if n and (not n.isdigit() or int(n) < 0):
+        raise UsageError(f"invalid restart policy {text!r}: the count must be a number >= 0")
+    return name, int(n) if n else 0
 
 
 def cmd_inspect(args) -> int:
     from .images import image_inspect
 
-    engine = engine_from_args(args)
+    engine = _engine(args)
     out, missing = [], []
     for name in args.names:
         obj = None
@@ -181,23 +293,253 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _engine(args, recover: bool = True):
+    """An engine, after the cheap recovery pass every container command starts with."""
+    engine = engine_from_args(args)
+    if recover:
+        try:
+            for line in engine.recover():
+                sys.stderr.write(f"pyrt: recovery: {line}\n")
+        except Exception as e:  # noqa: BLE001 - recovery must never block a command
+            sys.stderr.write(f"pyrt: recovery failed: {e}\n")
+    return engine
+
+
+def _each(args, refs, fn) -> int:
+    """Run ``fn(ref)`` for each container; report errors docker's way (exit 1)."""
+    from ..errors import PyrtError
+
+    code = 0
+    for ref in refs:
+        try:
+            out = fn(ref)
+            if out is not None:
+                print(out, flush=True)
+        except PyrtError as e:
+            sys.stderr.write(f"Error: {e}\n")
+            code = 1
+    return code
+
+
+def _status_text(c) -> str:
+    s = c.state
+    if s.status == "running":
+        return f"Up {ago(s.started_at).replace(' ago', '')}" if s.started_at else "Up"
+    if s.status == "starting":
+        return "Starting"
+    if s.status in ("created", "creating"):
+        return "Created"
+    if s.status == "removing":
+        return "Removing"
+    return f"Exited ({s.exit_code}) {ago(s.finished_at)}"
+
+
+def _docker_status(status: str) -> str:
+    return {"creating": "created", "starting": "running"}.get(status, status)
+
+
 def container_inspect(engine, c) -> dict:
     s = c.state
     return {
         "Id": c.id, "Name": c.name, "Created": c.created, "Image": c.image_id,
         "ImageName": c.image_name,
-        "State": {"Status": s.status, "Running": s.status == "running", "Pid": s.pid,
-                  "ExitCode": s.exit_code, "OOMKilled": s.oom_killed,
-                  "StartedAt": s.started_at, "FinishedAt": s.finished_at},
+        "State": {"Status": _docker_status(s.status), "Running": s.status in ("running", "starting"),
+                  "Paused": False, "Restarting": False, "Dead": False,
+                  "Pid": s.pid, "ExitCode": s.exit_code, "OOMKilled": s.oom_killed,
+                  "Error": s.error, "StartedAt": s.started_at, "FinishedAt": s.finished_at},
+        "RestartCount": s.restart_count,
+        "HostConfig": {"RestartPolicy": {"Name": c.config.restart_policy,
+                                         "MaximumRetryCount": c.config.restart_max},
+                       "AutoRemove": c.config.auto_remove},
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
+        "Monitor": c.monitor,
+        "OCIRuntime": c.runtime,
+        "LogPath": engine.containers.log_path(c.id) if c.monitor == "conmon" else "",
     }
 
 
+# -- create / run / start ---------------------------------------------------------------------
+
+
+def cmd_create(args) -> int:
+    config = container_config_from_args(args)
+    engine = _engine(args)
+    c = engine.create(config, name=args.name, pull=args.pull)
+    print(c.id)
+    return 0
+
+
+def cmd_run(args) -> int:
+    config = container_config_from_args(args)
+    engine = _engine(args)
+    if args.detach:
+        c = engine.create(config, name=args.name, pull=args.pull)
+        try:
+            engine.start(c)
+        except Exception:
+            if config.auto_remove:
+                try:
+                    engine.remove(c.id, force=True)
+                except NotFoundError:
+                    pass
+            raise
+        print(c.id)
+        return 0
+    if config.restart_policy != "no":
+        # the restart policy outlives this CLI: run under the monitor and attach to it
+        c = engine.create(config, name=args.name, pull=args.pull)
+        return _start_attached(engine, c.id, stdin=config.interactive)
+    return _run_foreground(engine, config, args)
+
+
+def _run_foreground(engine, config, args) -> int:
+    """The CLI is the container's monitor: fastest path, stdio passed straight through
+    (or a pty pyrt owns for -t)."""
+    devnull = None
+    proxy = None
+    try:
+        if config.tty:
+            from ..monitor.attach import PtyProxy
+
+            proxy = PtyProxy(stdin_fd=0 if config.interactive else None, stdout_fd=1)
+            stdio = proxy.stdio
+        else:
+            if config.interactive:
+                stdin = 0
+            else:
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                stdin = devnull
+            stdio = (stdin, 1, 2)
+        sys.stdout.flush()
+        return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
+                          on_started=(lambda pid: proxy.start()) if proxy else None,
+                          on_exited=(lambda code: proxy.finish()) if proxy else None)
+    finally:
+        if proxy is not None:
+            proxy.finish()
+        if devnull is not None:
+            os.close(devnull)
+
+
+def _start_attached(engine, ref, stdin: bool) -> int:
+    """start -a: start under conmon, copy its output (and our stdin) until it exits."""
+    from ..monitor import attach as att
+    from ..monitor import conmon
+
+    c = engine.get(ref)
+    if c.state.status in ("running", "starting") and engine.is_running(c):
+        pass
+    else:
+        engine.start(c)
+    c = engine.reload(c.id)
+    paths = engine.paths(c.id)
+    tty = c.config.tty
+    try:
+        result = att.attach_conmon(paths.attach, stdin_fd=0 if stdin else None, tty=tty,
+                                   on_resize=lambda r, col: conmon.resize(paths, r, col))
+    except Exception:
+        result = "exited"
+    if result == "detached":
+        return 0
+    return engine.wait(c.id)
+
+
+def cmd_start(args) -> int:
+    engine = _engine(args)
+    refs = list(args.containers)
+    if args.all:
+        refs += [c.id for c in engine.containers.list()
+                 if c.state.status not in ("running", "starting")]
+    if not refs:
+        raise UsageError("start needs at least one container (or --all)")
+    if args.attach or args.interactive:
+        if len(refs) != 1:
+            raise UsageError("you cannot start and attach multiple containers at once")
+        return _start_attached(engine, refs[0], stdin=args.interactive)
+    return _each(args, refs, lambda ref: (engine.start(ref), ref)[1])
+
+
+# -- stop / kill / restart / rm / wait -----------------------------------------------------------
+
+
+def cmd_stop(args) -> int:
+    engine = _engine(args)
+    refs = list(args.containers)
+    if args.all:
+        refs = [c.id for c in engine.containers.list() if c.state.status in ("running", "starting")]
+        if not refs:
+            return 0
+        # in parallel, as a daemon stopping its containers would
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..errors import PyrtError
+
+        def one(cid):
+            try:
+                engine.stop(cid, args.time)
+                return cid, None
+            except PyrtError as e:
+                return cid, e
+
+        code = 0
+        with ThreadPoolExecutor(max_workers=min(32, len(refs))) as pool:
+            for cid, err in pool.map(one, refs):
+                if err is None:
+                    print(cid)
+                else:
+                    sys.stderr.write(f"Error: {err}\n")
+                    code = 1
+        return code
+    if not refs:
+        raise UsageError("stop needs at least one container (or --all)")
+    return _each(args, refs, lambda ref: (engine.stop(ref, args.time), ref)[1])
+
+
+def cmd_kill(args) -> int:
+    from ..runtime.cli import RuntimeFailure, parse_signal
+
+    try:
+        sig = parse_signal(args.signal)
+    except RuntimeFailure as e:
+        raise UsageError(str(e)) from None
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: (engine.kill(ref, sig), ref)[1])
+
+
+def cmd_restart(args) -> int:
+    engine = _engine(args)
+
+    def one(ref):
+        engine.stop(ref, args.time)
+        engine.start(ref)
+        return ref
+
+    return _each(args, args.containers, one)
+
+
+def cmd_rm(args) -> int:
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: (engine.remove(ref, force=args.force), ref)[1])
+
+
+def cmd_wait(args) -> int:
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: engine.wait(ref))
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
 def cmd_ps(args) -> int:
-    engine = engine_from_args(args)
-    cs = [c for c in engine.containers.list() if args.all or c.state.status == "running"]
+    engine = _engine(args)
+    cs = [c for c in engine.containers.list() if args.all or c.state.status in ("running", "starting")]
     if args.format == "json":
         print(json.dumps([container_inspect(engine, c) for c in cs], indent=2))
         return 0
@@ -207,24 +549,160 @@ def cmd_ps(args) -> int:
         return 0
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for c in cs:
-        cmdline = " ".join(c.config.command or [])[:20]
-        status = {"running": "Up", "created": "Created"}.get(
-            c.state.status, f"Exited ({c.state.exit_code}) {ago(c.state.finished_at)}")
+        cmdline = " ".join(c.config.command or [])
+        if not args.no_trunc and len(cmdline) > 20:
+            cmdline = cmdline[:19] + "…"
         rows.append((c.id if args.no_trunc else c.short_id, c.image_name, f'"{cmdline}"',
-                     ago(c.created), status, c.name))
+                     ago(c.created), _status_text(c), c.name))
     table(rows)
     return 0
 
 
-def cmd_rm(args) -> int:
-    engine = engine_from_args(args)
-    code = 0
-    for ref in args.containers:
+def cmd_logs(args) -> int:
+    from .. import logs
+
+    engine = _engine(args)
+    c = engine.get(args.container)
+    if c.monitor == "pyrt":
+        raise UsageError(f"container {c.name} ran in the foreground: its output went to the terminal, "
+                         "not to a log (use `run -d` for a logged container)")
+    tail = None
+    if args.tail not in ("all", "-1"):
         try:
-            c = engine.containers.get(ref)
-            engine.remove(c)
-            print(ref)
-        except (NotFoundError, UsageError) as e:
-            sys.stderr.write(f"Error: {e}\n")
-            code = 1
+            tail = int(args.tail)
+        except ValueError:
+            raise UsageError(f"invalid --tail {args.tail!r}: a number or 'all'") from None
+
+    def running():
+        cur = engine.containers.load(c.id)
+        return cur is not None and cur.state.status in ("running", "starting")
+
+    logs.show(engine.containers.log_path(c.id), sys.stdout.buffer, sys.stderr.buffer, tail=tail,
+              timestamps=args.timestamps, follow=args.follow, running=running, fmt=args.format)
+    return 0
+
+
+def cmd_top(args) -> int:
+    from .. import procutil
+
+    engine = _engine(args)
+    c = engine.get(args.container)
+    if not engine.is_running(c) or not engine.process_alive(c):
+        from ..errors import ConflictError
+
+        raise ConflictError(f"container {c.name} is not running")
+    rows = [("UID", "PID", "PPID", "CMD")]
+    for pid in procutil.pids_in_namespace_of(c.state.pid):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        rows.append((uid, pid, procutil.ppid(pid) or 0, procutil.cmdline(pid)))
+    table(rows)
+    return 0
+
+
+# -- exec / attach -----------------------------------------------------------------------------------
+
+
+def cmd_exec(args) -> int:
+    if not args.cmd:
+        raise UsageError("exec needs a command to run")
+    engine = _engine(args)
+    env = _parse_env(args.env, [])
+    proxy = None
+    devnull = None
+    try:
+        if args.tty:
+            from ..monitor.attach import PtyProxy
+
+            proxy = PtyProxy(stdin_fd=0 if args.interactive else None, stdout_fd=1)
+            stdio = proxy.stdio
+        else:
+            if args.interactive:
+                stdin = 0
+            else:
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                stdin = devnull
+            stdio = (stdin, 1, 2)
+        sys.stdout.flush()
+        return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
+                           workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
+                           on_started=(lambda pid: proxy.start()) if proxy else None)
+    finally:
+        if proxy is not None:
+            proxy.finish()
+        if devnull is not None:
+            os.close(devnull)
+
+
+def cmd_attach(args) -> int:
+    from ..errors import ConflictError
+    from ..monitor import attach as att
+    from ..monitor import conmon
+
+    engine = _engine(args)
+    c = engine.get(args.container)
+    if not engine.is_running(c):
+        raise ConflictError(f"you cannot attach to a stopped container {c.name}: start it first")
+    if c.monitor != "conmon":
+        raise ConflictError(f"container {c.name} runs in the foreground of another pyrt: "
+                            "only detached containers can be attached to")
+    paths = engine.paths(c.id)
+    stdin = 0 if (c.config.interactive and not args.no_stdin) else None
+    result = att.attach_conmon(paths.attach, stdin_fd=stdin, tty=c.config.tty,
+                               on_resize=lambda r, col: conmon.resize(paths, r, col))
+    if result == "detached":
+        return 0
+    return engine.wait(c.id)
+
+
+# -- maintenance ------------------------------------------------------------------------------------
+
+
+def cmd_container_prune(args) -> int:
+    engine = _engine(args)
+    code = 0
+    for c in engine.containers.list():
+        if c.state.status in ("created", "exited"):
+            try:
+                engine.remove(c.id)
+                print(c.id)
+            except Exception as e:  # noqa: BLE001
+                sys.stderr.write(f"Error: {e}\n")
+                code = 1
+    return code
+
+
+def cmd_container_cleanup(args) -> int:
+    engine = engine_from_args(args)
+    try:
+        engine.cleanup(args.container, args.run)
+    except NotFoundError:
+        pass
+    return 0
+
+
+def cmd_system_recover(args) -> int:
+    engine = engine_from_args(args)
+    for line in engine.recover(full=True):
+        print(line)
+    return 0
+
+
+def cmd_system_boot(args) -> int:
+    engine = engine_from_args(args)
+    for line in engine.recover(full=True):
+        print(line)
+    code = 0
+    for c in engine.containers.list():
+        policy = c.config.restart_policy
+        if c.state.status in ("created", "exited") and (
+                policy == "always" or (policy == "unless-stopped" and not c.state.stop_requested)):
+            try:
+                engine.start(c.id)
+                print(f"started {c.name}")
+            except Exception as e:  # noqa: BLE001
+                sys.stderr.write(f"Error: starting {c.name}: {e}\n")
+                code = 1
     return code

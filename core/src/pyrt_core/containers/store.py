@@ -3,6 +3,12 @@
 Layout under the store root::
 
     containers/<id>/container.json   the record (config, state, drivers used)
+    containers/<id>/lock             flock(2) per container: held by whoever changes
+                                     the container (create, start, cleanup, rm,
+                                     recovery); released by the kernel when the
+                                     holder dies, so a free lock on a record in a
+                                     transitional state means its writer is gone
+    containers/<id>/ctr.log          the container's output (written by conmon)
     containers/names/<name>          symlink -> <id>; created with symlink(2),
                                      which fails if the name exists, so two
                                      processes can never take one name
@@ -37,6 +43,37 @@ class ContainerStore:
 
     def lock(self):
         return FileLock(self.lock_path)
+
+    def container_lock(self, cid: str, blocking: bool = True) -> "ContainerLock | None":
+        """The per-container lock (see the module docstring), held; ``None`` when
+        ``blocking`` is False and someone else holds it.  Raises NotFoundError
+        when the container's directory is gone."""
+        lk = ContainerLock(os.path.join(self.path(cid), "lock"), cid)
+        if blocking:
+            lk.acquire(True)
+            return lk
+        return lk if lk.try_acquire() else None
+
+    def begin_create(self, cid: str) -> "ContainerLock":
+        """Make the container's directory with its lock already held: the directory
+        is built under a temporary name and renamed into place, so no reader ever
+        sees a record whose lock is free while its creator is still working."""
+        tmp = os.path.join(self.dir, f".tmp-create-{cid}")
+        os.makedirs(tmp, mode=0o700)
+        lk = ContainerLock(os.path.join(tmp, "lock"), cid)
+        lk.acquire(True)
+        return lk
+
+    def publish(self, c: Container, lk: "ContainerLock") -> None:
+        """Save the first record of a container made by :meth:`begin_create` and
+        move its directory into place (the lock stays held: same inode)."""
+        import json
+
+        tmp = os.path.join(self.dir, f".tmp-create-{c.id}")
+        atomic_write(os.path.join(tmp, "container.json"),
+                     json.dumps(c.to_dict(), indent=1, sort_keys=True), durable=False)
+        os.rename(tmp, self.path(c.id))
+        lk.path = os.path.join(self.path(c.id), "lock")
 
     # -- ids and names -----------------------------------------------------------
     @staticmethod
@@ -129,8 +166,70 @@ class ContainerStore:
         raise NotFoundError(f"no such container: {ref}")
 
     def delete(self, c: Container) -> None:
+        """Remove the name, then the record (renamed away first, so a crash
+        leaves either the whole record or nothing under its id)."""
         import shutil
 
         self.release_name(c.name, c.id)
-        shutil.rmtree(self.path(c.id), ignore_errors=True)
+        doomed = os.path.join(self.dir, f".tmp-delete-{c.id}")
+        try:
+            os.rename(self.path(c.id), doomed)
+        except FileNotFoundError:
+            doomed = None
+        if doomed:
+            shutil.rmtree(doomed, ignore_errors=True)
         shutil.rmtree(self.bundle_dir(c.id), ignore_errors=True)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.path(cid), "ctr.log")
+
+
+class ContainerLock:
+    """An exclusive flock on ``containers/<id>/lock`` (never creates the directory)."""
+
+    def __init__(self, path: str, cid: str):
+        self.path = path
+        self.cid = cid
+        self.fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no such container: {self.cid[:12]}") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    break
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    os.close(fd)
+                    raise
+        except BlockingIOError:
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return True
+
+    def try_acquire(self) -> bool:
+        try:
+            return self.acquire(False)
+        except BlockingIOError:
+            return False
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

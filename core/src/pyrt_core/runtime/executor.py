@@ -55,9 +55,11 @@ class Executor:
     def __init__(self, pm):
         self.pm = pm
 
-    def create(self, config: RuntimeConfig, stdio=(0, 1, 2)):
+    def create(self, config: RuntimeConfig, stdio=(0, 1, 2), on_placed=None):
         """Create the container's init process, placed under resource control.
 
+        ``on_placed(record)`` runs as soon as the resource record exists (before
+        any user code), so a caller can persist it for recovery.
         Returns ``(process, resources_record)``.
         """
         hook = self.pm.hook
@@ -69,6 +71,8 @@ class Executor:
                                           resources=config.resources,
                                           cgroups_path=config.cgroups_path)
             record.update(r or {"manager": "none"})
+            if on_placed is not None:
+                on_placed(dict(record))
 
         try:
             proc = hook.pyrt_isolation_create(config=config, stdio=tuple(stdio),
@@ -89,12 +93,13 @@ class Executor:
     def oom_killed(self, container_id: str, record: dict) -> bool:
         return bool(self.pm.hook.pyrt_resources_oom_killed(container_id=container_id, record=record))
 
-    def run(self, config: RuntimeConfig, stdio=(0, 1, 2), on_started=None, on_exited=None) -> int:
+    def run(self, config: RuntimeConfig, stdio=(0, 1, 2), on_started=None, on_exited=None,
+            on_placed=None) -> int:
         """create + start + wait + release; return the exit code.
 
         ``on_started(pid, record)`` runs once the user's process is running;
         ``on_exited(code, oom_killed)`` after it was reaped, before release."""
-        proc, record = self.create(config, stdio)
+        proc, record = self.create(config, stdio, on_placed)
         try:
             with forward_signals(proc):
                 proc.start()

@@ -119,9 +119,9 @@ def from_settings(settings: dict | None, env=None) -> RegistryOptions:
         o.tls_verify = bool(settings["tls_verify"])
     if settings.get("insecure"):
         o.insecure += list(settings["insecure"])
-    if settings.get("max_concurrent_downloads"):
+    if settings.get("max_concurrent_downloads") is not None:
         o.max_concurrent_downloads = _int(settings["max_concurrent_downloads"], "--max-concurrent-downloads")
-    if settings.get("max_concurrent_uploads"):
+    if settings.get("max_concurrent_uploads") is not None:
         o.max_concurrent_uploads = _int(settings["max_concurrent_uploads"], "--max-concurrent-uploads")
     if settings.get("retries") is not None:
         o.retries = _int(settings["retries"], "--retries", 0)

@@ -55,25 +55,30 @@ class NamespacedProcess(ContainerProcess):
             raise ExecError(text, code)
         raise RuntimeError_(text)
 
-    def detach_start(self, fifo_path: str) -> None:
+    def detach_start(self, fifo_path: str, status_path: str | None = None) -> None:
         """Hand the wait for ``start`` over to a FIFO, so another process can start it.
 
         For a CLI whose ``create`` exits before ``start`` (the OCI flow): the
         container process keeps the FIFO open and execs when a byte is written
-        to it (see :func:`start_fifo`).  After this, exec errors are only seen
-        in the exit status (127/126), and this handle may no longer be used to
-        start.
+        to it (see :func:`start_fifo`).  With ``status_path`` (a second FIFO),
+        the process reports a failed exec there (``error CODE TEXT``) and the
+        starter sees EOF once the exec succeeded; without it, exec errors are
+        only seen in the exit status (127/126).  After this, this handle may no
+        longer be used to start.
         """
         if self._started or self._sock is None:
             raise RuntimeError_("container process already started")
         import socket
 
-        fifo = os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)
+        fds = [os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)]
         try:
+            if status_path is not None:
+                fds.append(os.open(status_path, os.O_RDWR | os.O_CLOEXEC))
             with socket.socket(fileno=os.dup(self._sock)) as s:
-                socket.send_fds(s, [b"detach"], [fifo])
+                socket.send_fds(s, [b"detach"], fds)
         finally:
-            os.close(fifo)
+            for fd in fds:
+                os.close(fd)
         os.close(self._sock)
         self._sock = None
         self._started = True
@@ -131,18 +136,63 @@ class NamespacedProcess(ContainerProcess):
         return self._exit_code
 
 
-def start_fifo(fifo_path: str) -> None:
-    """Start a container whose handle called :meth:`NamespacedProcess.detach_start`."""
-    try:
-        fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        import errno
+def start_fifo(fifo_path: str, status_path: str | None = None, timeout: float = 60.0) -> None:
+    """Start a container whose handle called :meth:`NamespacedProcess.detach_start`.
 
-        if e.errno == errno.ENXIO:
-            raise RuntimeError_("container process is not running (nobody waits on "
-                                f"{fifo_path})") from None
-        raise
+    With ``status_path`` (the same second FIFO), wait until the exec is done and
+    raise :class:`ExecError` (127/126) or :class:`RuntimeError_` if it failed."""
+    status = None
+    if status_path is not None:
+        try:
+            status = os.open(status_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            status = None
     try:
-        os.write(fd, b"\0")
+        try:
+            fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            import errno
+
+            if e.errno in (errno.ENXIO, errno.ENOENT):
+                raise RuntimeError_("container process is not running (nobody waits on "
+                                    f"{fifo_path})") from None
+            raise
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+        if status is None:
+            return
+        # Read until EOF (no writer left: the exec closed the init's copy).  poll()
+        # cannot wait for that: a FIFO reports POLLHUP only for writers that came
+        # after the reader opened it, so poll with a short timeout and read again.
+        import select
+        import time
+
+        poller = select.poll()
+        poller.register(status, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        msg = b""
+        wait_ms = 1
+        while True:
+            try:
+                chunk = os.read(status, 65536)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # not exec'd yet: do not hang the caller; the exit status will tell
+                poller.poll(wait_ms)
+                wait_ms = min(wait_ms * 2, 20)
+                continue
+            if not chunk:
+                break
+            msg += chunk
+        if not msg:
+            return
+        err = channel.parse_error(msg)
+        code, text = err if err else (channel.EXIT_SETUP, msg.decode(errors="replace"))
+        if code in (channel.EXIT_CANNOT_EXECUTE, channel.EXIT_NOT_FOUND):
+            raise ExecError(text, code)
+        raise RuntimeError_(text)
     finally:
-        os.close(fd)
+        if status is not None:
+            os.close(status)

@@ -328,6 +328,11 @@ def _wait_for_start(sock: int) -> None:
         return
     if msg == b"detach" and fds:
         # Someone else will start us by writing to the FIFO (handle.start_fifo).
+        # A second fd, if sent, takes the control socket's place for reporting a
+        # failed exec (it is close-on-exec: EOF there means the exec succeeded).
+        if len(fds) > 1:
+            os.dup2(fds[1], sock, inheritable=False)
+            os.close(fds[1])
         while not os.read(fds[0], 1):
             pass
         os.close(fds[0])

@@ -1,0 +1,209 @@
+"""Starting conmon for a container, and the files it leaves.
+
+Per container (``<runroot>`` is the engine's run root)::
+
+    <runroot>/containers/<id>/        the OCI bundle, also conmon's working files:
+        config.json hostname hosts resolv.conf
+        pidfile          the init's host pid (written by pyrt-runtime create)
+        conmon.pid       conmon's pid
+        ctl winsz        conmon's control FIFOs ("1 H W\\n": resize the pty)
+        attach           conmon's attach socket (SOCK_SEQPACKET)
+        runtime.log      pyrt-runtime's errors (json lines)
+        conmon.log       conmon's own stderr
+    <runroot>/runtime/<id>/          pyrt-runtime's state (see runtime.state)
+    <runroot>/exits/<id>             the exit code, written by conmon
+    <runroot>/socket/<id>            conmon's symlink to the bundle
+    <root>/containers/<id>/ctr.log   the output, k8s-file format (see monitor.logs)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ..errors import RuntimeError_
+
+CANDIDATES = ("/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/bin/conmon",
+              "/usr/local/libexec/podman/conmon")
+DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024
+
+
+def find_conmon() -> str:
+    path = os.environ.get("PYRT_CONMON") or shutil.which("conmon")
+    if path:
+        return path
+    for c in CANDIDATES:
+        if os.access(c, os.X_OK):
+            return c
+    raise RuntimeError_("conmon is not installed: detached containers need it as their monitor "
+                        "(apt-get install conmon)")
+
+
+def find_runtime() -> str:
+    """The ``pyrt-runtime`` console script next to the running interpreter, else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "pyrt-runtime")
+    if os.access(here, os.X_OK):
+        return here
+    found = shutil.which("pyrt-runtime")
+    if found:
+        return found
+    raise RuntimeError_("pyrt-runtime is not installed (reinstall pyrt-core)")
+
+
+def find_pyrt() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "pyrt")
+    if os.access(here, os.X_OK):
+        return here
+    return shutil.which("pyrt") or "pyrt"
+
+
+class Paths:
+    def __init__(self, root: str, runroot: str, cid: str):
+        self.id = cid
+        self.bundle = os.path.join(runroot, "containers", cid)
+        self.runtime_root = os.path.join(runroot, "runtime")
+        self.exit_dir = os.path.join(runroot, "exits")
+        self.exit_file = os.path.join(self.exit_dir, cid)
+        self.socket_dir = os.path.join(runroot, "socket")
+        self.log = os.path.join(root, "containers", cid, "ctr.log")
+        self.pidfile = os.path.join(self.bundle, "pidfile")
+        self.conmon_pidfile = os.path.join(self.bundle, "conmon.pid")
+        self.runtime_log = os.path.join(self.bundle, "runtime.log")
+        self.conmon_log = os.path.join(self.bundle, "conmon.log")
+        self.ctl = os.path.join(self.bundle, "ctl")
+        self.attach = os.path.join(self.bundle, "attach")
+
+
+def read_exit_file(path: str) -> tuple[int, float] | None:
+    """(exit code, mtime) from conmon's exit file, or None when it is not there (yet)."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return None
+    try:
+        return int(text), mtime
+    except ValueError:
+        return None
+
+
+def read_pid(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _runtime_error(paths: Paths) -> str:
+    try:
+        with open(paths.runtime_log) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        try:
+            msg = json.loads(line).get("msg")
+        except ValueError:
+            msg = line
+        if msg:
+            return msg
+    try:
+        with open(paths.conmon_log) as f:
+            text = f.read().strip()
+        if text:
+            return text.splitlines()[-1]
+    except OSError:
+        pass
+    return ""
+
+
+def spawn(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
+          log_size_max: int | None, disabled_plugins: list[str] | None = None,
+          runtime: str | None = None, conmon: str | None = None) -> tuple[int, int]:
+    """Start conmon, which runs ``pyrt-runtime create``; return (init pid, conmon pid).
+
+    Returns once the container is created (its init waits for ``start``).
+    conmon detaches (its own session); its exit command runs when the
+    container exits."""
+    conmon = conmon or find_conmon()
+    runtime = runtime or find_runtime()
+    for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+    argv = [conmon, "--api-version", "1", "-c", paths.id, "-u", paths.id, "-n", name or paths.id,
+            "-r", runtime, "-b", paths.bundle, "-p", paths.pidfile, "-P", paths.conmon_pidfile,
+            "-l", f"k8s-file:{paths.log}", "--exit-dir", paths.exit_dir,
+            "--socket-dir-path", paths.socket_dir, "--full-attach",
+            "--runtime-arg", "--root", "--runtime-arg", paths.runtime_root,
+            "--runtime-arg", "--log", "--runtime-arg", paths.runtime_log,
+            "--runtime-arg", "--log-format", "--runtime-arg", "json",
+            "--log-level", "error"]
+    if disabled_plugins:
+        argv += ["--runtime-arg", "--disable-plugins", "--runtime-arg", ",".join(disabled_plugins)]
+    size = DEFAULT_LOG_SIZE_MAX if log_size_max is None else log_size_max
+    if size and size > 0:
+        argv += ["--log-size-max", str(size)]
+    if stdin:
+        argv.append("-i")
+    if tty:
+        argv.append("-t")
+    if exit_command:
+        argv += ["--exit-command", exit_command[0]]
+        for a in exit_command[1:]:
+            argv += ["--exit-command-arg", a]
+    r, w = os.pipe()
+    try:
+        env = dict(os.environ, _OCI_SYNCPIPE=str(w))
+        env.pop("NOTIFY_SOCKET", None)
+        with open(paths.conmon_log, "ab") as log, open(os.devnull, "rb") as devnull:
+            p = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=log, pass_fds=(w,),
+                                 env=env, start_new_session=True, cwd=paths.bundle)
+        os.close(w)
+        w = -1
+        p.wait()  # conmon forks; its parent returns at once
+        data = b""
+        while b"\n" not in data:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    try:
+        msg = json.loads(data.split(b"\n")[0] or b"{}")
+    except ValueError:
+        msg = {}
+    pid = int(msg.get("data", -1)) if isinstance(msg.get("data", -1), int) else -1
+    if pid <= 0:
+        detail = _runtime_error(paths) or msg.get("message") or "conmon gave no reason"
+        code = 125
+        if "not found" in detail or "no such file" in detail.lower():
+            code = 127 if "exec" in detail else 125
+        err = RuntimeError_(f"creating the container failed: {detail}")
+        err.exit_code = code
+        raise err
+    return pid, read_pid(paths.conmon_pidfile)
+
+
+def resize(paths: Paths, rows: int, cols: int) -> None:
+    """Ask conmon to set the container's pty size."""
+    try:
+        fd = os.open(paths.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"1 {rows} {cols}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

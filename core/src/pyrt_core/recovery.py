@@ -1,0 +1,218 @@
+"""Recovery: make the records match reality after a pyrt process or a monitor died.
+
+Runs at the start of every container command (cheap: it only acts on records
+in a transitional state whose lock is free) and, with ``full=True``, as
+``pyrt system recover`` / ``pyrt system boot``, which also sweeps what no
+record points at any more.
+
+Rules (a free per-container lock on a record means its last writer is gone):
+
+* ``creating``: the creator died -> remove the writable layer and the record;
+  a ``.tmp-create-*`` directory (died before publishing) is removed.
+* ``removing``: the remover died -> finish the removal.
+* ``starting`` / ``running`` whose monitor (conmon, or the foreground CLI) is
+  gone -> kill the container's init if it still runs (pid + start time + boot
+  id, never a reused pid), release its cgroup, unmount its root, record the
+  exit (conmon's exit file, else 137 if pyrt killed it, else 255).  After a
+  reboot every such record is in this case (the boot id differs).
+* names pointing at no container are released.
+
+Full mode also: unmounts the root of every container that is not running
+(a failed unmount never blocks the next start: the driver's ``get`` is
+idempotent), deletes runtime state, bundles and exit files no running
+container owns, and removes ``pyrt-<id>`` cgroups of containers that are not
+running.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+TRANSITIONAL = ("creating", "starting", "running", "removing")
+
+
+def reconcile(engine, full: bool = False) -> list[str]:
+    from .containers.store import ContainerLock
+    from .errors import NotFoundError
+
+    store = engine.containers
+    actions: list[str] = []
+    try:
+        entries = os.listdir(store.dir)
+    except FileNotFoundError:
+        return actions
+    for name in entries:
+        if name.startswith(".tmp-create-"):
+            path = os.path.join(store.dir, name)
+            lk = ContainerLock(os.path.join(path, "lock"), name[12:])
+            try:
+                got = lk.try_acquire()
+            except NotFoundError:
+                continue
+            if got:
+                shutil.rmtree(path, ignore_errors=True)
+                lk.release()
+                actions.append(f"removed an unfinished create {name[12:24]}")
+        elif name.startswith(".tmp-delete-"):
+            shutil.rmtree(os.path.join(store.dir, name), ignore_errors=True)
+    for c in store.list():
+        if c.state.status not in TRANSITIONAL:
+            continue
+        if c.state.status in ("starting", "running") and engine.monitor_alive(c):
+            continue
+        try:
+            lk = store.container_lock(c.id, blocking=False)
+        except NotFoundError:
+            continue
+        if lk is None:
+            continue  # someone is working on it
+        with lk:
+            c = store.load(c.id)
+            if c is None:
+                continue
+            status = c.state.status
+            if status == "creating":
+                with engine.storage_lock():
+                    engine.driver.remove(c.layer_id)
+                store.delete(c)
+                actions.append(f"removed half-created container {c.short_id}")
+            elif status == "removing":
+                engine._remove_locked(c)
+                actions.append(f"finished removing container {c.short_id}")
+            elif status in ("starting", "running") and not engine.monitor_alive(c):
+                engine._cleanup_locked(c)
+                actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
+                               f"marked exited ({c.state.exit_code}) and cleaned up")
+    _release_dangling_names(store, actions)
+    if full:
+        _sweep(engine, actions)
+    return actions
+
+
+def _release_dangling_names(store, actions: list[str]) -> None:
+    try:
+        names = os.listdir(store.names)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(store.names, name)
+        try:
+            target = os.readlink(path)
+        except OSError:
+            continue
+        if not os.path.isdir(store.path(target)) and \
+                not os.path.isdir(os.path.join(store.dir, f".tmp-create-{target}")):
+            store.release_name(name, target)
+            actions.append(f"released the name {name}")
+
+
+def _sweep(engine, actions: list[str]) -> None:
+    from .monitor.conmon import Paths
+    from .runtime import cli as rtcli
+
+    store = engine.containers
+    running = set()
+    known = set()
+    for c in store.list():
+        known.add(c.id)
+        if c.state.status in ("starting", "running", "creating", "removing"):
+            running.add(c.id)
+            continue
+        lk = store.container_lock(c.id, blocking=False)
+        if lk is None:
+            running.add(c.id)
+            continue
+        with lk:
+            try:
+                with engine.storage_lock():
+                    engine.driver.put(c.layer_id)
+            except Exception as e:  # noqa: BLE001
+                actions.append(f"unmounting {c.short_id} failed: {e}")
+    p = Paths(engine.settings.root, engine.settings.runroot, "x")
+    # runtime states, bundles, exit files and attach links that no live container owns
+    for d in (p.runtime_root,):
+        for cid in _listdir(d):
+            if cid not in running:
+                try:
+                    rtcli.delete(p.runtime_root, cid, force=True, pm=engine.pm)
+                    actions.append(f"deleted runtime state of {cid[:12]}")
+                except Exception as e:  # noqa: BLE001
+                    actions.append(f"deleting runtime state of {cid[:12]} failed: {e}")
+    for cid in _listdir(store.rundir):
+        if cid not in running:
+            shutil.rmtree(os.path.join(store.rundir, cid), ignore_errors=True)
+    now = time.time()
+    for cid in _listdir(p.exit_dir):
+        path = os.path.join(p.exit_dir, cid)
+        if cid not in known or (cid not in running and now - _mtime(path) > 60):
+            if cid not in known:
+                _unlink(path)
+    for cid in _listdir(p.socket_dir):
+        if cid not in running:
+            _unlink(os.path.join(p.socket_dir, cid))
+    # cgroups named after containers that do not run
+    for base in _cgroup_dirs():
+        for name in _listdir(base):
+            if name.startswith("pyrt-") and len(name) == 69 and name[5:] not in running:
+                if _remove_cgroup(os.path.join(base, name)):
+                    actions.append(f"removed stale cgroup {os.path.join(base, name)}")
+
+
+def _cgroup_dirs() -> list[str]:
+    out = []
+    for ctrl in _listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", ctrl, "pyrt")
+        if os.path.isdir(d):
+            out.append(d)
+    if os.path.isdir("/sys/fs/cgroup/pyrt"):
+        out.append("/sys/fs/cgroup/pyrt")
+    return out
+
+
+def _remove_cgroup(path: str) -> bool:
+    import signal
+
+    for _ in range(50):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            for sub in sorted((os.path.join(dp, d) for dp, dns, _ in os.walk(path) for d in dns),
+                              key=len, reverse=True):
+                os.rmdir(sub)
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def _listdir(d: str) -> list[str]:
+    try:
+        return os.listdir(d)
+    except OSError:
+        return []
+
+
+def _mtime(p: str) -> float:
+    try:
+        return os.stat(p).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
