@@ -165,6 +165,8 @@ class FakeDM:
     def make_node(self, name, dev):
         return dmmod.node_path(name)
 
+    node_for = make_node
+
     def release(self, name):
         """The last user of a busy device goes away (a deferred removal completes)."""
         self.busy.discard(name)

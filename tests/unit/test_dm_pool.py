@@ -315,6 +315,7 @@ def test_half_made_base_is_made_again(kernel, home):
     kernel.ops.mkfs = boom
     with pytest.raises(Crash):
         make(kernel, home)
+    assert kernel.devices == {}  # the pool it activated is deactivated again
     kernel.ops.mkfs = real_mkfs
     drv = make(kernel, home)
     assert read(home, "metadata", BASE)["initialized"]

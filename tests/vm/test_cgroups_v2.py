@@ -124,6 +124,18 @@ def test_cpu_max_holds_a_busy_loop_near_half_a_cpu(cgroups, procs):
     assert _read(cg, "cpu.max").split() == ["max", "100000"]
 
 
+def test_cpuset_pins_to_one_cpu(cgroups, procs):
+    from pyrt_cgroups import detect
+
+    with open("/sys/fs/cgroup/cpuset.cpus.effective") as f:
+        cpus = sorted(detect.parse_cpu_list(f.read()))
+    cg = cgroups("cpuset", Resources(cpuset_cpus=str(cpus[-1])))
+    p = cg.popen([BUSYBOX, "sleep", "60"])
+    procs.append(p)
+    assert os.sched_getaffinity(p.pid) == {cpus[-1]}
+    assert _read(cg, "cpuset.cpus.effective").strip() == str(cpus[-1])
+
+
 # -- pids -----------------------------------------------------------------------------------
 
 

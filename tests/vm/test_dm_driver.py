@@ -49,6 +49,25 @@ def _fill(path: str, size: int) -> None:
         os.fsync(f.fileno())
 
 
+def _hold_mounts(path: str) -> subprocess.Popen:
+    """A process in a new mount namespace holding a copy of the mount at ``path`` (how a
+    mount leaks into a container and keeps the device busy); returns once it holds it."""
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "600"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{p.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                with open(f"/proc/{p.pid}/mountinfo") as f:
+                    if any(line.split()[4] == path for line in f):
+                        return p
+        except OSError:
+            pass
+        time.sleep(0.1)
+    p.kill()
+    p.wait()
+    raise AssertionError("the mount-holding process did not start")
+
+
 def _mount_facts(path: str) -> tuple[str, str]:
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -80,7 +99,8 @@ def test_pool_on_loop_files(dm_store):
 
 
 def test_basesize_fs_mkfsarg_mountopt(dm_store):
-    drv = dm_store(basesize="96M", fs="xfs", mkfsarg="-L pyrtbase", mountopt="noatime")
+    # xfsprogs 6 makes no filesystem below 300M
+    drv = dm_store(basesize="320M", fs="xfs", mkfsarg="-L pyrtbase", mountopt="noatime")
     drv.create("l1", None)
     root = drv.get("l1")
     try:
@@ -90,7 +110,7 @@ def test_basesize_fs_mkfsarg_mountopt(dm_store):
         dev = drv.ds.dev_path("l1")
         from pyrt_storage_dm import loop
 
-        assert loop.device_size(dev) == 96 * MiB
+        assert loop.device_size(dev) == 320 * MiB
         with open(dev, "rb") as f:
             sb = f.read(512)
         assert sb[:4] == b"XFSB" and sb[108:120].rstrip(b"\0") == b"pyrtbase"  # sb_fname
@@ -254,11 +274,10 @@ def test_busy_device_deferred_removal_and_deletion(dm_store):
     drv = dm_store(use_deferred_removal="true", use_deferred_deletion="true")
     drv.create("img", None)
     drv.create_rw("ctr", "img")
-    drv.get("ctr")
+    root = drv.get("ctr")
     # another mount namespace holds a copy of the mount (the classic "device or resource busy")
-    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "600"])
+    holder = _hold_mounts(os.path.dirname(root))
     try:
-        time.sleep(1.5)
         drv.remove("ctr")
         assert not drv.exists("ctr")
         assert dict(drv.status())["Deferred Deleted Device Count"] == "1"
@@ -281,10 +300,9 @@ def test_busy_device_without_deferral_says_busy(dm_store, monkeypatch):
     monkeypatch.setattr(dsmod, "REMOVE_RETRIES", 5)
     drv = dm_store()
     drv.create("img", None)
-    drv.get("img")
-    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "600"])
+    root = drv.get("img")
+    holder = _hold_mounts(os.path.dirname(root))
     try:
-        time.sleep(1.5)
         with pytest.raises(StorageError, match="device or resource busy"):
             drv.remove("img")
     finally:

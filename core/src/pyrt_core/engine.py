@@ -23,6 +23,16 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
+def fault(point: str) -> None:
+    """Fault injection for the recovery tests: ``PYRT_FAULT=point[,point...]`` makes this
+    process SIGKILL itself when it reaches ``point`` (a pyrt process killed there)."""
+    want = os.environ.get("PYRT_FAULT")
+    if want and point in want.split(","):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Engine:
     def __init__(self, settings, pm=None):
         self.settings = settings
@@ -111,6 +121,7 @@ class Engine:
             )
             container.state.status = "creating"
             store.publish(container, lk)
+            fault("create:published")
             layer_made = False
             try:
                 container.name = store.reserve_name(name, cid)
@@ -119,6 +130,7 @@ class Engine:
                 with self.storage_lock():
                     self.driver.create_rw(cid, parent, dict(config.storage_opts) or None)
                 layer_made = True
+                fault("create:layer")
                 container.state.status = "created"
                 store.save(container)
             except BaseException:
@@ -291,9 +303,11 @@ class Engine:
                     pass
 
     # -- detached: conmon is the monitor ---------------------------------------------------
-    def start(self, ref: str | Container) -> Container:
+    def start(self, ref: str | Container, before_start=None) -> Container:
         """Start a created or exited container under conmon; returns once it runs.
-        Starting a running container does nothing (as docker)."""
+        Starting a running container does nothing (as docker).  ``before_start(c)``
+        runs once conmon holds the created container, before its process runs
+        (``start -a`` attaches there)."""
         cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
         with self.lock(cid):
             c = self.reload(cid)
@@ -305,7 +319,7 @@ class Engine:
                 raise ConflictError(f"container {c.short_id} is {c.state.status}")
             if c.state.status in ("running", "starting"):
                 self._cleanup_locked(c, remove=False)  # a dead run recovery has not seen yet
-            self._start_locked(c)
+            self._start_locked(c, before_start)
             return c
 
     def _exit_command(self, c: Container) -> list[str]:
@@ -317,7 +331,7 @@ class Engine:
             argv += ["--config", self.settings.config_file]
         return argv + ["container", "cleanup", "--run", str(c.state.run), c.id]
 
-    def _start_locked(self, c: Container) -> None:
+    def _start_locked(self, c: Container, before_start=None) -> None:
         from . import procutil
         from .monitor import conmon
         from .runtime import cli as rtcli
@@ -335,6 +349,7 @@ class Engine:
             self.containers.save(c, durable=False)
             image = self.images.get(c.image_id)
             self._mount_and_write_bundle(c, image, load=False)
+            fault("start:mounted")
             pid, mon = conmon.spawn(
                 paths, name=c.name, exit_command=self._exit_command(c),
                 stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
@@ -348,12 +363,16 @@ class Engine:
             st.resources = rstate.get("resources") or {}
             c.cgroup_manager = st.resources.get("manager", "none")
             self.containers.save(c, durable=False)
+            fault("start:created")
+            if before_start is not None:
+                before_start(c)
             try:
                 rtcli.start(paths.runtime_root, c.id)
             except rtcli.RuntimeFailure as e:
                 from .errors import ExecError
 
                 raise ExecError(str(e), e.exit_code if e.exit_code in (126, 127) else 125) from None
+            fault("start:started")
             st.status = "running"
             st.started_at = now()
             self.containers.save(c, durable=False)
@@ -387,19 +406,30 @@ class Engine:
             killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
             procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
         mon = conmon.read_pid(paths.conmon_pidfile) if c.monitor == "conmon" else 0
-        if exit_code is None and c.monitor == "conmon":
-            deadline = time.monotonic() + wait_exit
-            while conmon.read_exit_file(paths.exit_file) is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-        exited = conmon.read_exit_file(paths.exit_file) if c.monitor == "conmon" else None
-        if mon and procutil.alive(mon) and c.id in procutil.cmdline(mon):
-            if procutil.alive(st.pid, st.pid_start, st.boot_id):
-                procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
-                killed = True
-            if exited is None and not procutil.wait_gone(mon, None, None, 2.0):
-                os.kill(mon, signal.SIGKILL)
-                procutil.wait_gone(mon, None, None, 2.0)
-            exited = exited or conmon.read_exit_file(paths.exit_file)
+        if mon and not (procutil.alive(mon) and c.id in procutil.cmdline(mon)):
+            mon = 0
+        if mon and procutil.alive(st.pid, st.pid_start, st.boot_id):
+            # conmon runs but the container must go (failed start, rm -f): kill the init
+            killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+            procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+        exited = None
+        if c.monitor == "conmon":
+            # conmon writes the exit file as soon as it reaped the init; it may then wait
+            # for its exit command (which waits for our lock), so never wait for conmon
+            deadline = time.monotonic() + (max(wait_exit, 2.0) if mon else wait_exit)
+            while True:
+                exited = conmon.read_exit_file(paths.exit_file)
+                if exited is not None or time.monotonic() >= deadline:
+                    break
+                if mon and not procutil.alive(mon):
+                    mon = 0
+                    deadline = min(deadline, time.monotonic() + 0.05)
+                time.sleep(0.003)
+            if exited is None and mon:
+                try:
+                    os.kill(mon, signal.SIGKILL)  # a monitor that cannot report is no use
+                except ProcessLookupError:
+                    pass
         if exit_code is None:
             if exited is not None:
                 exit_code = exited[0]
@@ -426,6 +456,7 @@ class Engine:
                 self.pm.hook.pyrt_resources_release(container_id=c.id, record=record)
             except Exception as e:  # noqa: BLE001
                 errors.append(f"cgroup: {e}")
+        fault("cleanup:released")
         # 3. storage: unmount (a failure is recorded; get() at the next start copes)
         try:
             with self.storage_lock():
@@ -526,6 +557,7 @@ class Engine:
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
         procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
+        fault("stop:signalled")
         if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
             procutil.signal_verified(st.pid, st.pid_start, st.boot_id, _signal.SIGKILL)
             procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
@@ -688,6 +720,7 @@ class Engine:
                 self.containers.save(c, durable=False)
                 st = c.state
                 procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+                fault("rm:killed")
                 procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
             if c.state.status in ("running", "starting"):
                 self._cleanup_locked(c, remove=False, wait_exit=1.0)
@@ -696,9 +729,11 @@ class Engine:
     def _remove_locked(self, c: Container) -> None:
         c.state.status = "removing"
         self.containers.save(c)
+        fault("rm:removing")
         with self.storage_lock():
             self.driver.put(c.layer_id)
             self.driver.remove(c.layer_id)
+        fault("rm:layer")
         paths = self.paths(c.id)
         for p in (paths.exit_file,):
             try:

@@ -434,18 +434,24 @@ def _start_attached(engine, ref, stdin: bool) -> int:
     from ..monitor import conmon
 
     c = engine.get(ref)
-    if c.state.status in ("running", "starting") and engine.is_running(c):
-        pass
-    else:
-        engine.start(c)
-    c = engine.reload(c.id)
     paths = engine.paths(c.id)
-    tty = c.config.tty
-    try:
-        result = att.attach_conmon(paths.attach, stdin_fd=0 if stdin else None, tty=tty,
+    held = {}
+
+    def connect(_c):
+        try:
+            held["sock"] = att.connect(paths.attach)
+        except Exception:  # noqa: BLE001 - the output is in the log anyway
+            pass
+
+    if not (c.state.status in ("running", "starting") and engine.is_running(c)):
+        engine.start(c, before_start=connect)
+    else:
+        connect(c)
+    c = engine.reload(c.id)
+    result = "exited"
+    if "sock" in held:
+        result = att.attach_conmon(held["sock"], stdin_fd=0 if stdin else None, tty=c.config.tty,
                                    on_resize=lambda r, col: conmon.resize(paths, r, col))
-    except Exception:
-        result = "exited"
     if result == "detached":
         return 0
     return engine.wait(c.id)

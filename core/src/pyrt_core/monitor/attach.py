@@ -1,8 +1,8 @@
 """Attaching a terminal (or pipes) to a container, through conmon or a local pty.
 
 * :func:`attach_conmon`: conmon's attach socket (``SOCK_SEQPACKET``): every
-  packet from conmon starts with one byte naming the stream (1 stdout, 2
-  stderr); what the client sends is the container's stdin.  Shutting down
+  packet from conmon starts with one byte naming the stream (2 stdout, 3
+  stderr: conmon's pipe numbers, 1 being stdin); what the client sends is the container's stdin.  Shutting down
   our write side closes the container's stdin.  Window size changes go to
   conmon's ``ctl`` FIFO.
 * :class:`PtyProxy`: a foreground ``run -it``: pyrt owns the pty master and
@@ -94,12 +94,9 @@ class _DetachScanner:
         return bytes(out), False
 
 
-def attach_conmon(attach_path: str, *, stdin_fd: int | None, stdout_fd: int = 1,
-                  stderr_fd: int = 2, tty: bool = False, on_resize=None,
-                  detach_keys: bytes = DETACH_KEYS) -> str:
-    """Copy between our stdio and the container until its output ends.
-
-    Returns ``"exited"`` (the container's output ended) or ``"detached"``."""
+def connect(attach_path: str) -> socket.socket:
+    """Connect to conmon's attach socket (through /proc/self/fd: the path may be
+    longer than a socket address allows)."""
     d = os.open(os.path.dirname(attach_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -112,6 +109,17 @@ def attach_conmon(attach_path: str, *, stdin_fd: int | None, stdout_fd: int = 1,
             from None
     finally:
         os.close(d)
+    return sock
+
+
+def attach_conmon(attach_path: str | socket.socket, *, stdin_fd: int | None, stdout_fd: int = 1,
+                  stderr_fd: int = 2, tty: bool = False, on_resize=None,
+                  detach_keys: bytes = DETACH_KEYS) -> str:
+    """Copy between our stdio and the container until its output ends.  ``attach_path``
+    may be a socket :func:`connect` returned (connect before ``start`` to miss nothing).
+
+    Returns ``"exited"`` (the container's output ended) or ``"detached"``."""
+    sock = attach_path if isinstance(attach_path, socket.socket) else connect(attach_path)
     scanner = _DetachScanner(detach_keys if tty else b"")
     old_winch = None
     if tty and on_resize is not None and stdin_fd is not None and os.isatty(stdin_fd):
@@ -143,7 +151,7 @@ def attach_conmon(attach_path: str, *, stdin_fd: int | None, stdout_fd: int = 1,
                     break
                 stream, data = pkt[0], pkt[1:]
                 if data:
-                    _write_all(stderr_fd if stream == 2 else stdout_fd, data)
+                    _write_all(stderr_fd if stream == 3 else stdout_fd, data)
             if stdin_fd is not None and stdin_fd in ready:
                 try:
                     data = os.read(stdin_fd, 65536)

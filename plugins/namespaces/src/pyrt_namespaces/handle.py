@@ -131,10 +131,6 @@ class NamespacedProcess(ContainerProcess):
             os.close(self._sock)
             self._sock = None
 
-    @property
-    def exit_code(self) -> int | None:
-        return self._exit_code
-
 
 def start_fifo(fifo_path: str, status_path: str | None = None, timeout: float = 60.0) -> None:
     """Start a container whose handle called :meth:`NamespacedProcess.detach_start`.

@@ -11,12 +11,6 @@ IFF_UP = 0x1
 _IFREQ = "16sh22x"  # struct ifreq: name[IFNAMSIZ], short ifr_flags, padding to 40 bytes
 
 
-def interface_flags(name: str = "lo") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack(_IFREQ, name.encode(), 0))
-    return struct.unpack(_IFREQ, res)[1] & 0xFFFF
-
-
 def set_up(name: str = "lo") -> None:
     """Set IFF_UP on an interface of the current network namespace (needs CAP_NET_ADMIN)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -323,7 +323,7 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
 
 def _wait_for_start(sock: int) -> None:
     with socket.socket(fileno=os.dup(sock)) as s:
-        msg, fds, _, _ = socket.recv_fds(s, 64, 1)
+        msg, fds, _, _ = socket.recv_fds(s, 64, 2)
     if msg == b"start":
         return
     if msg == b"detach" and fds:
@@ -466,11 +466,14 @@ def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, sock
             syscalls.setns(fd, flag, name)
     pid = os.fork()  # a joined pid namespace applies to children only
     if pid == 0:
-        channel.run_child(sock, _join_final, xp)
+        channel.run_child(sock, _join_final, xp, sock)
     channel.send(sock, b"pid %d" % pid)
 
 
-def _join_final(xp: execute.ExecPlan) -> None:
+def _join_final(xp: execute.ExecPlan, sock: int) -> None:
+    # Wait until the parent knows our pid: a failure reported before the
+    # intermediate's "pid N" would leave the parent unable to reap us.
+    _expect(sock, b"go")
     execute.apply_rlimits(xp.rlimits)
     execute.exec_process(xp)
 
@@ -512,6 +515,7 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         status, middle = _reap(middle), None
         if final is None:
             raise _failure(msg, what, status)
+        channel.send(sock, b"go")
         msg = channel.recv(sock)  # EOF = exec done
         if msg:
             status, final = _reap(final), None

@@ -128,7 +128,16 @@ class DeviceSet:
         else:
             self._check_pool_options()
         self.pool_name = self.pool["pool_name"]
-        self._start()
+        self._activated_here = False
+        try:
+            self._start()
+        except BaseException:
+            if self._activated_here:  # leave no half-started pool behind
+                try:
+                    self.deactivate_pool()
+                except Exception:
+                    pass
+            raise
 
     # -- files -------------------------------------------------------------------------
     def _path(self, *parts: str) -> str:
@@ -168,9 +177,6 @@ class DeviceSet:
 
     def dev_name(self, hash: str) -> str:
         return f"{self.prefix}-{hash}"
-
-    def dev_path(self, hash: str) -> str:
-        return dmmod.node_path(self.dev_name(hash))
 
     # -- the pool ----------------------------------------------------------------------------
     def _pool_devices(self) -> tuple[str, str]:
@@ -272,7 +278,7 @@ class DeviceSet:
                 info = self.dm.info(self.pool_name)
                 if info is None or not info["flags"] & dmmod.DM_ACTIVE_PRESENT_FLAG:
                     self._activate_pool(info is not None)
-                    fresh = True
+                    fresh = self._activated_here = True
         elif not self.pool.get("external"):
             self._check_adopted()
         self._pool_dev = None
@@ -520,19 +526,21 @@ class DeviceSet:
                 self.dm.cancel_deferred_remove(name)
             if info["flags"] & dmmod.DM_ACTIVE_PRESENT_FLAG:
                 live = self.dm.table(name)
-                if live and live[0][1] == sectors and live[0][3] == table[0][3]:
-                    self.dm.make_node(name, info["dev"])
-                    return self.dev_path(hash)
-                self.dm.reload(name, table)
-                self.dm.make_node(name, info["dev"])
-                return self.dev_path(hash)
+                if not (live and live[0][1] == sectors and live[0][3] == table[0][3]):
+                    self.dm.reload(name, table)
+                return self.dm.node_for(name, info["dev"])
             self.dm.remove(name)
         try:
-            self.dm.create(name, table)
+            dev = self.dm.create(name, table)
         except dmmod.DMError as e:
             raise StorageError(f"devicemapper: activating the device of layer {hash}: "
                                f"{e.strerror}") from None
-        return self.dev_path(hash)
+        return self.dm.node_for(name, dev)
+
+    def dev_path(self, hash: str) -> str | None:
+        """The node of ``hash``'s active device, None when it is not active."""
+        info = self.dm.info(self.dev_name(hash))
+        return None if info is None else self.dm.node_for(self.dev_name(hash), info["dev"])
 
     def deactivate(self, hash: str) -> bool:
         """Remove the active device of ``hash``; True when gone, False when deferred."""

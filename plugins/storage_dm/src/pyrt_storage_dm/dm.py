@@ -294,7 +294,10 @@ class DeviceMapper:
             except DMError:
                 pass
             raise
-        make_node(name, hdr["dev"])
+        try:
+            make_node(name, hdr["dev"])
+        except OSError:
+            pass  # /dev/mapper is a convenience; node_for() finds a node to use
         return hdr["dev"]
 
     def reload(self, name: str, targets: list[tuple[int, int, str, str]]) -> None:
@@ -344,6 +347,10 @@ class DeviceMapper:
     def make_node(name: str, dev: int) -> str:
         return make_node(name, dev)
 
+    @staticmethod
+    def node_for(name: str, dev: int) -> str:
+        return node_for(name, dev)
+
 
 def node_path(name: str) -> str:
     return os.path.join(MAPPER_DIR, name)
@@ -369,6 +376,22 @@ def make_node(name: str, dev: int) -> str:
     except FileExistsError:
         pass
     return path
+
+
+def node_for(name: str, dev: int) -> str:
+    """A device node for ``dev`` that is there now: the kernel's own ``/dev/dm-<minor>``
+    (devtmpfs makes it synchronously), else ``/dev/mapper/<name>`` (made if needed).
+    /dev/mapper entries are udev's when udev runs, and it creates and removes them
+    asynchronously: a node of a removed device of the same name can vanish later."""
+    major, minor = decode_dev(dev)
+    kpath = f"/dev/dm-{minor}"
+    try:
+        st = os.stat(kpath)
+        if stat.S_ISBLK(st.st_mode) and st.st_rdev == os.makedev(major, minor):
+            return kpath
+    except FileNotFoundError:
+        pass
+    return make_node(name, dev)
 
 
 def remove_node(name: str) -> None:
