@@ -6,8 +6,8 @@ Needs device-mapper (dm-thin), so it runs in the VM tier.  From the host:
     .venv/bin/python bench/dm_create.py --boot [--runs 10]
 
 boots Debian's kernel once under qemu (TCG, with ``.venv-vm/bin/vng`` as
-``scripts/test-vm`` sets it up), runs this script inside with the same
-arguments and prints its output.  Inside the VM (or on any host with
+``scripts/test-vm`` sets it up, else ``vng`` from PATH), runs this script
+inside with the same interpreter and arguments and prints its output.  Inside the VM (or on any host with
 dm-thin) run it without ``--boot``.
 
 Both drivers' homes are on one tmpfs (the guest's /tmp is an overlay,
@@ -44,9 +44,11 @@ def boot(argv: list[str]) -> int:
     import glob
 
     vng = os.path.join(REPO, ".venv-vm", "bin", "vng")
-    py = os.path.join(REPO, ".venv-vm", "bin", "python")
     if not os.path.exists(vng):
-        raise SystemExit("no .venv-vm/bin/vng: run scripts/test-vm once to set up the VM tier")
+        vng = shutil.which("vng") or ""
+    py = sys.executable  # this interpreter's pyrt installs, seen through the guest's root
+    if not vng:
+        raise SystemExit("no vng (virtme-ng): run scripts/test-vm once to set up the VM tier")
     kernels = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
     if not kernels:
         raise SystemExit("no Debian kernel in /boot (apt-get install linux-image-amd64)")

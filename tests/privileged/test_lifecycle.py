@@ -151,7 +151,8 @@ def test_exec(cli):
     assert r.stdout == "piped\n"
     # the same namespaces as the container's init
     pid = state(cli, "ex")["Pid"]
-    r = cli("exec", "ex", "sh", "-c", "readlink /proc/1/ns/pid /proc/self/ns/net /proc/self/ns/mnt")
+    r = cli("exec", "ex", "sh", "-c",
+            "for f in /proc/1/ns/pid /proc/self/ns/net /proc/self/ns/mnt; do readlink $f; done")
     want = [os.readlink(f"/proc/{pid}/ns/{n}") for n in ("pid", "net", "mnt")]
     assert r.stdout.split() == want
     assert cli("exec", "ex", "no-such-cmd").returncode == 127

@@ -145,11 +145,15 @@ def test_killed_container_exits_137(cli):
 
 
 def test_unknown_image(cli):
-    r = cli("run", "--rm", "nosuch/image:1", "true")
+    r = cli("run", "--rm", "--pull", "never", "nosuch/image:1", "true")
     assert r.returncode == 125
-    assert r.stderr.startswith("Error: image nosuch/image:1 is not in the local store")
-    assert r.stderr.count("\n") == 1
+    assert r.stderr == "Error: image nosuch/image:1 not found locally (--pull never)\n"
+    # a registry that is not there (a closed port on loopback): one line, 125, nothing left
+    r = cli("run", "--rm", "127.0.0.1:9/nosuch/image:1", "true")
+    assert r.returncode == 125
+    assert r.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert cli("ps", "-aq").stdout == ""
+    assert cli("images", "-q").stdout.split() == [cli("images", "-q").stdout.split()[0]]
 
 
 def test_parallel_runs_on_one_store(cli):

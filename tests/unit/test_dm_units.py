@@ -167,8 +167,10 @@ def test_mkfs_and_mount_options():
     assert argv[-3:] == ["-O", "^has_journal", "/dev/mapper/x"]
     assert fsmod.mkfs_argv("xfs", "/dev/x")[:2] == ["mkfs.xfs", "-q"]
     assert fsmod.mount_options("xfs", "") == "nouuid"
-    assert fsmod.mount_options("xfs", "noatime") == "noatime,nouuid"
-    assert fsmod.mount_options("ext4", "noatime,discard") == "noatime,discard"
+    assert fsmod.mount_options("xfs", "noatime") == "nouuid"
+    assert fsmod.mount_options("ext4", "noatime,discard,rw") == "discard"
+    assert fsmod.mount_flags("noatime,discard,nodev") == 1024 | 4
+    assert fsmod.mount_flags("") == 0
 
 
 # -- sizes and options ---------------------------------------------------------------------------------

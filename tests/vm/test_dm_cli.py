@@ -5,10 +5,11 @@ ENOSPC while the engine stays healthy."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
-from dm_fixtures import dm_devices, dm_loaded  # noqa: F401  (fixture)
+from dm_fixtures import dm_devices, dm_loaded, wait_loops_detached  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.vm
 OPTS = ["dm.loopdatasize=384M", "dm.loopmetadatasize=16M", "dm.basesize=64M"]
@@ -23,20 +24,32 @@ def flags(*extra):
 
 
 @pytest.fixture
-def dm_cli(dm_loaded, pyrt_cli):
-    """``pyrt_cli`` on devicemapper; at teardown its containers are removed and the
-    pool deactivated (its loop devices go with it) before the store is deleted."""
-    before = set(dm_devices())
-    pyrt_cli.driver = "devicemapper"
-    yield pyrt_cli
-    r = pyrt_cli("ps", "-aq", "--no-trunc", timeout=T)
-    for cid in r.stdout.split():
-        pyrt_cli("rm", "-f", cid, timeout=T)
-    home = os.path.join(pyrt_cli.root, "storage", "devicemapper")
-    if os.path.exists(os.path.join(home, "pool.json")):
-        from pyrt_storage_dm.driver import DeviceMapperDriver
+def dm_cli(dm_loaded, tmp_path):
+    """A ``pyrt`` on devicemapper with its own store on a private tmpfs; at teardown
+    its containers are removed and the pool deactivated (its loop devices go with it)
+    before the store is deleted."""
+    from clitools import PyrtCLI
 
-        DeviceMapperDriver(home, {}).shutdown()
+    before = set(dm_devices())
+    base = str(tmp_path / "dm-cli")
+    os.mkdir(base)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200m,mode=0755", "pyrt-dm-cli", base],
+                   check=True)
+    cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"), driver="devicemapper")
+    try:
+        yield cli
+    finally:
+        r = cli("ps", "-aq", "--no-trunc", timeout=T)
+        for cid in r.stdout.split():
+            cli("rm", "-f", cid, timeout=T)
+        home = os.path.join(cli.root, "storage", "devicemapper")
+        if os.path.exists(os.path.join(home, "pool.json")):
+            from pyrt_storage_dm.driver import DeviceMapperDriver
+
+            DeviceMapperDriver(home, {}).shutdown()
+        wait_loops_detached(base)
+        cli.cleanup()
+        subprocess.run(["umount", base], check=False)
     assert sorted(set(dm_devices()) - before) == []
 
 

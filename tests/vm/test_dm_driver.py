@@ -270,28 +270,45 @@ def test_filling_a_thin_device_is_enospc_and_the_pool_stays_healthy(dm_store):
     drv.put("ctr2")
 
 
+def test_mount_leaked_into_another_namespace_does_not_block_removal(dm_store):
+    drv = dm_store()
+    drv.create("img", None)
+    drv.create_rw("ctr", "img")
+    mp = os.path.dirname(drv.get("ctr"))
+    holder = _hold_mounts(mp)  # a container started meanwhile holds a copy of the mount
+    try:
+        drv.remove("ctr")  # unmount + rmdir of the mount point detach the copy too
+        assert not drv.exists("ctr")
+        assert drv.ds.dev_name("ctr") not in dm_devices()
+        with open(f"/proc/{holder.pid}/mountinfo") as f:
+            assert not any(line.split()[4] == mp for line in f)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_busy_device_deferred_removal_and_deletion(dm_store):
     drv = dm_store(use_deferred_removal="true", use_deferred_deletion="true")
     drv.create("img", None)
     drv.create_rw("ctr", "img")
-    root = drv.get("ctr")
-    # another mount namespace holds a copy of the mount (the classic "device or resource busy")
-    holder = _hold_mounts(os.path.dirname(root))
+    drv.get("ctr")
+    fd = os.open(drv.ds.dev_path("ctr"), os.O_RDONLY)  # someone holds the device open
     try:
-        drv.remove("ctr")
+        drv.remove("ctr")  # does not fail: removal and deletion are deferred
         assert not drv.exists("ctr")
         assert dict(drv.status())["Deferred Deleted Device Count"] == "1"
-        assert drv.ds.dev_name("ctr") in dm_devices()  # removal deferred by the kernel
+        assert drv.ds.dev_name("ctr") in dm_devices()
+        assert drv.ds.retry_deferred_deletions() == 1  # still busy
     finally:
-        holder.kill()
-        holder.wait()
-    for _ in range(50):
+        os.close(fd)
+    for _ in range(100):  # the kernel removes it after the close (from a workqueue)
         if drv.ds.dev_name("ctr") not in dm_devices():
             break
         time.sleep(0.1)
     assert drv.ds.dev_name("ctr") not in dm_devices()
     assert drv.ds.retry_deferred_deletions() == 0
     assert dict(drv.status())["Deferred Deleted Device Count"] == "0"
+    assert drv.ds.meta("img") is not None
 
 
 def test_busy_device_without_deferral_says_busy(dm_store, monkeypatch):
@@ -300,15 +317,16 @@ def test_busy_device_without_deferral_says_busy(dm_store, monkeypatch):
     monkeypatch.setattr(dsmod, "REMOVE_RETRIES", 5)
     drv = dm_store()
     drv.create("img", None)
-    root = drv.get("img")
-    holder = _hold_mounts(os.path.dirname(root))
+    drv.get("img")
+    fd = os.open(drv.ds.dev_path("img"), os.O_RDONLY)
     try:
         with pytest.raises(StorageError, match="device or resource busy"):
             drv.remove("img")
+        assert drv.exists("img")
     finally:
-        holder.kill()
-        holder.wait()
-    assert drv.exists("img")
+        os.close(fd)
+    drv.remove("img")
+    assert not drv.exists("img")
 
 
 # -- crash survival -------------------------------------------------------------------------------

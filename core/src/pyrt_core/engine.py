@@ -734,10 +734,9 @@ class Engine:
             self.driver.put(c.layer_id)
             self.driver.remove(c.layer_id)
         fault("rm:layer")
-        paths = self.paths(c.id)
-        for p in (paths.exit_file,):
+        if not c.config.auto_remove:  # `pyrt wait` on a --rm container reads it (recovery sweeps it)
             try:
-                os.unlink(p)
+                os.unlink(self.paths(c.id).exit_file)
             except OSError:
                 pass
         self.containers.delete(c)

@@ -33,7 +33,9 @@ TRANSITIONAL = ("creating", "starting", "running", "removing")
 
 
 def reconcile(engine, full: bool = False) -> list[str]:
+    from . import procutil
     from .containers.store import ContainerLock
+    from .engine import now as engine_now
     from .errors import NotFoundError
 
     store = engine.containers
@@ -59,8 +61,10 @@ def reconcile(engine, full: bool = False) -> list[str]:
     for c in store.list():
         if c.state.status not in TRANSITIONAL:
             continue
-        if c.state.status in ("starting", "running") and engine.monitor_alive(c):
+        if c.state.status == "running" and engine.monitor_alive(c):
             continue
+        if c.state.status == "starting" and engine.monitor_alive(c) and c.monitor != "conmon":
+            continue  # a foreground run between create and exec
         try:
             lk = store.container_lock(c.id, blocking=False)
         except NotFoundError:
@@ -80,14 +84,39 @@ def reconcile(engine, full: bool = False) -> list[str]:
             elif status == "removing":
                 engine._remove_locked(c)
                 actions.append(f"finished removing container {c.short_id}")
+            elif status == "starting" and c.monitor == "conmon" and engine.monitor_alive(c):
+                # the starter died while holding the lock: finish or undo its start
+                if engine.process_alive(c) and "pyrt-runtime" not in procutil.cmdline(c.state.pid):
+                    c.state.status = "running"
+                    c.state.started_at = c.state.started_at or engine_now()
+                    store.save(c, durable=False)
+                    actions.append(f"container {c.short_id} ({c.name}) had started: marked running")
+                else:
+                    engine._cleanup_locked(c, error="start interrupted")
+                    actions.append(f"container {c.short_id} ({c.name}): start interrupted, "
+                                   "cleaned up")
             elif status in ("starting", "running") and not engine.monitor_alive(c):
                 engine._cleanup_locked(c)
                 actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
                                f"marked exited ({c.state.exit_code}) and cleaned up")
     _release_dangling_names(store, actions)
+    _expire_exit_files(engine, full)
     if full:
         _sweep(engine, actions)
     return actions
+
+
+def _expire_exit_files(engine, full: bool) -> None:
+    """Exit files kept for `pyrt wait` on removed (--rm) containers: a minute is enough."""
+    d = os.path.join(engine.settings.runroot, "exits")
+    names = _listdir(d)
+    if not names:
+        return
+    now = time.time()
+    for cid in names:
+        path = os.path.join(d, cid)
+        if now - _mtime(path) > 60 and not os.path.isdir(engine.containers.path(cid)):
+            _unlink(path)
 
 
 def _release_dangling_names(store, actions: list[str]) -> None:

@@ -34,7 +34,7 @@ from pyrt_core.errors import ExecError, RuntimeError_
 from pyrt_core.runtime.config import MS_REC
 
 # Everything the children use is imported here: after pivot_root they cannot import.
-from . import caps, channel, execute, lookup, mounts, network, nstypes, rootfs, syscalls, userns
+from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
 from .handle import NamespacedProcess
 
 DEFAULT_UMASK = 0o022
@@ -158,6 +158,18 @@ def _clone_mount(path: str, recursive: bool, what: str, opened: list) -> int:
     return fd
 
 
+def _make_mount_point(root: str, destination: str, is_dir: bool) -> None:
+    """Create a mount point in the rootfs while still the host's root.
+
+    Inside a user namespace the container's root may not own the rootfs's
+    directories (an image unpacked by the host's root), so it could not create
+    /etc/hostname or a volume's directory there itself."""
+    try:
+        (resolve.make_dirs if is_dir else resolve.make_file)(root, destination)
+    except OSError:
+        pass  # the container's setup reports the problem with its own message
+
+
 def _create_plan(config, stdio, opened: list) -> CreatePlan:
     ns_by_type = {ns.type: ns for ns in config.namespaces}
     for t in ns_by_type:
@@ -197,9 +209,13 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
             src = m.source if os.path.isabs(m.source) else os.path.join(config.bundle, m.source)
             fd = _clone_mount(src, bool(m.flags & MS_REC), f"bind mount source for {m.destination}:",
                               opened)
-            prepared.append(mounts.PreparedMount(m, fd, stat.S_ISDIR(os.fstat(fd).st_mode)))
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            prepared.append(mounts.PreparedMount(m, fd, is_dir))
         else:
+            is_dir = True
             prepared.append(mounts.PreparedMount(m))
+        if in_userns:
+            _make_mount_point(config.root_path, m.destination, is_dir)
     devices = []
     for d in config.devices:
         if d.type not in ("c", "u", "b", "p"):

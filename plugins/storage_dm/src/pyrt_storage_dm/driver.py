@@ -119,14 +119,9 @@ class DeviceMapperDriver(NaiveDiffDriver):
         _check_id(id)
         self._refs.pop(id, None)
         mp = self._mnt(id)
-        if self.ds.ops.is_mountpoint(mp):
-            self._unmount(mp, lazy_ok=True)
+        self._release_mount(mp)
         if self.ds.exists(id):
             self.ds.delete_device(id)
-        try:
-            os.rmdir(mp)
-        except OSError:
-            pass
 
     def exists(self, id: str) -> bool:
         _check_id(id)
@@ -164,11 +159,20 @@ class DeviceMapperDriver(NaiveDiffDriver):
         if n > 1:
             self._refs[id] = n - 1
             return
-        mp = self._mnt(id)
-        if self.ds.ops.is_mountpoint(mp):
-            self._unmount(mp, lazy_ok=True)
+        self._release_mount(self._mnt(id))
         if self.ds.exists(id):
             self.ds.deactivate(id)
+
+    def _release_mount(self, mp: str) -> None:
+        """Unmount ``mp`` and remove the directory: removing a mount point also detaches
+        the copies of the mount that leaked into other mount namespaces (containers
+        started meanwhile), which would otherwise keep the device busy."""
+        if self.ds.ops.is_mountpoint(mp):
+            self._unmount(mp, lazy_ok=True)
+        try:
+            os.rmdir(mp)
+        except OSError:
+            pass
 
     def _unmount(self, mp: str, lazy_ok: bool) -> None:
         import time
@@ -195,9 +199,7 @@ class DeviceMapperDriver(NaiveDiffDriver):
         self._refs.clear()
         mnt = os.path.join(self.home, "mnt")
         for n in sorted(os.listdir(mnt)):
-            mp = os.path.join(mnt, n)
-            if self.ds.ops.is_mountpoint(mp):
-                self._unmount(mp, lazy_ok=True)
+            self._release_mount(os.path.join(mnt, n))
         self.ds.deactivate_all()
         if self.ds.deferred_deletions():
             self.ds.retry_deferred_deletions()

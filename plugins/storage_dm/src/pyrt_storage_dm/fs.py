@@ -78,16 +78,31 @@ def read_uuid(fs: str, device: str) -> str | None:
         os.close(fd)
 
 
+#: options mount(8) turns into mount(2) flags rather than passing them to the filesystem
+MOUNT_FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "sync": 16, "dirsync": 128,
+               "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21,
+               "strictatime": 1 << 24, "lazytime": 1 << 25}
+_IGNORED = {"rw", "defaults", "suid", "dev", "exec", "async", "atime", "diratime"}
+
+
 def mount_options(fs: str, extra: str = "") -> str:
-    opts = [o for o in extra.split(",") if o]
+    """The filesystem's own options (the data string) of ``extra``, plus xfs's ``nouuid``."""
+    opts = [o for o in extra.split(",") if o and o not in MOUNT_FLAGS and o not in _IGNORED]
     if fs == "xfs" and "nouuid" not in opts:
         opts.append("nouuid")  # every snapshot has the base's UUID
     return ",".join(opts)
 
 
+def mount_flags(extra: str = "") -> int:
+    flags = 0
+    for o in extra.split(","):
+        flags |= MOUNT_FLAGS.get(o, 0)
+    return flags
+
+
 def mount(device: str, target: str, fs: str, options: str = "") -> None:
     data = mount_options(fs, options)
-    rc = libc().mount(os.fsencode(device), os.fsencode(target), fs.encode(), 0,
+    rc = libc().mount(os.fsencode(device), os.fsencode(target), fs.encode(), mount_flags(options),
                       data.encode() if data else None)
     if rc != 0:
         e = ctypes.get_errno()

@@ -1,0 +1,273 @@
+"""Fault injection: SIGKILL the CLI or the monitor at points of each operation, then
+check the next pyrt command leaves a consistent state and nothing leaked.
+
+``PYRT_FAULT=point`` makes a pyrt process SIGKILL itself at ``point`` (see
+pyrt_core.engine.fault); monitors are killed from outside.  The leak guard of
+tests/privileged (mounts, cgroups, processes in other pid namespaces) runs after
+every test as well.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from lifecycle_helpers import conmon_pids, inspect, leftovers, state, wait_for
+
+TRAP = 'trap "exit 3" TERM; echo ready; sleep 1000 & wait'
+
+
+@pytest.fixture
+def cli(pyrt_cli, demo_layout):
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
+    pyrt_cli.image = "demo/busybox"
+    yield pyrt_cli
+    ids = pyrt_cli("ps", "-aq").stdout.split()
+    if ids:
+        pyrt_cli("rm", "-f", *ids)
+    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
+
+
+def faulty(point):
+    return dict(os.environ, PYRT_FAULT=point)
+
+
+def layer_dirs(cli):
+    home = os.path.join(cli.root, "storage", "overlay")
+    return {d for d in os.listdir(home) if d not in ("l", "empty") and not d.startswith(".")}
+
+
+def image_layers(cli):
+    with open(os.path.join(cli.root, "storage", "layers.json")) as f:
+        d = json.load(f)
+    return len(d.get("layers", d))
+
+
+def assert_clean(cli, running=()):
+    """No run state, mount, conmon or layer beyond what the running containers explain."""
+    assert [x for x in leftovers(cli) if not any(r in x for r in running)] == []
+    if not running:
+        assert conmon_pids(cli) == []
+
+
+# -- create --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["create:published", "create:layer"])
+def test_killed_during_create(cli, point):
+    r = cli("create", "--name", "half", cli.image, "true", env=faulty(point))
+    assert r.returncode == -signal.SIGKILL
+    r = cli("ps", "-a")  # the next command recovers
+    assert r.returncode == 0 and "half" not in r.stdout
+    assert len(layer_dirs(cli)) == image_layers(cli)
+    assert cli("create", "--name", "half", cli.image, "true").returncode == 0  # the name is free
+
+
+# -- start ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["start:mounted", "start:created"])
+def test_killed_during_start(cli, point):
+    cli("create", "--name", "s", cli.image, "sh", "-c", TRAP, check=True)
+    r = cli("start", "s", env=faulty(point))
+    assert r.returncode == -signal.SIGKILL
+    st = state(cli, "s")  # inspect recovers first
+    assert st["Status"] == "exited" and not st["Running"]
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+    assert_clean(cli)
+    # and it can be started again
+    assert cli("start", "s").returncode == 0
+    assert state(cli, "s")["Running"]
+    assert cli("stop", "s").returncode == 0
+    assert state(cli, "s")["ExitCode"] == 3
+    assert_clean(cli)
+
+
+def test_killed_right_after_exec(cli):
+    cli("create", "--name", "s", cli.image, "sh", "-c", TRAP, check=True)
+    assert cli("start", "s", env=faulty("start:started")).returncode == -signal.SIGKILL
+    st = state(cli, "s")
+    assert st["Status"] == "running" and st["Pid"] > 0  # the container did start: keep it
+    assert cli("stop", "s").returncode == 0
+    assert state(cli, "s")["ExitCode"] == 3
+    assert_clean(cli)
+
+
+def test_run_detached_killed_before_start(cli):
+    r = cli("run", "-d", "--name", "rd", cli.image, "sh", "-c", TRAP, env=faulty("start:created"))
+    assert r.returncode == -signal.SIGKILL
+    assert state(cli, "rd")["Status"] == "exited"
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10)
+    assert_clean(cli)
+
+
+# -- stop and rm ---------------------------------------------------------------------------------
+
+
+def test_killed_during_stop(cli):
+    cli("run", "-d", "--name", "st", cli.image, "sh", "-c", TRAP, check=True)
+    assert cli("stop", "st", env=faulty("stop:signalled")).returncode == -signal.SIGKILL
+    # the signal was sent: conmon's exit command records the exit
+    wait_for(lambda: state(cli, "st")["Status"] == "exited", what="exit recorded")
+    assert state(cli, "st")["ExitCode"] == 3
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10)
+    assert_clean(cli)
+
+
+@pytest.mark.parametrize("point", ["rm:killed", "rm:removing", "rm:layer"])
+def test_killed_during_rm(cli, point):
+    cli("run", "-d", "--name", "victim", cli.image, "sh", "-c", TRAP, check=True)
+    r = cli("rm", "-f", "victim", env=faulty(point))
+    assert r.returncode == -signal.SIGKILL
+    ps = cli("ps", "-a", "--format", "json")
+    left = json.loads(ps.stdout)
+    assert all(c["State"]["Status"] == "exited" for c in left)  # removed, or exited (rm:killed)
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10)
+    assert_clean(cli)
+    if left:
+        assert cli("rm", "victim").returncode == 0
+    assert cli("ps", "-aq").stdout == ""
+    assert len(layer_dirs(cli)) == image_layers(cli)
+
+
+# -- monitors ------------------------------------------------------------------------------------
+
+
+def test_monitor_killed(cli):
+    cli("run", "-d", "--name", "m", cli.image, "sh", "-c", TRAP, check=True)
+    [mon] = conmon_pids(cli)
+    pid = state(cli, "m")["Pid"]
+    os.kill(mon, signal.SIGKILL)
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10)
+    st = state(cli, "m")  # recovery: the container lost its monitor -> killed, cleaned up
+    assert st["Status"] == "exited" and st["ExitCode"] == 137
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert_clean(cli)
+    assert cli("start", "m").returncode == 0  # and it starts again
+    assert cli("stop", "m").returncode == 0
+
+
+def test_cleanup_exit_command_killed(cli):
+    # the monitor's exit command (`pyrt container cleanup`) inherits PYRT_FAULT from run -d
+    cli("run", "-d", "--name", "c", cli.image, "sh", "-c", TRAP, env=faulty("cleanup:released"),
+        check=True)
+    assert cli("kill", "-s", "TERM", "c").returncode == 0
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+    st = state(cli, "c")
+    assert st["Status"] == "exited" and st["ExitCode"] == 3
+    assert_clean(cli)
+
+
+def test_foreground_cli_killed(cli):
+    p = subprocess.Popen(cli.argv("run", "--name", "fg", cli.image, "sh", "-c", "echo ready; sleep 1000"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        pid = state(cli, "fg")["Pid"]
+        p.kill()
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    st = state(cli, "fg")  # its monitor (the CLI) is gone: the container is stopped
+    assert st["Status"] == "exited" and st["ExitCode"] == 137
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)
+    assert_clean(cli)
+    assert cli("start", "fg").returncode == 0  # now under conmon
+    assert cli("rm", "-f", "fg").returncode == 0
+
+
+# -- reboot and failed unmounts -------------------------------------------------------------------
+
+
+def test_after_reboot(cli):
+    for n in ("a", "b"):
+        cli("run", "-d", "--name", n, cli.image, "sh", "-c", TRAP, check=True)
+    cli("create", "--name", "never", cli.image, "true", check=True)
+    # "reboot": every process gone, every mount gone, the run root (tmpfs) gone
+    pids = conmon_pids(cli) + [state(cli, n)["Pid"] for n in ("a", "b")]
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+    for p in pids:
+        wait_for(lambda: not os.path.exists(f"/proc/{p}") or
+                 open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+    with open("/proc/self/mountinfo") as f:
+        mps = [line.split()[4] for line in f if cli.root in line.split()[4]]
+    for mp in sorted(mps, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], check=True)
+    shutil.rmtree(cli.runroot)
+    ps = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    by = {c["Name"]: c["State"] for c in ps}
+    assert by["a"]["Status"] == by["b"]["Status"] == "exited"
+    assert by["never"]["Status"] == "created"
+    for n in ("a", "b", "never"):
+        assert cli("start", n).returncode == 0, n
+    assert state(cli, "a")["Running"]
+    assert cli("stop", "a", "b").returncode == 0
+    assert_clean(cli)
+
+
+def test_start_after_failed_unmount(cli):
+    cli("run", "-d", "--name", "u", cli.image, "sh", "-c", TRAP, check=True)
+    assert cli("stop", "u").returncode == 0
+    cid = inspect(cli, "u")["Id"]
+    merged = os.path.join(cli.root, "storage", "overlay", cid, "merged")
+    # the unmount "failed": the root filesystem is still mounted when the container is started again
+    env = dict(os.environ)
+    code = ("import sys; from pyrt_core.config import load_settings; from pyrt_core.engine import Engine;"
+            f"e = Engine(load_settings(root={cli.root!r}, runroot={cli.runroot!r})); e.driver.get({cid!r})")
+    subprocess.run([os.path.join(os.path.dirname(cli.exe), "python"), "-c", code], check=True, env=env)
+    assert os.path.ismount(merged)
+    assert cli("start", "u").returncode == 0
+    assert cli("stop", "u").returncode == 0
+    assert not os.path.ismount(merged)
+    # and `system recover` releases such a stale mount
+    subprocess.run([os.path.join(os.path.dirname(cli.exe), "python"), "-c", code], check=True, env=env)
+    r = cli("system", "recover")
+    assert r.returncode == 0 and not os.path.ismount(merged)
+    assert_clean(cli)
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+def test_concurrent_run_and_rm(cli):
+    n = 20
+    results = {}
+
+    def worker(i):
+        r1 = cli("run", "-d", "--name", f"c{i}", cli.image, "sh", "-c", TRAP, timeout=120)
+        r2 = cli("rm", "-f", f"c{(i + 7) % n}", timeout=120)  # often someone else's, maybe not there yet
+        results[i] = (r1, r2)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (r1, r2) in results.items():
+        assert r1.returncode == 0, r1.stderr
+        assert r2.returncode == 0 or "no such container" in r2.stderr, r2.stderr
+    # nothing lost: every container is either removed or still listed and consistent
+    left = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    removed = {f"c{(i + 7) % n}" for i, (_, r2) in results.items() if r2.returncode == 0}
+    assert {c["Name"] for c in left} == {f"c{i}" for i in range(n)} - removed
+    for c in left:
+        assert c["State"]["Running"]
+    ids = cli("ps", "-aq").stdout.split()
+    threads = [threading.Thread(target=cli, args=("rm", "-f", x)) for x in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cli("ps", "-aq").stdout == ""
+    wait_for(lambda: conmon_pids(cli) == [], timeout=20)
+    assert_clean(cli)
+    assert len(layer_dirs(cli)) == image_layers(cli)
+    assert os.listdir(os.path.join(cli.root, "containers", "names")) == []
