@@ -33,6 +33,12 @@ def cli(pyrt_cli, demo_layout):
     wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
 
 
+def gone(pid):
+    """Wait until ``pid`` is reaped: orphans go to this machine's pid 1, which reaps
+    them about a second later (and the leak guard counts zombies too)."""
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=20, what=f"pid {pid} reaped")
+
+
 def faulty(point):
     return dict(os.environ, PYRT_FAULT=point)
 
@@ -50,9 +56,9 @@ def image_layers(cli):
 
 def assert_clean(cli, running=()):
     """No run state, mount, conmon or layer beyond what the running containers explain."""
-    assert [x for x in leftovers(cli) if not any(r in x for r in running)] == []
     if not running:
-        assert conmon_pids(cli) == []
+        wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+    assert [x for x in leftovers(cli) if not any(r in x for r in running)] == []
 
 
 # -- create --------------------------------------------------------------------------------------
@@ -124,9 +130,13 @@ def test_killed_during_rm(cli, point):
     cli("run", "-d", "--name", "victim", cli.image, "sh", "-c", TRAP, check=True)
     r = cli("rm", "-f", "victim", env=faulty(point))
     assert r.returncode == -signal.SIGKILL
-    ps = cli("ps", "-a", "--format", "json")
-    left = json.loads(ps.stdout)
-    assert all(c["State"]["Status"] == "exited" for c in left)  # removed, or exited (rm:killed)
+    def settled():
+        left = json.loads(cli("ps", "-a", "--format", "json").stdout)
+        # removed, or (rm:killed) exited once the monitor's exit command ran
+        return left if all(c["State"]["Status"] == "exited" for c in left) else None
+
+    left = wait_for(lambda: settled() is not None and settled(), timeout=20, what="a settled state") \
+        if settled() is None else settled()
     wait_for(lambda: conmon_pids(cli) == [], timeout=10)
     assert_clean(cli)
     if left:
@@ -146,7 +156,7 @@ def test_monitor_killed(cli):
     wait_for(lambda: conmon_pids(cli) == [], timeout=10)
     st = state(cli, "m")  # recovery: the container lost its monitor -> killed, cleaned up
     assert st["Status"] == "exited" and st["ExitCode"] == 137
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    gone(pid)
     assert_clean(cli)
     assert cli("start", "m").returncode == 0  # and it starts again
     assert cli("stop", "m").returncode == 0
@@ -177,7 +187,7 @@ def test_foreground_cli_killed(cli):
             p.wait()
     st = state(cli, "fg")  # its monitor (the CLI) is gone: the container is stopped
     assert st["Status"] == "exited" and st["ExitCode"] == 137
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)
+    gone(pid)
     assert_clean(cli)
     assert cli("start", "fg").returncode == 0  # now under conmon
     assert cli("rm", "-f", "fg").returncode == 0
@@ -195,8 +205,7 @@ def test_after_reboot(cli):
     for p in pids:
         os.kill(p, signal.SIGKILL)
     for p in pids:
-        wait_for(lambda: not os.path.exists(f"/proc/{p}") or
-                 open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+        gone(p)
     with open("/proc/self/mountinfo") as f:
         mps = [line.split()[4] for line in f if cli.root in line.split()[4]]
     for mp in sorted(mps, key=len, reverse=True):
@@ -251,12 +260,13 @@ def test_concurrent_run_and_rm(cli):
         t.start()
     for t in threads:
         t.join()
+    removed = {f"c{(i + 7) % n}" for i, (_, r2) in results.items() if r2.returncode == 0}
     for i, (r1, r2) in results.items():
-        assert r1.returncode == 0, r1.stderr
+        # a run -d whose container another thread removed before it started fails, rightly
+        assert r1.returncode == 0 or (f"c{i}" in removed and "no such container" in r1.stderr), r1.stderr
         assert r2.returncode == 0 or "no such container" in r2.stderr, r2.stderr
     # nothing lost: every container is either removed or still listed and consistent
     left = json.loads(cli("ps", "-a", "--format", "json").stdout)
-    removed = {f"c{(i + 7) % n}" for i, (_, r2) in results.items() if r2.returncode == 0}
     assert {c["Name"] for c in left} == {f"c{i}" for i in range(n)} - removed
     for c in left:
         assert c["State"]["Running"]

@@ -14,8 +14,9 @@ docs/vm-tier.md.
 * Fixtures (inside the VM): :func:`vm_scratch` a tmpfs for the session (the
   guest's /tmp is an overlay, which cannot be an overlay upper directory),
   :func:`demo_layout` the busybox OCI layout built on the host before boot,
-  :func:`pyrt_cli` a ``pyrt`` with its store on that tmpfs (one store for the
-  session), and :func:`demo_image` the id of that layout loaded into it.
+  :func:`pyrt_cli` a ``pyrt`` with a fresh store on that tmpfs, and
+  :func:`demo_cli` + :func:`demo_image`: one store for the session with the
+  demo layout loaded once, and the image's id.
 """
 from __future__ import annotations
 
@@ -81,16 +82,29 @@ def demo_layout(tmp_path_factory):
     return str(dest)
 
 
-@pytest.fixture(scope="session")
-def vm_pyrt(vm_scratch, demo_layout):
-    """(PyrtCLI, image id): one store on the session tmpfs with the demo image
-    loaded once (every ``pyrt`` call costs seconds under emulation)."""
+@pytest.fixture
+def pyrt_cli(vm_scratch):
+    """A ``pyrt`` runner with its own store (automatic driver choice), as in
+    tests/conftest.py, but on the session tmpfs instead of the guest's /tmp."""
     from clitools import PyrtCLI
 
     base = tempfile.mkdtemp(prefix="cli-", dir=vm_scratch)
     cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
+    yield cli
+    cli.cleanup()
+    os.rmdir(base)
+
+
+@pytest.fixture(scope="session")
+def _demo_store(vm_scratch, demo_layout):
+    """(PyrtCLI, image id): one store for the session with the demo image loaded
+    once (every ``pyrt`` command costs seconds under emulation)."""
+    from clitools import PyrtCLI
+
+    base = tempfile.mkdtemp(prefix="demo-store-", dir=vm_scratch)
+    cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
     try:
-        r = cli("load", "-q", "-i", demo_layout, check=True, timeout=600)
+        r = cli("load", "-q", "-i", demo_layout, check=True, timeout=900)
         yield cli, r.stdout.split()[0]
     finally:
         cli.cleanup()
@@ -98,17 +112,16 @@ def vm_pyrt(vm_scratch, demo_layout):
 
 
 @pytest.fixture
-def pyrt_cli(vm_pyrt):
-    """A ``pyrt`` runner (store and run root on the session tmpfs); containers a
-    test leaves are removed after it."""
-    cli = vm_pyrt[0]
+def demo_cli(_demo_store):
+    """A ``pyrt`` runner on the session's shared store that holds :func:`demo_image`
+    (automatic driver choice: overlay); containers a test leaves are removed after it."""
+    cli = _demo_store[0]
     yield cli
-    left = cli("ps", "-aq", "--no-trunc").stdout.split()
-    for cid in left:
-        cli("rm", "-f", cid)
+    for cid in cli("ps", "-aq", "--no-trunc", timeout=300).stdout.split():
+        cli("rm", "-f", cid, timeout=300)
 
 
 @pytest.fixture
-def demo_image(vm_pyrt):
-    """The id of the busybox demo image in :func:`pyrt_cli`'s store."""
-    return vm_pyrt[1]
+def demo_image(_demo_store):
+    """The image id of the busybox demo layout in :func:`demo_cli`'s store."""
+    return _demo_store[1]

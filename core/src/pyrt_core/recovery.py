@@ -58,6 +58,10 @@ def reconcile(engine, full: bool = False) -> list[str]:
                 actions.append(f"removed an unfinished create {name[12:24]}")
         elif name.startswith(".tmp-delete-"):
             shutil.rmtree(os.path.join(store.dir, name), ignore_errors=True)
+        elif name.startswith(".tmp-prep-"):
+            path = os.path.join(store.dir, name)
+            if time.time() - _mtime(path) > 60:  # a creator killed within microseconds
+                shutil.rmtree(path, ignore_errors=True)
     for c in store.list():
         if c.state.status not in TRANSITIONAL:
             continue

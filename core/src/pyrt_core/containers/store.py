@@ -58,10 +58,13 @@ class ContainerStore:
         """Make the container's directory with its lock already held: the directory
         is built under a temporary name and renamed into place, so no reader ever
         sees a record whose lock is free while its creator is still working."""
+        prep = os.path.join(self.dir, f".tmp-prep-{cid}")  # recovery leaves these alone
         tmp = os.path.join(self.dir, f".tmp-create-{cid}")
-        os.makedirs(tmp, mode=0o700)
-        lk = ContainerLock(os.path.join(tmp, "lock"), cid)
+        os.makedirs(prep, mode=0o700)
+        lk = ContainerLock(os.path.join(prep, "lock"), cid)
         lk.acquire(True)
+        os.rename(prep, tmp)  # only now can recovery see it, and its lock is held
+        lk.path = os.path.join(tmp, "lock")
         return lk
 
     def publish(self, c: Container, lk: "ContainerLock") -> None:

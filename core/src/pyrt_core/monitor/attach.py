@@ -263,7 +263,9 @@ class PtyProxy:
                     return
 
     def finish(self) -> None:
-        """After the container exited: drain its output, restore the terminal."""
+        """After the container exited: drain its output, restore the terminal (idempotent)."""
+        if self.master < 0:
+            return
         if self._thread is not None:
             os.write(self._stop_w, b"x")
             self._thread.join(5)

@@ -155,6 +155,10 @@ def spawn(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty:
         argv.append("-i")
     if tty:
         argv.append("-t")
+        if stdin:
+            # docker's -it: detaching (ctrl-p ctrl-q) must not close the terminal's input;
+            # without a tty, a client's EOF closes the container's stdin (docker's StdinOnce)
+            argv.append("--leave-stdin-open")
     if exit_command:
         argv += ["--exit-command", exit_command[0]]
         for a in exit_command[1:]:

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Detached container lifecycle beside podman: latency and the monitor's memory.
+
+Run as root from the repository (after scripts/quickstart or a dev install):
+
+    .venv/bin/python bench/lifecycle.py [--runs 10] [--containers 50] [--skip-podman]
+
+1. Latency: ``run -d`` + ``stop`` + ``rm`` of the same busybox image (built offline by
+   scripts/build-demo-image), pyrt vs podman 4 + runc (``--network none``, the
+   isolation pyrt gives by default).  The container exits on SIGTERM, so ``stop``
+   measures the engine, not a stop timeout.  Medians of each step and of the total.
+2. Memory: N idle containers (``sleep``) under each engine; the proportional set
+   size (PSS, /proc/PID/smaps_rollup) of the monitors, per container.  Both engines
+   use conmon as the monitor; pyrt's conmon drives ``pyrt-runtime``, podman's runc.
+
+Both stores are private temporary directories, removed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
+
+
+def timed(cmd, env=None) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return dt, r.stdout.strip()
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def monitors(marker: str) -> list[int]:
+    """conmon processes whose command line mentions ``marker`` (a store's run root)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"conmon" and marker.encode() in b" ".join(argv):
+            out.append(int(pid))
+    return out
+
+
+def lifecycle(run_d, stop, rm, runs):
+    steps = {"run -d": [], "stop": [], "rm": [], "total": []}
+    for i in range(runs):
+        t1, cid = timed(run_d(f"bench{i}"))
+        t2, _ = timed(stop(cid))
+        t3, _ = timed(rm(cid))
+        for k, v in (("run -d", t1), ("stop", t2), ("rm", t3), ("total", t1 + t2 + t3)):
+            steps[k].append(v)
+    return {k: statistics.median(v) for k, v in steps.items()}
+
+
+def idle_memory(run_d, rm_all, marker, n):
+    for i in range(n):
+        timed(run_d(f"idle{i}"))
+    time.sleep(2)
+    mons = monitors(marker)
+    total = sum(pss_kib(p) for p in mons)
+    rm_all()
+    return len(mons), total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--skip-podman", action="store_true")
+    ap.add_argument("--pyrt", default=os.path.join(REPO, ".venv/bin/pyrt"))
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    work = tempfile.mkdtemp(prefix="pyrt-bench-lc-")
+    layout = os.path.join(work, "layout")
+    res: dict[str, dict] = {}
+    mem: dict[str, tuple[int, int]] = {}
+    try:
+        subprocess.run([os.path.join(REPO, "scripts/build-demo-image"), layout, "latest"], check=True,
+                       stdout=subprocess.DEVNULL)
+        # -- pyrt
+        prun = os.path.join(work, "pyrt-run")
+        base = [a.pyrt, "--root", os.path.join(work, "pyrt-root"), "--runroot", prun]
+        iid = subprocess.run(base + ["load", "-q", "-i", layout], check=True, capture_output=True,
+                             text=True).stdout.split()[0]
+        warm = subprocess.run(base + ["run", "-d", iid] + TRAP, check=True, capture_output=True,
+                              text=True).stdout.strip()
+        subprocess.run(base + ["rm", "-f", warm], check=True, capture_output=True)
+        res["pyrt"] = lifecycle(lambda n: base + ["run", "-d", "--name", n, iid] + TRAP,
+                                lambda c: base + ["stop", c], lambda c: base + ["rm", c], a.runs)
+
+        def pyrt_rm_all():
+            ids = subprocess.run(base + ["ps", "-aq"], capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run(base + ["rm", "-f"] + ids, capture_output=True)
+
+        mem["pyrt (conmon + pyrt-runtime)"] = idle_memory(
+            lambda n: base + ["run", "-d", "--name", n, iid, "sleep", "100000"], pyrt_rm_all, prun,
+            a.containers)
+        # -- podman + runc
+        if not a.skip_podman and shutil.which("podman") and shutil.which("runc"):
+            qrun = os.path.join(work, "podman-run")
+            pbase = ["podman", "--root", os.path.join(work, "podman-root"), "--runroot", qrun,
+                     "--runtime", "runc", "--storage-driver", "overlay"]
+            subprocess.run(pbase + ["pull", "-q", f"oci:{layout}:latest"], check=True,
+                           stdout=subprocess.DEVNULL)
+            img = subprocess.run(pbase + ["images", "-q"], check=True, capture_output=True,
+                                 text=True).stdout.split()[0]
+            opts = ["--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"]
+            warm = subprocess.run(pbase + ["run", "-d"] + opts + [img] + TRAP, check=True,
+                                  capture_output=True, text=True).stdout.strip()
+            subprocess.run(pbase + ["rm", "-f", warm], check=True, capture_output=True)
+            res["podman+runc"] = lifecycle(lambda n: pbase + ["run", "-d", "--name", n] + opts + [img] + TRAP,
+                                           lambda c: pbase + ["stop", c], lambda c: pbase + ["rm", c],
+                                           a.runs)
+
+            def podman_rm_all():
+                subprocess.run(pbase + ["rm", "-af", "-t", "0"], capture_output=True)
+
+            mem["podman (conmon + runc)"] = idle_memory(
+                lambda n: pbase + ["run", "-d", "--name", n] + opts + [img, "sleep", "100000"],
+                podman_rm_all, qrun, a.containers)
+            subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        else:
+            print("podman skipped (apt-get install podman runc)")
+    finally:
+        _cleanup(work)
+    print(f"latency, median of {a.runs} runs (ms):")
+    print(f"  {'':<14}{'run -d':>9}{'stop':>9}{'rm':>9}{'total':>9}")
+    for k, v in res.items():
+        print(f"  {k:<14}" + "".join(f"{v[s] * 1000:9.0f}" for s in ("run -d", "stop", "rm", "total")))
+    print(f"monitor memory with {a.containers} idle containers (PSS):")
+    for k, (n, kib) in mem.items():
+        per = kib / max(n, 1)
+        print(f"  {k:<30} {n:3d} monitors, {kib / 1024:7.1f} MiB in all, {per / 1024:5.2f} MiB per container")
+    return 0
+
+
+def _cleanup(work):
+    with open("/proc/self/mountinfo") as f:
+        mps = [line.split()[4] for line in f]
+    for mp in sorted((m for m in mps if m.startswith(work)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

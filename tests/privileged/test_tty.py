@@ -1,0 +1,152 @@
+"""Terminals: `run -it`, `exec -it`, `run -dit` + `attach`, driven through a pty we own
+(raw mode, window size changes, ctrl-c going to the container, detach keys)."""
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+
+from lifecycle_helpers import conmon_pids, state, wait_for
+
+
+@pytest.fixture
+def cli(pyrt_cli, demo_layout):
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
+    pyrt_cli.image = "demo/busybox"
+    yield pyrt_cli
+    ids = pyrt_cli("ps", "-aq").stdout.split()
+    if ids:
+        pyrt_cli("rm", "-f", *ids)
+    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10)
+
+
+def set_size(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class Term:
+    """A pyrt command whose controlling terminal is a pty this test holds the master of."""
+
+    def __init__(self, argv, rows=24, cols=80):
+        self.master, slave = os.openpty()
+        set_size(slave, rows, cols)
+
+        def ctty():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, preexec_fn=ctty,
+                                  close_fds=True)
+        os.close(slave)
+        self.buf = b""
+
+    def send(self, data: bytes):
+        os.write(self.master, data)
+
+    def expect(self, needle: bytes, timeout=15.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while needle not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{needle!r} not seen; got {self.buf!r}")
+            r, _, _ = select.select([self.master], [], [], left)
+            if r:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"terminal closed before {needle!r}; got {self.buf!r}")
+                self.buf += chunk
+        i = self.buf.index(needle) + len(needle)
+        seen, self.buf = self.buf[:i], self.buf[i:]
+        return seen
+
+    def resize(self, rows, cols):
+        set_size(self.master, rows, cols)  # the kernel sends SIGWINCH to the pyrt CLI
+
+    def wait(self, timeout=20):
+        try:
+            return self.p.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if self.master >= 0:
+            # drain, so a blocked writer does not keep pyrt alive
+            try:
+                while select.select([self.master], [], [], 0)[0] and os.read(self.master, 65536):
+                    pass
+            except OSError:
+                pass
+            os.close(self.master)
+            self.master = -1
+
+
+def test_run_it(cli):
+    t = Term(cli.argv("run", "-it", "--rm", "--name", "tty1", cli.image, "sh"), rows=24, cols=80)
+    try:
+        t.send(b"tty; stty size; echo TERM=$TERM; echo mark$((0+1))\n")
+        out = t.expect(b"mark1\r\n", 20)
+        assert b"24 80" in out and b"TERM=xterm" in out
+        t.resize(30, 100)
+        time.sleep(0.3)
+        t.send(b"stty size; echo mark$((1+1))\n")
+        assert b"30 100" in t.expect(b"mark2\r\n")
+        # raw mode: ctrl-c reaches the container's terminal, not pyrt
+        t.send(b"sleep 30; echo after-sleep\n")
+        time.sleep(0.5)
+        t.send(b"\x03")
+        t.send(b"echo alive; echo mark$((1+2))\n")
+        out = t.expect(b"mark3\r\n")
+        assert b"alive" in out and t.p.poll() is None
+        t.send(b"exit 3\n")
+        assert t.wait() == 3
+    finally:
+        t.close()
+
+
+def test_exec_it(cli):
+    cli("run", "-d", "--name", "box", cli.image, "sleep", "1000", check=True)
+    t = Term(cli.argv("exec", "-it", "box", "sh"), rows=40, cols=120)
+    try:
+        t.send(b"stty size; tty; cat /proc/1/cmdline; echo; echo ma$((0))rk\n")
+        out = t.expect(b"ma0rk\r\n")
+        assert b"40 120" in out and b"sleep" in out
+        t.send(b"exit 5\n")
+        assert t.wait() == 5
+    finally:
+        t.close()
+    assert state(cli, "box")["Running"]
+
+
+def test_detached_tty_attach_and_detach(cli):
+    cid = cli("run", "-dit", "--name", "d", cli.image, "sh", check=True).stdout.strip()
+    assert len(cid) == 64
+    t = Term(cli.argv("attach", "d"), rows=50, cols=132)
+    try:
+        time.sleep(0.5)
+        t.send(b"stty size; echo ma$((0))rk\n")
+        assert b"50 132" in t.expect(b"ma0rk\r\n")
+        t.send(b"\x10\x11")  # ctrl-p ctrl-q: detach, the container keeps running
+        assert t.wait() == 0
+    finally:
+        t.close()
+    assert state(cli, "d")["Running"]
+    assert "ma0rk" in cli("logs", "d").stdout
+    t = Term(cli.argv("attach", "d"))
+    try:
+        time.sleep(0.5)
+        t.send(b"exit 9\n")
+        assert t.wait() == 9
+    finally:
+        t.close()
+    assert state(cli, "d")["ExitCode"] == 9
