@@ -177,3 +177,11 @@ def test_oom_hook_answers_for_its_own_records_only(host):
         for d in rec["paths"].values():
             open(f"{d}/cgroup.procs", "w").close()
         cgplugin.pyrt_resources_release("abc", rec)
+
+
+def test_api_accepts_an_oci_resources_dict():
+    from pyrt_cgroups.api import as_resources
+
+    r = as_resources({"memory": {"limit": 64 << 20}, "pids": {"limit": 5},
+                      "devices": [{"allow": False, "access": "rwm"}]})
+    assert (r.memory_limit, r.pids_limit, r.devices[0].allow) == (64 << 20, 5, False)

@@ -39,9 +39,9 @@ def as_resources(resources) -> Resources:
     if isinstance(resources, Resources):
         return resources
     if isinstance(resources, dict):
-        from pyrt_core.runtime.config import _resources
+        from pyrt_core.runtime.config import resources_from_spec
 
-        return _resources(resources)
+        return resources_from_spec(resources)
     raise TypeError(f"resources must be a Resources or an OCI linux.resources dict, not {type(resources).__name__}")
 
 
