@@ -306,6 +306,12 @@ def test_busy_device_deferred_removal_and_deletion(dm_store):
             break
         time.sleep(0.1)
     assert drv.ds.dev_name("ctr") not in dm_devices()
+    # the pool lets go of the thin device once the kernel has destroyed its table, a
+    # moment after the name is gone: until then a retry leaves it pending
+    for _ in range(100):
+        if drv.ds.retry_deferred_deletions() == 0:
+            break
+        time.sleep(0.1)
     assert drv.ds.retry_deferred_deletions() == 0
     assert dict(drv.status())["Deferred Deleted Device Count"] == "0"
     assert drv.ds.meta("img") is not None

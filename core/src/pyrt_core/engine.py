@@ -348,13 +348,19 @@ class Engine:
             conmon_path = conmon.find_conmon()
             self.containers.save(c, durable=False)
             image = self.images.get(c.image_id)
-            self._mount_and_write_bundle(c, image, load=False)
-            fault("start:mounted")
-            pid, mon = conmon.spawn(
+            # conmon and the runtime start now; the runtime waits for the bundle
+            launched = conmon.launch(
                 paths, name=c.name, exit_command=self._exit_command(c),
                 stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
                 disabled_plugins=self.settings.disabled_plugins, runtime=c.runtime,
                 conmon=conmon_path)
+            try:
+                self._mount_and_write_bundle(c, image, load=False)
+                fault("start:mounted")
+            except BaseException:
+                launched.abort()
+                raise
+            pid, mon = launched.wait()
             ident = procutil.identity(pid)
             st.pid, st.pid_start = pid, ident["start"]
             if mon:
@@ -728,7 +734,7 @@ class Engine:
 
     def _remove_locked(self, c: Container) -> None:
         c.state.status = "removing"
-        self.containers.save(c)
+        self.containers.save(c, durable=False)  # lost in a crash: the record is removed again
         fault("rm:removing")
         with self.storage_lock():
             self.driver.put(c.layer_id)

@@ -74,6 +74,7 @@ class Paths:
         self.conmon_log = os.path.join(self.bundle, "conmon.log")
         self.ctl = os.path.join(self.bundle, "ctl")
         self.attach = os.path.join(self.bundle, "attach")
+        self.ready = os.path.join(self.bundle, "ready")
 
 
 def read_exit_file(path: str) -> tuple[int, float] | None:
@@ -121,19 +122,75 @@ def _runtime_error(paths: Paths) -> str:
     return ""
 
 
-def spawn(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
-          log_size_max: int | None, disabled_plugins: list[str] | None = None,
-          runtime: str | None = None, conmon: str | None = None) -> tuple[int, int]:
-    """Start conmon, which runs ``pyrt-runtime create``; return (init pid, conmon pid).
+class Launch:
+    """A conmon started by :func:`launch`: ``ready()`` lets its runtime read the bundle,
+    ``wait()`` returns (init pid, conmon pid) once the container is created."""
 
-    Returns once the container is created (its init waits for ``start``).
-    conmon detaches (its own session); its exit command runs when the
+    def __init__(self, paths: Paths, sync_fd: int, ready_fd: int | None):
+        self.paths = paths
+        self._sync = sync_fd
+        self._ready = ready_fd
+
+    def ready(self) -> None:
+        if self._ready is not None:
+            try:
+                os.write(self._ready, b"1")
+            finally:
+                os.close(self._ready)
+                self._ready = None
+
+    def abort(self) -> None:
+        """The bundle will never be ready: the runtime reads EOF and gives up."""
+        if self._ready is not None:
+            os.close(self._ready)
+            self._ready = None
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001 - it failed, as asked
+            pass
+
+    def wait(self) -> tuple[int, int]:
+        self.ready()
+        data = b""
+        try:
+            while b"\n" not in data:
+                chunk = os.read(self._sync, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            if self._sync >= 0:
+                os.close(self._sync)
+                self._sync = -1
+        try:
+            msg = json.loads(data.split(b"\n")[0] or b"{}")
+        except ValueError:
+            msg = {}
+        pid = msg.get("data", -1)
+        pid = pid if isinstance(pid, int) else -1
+        if pid <= 0:
+            detail = _runtime_error(self.paths) or msg.get("message") or "conmon gave no reason"
+            err = RuntimeError_(f"creating the container failed: {detail}")
+            raise err
+        return pid, read_pid(self.paths.conmon_pidfile)
+
+
+def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
+           log_size_max: int | None, disabled_plugins: list[str] | None = None,
+           runtime: str | None = None, conmon: str | None = None, early: bool = True) -> Launch:
+    """Start conmon, which runs ``pyrt-runtime create``.
+
+    With ``early`` the bundle need not be written yet: the runtime loads its code,
+    then waits on the FIFO ``<bundle>/ready`` (``PYRT_RUNTIME_READY``) until
+    :meth:`Launch.ready`, so its start-up overlaps the engine's mount and bundle
+    work.  conmon detaches (its own session); its exit command runs when the
     container exits."""
     conmon = conmon or find_conmon()
     runtime = runtime or find_runtime()
-    for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root):
-        os.makedirs(d, mode=0o700, exist_ok=True)
-    for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile):
+    for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root, paths.bundle):
+        os.makedirs(d, mode=0o711 if d == paths.bundle else 0o700, exist_ok=True)
+    for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile,
+              paths.ready):
         try:
             os.unlink(p)
         except FileNotFoundError:
@@ -163,40 +220,37 @@ def spawn(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty:
         argv += ["--exit-command", exit_command[0]]
         for a in exit_command[1:]:
             argv += ["--exit-command-arg", a]
+    ready = None
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    env.pop("PYRT_RUNTIME_READY", None)
+    if early:
+        os.mkfifo(paths.ready, 0o600)
+        ready = os.open(paths.ready, os.O_RDWR | os.O_CLOEXEC)  # EOF for the runtime if we die
+        env["PYRT_RUNTIME_READY"] = paths.ready
     r, w = os.pipe()
     try:
-        env = dict(os.environ, _OCI_SYNCPIPE=str(w))
-        env.pop("NOTIFY_SOCKET", None)
+        env["_OCI_SYNCPIPE"] = str(w)
         with open(paths.conmon_log, "ab") as log, open(os.devnull, "rb") as devnull:
             p = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=log, pass_fds=(w,),
                                  env=env, start_new_session=True, cwd=paths.bundle)
         os.close(w)
         w = -1
         p.wait()  # conmon forks; its parent returns at once
-        data = b""
-        while b"\n" not in data:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            data += chunk
-    finally:
+    except BaseException:
         os.close(r)
+        if ready is not None:
+            os.close(ready)
+        raise
+    finally:
         if w >= 0:
             os.close(w)
-    try:
-        msg = json.loads(data.split(b"\n")[0] or b"{}")
-    except ValueError:
-        msg = {}
-    pid = int(msg.get("data", -1)) if isinstance(msg.get("data", -1), int) else -1
-    if pid <= 0:
-        detail = _runtime_error(paths) or msg.get("message") or "conmon gave no reason"
-        code = 125
-        if "not found" in detail or "no such file" in detail.lower():
-            code = 127 if "exec" in detail else 125
-        err = RuntimeError_(f"creating the container failed: {detail}")
-        err.exit_code = code
-        raise err
-    return pid, read_pid(paths.conmon_pidfile)
+    return Launch(paths, r, ready)
+
+
+def spawn(paths: Paths, **kw) -> tuple[int, int]:
+    """:func:`launch` with the bundle already written, and wait: (init pid, conmon pid)."""
+    return launch(paths, early=False, **kw).wait()
 
 
 def resize(paths: Paths, rows: int, cols: int) -> None:

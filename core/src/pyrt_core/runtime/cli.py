@@ -120,6 +120,37 @@ def _send_console(sock_path: str, master: int) -> None:
         socket.send_fds(s, [b"/dev/ptmx"], [master])
 
 
+def _warm_up() -> None:
+    """Import what create will need while the engine still writes the bundle."""
+    import importlib
+
+    for mod in ("pyrt_namespaces.spawn", "pyrt_cgroups.manager", "pyrt_cgroups.detect"):
+        try:
+            importlib.import_module(mod)
+        except Exception:  # noqa: BLE001 - only a warm-up
+            pass
+
+
+def _wait_ready(path: str) -> None:
+    """The engine started us before its bundle was complete (see monitor.conmon.launch):
+    wait for its go; EOF means it gave up."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot open {path}: {e.strerror}") from None
+    try:
+        while True:
+            try:
+                data = os.read(fd, 1)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        os.close(fd)
+    if not data:
+        raise RuntimeFailure("the engine gave up before the bundle was ready")
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -131,6 +162,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     from ..errors import PyrtError
     from .executor import Executor, load_bundle
 
+    ready = os.environ.get("PYRT_RUNTIME_READY")
+    if ready:
+        pm = pm or _plugin_manager(disabled)
+        _warm_up()
+        _wait_ready(ready)
     st = RuntimeState(root, cid)
     old = st.load()
     if old is not None and RuntimeState.status(old) != "stopped":
