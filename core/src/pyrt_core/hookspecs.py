@@ -266,9 +266,10 @@ def pyrt_container_exited(container, exit_code):
     """A container's process ended and its resources were released.
 
     Receives the ``container`` (a :class:`pyrt_core.models.Container`) and
-    the ``exit_code`` (``128 + N`` for a signal ``N``).  Called by whoever reaped the process
-    (the CLI for a foreground run, the monitor otherwise).  Return values
-    are ignored.
+    the ``exit_code`` (``128 + N`` for a signal ``N``).  Called by whoever recorded the
+    exit: the CLI for a foreground run, ``pyrt container cleanup`` (conmon's exit
+    command) for a detached one, or recovery / ``stop`` / ``rm -f`` when the monitor
+    is gone or slower.  Return values are ignored.
     """
 
 

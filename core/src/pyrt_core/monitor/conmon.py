@@ -130,20 +130,23 @@ class Launch:
         self.paths = paths
         self._sync = sync_fd
         self._ready = ready_fd
+        self._sent = False
 
     def ready(self) -> None:
-        if self._ready is not None:
-            try:
-                os.write(self._ready, b"1")
-            finally:
-                os.close(self._ready)
-                self._ready = None
+        # the byte stays in the FIFO only while a writer holds it open: keep our end
+        # until the runtime reported (wait) -- and if we die, the runtime reads EOF
+        if self._ready is not None and not self._sent:
+            os.write(self._ready, b"1")
+            self._sent = True
 
-    def abort(self) -> None:
-        """The bundle will never be ready: the runtime reads EOF and gives up."""
+    def _close_ready(self) -> None:
         if self._ready is not None:
             os.close(self._ready)
             self._ready = None
+
+    def abort(self) -> None:
+        """The bundle will never be ready: the runtime reads EOF and gives up."""
+        self._close_ready()
         try:
             self.wait()
         except Exception:  # noqa: BLE001 - it failed, as asked
@@ -159,6 +162,7 @@ class Launch:
                     break
                 data += chunk
         finally:
+            self._close_ready()
             if self._sync >= 0:
                 os.close(self._sync)
                 self._sync = -1

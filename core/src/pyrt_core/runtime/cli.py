@@ -134,17 +134,23 @@ def _warm_up() -> None:
 def _wait_ready(path: str) -> None:
     """The engine started us before its bundle was complete (see monitor.conmon.launch):
     wait for its go; EOF means it gave up."""
+    import select
+
+    # non-blocking open: a blocking one would wait forever for an engine that died;
+    # with no writer left, read() gives EOF
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise RuntimeFailure(f"cannot open {path}: {e.strerror}") from None
     try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         while True:
             try:
                 data = os.read(fd, 1)
                 break
-            except InterruptedError:
-                continue
+            except (BlockingIOError, InterruptedError):
+                poller.poll(50)  # POLLHUP is not reported for a writer older than us
     finally:
         os.close(fd)
     if not data:

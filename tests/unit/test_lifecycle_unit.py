@@ -1,0 +1,143 @@
+"""Lifecycle pieces that need no root: process identity, the log format, restart
+policies, signal names, detach keys, the runtime's state, the container lock."""
+import io
+import json
+import os
+import subprocess
+
+import pytest
+
+from pyrt_core import logs, procutil
+from pyrt_core.cli.containers import parse_restart
+from pyrt_core.errors import NotFoundError, UsageError
+from pyrt_core.monitor.attach import _DetachScanner
+from pyrt_core.runtime.cli import RuntimeFailure, parse_signal
+from pyrt_core.runtime.state import RuntimeState
+
+
+def test_identity_survives_pid_reuse_checks():
+    me = procutil.identity(os.getpid())
+    assert me["pid"] == os.getpid() and me["start"] > 0 and me["boot"]
+    assert procutil.alive(os.getpid(), me["start"], me["boot"])
+    assert not procutil.alive(os.getpid(), me["start"] + 1, me["boot"])  # another process
+    assert not procutil.alive(os.getpid(), me["start"], "another-boot")  # after a reboot
+    assert not procutil.alive(0) and not procutil.alive(-1)
+
+
+def test_zombie_is_not_alive():
+    p = subprocess.Popen(["/bin/true"])
+    start = None
+    while p.poll() is None and start is None:
+        start = procutil.start_time(p.pid)
+    # once it exited (a zombie until reaped) it no longer counts
+    import time
+
+    deadline = time.time() + 10
+    while procutil.state(p.pid) not in ("Z", None) and time.time() < deadline:
+        time.sleep(0.01)
+    assert not procutil.alive(p.pid)
+    p.wait()
+
+
+def test_k8s_log_lines():
+    assert logs.parse_line(b"2024-05-01T10:00:00.123456789+00:00 stdout F hello world\n") == \
+        ("2024-05-01T10:00:00.123456789+00:00", "stdout", b"hello world\n")
+    assert logs.parse_line(b"2024-05-01T10:00:00.1+00:00 stderr P part") == \
+        ("2024-05-01T10:00:00.1+00:00", "stderr", b"part")
+    assert logs.parse_line(b"2024-05-01T10:00:00.1+00:00 stdout F\n")[2] == b"\n"
+    assert logs.parse_line(b"garbage\n") is None
+    assert logs.docker_time("2024-05-01T10:00:00.1+00:00") == "2024-05-01T10:00:00.1Z"
+
+
+def test_show_tail_timestamps_json(tmp_path):
+    p = tmp_path / "ctr.log"
+    p.write_bytes(b"T1+00:00 stdout F one\nT2+00:00 stderr P tw\nT3+00:00 stderr F o\n"
+                  b"T4+00:00 stdout F three\n")
+    out, err = io.BytesIO(), io.BytesIO()
+    logs.show(str(p), out, err)
+    assert out.getvalue() == b"one\nthree\n" and err.getvalue() == b"two\n"
+    out, err = io.BytesIO(), io.BytesIO()
+    logs.show(str(p), out, err, tail=2, timestamps=True)
+    assert err.getvalue() == b"T2Z two\n" and out.getvalue() == b"T4Z three\n"
+    out = io.BytesIO()
+    logs.show(str(p), out, io.BytesIO(), fmt="json")
+    first = json.loads(out.getvalue().splitlines()[0])
+    assert first == {"log": "one\n", "stream": "stdout", "time": "T1Z"}
+
+
+def test_restart_policies():
+    assert parse_restart("no") == ("no", 0)
+    assert parse_restart("always") == ("always", 0)
+    assert parse_restart("on-failure") == ("on-failure", 0)
+    assert parse_restart("on-failure:3") == ("on-failure", 3)
+    assert parse_restart("unless-stopped") == ("unless-stopped", 0)
+    for bad in ("sometimes", "always:3", "on-failure:x", "on-failure:-1"):
+        with pytest.raises(UsageError):
+            parse_restart(bad)
+
+
+def test_signals():
+    assert parse_signal("9") == 9 and parse_signal("TERM") == 15 and parse_signal("SIGHUP") == 1
+    assert parse_signal("sigusr1") == 10
+    for bad in ("NOPE", "0", "99"):
+        with pytest.raises(RuntimeFailure):
+            parse_signal(bad)
+
+
+def test_detach_keys():
+    s = _DetachScanner(b"\x10\x11")
+    assert s.feed(b"abc") == (b"abc", False)
+    assert s.feed(b"x\x10") == (b"x", False)
+    assert s.feed(b"y") == (b"\x10y", False)  # not the sequence: passed on
+    assert s.feed(b"\x10\x11rest") == (b"", True)
+    assert _DetachScanner(b"").feed(b"\x10\x11") == (b"\x10\x11", False)
+
+
+def test_runtime_state_status(tmp_path):
+    st = RuntimeState(str(tmp_path), "abc")
+    assert RuntimeState.status(None) == "stopped"
+    me = procutil.identity(os.getpid())
+    assert RuntimeState.status({"pid": me["pid"], "pid_start": me["start"], "boot": me["boot"]}) == "created"
+    assert RuntimeState.status({"pid": me["pid"], "pid_start": me["start"], "boot": me["boot"],
+                                "started": True}) == "running"
+    assert RuntimeState.status({"pid": me["pid"], "pid_start": me["start"] + 1}) == "stopped"
+    st.save({"pid": 1})
+    assert st.load() == {"pid": 1}
+    st.remove()
+    assert not st.exists()
+    with pytest.raises(UsageError):
+        RuntimeState(str(tmp_path), "../x")
+
+
+def test_container_lock_and_create_publish(tmp_path):
+    from pyrt_core.containers.store import ContainerStore
+    from pyrt_core.models import Container, ContainerConfig
+
+    store = ContainerStore(str(tmp_path / "root"), str(tmp_path / "run"))
+    cid = store.new_id()
+    lk = store.begin_create(cid)
+    assert os.path.isdir(os.path.join(store.dir, f".tmp-create-{cid}"))
+    c = Container(id=cid, name="n", image_id="sha256:x", image_name="i", created="t",
+                  storage_driver="vfs", config=ContainerConfig(image="i"))
+    store.publish(c, lk)
+    assert store.list()[0].id == cid
+    assert store.container_lock(cid, blocking=False) is None  # still held by its creator
+    lk.release()
+    other = store.container_lock(cid, blocking=False)
+    assert other is not None
+    other.release()
+    store.delete(c)
+    with pytest.raises(NotFoundError):
+        store.container_lock(cid)
+    assert store.list() == []
+
+
+def test_old_records_still_load():
+    from pyrt_core.models import Container
+
+    d = {"id": "a" * 64, "name": "n", "image_id": "x", "image_name": "i", "created": "t",
+         "storage_driver": "vfs", "config": {"image": "i"},
+         "state": {"status": "exited", "exit_code": 1, "future_field": 3},
+         "cgroup_manager": "none"}
+    c = Container.from_dict(d)
+    assert c.state.exit_code == 1 and c.monitor == "" and c.config.restart_policy == "no"
