@@ -51,6 +51,31 @@ def pyrt_resources_oom_killed(container_id, record):
     return None
 
 
+def _none_manager(record) -> bool:
+    return (record or {}).get("manager", "none") == "none"
+
+
+@hookimpl(trylast=True)
+def pyrt_resources_freeze(container_id, record, frozen):
+    if _none_manager(record):
+        raise UsageError("pause and unpause need a resource-control plugin (install pyrt-cgroups); "
+                         "this container runs without one")
+    return None
+
+
+@hookimpl(trylast=True)
+def pyrt_resources_stats(container_id, record):
+    return {} if _none_manager(record) else None
+
+
+@hookimpl(trylast=True)
+def pyrt_resources_update(container_id, record, resources):
+    if _none_manager(record):
+        raise UsageError("update needs a resource-control plugin (install pyrt-cgroups); "
+                         "this container runs without one")
+    return None
+
+
 @hookimpl(trylast=True)
 def pyrt_resources_release(container_id, record):
     if (record or {}).get("manager", "none") == "none":

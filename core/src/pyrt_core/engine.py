@@ -479,6 +479,7 @@ class Engine:
             except OSError:
                 pass
         st.status = "exited"
+        st.paused = False
         st.exit_code = exit_code
         st.finished_at = _rfc3339(exited[1]) if exited else now()
         st.pid, st.pid_start, st.monitor_pid, st.monitor_start = 0, None, 0, None
@@ -558,6 +559,7 @@ class Engine:
                 return c
             c.state.stop_requested = True
             self.containers.save(c, durable=False)
+            self._thaw_if_paused(c)
         st = c.state
         sig = self._stop_signal(c)
         if timeout is None:
@@ -608,12 +610,72 @@ class Engine:
                             return self.containers.load(cid) or c
             time.sleep(0.005)
 
+    # -- resource control of a running container (pause, unpause, stats, update) --------
+    def _running_for_resources(self, ref, what: str) -> Container:
+        from .errors import ConflictError
+
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        if c.state.status not in ("running", "starting") or not self.is_running(c):
+            raise ConflictError(f"container {c.name} is not running: cannot {what} it")
+        return c
+
+    def pause(self, ref: str | Container, paused: bool = True) -> Container:
+        """Freeze (``paused=True``) or thaw every process of a running container."""
+        from .errors import ConflictError
+
+        what = "pause" if paused else "unpause"
+        c = self._running_for_resources(ref, what)
+        with self.lock(c.id):
+            c = self.reload(c.id)
+            if c.state.paused == paused:
+                raise ConflictError(f"container {c.name} is {'already' if paused else 'not'} paused")
+            self.pm.hook.pyrt_resources_freeze(container_id=c.id, record=c.state.resources,
+                                               frozen=paused)
+            c.state.paused = paused
+            self.containers.save(c, durable=False)
+        return c
+
+    def stats(self, ref: str | Container) -> dict:
+        c = self._running_for_resources(ref, "read the statistics of")
+        return self.pm.hook.pyrt_resources_stats(container_id=c.id, record=c.state.resources) or {}
+
+    def update(self, ref: str | Container, resources: dict) -> Container:
+        """Change the limits of a running container (``resources``: OCI linux.resources);
+        the new values are kept in its config for later starts."""
+        from .runtime.config import resources_from_spec
+
+        c = self._running_for_resources(ref, "update")
+        with self.lock(c.id):
+            c = self.reload(c.id)
+            merged = dict(c.config.resources)
+            for key, value in resources.items():
+                merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+            self.pm.hook.pyrt_resources_update(container_id=c.id, record=c.state.resources,
+                                               resources=resources_from_spec(merged))
+            c.config.resources = merged
+            self.containers.save(c)
+        return c
+
+    def _thaw_if_paused(self, c: Container) -> None:
+        """A frozen container cannot act on signals: thaw it before stop/kill (docker does)."""
+        if c.state.paused:
+            try:
+                self.pm.hook.pyrt_resources_freeze(container_id=c.id, record=c.state.resources,
+                                                   frozen=False)
+            except Exception:
+                pass
+            c.state.paused = False
+            self.containers.save(c, durable=False)
+
     def kill(self, ref: str | Container, sig: int) -> Container:
         from . import procutil
         from .errors import ConflictError
 
         c = ref if isinstance(ref, Container) else self.containers.get(ref)
         st = c.state
+        if c.state.paused:
+            with self.lock(c.id):
+                self._thaw_if_paused(c)
         if c.state.status not in ("running", "starting") or not procutil.signal_verified(
                 st.pid, st.pid_start, st.boot_id, sig):
             raise ConflictError(f"container {c.name} is not running")

@@ -237,6 +237,46 @@ def pyrt_resources_oom_killed(container_id, record):
     """
 
 
+@hookspec(firstresult=True)
+def pyrt_resources_freeze(container_id, record, frozen):
+    """Pause (freeze) or resume (thaw) every process of a running container.
+
+    Receives the ``container_id``, ``record`` (what
+    :func:`pyrt_resources_apply` returned) and ``frozen`` (``True`` to
+    pause, ``False`` to resume).  Called by ``pyrt pause`` / ``unpause``.
+    The first implementation whose manager matches ``record["manager"]``
+    returns ``True`` once the state reads back; others return ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_stats(container_id, record):
+    """Usage figures of a running container.
+
+    Receives the ``container_id`` and ``record`` (what
+    :func:`pyrt_resources_apply` returned).  Called by ``pyrt stats``.  The
+    first implementation whose manager matches ``record["manager"]`` returns
+    a mapping with the sections ``cpu`` (``usage_ns``), ``memory``
+    (``usage``, ``limit``), ``pids`` (``current``, ``limit``) and ``blkio``
+    (``read_bytes``, ``write_bytes``) where the host has the controller;
+    others return ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_update(container_id, record, resources):
+    """Change the limits of a running container.
+
+    Receives the ``container_id``, ``record`` (what
+    :func:`pyrt_resources_apply` returned) and the new ``resources`` (a
+    :class:`pyrt_core.runtime.config.Resources`).  Called by ``pyrt
+    update``.  The first implementation whose manager matches
+    ``record["manager"]`` validates and writes them and returns ``True``;
+    it raises :class:`pyrt_core.errors.UsageError` for values it cannot
+    honour.  Others return ``None``.
+    """
+
+
 # --------------------------------------------------------------------------
 # Lifecycle events
 # --------------------------------------------------------------------------

@@ -320,6 +320,7 @@ class ContainerState:
     run: int = 0  # incremented at every start; the monitor's exit command names it
     restart_count: int = 0
     stop_requested: bool = False  # stopped by a user: no restart (docker's "manually stopped")
+    paused: bool = False  # frozen by `pyrt pause`
     error: str = ""
 
 

@@ -98,6 +98,20 @@ def add_parsers(cmd) -> None:
     at.add_argument("--no-stdin", action="store_true")
     at.add_argument("container", metavar="CONTAINER")
 
+    for name, help, func in (("pause", "Pause all processes of containers (cgroup freezer)", cmd_pause),
+                             ("unpause", "Unpause the processes of paused containers", cmd_unpause)):
+        pp = cmd(name, help, func)
+        pp.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    stp = cmd("stats", "Show resource usage of running containers", cmd_stats)
+    stp.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+    stp.add_argument("--format", choices=("table", "json"), default="table")
+    stp.add_argument("containers", nargs="*", metavar="CONTAINER", help="default: all running")
+
+    up = cmd("update", "Change the resource limits of running containers", cmd_update)
+    add_resource_flags(up)
+    up.add_argument("containers", nargs="+", metavar="CONTAINER")
+
     tp = cmd("top", "Show the processes of a container", cmd_top)
     tp.add_argument("container", metavar="CONTAINER")
 
@@ -712,3 +726,84 @@ def cmd_system_boot(args) -> int:
                 sys.stderr.write(f"Error: starting {c.name}: {e}\n")
                 code = 1
     return code
+
+
+# -- resource control of running containers ----------------------------------------------------
+
+
+def cmd_pause(args) -> int:
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: (engine.pause(ref, True), ref)[1])
+
+
+def cmd_unpause(args) -> int:
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: (engine.pause(ref, False), ref)[1])
+
+
+def cmd_update(args) -> int:
+    from .resource_flags import resources_from_args
+
+    rf = resources_from_args(args)
+    if rf.devices or rf.cgroup_parent or "devices" in rf.resources:
+        raise UsageError("update cannot change --device or --cgroup-parent of a running container")
+    if not rf.resources:
+        raise UsageError("update needs at least one resource flag (--memory, --cpus, --pids-limit, ...)")
+    engine = _engine(args)
+    return _each(args, args.containers, lambda ref: (engine.update(ref, rf.resources), ref)[1])
+
+
+def _stats_row(c, s: dict, prev_cpu: tuple | None, now_t: float) -> dict:
+    cpu_ns = (s.get("cpu") or {}).get("usage_ns") or 0
+    cpu_pct = 0.0
+    if prev_cpu is not None and now_t > prev_cpu[1]:
+        cpu_pct = 100.0 * (cpu_ns - prev_cpu[0]) / ((now_t - prev_cpu[1]) * 1e9)
+    mem = s.get("memory") or {}
+    pids = s.get("pids") or {}
+    blk = s.get("blkio") or {}
+    return {"ID": c.short_id, "Name": c.name, "CPUPerc": round(cpu_pct, 2),
+            "MemUsage": mem.get("usage", 0), "MemLimit": mem.get("limit"),
+            "PIDs": pids.get("current", 0), "BlockRead": blk.get("read_bytes", 0),
+            "BlockWrite": blk.get("write_bytes", 0), "_cpu_ns": cpu_ns}
+
+
+def cmd_stats(args) -> int:
+    """docker stats: CPU % is measured over an interval (about 1 s per refresh)."""
+    import time
+
+    from .common import human_size
+
+    engine = _engine(args)
+    if args.containers:
+        cs = [engine.containers.get(r) for r in args.containers]
+    else:
+        cs = [c for c in engine.containers.list() if c.state.status == "running" and engine.is_running(c)]
+    prev: dict = {}
+    for c in cs:
+        s = engine.stats(c)
+        prev[c.id] = (((s.get("cpu") or {}).get("usage_ns") or 0), time.monotonic())
+    while True:
+        time.sleep(1.0)
+        rows = []
+        for c in cs:
+            s = engine.stats(c)
+            t = time.monotonic()
+            row = _stats_row(c, s, prev.get(c.id), t)
+            prev[c.id] = (row.pop("_cpu_ns"), t)
+            rows.append(row)
+        if args.format == "json":
+            print(json.dumps(rows), flush=True)
+        else:
+            def lim(v):  # v1 reports "no limit" as a huge number
+                return human_size(v) if v and v < 1 << 60 else "--"
+            out = [("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O")]
+            for r in rows:
+                out.append((r["ID"], r["Name"], f"{r['CPUPerc']:.2f}%",
+                            f"{human_size(r['MemUsage'])} / {lim(r['MemLimit'])}", str(r["PIDs"]),
+                            f"{human_size(r['BlockRead'])} / {human_size(r['BlockWrite'])}"))
+            if not args.no_stream:
+                sys.stdout.write("\x1b[2J\x1b[H" if sys.stdout.isatty() else "")
+            table(out)
+            sys.stdout.flush()
+        if args.no_stream:
+            return 0

@@ -164,3 +164,18 @@ def update(record, resources) -> bool | None:
 @hookimpl
 def pyrt_resources_oom_killed(container_id, record):
     return oom_killed(record)
+
+
+@hookimpl
+def pyrt_resources_freeze(container_id, record, frozen):
+    return freeze(record) if frozen else thaw(record)
+
+
+@hookimpl
+def pyrt_resources_stats(container_id, record):
+    return stats(record)
+
+
+@hookimpl
+def pyrt_resources_update(container_id, record, resources):
+    return update(record, resources)

@@ -1,0 +1,87 @@
+"""Resource control of running containers through the CLI: pause/unpause (freezer),
+stats, update, OOM reporting, and the clear error without a resource plugin."""
+import json
+import os
+import time
+
+import pytest
+
+
+@pytest.fixture
+def cli(pyrt_cli, demo_layout):
+    pyrt_cli.image = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    return pyrt_cli
+
+
+def _count(path):
+    """Progress of the counter: the size of a file it only ever appends to."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def test_pause_stops_progress_and_unpause_resumes(cli, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    cid = cli("run", "-d", "--name", "counter", "-v", f"{vol}:/out", cli.image, "sh", "-c",
+              "while true; do printf x >> /out/n; done", check=True).stdout.strip()
+    n = vol / "n"
+    deadline = time.monotonic() + 20
+    while _count(n) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cli("pause", "counter").returncode == 0
+    c = json.loads(cli("inspect", "--type", "container", "counter", check=True).stdout)[0]
+    time.sleep(0.2)
+    a = _count(n)
+    time.sleep(1.0)
+    assert _count(n) == a, "a paused container made progress"
+    r = cli("pause", "counter")
+    assert r.returncode == 1 and "already paused" in r.stderr
+    assert cli("unpause", cid[:12]).returncode == 0
+    time.sleep(0.5)
+    assert _count(n) > a
+    assert c["State"]["Running"]
+    # stop works on a paused container too (it is thawed first)
+    cli("pause", "counter", check=True)
+    r = cli("stop", "-t", "1", "counter")
+    assert r.returncode == 0, r.stderr
+    assert cli("pause", "counter").returncode == 1  # not running any more
+
+
+def test_stats_and_update(cli):
+    cli("run", "-d", "--name", "s", "-m", "48m", "--pids-limit", "50", cli.image, "sleep", "1000", check=True)
+    r = cli("stats", "--no-stream", "--format", "json", "s", check=True, timeout=30)
+    [row] = json.loads(r.stdout)
+    assert row["Name"] == "s" and row["PIDs"] >= 1 and row["MemUsage"] > 0
+    assert row["MemLimit"] == 48 << 20
+    cli("update", "--memory", "96m", "--pids-limit", "20", "s", check=True)
+    [row] = json.loads(cli("stats", "--no-stream", "--format", "json", "s", check=True, timeout=30).stdout)
+    assert row["MemLimit"] == 96 << 20
+    c = json.loads(cli("inspect", "--type", "container", "s", check=True).stdout)[0]
+    assert c["Config"]["resources"]["pids"] == {"limit": 20}
+    r = cli("stats", "--no-stream", "s")  # the table form
+    assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID")
+    assert "/ 101MB" in r.stdout.splitlines()[1]  # 96 MiB, shown in docker's decimal units
+    r = cli("update", "--memory", "10x", "s")
+    assert r.returncode == 125 and "invalid" in r.stderr.lower()
+    r = cli("update", "s")
+    assert r.returncode == 125 and "at least one resource flag" in r.stderr
+
+
+def test_oom_is_reported(cli):
+    r = cli("run", "--name", "hog", "-m", "32m", "--memory-swap", "32m", cli.image, "sh", "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' 'x'); echo never")
+    assert r.returncode == 137, r.stderr
+    c = json.loads(cli("inspect", "--type", "container", "hog", check=True).stdout)[0]
+    assert c["State"]["OOMKilled"] is True and c["State"]["ExitCode"] == 137
+
+
+def test_without_a_resource_plugin_limits_and_pause_are_refused(cli):
+    env = dict(os.environ, PYRT_DISABLE_PLUGINS="cgroups")
+    r = cli("run", "--rm", "-m", "64m", cli.image, "true", env=env)
+    assert r.returncode == 125 and "pyrt-cgroups" in r.stderr and r.stderr.count("\n") == 1
+    assert cli("ps", "-aq", env=env).stdout == ""
+    cli("run", "-d", "--name", "plain", cli.image, "sleep", "1000", env=env, check=True)
+    r = cli("pause", "plain", env=env)
+    assert r.returncode == 1 and "pyrt-cgroups" in r.stderr
