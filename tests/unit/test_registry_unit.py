@@ -126,8 +126,9 @@ def test_progress_modes():
     assert q.getvalue() == ""
 
 
-def test_token_refresh(monkeypatch):
-    c = client.Client("r:1", options.RegistryOptions())
+def test_token_refresh(monkeypatch, tmp_path):
+    # an auth file of our own: the user's (~/.docker/config.json) is not this test's business
+    c = client.Client("r:1", options.RegistryOptions(authfile=str(tmp_path / "auth.json")))
     c._auth_scheme = "bearer"
     c._challenge = {"realm": "http://r:1/token", "service": "s"}
     issued = []

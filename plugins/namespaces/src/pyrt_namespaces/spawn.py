@@ -48,11 +48,25 @@ _subreaper = False
 
 
 def become_subreaper() -> None:
-    """Make the calling process a child subreaper (orphaned descendants come to it)."""
+    """Make the calling process a child subreaper for good (orphaned descendants come to it)."""
     global _subreaper
     if not _subreaper:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1, what="PR_SET_CHILD_SUBREAPER")
         _subreaper = True
+
+
+def _subreaper_begin() -> None:
+    """Be a child subreaper while a container's intermediate process exits, so that
+    the process it forked (the container's init, or an exec'd process) becomes ours."""
+    if not _subreaper:
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1, what="PR_SET_CHILD_SUBREAPER")
+
+
+def _subreaper_end() -> None:
+    """Undo :func:`_subreaper_begin` once the intermediate is reaped: the caller
+    (pytest, a long-lived tool) must not collect unrelated orphans afterwards."""
+    if not _subreaper:
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 0, what="PR_SET_CHILD_SUBREAPER")
 
 
 # ---------------------------------------------------------------------------
@@ -414,8 +428,12 @@ def create(config, stdio, place_process) -> NamespacedProcess:
     opened: list[int] = []
     try:
         plan = _create_plan(config, stdio, opened)
-        become_subreaper()
-        middle, sock = _fork_child(_intermediate, plan)
+        _subreaper_begin()
+        try:
+            middle, sock = _fork_child(_intermediate, plan)
+        except BaseException:
+            _subreaper_end()
+            raise
     finally:
         for fd in opened:
             os.close(fd)
@@ -449,6 +467,8 @@ def create(config, stdio, place_process) -> NamespacedProcess:
         _kill_and_reap(pid)
         os.close(sock)
         raise
+    finally:
+        _subreaper_end()
     return NamespacedProcess(pid, sock)
 
 
@@ -516,8 +536,12 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
             fds.append((_open(path, os.O_RDONLY, f"{name} namespace", opened),
                         nstypes.clone_flag(name), name))
         cgroup_procs = _cgroup_procs_files(pid) if "cgroup" in wanted else []
-        become_subreaper()
-        middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp)
+        _subreaper_begin()
+        try:
+            middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp)
+        except BaseException:
+            _subreaper_end()
+            raise
     finally:
         for fd in opened:
             os.close(fd)
@@ -542,6 +566,7 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         raise
     finally:
         os.close(sock)
+        _subreaper_end()
     return NamespacedProcess(final, None, started=True)
 
 
