@@ -36,8 +36,6 @@ from ..errors import UsageError
 #: os.stat, replaceable by tests
 _stat = os.stat
 
-_SIZE_RE = r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$"  # compiled on first use
-_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 CPU_PERIOD = 100000  # the CFS period --cpus uses (100 ms)
 
 
@@ -100,13 +98,12 @@ def add_resource_flags(p) -> None:
 
 def parse_size(text: str, flag: str = "--memory") -> int:
     """docker's sizes: ``1024``, ``10k``, ``512m``, ``1.5g``, ``2GB``, ``4MiB`` (binary units)."""
-    from fractions import Fraction
+    from ..units import parse_size as size
 
-    m = re.match(_SIZE_RE, str(text).strip())
-    if not m:
-        raise UsageError(f"invalid value for {flag}: invalid size: {text!r}")
-    unit = m.group(2).lower() if m.group(2) else None
-    return int(Fraction(m.group(1)) * _UNITS[unit])
+    try:
+        return size(text)
+    except ValueError:
+        raise UsageError(f"invalid value for {flag}: invalid size: {text!r}") from None
 
 
 def _int(text: str, flag: str) -> int:
