@@ -85,3 +85,17 @@ def test_without_a_resource_plugin_limits_and_pause_are_refused(cli):
     cli("run", "-d", "--name", "plain", cli.image, "sleep", "1000", env=env, check=True)
     r = cli("pause", "plain", env=env)
     assert r.returncode == 1 and "pyrt-cgroups" in r.stderr
+
+
+def test_cgroup_manager_from_the_config_file(cli, tmp_path):
+    cfg = tmp_path / "pyrt.toml"
+    cfg.write_text('[cgroups]\nmanager = "none"\n')
+    env = {k: v for k, v in os.environ.items() if k != "PYRT_CGROUP_MANAGER"}
+    r = cli("--config", cfg, "run", "--rm", "-m", "64m", cli.image, "true", env=env)
+    assert r.returncode == 125 and r.stderr.count("\n") == 1
+    cli("--config", cfg, "run", "--name", "nocg", cli.image, "true", env=env, check=True)
+    c = json.loads(cli("inspect", "--type", "container", "nocg", check=True).stdout)[0]
+    assert c["CgroupManager"] == "none"
+    cli("run", "--name", "withcg", cli.image, "true", env=env, check=True)
+    c = json.loads(cli("inspect", "--type", "container", "withcg", check=True).stdout)[0]
+    assert c["CgroupManager"].startswith("cgroupfs-")

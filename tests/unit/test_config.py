@@ -64,3 +64,22 @@ def test_bad_storage_option():
     s = load_settings(env={}, storage_opts=["novalue"])
     with pytest.raises(UsageError, match="KEY=VALUE"):
         s.driver_options("vfs")
+
+
+def test_cgroup_manager_from_file_and_environment(tmp_path):
+    cfg = _toml(tmp_path, '[cgroups]\nmanager = "cgroupfs-v2"\n')
+    assert load_settings(config=cfg, env={}).cgroup_manager == "cgroupfs-v2"
+    assert load_settings(config=cfg, env={"PYRT_CGROUP_MANAGER": "none"}).cgroup_manager == "none"
+    with pytest.raises(UsageError, match="cgroups.manager"):
+        load_settings(config=_toml(tmp_path, "[cgroups]\nmanager = 3\n"), env={})
+
+
+def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
+    from pyrt_core.engine import Engine
+
+    monkeypatch.delenv("PYRT_CGROUP_MANAGER", raising=False)
+    cfg = _toml(tmp_path, '[cgroups]\nmanager = "none"\n')
+    Engine(load_settings(config=cfg, env={}, root=str(tmp_path / "r")))
+    import os
+
+    assert os.environ["PYRT_CGROUP_MANAGER"] == "none"

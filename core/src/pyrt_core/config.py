@@ -23,6 +23,9 @@ Config file format::
 
     [plugins]
     disabled = ["someplugin"]
+
+    [cgroups]
+    manager = "auto"   # cgroupfs-v1, cgroupfs-v2, none; PYRT_CGROUP_MANAGER wins
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class Settings:
     storage_driver_source: str = "default"  # flag | environment | config file | default
     storage_options: list[str] = field(factory=list)
     disabled_plugins: list[str] = field(factory=list)
+    cgroup_manager: str | None = None  # for the resource plugin: [cgroups] manager
     config_file: str | None = None
 
     def driver_options(self, driver: str) -> dict[str, str]:
@@ -110,6 +114,10 @@ def load_settings(
             raise UsageError(f"config file {path}: storage.options must be a list of strings")
         s.storage_options = [str(o) for o in opts]
         s.disabled_plugins = list(data.get("plugins", {}).get("disabled", []))
+        manager = data.get("cgroups", {}).get("manager")
+        if manager is not None and not isinstance(manager, str):
+            raise UsageError(f"config file {path}: cgroups.manager must be a string")
+        s.cgroup_manager = manager
     if env.get("PYRT_ROOT"):
         s.root = env["PYRT_ROOT"]
     if env.get("PYRT_RUNROOT"):
@@ -118,6 +126,8 @@ def load_settings(
         s.storage_driver, s.storage_driver_source = env["PYRT_STORAGE_DRIVER"], "environment PYRT_STORAGE_DRIVER"
     if env.get("PYRT_STORAGE_OPTS"):
         s.storage_options = _split(env["PYRT_STORAGE_OPTS"])
+    if env.get("PYRT_CGROUP_MANAGER"):
+        s.cgroup_manager = env["PYRT_CGROUP_MANAGER"]
     if env.get("PYRT_DISABLE_PLUGINS"):
         s.disabled_plugins = _split(env["PYRT_DISABLE_PLUGINS"])
     if root:

@@ -37,6 +37,10 @@ class Engine:
     def __init__(self, settings, pm=None):
         self.settings = settings
         self._pm = pm
+        if settings.cgroup_manager:
+            # the resource plugin reads its manager from the environment, which also
+            # carries it to pyrt-runtime under conmon
+            os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
 
     # -- lazily built parts ------------------------------------------------------------
     @functools.cached_property
