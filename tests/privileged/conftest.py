@@ -1,8 +1,10 @@
-"""Opt the privileged tier into the storage-driver conformance suite.
+"""Opt the privileged tier into the storage-driver conformance suite, and share
+the fixture of the lifecycle tests.
 
 ``pytest_plugins`` is only honoured in a top-level conftest, so the plugin
 is imported (with assertion rewriting) when this conftest is configured.
 """
+import pytest
 
 PLUGIN = "pyrt_core.testing.storage_conformance"
 
@@ -10,3 +12,19 @@ PLUGIN = "pyrt_core.testing.storage_conformance"
 def pytest_configure(config):
     if not config.pluginmanager.has_plugin(PLUGIN):
         config.pluginmanager.import_plugin(PLUGIN)
+
+
+@pytest.fixture
+def detached_cli(pyrt_cli, demo_layout):
+    """A pyrt CLI with the demo image as ``demo/busybox``; at the end every container
+    is removed and its conmon has exited (the lifecycle, recovery and tty tests)."""
+    from lifecycle_helpers import conmon_pids, wait_for
+
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
+    pyrt_cli.image = "demo/busybox"
+    yield pyrt_cli
+    ids = pyrt_cli("ps", "-aq").stdout.split()
+    if ids:
+        pyrt_cli("rm", "-f", *ids)
+    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")

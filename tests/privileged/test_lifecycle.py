@@ -12,15 +12,8 @@ TRAP = 'trap "echo got-term; exit 3" TERM; echo ready; sleep 1000 & wait'
 
 
 @pytest.fixture
-def cli(pyrt_cli, demo_layout):
-    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
-    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
-    pyrt_cli.image = "demo/busybox"
-    yield pyrt_cli
-    ids = pyrt_cli("ps", "-aq").stdout.split()
-    if ids:
-        pyrt_cli("rm", "-f", *ids)
-    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
+def cli(detached_cli):
+    return detached_cli
 
 
 def _logs(cli, ref, *flags):

@@ -10,19 +10,12 @@ import time
 
 import pytest
 
-from lifecycle_helpers import conmon_pids, state, wait_for
+from lifecycle_helpers import state
 
 
 @pytest.fixture
-def cli(pyrt_cli, demo_layout):
-    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
-    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
-    pyrt_cli.image = "demo/busybox"
-    yield pyrt_cli
-    ids = pyrt_cli("ps", "-aq").stdout.split()
-    if ids:
-        pyrt_cli("rm", "-f", *ids)
-    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10)
+def cli(detached_cli):
+    return detached_cli
 
 
 def set_size(fd, rows, cols):

@@ -8,6 +8,7 @@ docker does; single-container commands exit with pyrt's codes (125).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -413,33 +414,42 @@ def cmd_run(args) -> int:
     return _run_foreground(engine, config, args)
 
 
-def _run_foreground(engine, config, args) -> int:
-    """The CLI is the container's monitor: fastest path, stdio passed straight through
-    (or a pty pyrt owns for -t)."""
+@contextlib.contextmanager
+def _terminal_stdio(tty: bool, interactive: bool):
+    """The stdio of a process the CLI runs in the foreground: a pty pyrt owns for
+    ``-t``, else our stdin (``-i``) or /dev/null, and our stdout/stderr.
+    Yields ``(stdio, proxy)``; ``proxy`` is the PtyProxy or None."""
     devnull = None
     proxy = None
     try:
-        if config.tty:
+        if tty:
             from ..monitor.attach import PtyProxy
 
-            proxy = PtyProxy(stdin_fd=0 if config.interactive else None, stdout_fd=1)
+            proxy = PtyProxy(stdin_fd=0 if interactive else None, stdout_fd=1)
             stdio = proxy.stdio
         else:
-            if config.interactive:
+            if interactive:
                 stdin = 0
             else:
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 stdin = devnull
             stdio = (stdin, 1, 2)
         sys.stdout.flush()
-        return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
-                          on_started=(lambda pid: proxy.start()) if proxy else None,
-                          on_exited=(lambda code: proxy.finish()) if proxy else None)
+        yield stdio, proxy
     finally:
         if proxy is not None:
             proxy.finish()
         if devnull is not None:
             os.close(devnull)
+
+
+def _run_foreground(engine, config, args) -> int:
+    """The CLI is the container's monitor: fastest path, stdio passed straight through
+    (or a pty pyrt owns for -t)."""
+    with _terminal_stdio(config.tty, config.interactive) as (stdio, proxy):
+        return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
+                          on_started=(lambda pid: proxy.start()) if proxy else None,
+                          on_exited=(lambda code: proxy.finish()) if proxy else None)
 
 
 def _start_attached(engine, ref, stdin: bool) -> int:
@@ -630,30 +640,10 @@ def cmd_exec(args) -> int:
         raise UsageError("exec needs a command to run")
     engine = _engine(args)
     env = _parse_env(args.env, [])
-    proxy = None
-    devnull = None
-    try:
-        if args.tty:
-            from ..monitor.attach import PtyProxy
-
-            proxy = PtyProxy(stdin_fd=0 if args.interactive else None, stdout_fd=1)
-            stdio = proxy.stdio
-        else:
-            if args.interactive:
-                stdin = 0
-            else:
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                stdin = devnull
-            stdio = (stdin, 1, 2)
-        sys.stdout.flush()
+    with _terminal_stdio(args.tty, args.interactive) as (stdio, proxy):
         return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
                            workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
                            on_started=(lambda pid: proxy.start()) if proxy else None)
-    finally:
-        if proxy is not None:
-            proxy.finish()
-        if devnull is not None:
-            os.close(devnull)
 
 
 def cmd_attach(args) -> int:
