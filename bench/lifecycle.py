@@ -13,6 +13,12 @@ Run as root from the repository (after scripts/quickstart or a dev install):
    size (PSS, /proc/PID/smaps_rollup) of the monitors, per container.  Both engines
    use conmon as the monitor; pyrt's conmon drives ``pyrt-runtime``, podman's runc.
 
+``--compare PYTHONPATH`` adds the same pyrt run with another source tree first on the
+path, for before/after figures from one run::
+
+    git archive HEAD~3 | tar -x -C /tmp/old
+    bench/lifecycle.py --compare /tmp/old/core/src:/tmp/old/plugins/namespaces/src:...
+
 Both stores are private temporary directories, removed at the end.
 """
 from __future__ import annotations
@@ -31,9 +37,14 @@ REPO = os.path.dirname(HERE)
 TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
 
 
+# the engines' own environment; Python may cache bytecode as an installed package does
+# (pip byte-compiles on install): a dev shell's PYTHONDONTWRITEBYTECODE would time the compiler
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(cmd, env=None) -> tuple[float, str]:
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV)
     dt = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
@@ -67,15 +78,18 @@ def monitors(marker: str) -> list[int]:
     return out
 
 
-def lifecycle(run_d, stop, rm, runs):
-    steps = {"run -d": [], "stop": [], "rm": [], "total": []}
+def lifecycle(engines: dict, runs: int) -> dict:
+    """``engines``: name -> (run_d, stop, rm) argv makers.  The engines take turns run by
+    run, so a change in the machine's load hits both alike."""
+    steps = {name: {"run -d": [], "stop": [], "rm": [], "total": []} for name in engines}
     for i in range(runs):
-        t1, cid = timed(run_d(f"bench{i}"))
-        t2, _ = timed(stop(cid))
-        t3, _ = timed(rm(cid))
-        for k, v in (("run -d", t1), ("stop", t2), ("rm", t3), ("total", t1 + t2 + t3)):
-            steps[k].append(v)
-    return {k: statistics.median(v) for k, v in steps.items()}
+        for name, (run_d, stop, rm) in engines.items():
+            t1, cid = timed(run_d(f"bench{i}"))
+            t2, _ = timed(stop(cid))
+            t3, _ = timed(rm(cid))
+            for k, v in (("run -d", t1), ("stop", t2), ("rm", t3), ("total", t1 + t2 + t3)):
+                steps[name][k].append(v)
+    return {name: {k: statistics.median(v) for k, v in st.items()} for name, st in steps.items()}
 
 
 def idle_memory(run_d, rm_all, marker, n):
@@ -94,36 +108,48 @@ def main():
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--skip-podman", action="store_true")
     ap.add_argument("--pyrt", default=os.path.join(REPO, ".venv/bin/pyrt"))
+    ap.add_argument("--compare", metavar="PYTHONPATH", default=None,
+                    help="also time the same pyrt with this PYTHONPATH (e.g. the src dirs of an "
+                         "older tree from `git archive`): before/after in one run")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
     work = tempfile.mkdtemp(prefix="pyrt-bench-lc-")
     layout = os.path.join(work, "layout")
-    res: dict[str, dict] = {}
+    engines: dict[str, tuple] = {}
+    memory: dict[str, tuple] = {}
     mem: dict[str, tuple[int, int]] = {}
+    res: dict[str, dict] = {}
     try:
         subprocess.run([os.path.join(REPO, "scripts/build-demo-image"), layout, "latest"], check=True,
                        stdout=subprocess.DEVNULL)
-        # -- pyrt
-        prun = os.path.join(work, "pyrt-run")
-        base = [a.pyrt, "--root", os.path.join(work, "pyrt-root"), "--runroot", prun]
-        iid = subprocess.run(base + ["load", "-q", "-i", layout], check=True, capture_output=True,
-                             text=True).stdout.split()[0]
-        warm = subprocess.run(base + ["run", "-d", iid] + TRAP, check=True, capture_output=True,
-                              text=True).stdout.strip()
-        subprocess.run(base + ["rm", "-f", warm], check=True, capture_output=True)
-        res["pyrt"] = lifecycle(lambda n: base + ["run", "-d", "--name", n, iid] + TRAP,
-                                lambda c: base + ["stop", c], lambda c: base + ["rm", c], a.runs)
+        # -- pyrt (and the tree to compare with)
+        variants = [("pyrt", [])]
+        if a.compare:
+            variants.append(("pyrt (compare)", ["env", f"PYTHONPATH={a.compare}"]))
+        for label, prefix in variants:
+            tag = "pyrt" if label == "pyrt" else "cmp"
+            prun = os.path.join(work, f"{tag}-run")
+            base = prefix + [a.pyrt, "--root", os.path.join(work, f"{tag}-root"), "--runroot", prun]
+            iid = timed(base + ["load", "-q", "-i", layout])[1].split()[0]
+            _, warm = timed(base + ["run", "-d", iid] + TRAP)
+            timed(base + ["rm", "-f", warm])
+            engines[label] = (lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n, iid] + TRAP,
+                              lambda c, base=base: base + ["stop", c],
+                              lambda c, base=base: base + ["rm", c])
 
-        def pyrt_rm_all():
-            ids = subprocess.run(base + ["ps", "-aq"], capture_output=True, text=True).stdout.split()
-            if ids:
-                subprocess.run(base + ["rm", "-f"] + ids, capture_output=True)
+            def pyrt_rm_all(base=base):
+                ids = subprocess.run(base + ["ps", "-aq"], capture_output=True, text=True,
+                                     env=ENV).stdout.split()
+                if ids:
+                    subprocess.run(base + ["rm", "-f"] + ids, capture_output=True, env=ENV)
 
-        mem["pyrt (conmon + pyrt-runtime)"] = idle_memory(
-            lambda n: base + ["run", "-d", "--name", n, iid, "sleep", "100000"], pyrt_rm_all, prun,
-            a.containers)
+            if label == "pyrt":
+                memory["pyrt (conmon + pyrt-runtime)"] = (
+                    lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n, iid, "sleep", "100000"],
+                    pyrt_rm_all, prun)
         # -- podman + runc
+        pbase = None
         if not a.skip_podman and shutil.which("podman") and shutil.which("runc"):
             qrun = os.path.join(work, "podman-run")
             pbase = ["podman", "--root", os.path.join(work, "podman-root"), "--runroot", qrun,
@@ -136,26 +162,29 @@ def main():
             warm = subprocess.run(pbase + ["run", "-d"] + opts + [img] + TRAP, check=True,
                                   capture_output=True, text=True).stdout.strip()
             subprocess.run(pbase + ["rm", "-f", warm], check=True, capture_output=True)
-            res["podman+runc"] = lifecycle(lambda n: pbase + ["run", "-d", "--name", n] + opts + [img] + TRAP,
-                                           lambda c: pbase + ["stop", c], lambda c: pbase + ["rm", c],
-                                           a.runs)
+            engines["podman+runc"] = (lambda n: pbase + ["run", "-d", "--name", n] + opts + [img] + TRAP,
+                                      lambda c: pbase + ["stop", c], lambda c: pbase + ["rm", c])
 
             def podman_rm_all():
                 subprocess.run(pbase + ["rm", "-af", "-t", "0"], capture_output=True)
 
-            mem["podman (conmon + runc)"] = idle_memory(
+            memory["podman (conmon + runc)"] = (
                 lambda n: pbase + ["run", "-d", "--name", n] + opts + [img, "sleep", "100000"],
-                podman_rm_all, qrun, a.containers)
-            subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+                podman_rm_all, qrun)
         else:
             print("podman skipped (apt-get install podman runc)")
+        res = lifecycle(engines, a.runs)
+        for label, (run_d, rm_all, marker) in memory.items():
+            mem[label] = idle_memory(run_d, rm_all, marker, a.containers)
+        if pbase:
+            subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     finally:
         _cleanup(work)
-    print(f"latency, median of {a.runs} runs (ms):")
-    print(f"  {'':<14}{'run -d':>9}{'stop':>9}{'rm':>9}{'total':>9}")
+    print(f"latency, median of {a.runs} runs (ms), engines taking turns:")
+    print(f"  {'':<16}{'run -d':>9}{'stop':>9}{'rm':>9}{'total':>9}")
     for k, v in res.items():
-        print(f"  {k:<14}" + "".join(f"{v[s] * 1000:9.0f}" for s in ("run -d", "stop", "rm", "total")))
+        print(f"  {k:<16}" + "".join(f"{v[s] * 1000:9.0f}" for s in ("run -d", "stop", "rm", "total")))
     print(f"monitor memory with {a.containers} idle containers (PSS):")
     for k, (n, kib) in mem.items():
         per = kib / max(n, 1)

@@ -154,6 +154,30 @@ def test_monitor_killed(cli):
     assert cli("stop", "m").returncode == 0
 
 
+def test_monitor_killed_restart_policy_waits_for_start_or_boot(cli):
+    # podman's rule: restart policies act on the exit the monitor reports; a container whose
+    # monitor died is marked exited and stays so until `start` or `system boot`
+    cli("run", "-d", "--name", "al", "--restart", "always", cli.image, "sh", "-c", TRAP, check=True)
+    [mon] = conmon_pids(cli)
+    pid = state(cli, "al")["Pid"]
+    os.kill(mon, signal.SIGKILL)
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10)
+    st = state(cli, "al")  # the implicit recovery: killed, cleaned up, not restarted
+    assert st["Status"] == "exited" and st["ExitCode"] == 137 and "monitor" in st["Error"]
+    gone(pid)
+    for _ in range(3):  # more commands, more recovery passes: still not restarted
+        assert json.loads(cli("ps", "-a", "--format", "json").stdout)[0]["State"]["Status"] == "exited"
+    assert inspect(cli, "al")["RestartCount"] == 0 and conmon_pids(cli) == []
+    assert_clean(cli)
+    r = cli("system", "boot")  # at host start-up: restarted
+    assert r.returncode == 0 and "started al" in r.stdout
+    st = state(cli, "al")
+    assert st["Running"] and st["Error"] == ""
+    assert cli("stop", "al").returncode == 0
+    assert state(cli, "al")["ExitCode"] == 3
+    assert_clean(cli)
+
+
 def test_cleanup_exit_command_killed(cli):
     # the monitor's exit command (`pyrt container cleanup`) inherits PYRT_FAULT from run -d
     cli("run", "-d", "--name", "c", cli.image, "sh", "-c", TRAP, env=faulty("cleanup:released"),

@@ -63,3 +63,39 @@ def test_help_everywhere():
 def test_version():
     r = subprocess.run([sys.executable, "-m", "pyrt_core.cli.main", "--version"], capture_output=True, text=True)
     assert r.stdout.startswith("pyrt version ")
+
+
+def test_command_table_matches_the_area_modules():
+    import importlib
+
+    from pyrt_core.cli import main as climain
+
+    for area, names in climain.AREAS.items():
+        mod = importlib.import_module(f"pyrt_core.cli.{area}")
+        assert tuple(mod.PARSERS) == names, area
+    listed = build_parser()._subparsers._group_actions[0].choices
+    assert list(listed) == [n for names in climain.AREAS.values() for n in names]
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["rm", "x"], "rm"),
+    (["--root", "/r", "--runroot=/rr", "-s", "vfs", "stop", "-t", "1", "x"], "stop"),
+    (["--storage-opt", "overlay.a=b", "run", "--rm", "img"], "run"),
+    (["--help"], None), ([], None), (["--roo", "/r", "ps"], None), (["nosuch"], None),
+])
+def test_only_the_named_command_is_built(argv, word):
+    from pyrt_core.cli.main import command_word
+
+    assert command_word(argv) == word
+    if word:
+        p = build_parser(only=word)
+        assert list(p._subparsers._group_actions[0].choices) == [word]
+        # and it parses like the whole parser
+        a, b = p.parse_args(argv), build_parser().parse_args(argv)
+        assert {k: v for k, v in vars(a).items() if k != "func"} == \
+            {k: v for k, v in vars(b).items() if k != "func"}
+
+
+def test_abbreviated_global_option_still_parses():
+    # not recognised by command_word: main falls back to the whole parser
+    assert main(["--roo", "/nonexistent-pyrt-root", "version"]) == 0

@@ -83,3 +83,154 @@ def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
     import os
 
     assert os.environ["PYRT_CGROUP_MANAGER"] == "none"
+
+
+# -- the OCI runtime configuration (pyrt_core.runtime.config.from_spec) ------------------
+
+from pyrt_core.runtime import config as rc  # noqa: E402
+from pyrt_core.runtime.hooks import run_hooks  # noqa: E402
+from pyrt_core.errors import RuntimeError_  # noqa: E402
+
+
+def _spec(**over):
+    spec = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/"},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}]}}
+    for key, value in over.items():
+        if key.startswith("linux_"):
+            spec["linux"][key[6:]] = value
+        elif key.startswith("process_"):
+            spec["process"][key[8:]] = value
+        else:
+            spec[key] = value
+    return spec
+
+
+def _cfg(**over):
+    return rc.from_spec(_spec(**over), "c1", "/bundle")
+
+
+def test_hooks_are_resolved_per_phase():
+    hooks = {"prestart": [{"path": "/bin/a", "args": ["a", "-x"], "env": ["K=V"], "timeout": 3}],
+             "createRuntime": [{"path": "/bin/b"}], "createContainer": [{"path": "/bin/c"}],
+             "startContainer": [{"path": "/bin/d"}], "poststart": [{"path": "/bin/e"}],
+             "poststop": [{"path": "/bin/f"}, {"path": "/bin/g"}]}
+    h = _cfg(hooks=hooks).hooks
+    assert h.prestart == [rc.Hook("/bin/a", ("a", "-x"), ("K=V",), 3)]
+    assert [x.path for x in h.create_runtime + h.create_container + h.start_container] == \
+        ["/bin/b", "/bin/c", "/bin/d"]
+    assert [x.path for x in h.poststart + h.poststop] == ["/bin/e", "/bin/f", "/bin/g"]
+    assert _cfg().hooks == rc.Hooks()
+
+
+@pytest.mark.parametrize("hooks, message", [
+    ({"prestart": [{"path": "relative"}]}, "absolute"),
+    ({"prestart": [{}]}, "absolute"),
+    ({"prestart": [{"path": "/x", "timeout": 0}]}, "positive integer"),
+    ({"prestart": [{"path": "/x", "timeout": "5"}]}, "positive integer"),
+    ({"prestart": [{"path": "/x", "args": "a b"}]}, "list of strings"),
+    ({"poststop": {"path": "/x"}}, "must be a list"),
+    ({"preStart": [{"path": "/x"}]}, "unknown hook phase"),
+    ([], "must be an object"),
+])
+def test_bad_hooks_are_refused(hooks, message):
+    with pytest.raises(UsageError, match=message):
+        _cfg(hooks=hooks)
+
+
+def test_domainname_personality_and_runtime_options():
+    c = _cfg(domainname="example.org", linux_personality={"domain": "LINUX32"})
+    assert (c.domainname, c.personality, c.no_pivot, c.console_socket) == \
+        ("example.org", "LINUX32", False, None)
+    assert _cfg(linux_personality={"domain": "LINUX", "flags": []}).personality == "LINUX"
+    with pytest.raises(UsageError, match="LINUX or LINUX32"):
+        _cfg(linux_personality={"domain": "SVR4"})
+    with pytest.raises(UsageError, match="64 bytes"):
+        _cfg(domainname="x" * 65)
+    with pytest.raises(UsageError, match="hostname"):
+        _cfg(hostname=7)
+
+
+def test_devices_are_validated_and_allowed_in_the_device_cgroup():
+    devs = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600},
+            {"path": "/dev/fifo", "type": "p"}]
+    c = _cfg(linux_devices=devs, linux_resources={"devices": [{"allow": False, "access": "rwm"}]})
+    assert c.devices[0] == rc.Device("/dev/fuse", "c", 10, 229, 0o600)
+    rules = [(r.allow, r.type, r.major, r.minor) for r in c.resources.devices]
+    assert rules[0] == (False, "a", None, None)
+    assert (True, "c", 10, 229) in rules            # the configured device
+    assert (True, "c", 1, 3) in rules               # /dev/null, a default device
+    assert not any(r[1] == "p" for r in rules)      # a FIFO is no device-cgroup matter
+    # without device rules nothing is restricted, so nothing is added
+    assert _cfg(linux_devices=devs).resources.devices == []
+    for bad, message in [({"path": "dev/x", "type": "c", "major": 1, "minor": 1}, "absolute"),
+                         ({"path": "/dev/x", "type": "z", "major": 1, "minor": 1}, "type"),
+                         ({"path": "/dev/x", "type": "c"}, "major and minor"),
+                         ({"path": "/dev/x", "type": "b", "major": "x", "minor": 1}, "non-numeric")]:
+        with pytest.raises(UsageError, match=message):
+            _cfg(linux_devices=[bad])
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"process_rlimits": [{"type": "NOFILE", "soft": 1, "hard": 1}]}, "RLIMIT_"),
+    ({"process_rlimits": [{"type": "RLIMIT_NOFILE", "soft": 2, "hard": 1}]}, "exceeds"),
+    ({"process_rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1}]}, "hard is required"),
+    ({"process_oomScoreAdj": 1001}, "-1000..1000"),
+    ({"process_user": {"uid": -1}}, "not a valid id"),
+    ({"process_user": {"uid": 0, "additionalGids": ["wheel"]}}, "not a valid id"),
+    ({"process_user": {"umask": 0o1000}}, "umask"),
+    ({"process_env": ["NOEQUALS"]}, "NAME=VALUE"),
+    ({"linux_uidMappings": [{"containerID": 0, "hostID": 1000}]}, "non-zero size"),
+    ({"linux_namespaces": [{"type": "network", "path": "netns"}]}, "must be absolute"),
+    ({"linux_namespaces": [{"type": "mnt"}]}, "unknown namespace"),
+    ({"linux_rootfsPropagation": "sideways"}, "rootfsPropagation"),
+])
+def test_bad_process_and_linux_values_are_refused(over, message):
+    with pytest.raises(UsageError, match=message):
+        _cfg(**over)
+
+
+def test_process_values_are_resolved():
+    c = _cfg(process_user={"uid": 1000, "gid": 100, "additionalGids": [5, 6], "umask": 0o027},
+             process_rlimits=[{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+             process_oomScoreAdj=-500, linux_rootfsPropagation="rslave",
+             linux_namespaces=[{"type": "mount", "path": "/proc/1/ns/mnt"}])
+    p = c.process
+    assert (p.uid, p.gid, p.additional_gids, p.umask, p.oom_score_adj) == (1000, 100, [5, 6], 0o027, -500)
+    assert p.rlimits == [rc.Rlimit("RLIMIT_NOFILE", 100, 200)]
+    assert c.rootfs_propagation == rc.MS_SLAVE | rc.MS_REC
+    assert c.namespace("mount") == rc.Namespace("mount", "/proc/1/ns/mnt")
+
+
+# -- hooks: real programs, the state on their stdin ---------------------------------------
+
+def test_hooks_get_the_state_on_stdin_and_their_args_and_env(tmp_path):
+    out = tmp_path / "out"
+    hook = rc.Hook("/bin/sh", ("sh", "-c", f'cat > {out}; echo "$0 $1 $K" >> {out}', "zero", "one"),
+                   ("K=kv",))
+    run_hooks([hook], {"id": "c1", "status": "creating"}, "prestart")
+    assert out.read_text() == '{"id": "c1", "status": "creating"}zero one kv\n'
+
+
+def test_a_failing_hook_names_the_phase_and_the_hook_and_stops_the_rest(tmp_path):
+    later = tmp_path / "later"
+    bad = rc.Hook("/bin/sh", ("sh", "-c", "echo broken >&2; exit 3"))
+    good = rc.Hook("/bin/sh", ("sh", "-c", f"touch {later}"))
+    with pytest.raises(RuntimeError_, match=r"^createRuntime hook /bin/sh -c .* exited with "
+                                            r"status 3: broken$"):
+        run_hooks([bad, good], {}, "createRuntime")
+    assert not later.exists()
+
+
+def test_a_hook_past_its_timeout_is_killed(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError_, match="poststop hook /bin/sleep 30 timed out after 1s"):
+        run_hooks([rc.Hook("/bin/sleep", ("sleep", "30"), (), 1)], {}, "poststop")
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_missing_hook_program(tmp_path):
+    with pytest.raises(RuntimeError_, match="startContainer hook .*/nope failed: No such file"):
+        run_hooks([rc.Hook(str(tmp_path / "nope"))], {}, "startContainer")

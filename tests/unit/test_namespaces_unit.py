@@ -277,3 +277,86 @@ def test_sysctls_must_be_namespaced():
         plan({"net.ipv4.ip_forward": "1"}, namespaces=("ipc",))
     with pytest.raises(RuntimeError_, match="invalid sysctl"):
         plan({"net.ipv4/../../x": "1"})
+
+
+# -- runtime-spec additions: mountinfo, console fds, personality, state ------------------
+
+def test_read_mountinfo_and_the_parent_mount_of_a_path(tmp_path, monkeypatch):
+    from pyrt_namespaces import mounts
+
+    info = tmp_path / "mountinfo"
+    info.write_text("27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+                    "60 27 0:50 / /var/lib rw shared:7 - xfs /dev/vdb rw\n"
+                    "61 60 0:51 / /var/lib/with\\040space rw - tmpfs tmpfs rw\n")
+    assert mounts.read_mountinfo(str(info)) == [
+        ("/", "shared:1"), ("/var/lib", "shared:7"), ("/var/lib/with space", "")]
+    assert mounts._under("/var/lib/x", "/var/lib") and mounts._under("/anything", "/")
+    assert not mounts._under("/var/library", "/var/lib")
+
+    calls = []
+    monkeypatch.setattr(mounts, "read_mountinfo",
+                        lambda path=str(info): [("/", "shared:1"), ("/var/lib", "shared:7"),
+                                                ("/var/lib/with space", "")])
+    monkeypatch.setattr(mounts.syscalls, "mount", lambda *a, **k: calls.append(a[1]))
+    monkeypatch.setattr(mounts.os.path, "realpath", lambda p: "/var/lib/pyrt/rootfs")
+    mounts.make_parent_private(".")
+    assert calls == ["/var/lib"]  # the deepest mount holding the root, and only if shared
+    calls.clear()
+    monkeypatch.setattr(mounts.os.path, "realpath", lambda p: "/var/lib/with space/rootfs")
+    mounts.make_parent_private(".")
+    assert calls == []
+
+
+def test_fds_travel_with_a_channel_message():
+    import socket
+
+    parent, child = channel.socketpair()
+    r, w = os.pipe()
+    try:
+        with socket.socket(fileno=os.dup(child)) as s:
+            socket.send_fds(s, [b"console"], [w])
+        msg, fds = channel.recv_fds(parent)
+        assert msg == b"console" and len(fds) == 1
+        assert not os.get_inheritable(fds[0])
+        os.write(fds[0], b"x")
+        assert os.read(r, 1) == b"x"
+        os.close(fds[0])
+        os.close(child)
+        child = None
+        assert channel.recv_fds(parent) == (b"", [])  # EOF
+    finally:
+        for fd in (parent, child, r, w):
+            if fd is not None:
+                os.close(fd)
+
+
+def test_personality_domains():
+    from pyrt_namespaces import syscalls
+
+    assert syscalls.PERSONALITY == {"LINUX": 0, "LINUX32": 8}
+
+
+def test_hook_state_and_plan_of_a_config(tmp_path):
+    from pyrt_core.runtime.config import from_spec
+    from pyrt_namespaces import spawn
+
+    spec = {"root": {"path": str(tmp_path)}, "process": {"args": ["sh"]}, "annotations": {"k": "v"},
+            "domainname": "d.example", "linux": {"personality": {"domain": "LINUX32"},
+                                                 "namespaces": [{"type": "mount"}, {"type": "uts"}]},
+            "hooks": {"prestart": [{"path": "/bin/true"}],
+                      "startContainer": [{"path": "/bin/true"}]}}
+    cfg = from_spec(spec, "c9", str(tmp_path))
+    assert spawn.oci_state(cfg, "creating", 42) == {
+        "ociVersion": "1.0.2", "id": "c9", "status": "creating", "pid": 42,
+        "bundle": str(tmp_path), "annotations": {"k": "v"}}
+    opened = []
+    try:
+        plan = spawn._create_plan(cfg, None, opened)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    assert (plan.domainname, plan.personality, plan.parent_hooks) == ("d.example", 8, True)
+    assert len(plan.start_container_hooks) == 1 and not plan.create_container_hooks
+    assert plan.own_mounts and not plan.join_mount and not plan.console
+    # the default devices, since /dev is not a bind mount
+    assert [d.path for d, _ in plan.rootfs.devices][:2] == ["/dev/null", "/dev/zero"]

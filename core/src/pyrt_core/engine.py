@@ -112,11 +112,12 @@ class Engine:
     # lock on a record in a transitional state means its writer died: recovery
     # (pyrt_core.recovery) finishes or undoes the step.
 
-    def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing") -> Container:
+    def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing",
+               cid: str | None = None) -> Container:
         self._validate_resources(config)
         image = self.resolve_image(config.image, pull)
         store = self.containers
-        cid = store.new_id()
+        cid = cid or store.new_id()
         lk = store.begin_create(cid)
         try:
             container = Container(
@@ -167,6 +168,9 @@ class Engine:
         hostname = container.config.hostname or container.id[:12]
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)
+        if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
+            spec["annotations"]["io.pyrt.seccomp-cache"] = os.path.join(self.settings.runroot,
+                                                                        "seccomp")
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
         atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), durable=False)
         if not load:
@@ -307,35 +311,85 @@ class Engine:
                     pass
 
     # -- detached: conmon is the monitor ---------------------------------------------------
-    def start(self, ref: str | Container, before_start=None) -> Container:
+    def start(self, ref: str | Container, before_start=None, launched=None) -> Container:
         """Start a created or exited container under conmon; returns once it runs.
         Starting a running container does nothing (as docker).  ``before_start(c)``
         runs once conmon holds the created container, before its process runs
-        (``start -a`` attaches there)."""
-        cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
-        with self.lock(cid):
-            c = self.reload(cid)
-            if c.state.status in ("running", "starting") and self.is_running(c):
+        (``start -a`` attaches there).  ``launched``: a monitor from :meth:`prelaunch`
+        (used for the container's first run, else stopped)."""
+        try:
+            cid = ref.id if isinstance(ref, Container) else self.containers.get(ref).id
+            with self.lock(cid):
+                c = self.reload(cid)
+                if c.state.status in ("running", "starting") and self.is_running(c):
+                    return c
+                if c.state.status in ("creating", "removing"):
+                    from .errors import ConflictError
+
+                    raise ConflictError(f"container {c.short_id} is {c.state.status}")
+                if c.state.status in ("running", "starting"):
+                    self._cleanup_locked(c, remove=False)  # a dead run recovery has not seen yet
+                mine, launched = launched, None  # _start_locked owns it from here
+                self._start_locked(c, before_start, mine)
                 return c
-            if c.state.status in ("creating", "removing"):
-                from .errors import ConflictError
+        finally:
+            if launched is not None:
+                self.abandon(launched)
 
-                raise ConflictError(f"container {c.short_id} is {c.state.status}")
-            if c.state.status in ("running", "starting"):
-                self._cleanup_locked(c, remove=False)  # a dead run recovery has not seen yet
-            self._start_locked(c, before_start)
-            return c
+    def prelaunch(self, cid: str, config: ContainerConfig, name: str | None = None):
+        """For ``run -d``: start conmon for the container ``cid`` that is about to be
+        created, so that its runtime loads its code while this process creates the
+        container, mounts its root and writes the bundle (the runtime waits for the
+        bundle, see monitor.conmon.launch).  Pass the result to :meth:`start`; if the
+        container is never started, call :meth:`abandon`.  None when the storage driver
+        is not known yet (a new store: the exit command must name it)."""
+        from .monitor import conmon
+        from .storage.select import recorded_driver
 
-    def _exit_command(self, c: Container) -> list[str]:
+        driver = self.settings.storage_driver or recorded_driver(self.settings.root)
+        if not driver:
+            return None
+        self.containers.prepare_dir(cid)  # conmon opens the log there at once
+        try:
+            launched = conmon.launch(
+                self.paths(cid), name=name or cid, exit_command=self._exit_argv(driver, cid, 1),
+                stdin=config.interactive, tty=config.tty, log_size_max=config.log_size_max,
+                disabled_plugins=self.settings.disabled_plugins, runtime=conmon.find_runtime(),
+                conmon=conmon.find_conmon())
+        except BaseException:
+            self.containers.discard_prepared(cid)
+            import shutil
+
+            shutil.rmtree(self.paths(cid).bundle, ignore_errors=True)
+            raise
+        launched.run = 1
+        return launched
+
+    def abandon(self, launched) -> None:
+        """Stop a monitor :meth:`prelaunch` started that no container uses: its runtime
+        reads EOF and exits, and so does conmon; the bundle directory goes unless a
+        record owns it."""
+        import shutil
+
+        launched.abort()
+        cid = launched.paths.id
+        if self.containers.load(cid) is None:
+            shutil.rmtree(launched.paths.bundle, ignore_errors=True)
+            self.containers.discard_prepared(cid)
+
+    def _exit_argv(self, driver: str, cid: str, run: int) -> list[str]:
         from .monitor.conmon import find_pyrt
 
         argv = [find_pyrt(), "--root", self.settings.root, "--runroot", self.settings.runroot,
-                "--storage-driver", self.driver_name]
+                "--storage-driver", driver]
         if self.settings.config_file:
             argv += ["--config", self.settings.config_file]
-        return argv + ["container", "cleanup", "--run", str(c.state.run), c.id]
+        return argv + ["container", "cleanup", "--run", str(run), cid]
 
-    def _start_locked(self, c: Container, before_start=None) -> None:
+    def _exit_command(self, c: Container) -> list[str]:
+        return self._exit_argv(self.driver_name, c.id, c.state.run)
+
+    def _start_locked(self, c: Container, before_start=None, launched=None) -> None:
         from . import procutil
         from .monitor import conmon
         from .runtime import cli as rtcli
@@ -353,7 +407,11 @@ class Engine:
             self.containers.save(c, durable=False)
             image = self.images.get(c.image_id)
             # conmon and the runtime start now; the runtime waits for the bundle
-            launched = conmon.launch(
+            if launched is not None and (launched.run != st.run or launched.paths.id != c.id
+                                         or launched.exit_command != self._exit_command(c)):
+                launched.abort()  # not for this run (never in practice)
+                launched = None
+            launched = launched or conmon.launch(
                 paths, name=c.name, exit_command=self._exit_command(c),
                 stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
                 disabled_plugins=self.settings.disabled_plugins, runtime=c.runtime,
@@ -496,7 +554,17 @@ class Engine:
 
     def cleanup(self, cid: str, run: int | None = None) -> Container | None:
         """``pyrt container cleanup``, conmon's exit command: record the exit and
-        release everything; then honour ``--rm`` and the restart policy."""
+        release everything; then honour ``--rm`` and the restart policy.
+
+        conmon writes the exit file before it runs this.  No exit file means there is
+        nothing to report: the runtime's create failed (the starter, or the next
+        command's recovery if the starter died, cleans up) or the exit was already
+        recorded.  Taking the lock then would only block the starter and hide a dead
+        start from recovery (a record left "starting" while we wait)."""
+        from .monitor import conmon
+
+        if conmon.read_exit_file(self.paths(cid).exit_file) is None:
+            return None
         try:
             with self.lock(cid):
                 c = self.reload(cid)
@@ -752,6 +820,9 @@ class Engine:
                                 "absolute path", 125)
             proc["cwd"] = workdir
         pconf = process_from_spec(proc)
+        from .runtime.seccomp_config import seccomp_from_spec
+
+        pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
         namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                       if not ns.get("path")]
         if c.state.resources.get("manager", "none") != "none" and "cgroup" not in namespaces:

@@ -286,6 +286,8 @@ class ContainerConfig:
     stop_signal: str | None = None  # --stop-signal, else the image's StopSignal, else SIGTERM
     stop_timeout: int | None = None  # --stop-timeout (seconds), else 10
     log_size_max: int | None = None  # --log-opt max-size (bytes), else the engine's default
+    security_opt: list[str] = field(factory=list)  # --security-opt, as given
+    seccomp: str | None = None  # None: pyrt's default profile; "unconfined"; else a profile's JSON
     detach: bool = False
 
     def to_dict(self) -> dict:

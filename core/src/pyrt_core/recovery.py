@@ -14,7 +14,9 @@ Rules (a free per-container lock on a record means its last writer is gone):
   gone -> kill the container's init if it still runs (pid + start time + boot
   id, never a reused pid), release its cgroup, unmount its root, record the
   exit (conmon's exit file, else 137 if pyrt killed it, else 255).  After a
-  reboot every such record is in this case (the boot id differs).
+  reboot every such record is in this case (the boot id differs).  A restart
+  policy is not applied here (as podman: it acts on the exit the monitor
+  reports); ``pyrt start`` or ``pyrt system boot`` starts such a container.
 * names pointing at no container are released.
 
 Full mode also: unmounts the root of every container that is not running
@@ -30,6 +32,7 @@ import shutil
 import time
 
 TRANSITIONAL = ("creating", "starting", "running", "removing")
+MONITOR_LOST = "the monitor (conmon) died; restart policies wait for `pyrt start` or `pyrt system boot`"
 
 
 def reconcile(engine, full: bool = False) -> list[str]:
@@ -100,7 +103,9 @@ def reconcile(engine, full: bool = False) -> list[str]:
                     actions.append(f"container {c.short_id} ({c.name}): start interrupted, "
                                    "cleaned up")
             elif status in ("starting", "running") and not engine.monitor_alive(c):
-                engine._cleanup_locked(c)
+                # never restarted here (podman's rule): restart policies act on the exit
+                # the monitor reports; without it `pyrt start` or `system boot` starts it
+                engine._cleanup_locked(c, error=MONITOR_LOST if c.monitor == "conmon" else "")
                 actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
                                f"marked exited ({c.state.exit_code}) and cleaned up")
     _release_dangling_names(store, actions)
@@ -173,8 +178,11 @@ def _sweep(engine, actions: list[str]) -> None:
                 except Exception as e:  # noqa: BLE001
                     actions.append(f"deleting runtime state of {cid[:12]} failed: {e}")
     for cid in _listdir(store.rundir):
-        if cid not in running:
-            shutil.rmtree(os.path.join(store.rundir, cid), ignore_errors=True)
+        path = os.path.join(store.rundir, cid)
+        # a bundle with no record yet is a `run -d` whose monitor started before its
+        # create finished (see Engine.prelaunch): leave young ones alone
+        if cid not in running and (cid in known or time.time() - _mtime(path) > 60):
+            shutil.rmtree(path, ignore_errors=True)
     now = time.time()
     for cid in _listdir(p.exit_dir):
         path = os.path.join(p.exit_dir, cid)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 
-from ..config import load_settings
-
-
 def engine_from_args(args, pm=None):
     """An Engine for the global flags (--root, --runroot, --storage-driver, ...)."""
+    from ..config import load_settings
     from ..engine import Engine
 
     settings = load_settings(

@@ -17,65 +17,93 @@ from ..errors import NotFoundError, UsageError
 from .common import engine_from_args, ago, table
 
 
-def add_parsers(cmd) -> None:
+# Each command's parser is built by its own function, so the CLI builds only the
+# parser of the command it runs (see cli.main); PARSERS maps a name to its builder.
+
+
+def _p_run_create(cmd, name, help, func) -> None:
     # `run -h` means --hostname, as in docker: run's help is --help only
     # and, as in docker and podman, `run --storage-opt` is per container (size=...);
     # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
     from .resource_flags import add_resource_flags
 
-    for name, help, func in (("run", "Run a command in a new container", cmd_run),
-                             ("create", "Create a new container", cmd_create)):
-        r = cmd(name, help, func, add_help=False, storage_opt=False)
-        add_container_flags(r)
-        add_resource_flags(r)
-        r.add_argument("--rm", action="store_true", help="remove the container when it exits")
-        if name == "run":
-            r.add_argument("--detach", "-d", action="store_true",
-                           help="run in the background (under its monitor) and print its id")
-        r.add_argument("image", metavar="IMAGE")
-        r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    r = cmd(name, help, func, add_help=False, storage_opt=False)
+    add_container_flags(r)
+    add_resource_flags(r)
+    r.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    if name == "run":
+        r.add_argument("--detach", "-d", action="store_true",
+                       help="run in the background (under its monitor) and print its id")
+    r.add_argument("image", metavar="IMAGE")
+    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
+
+def _p_run(cmd) -> None:
+    _p_run_create(cmd, "run", "Run a command in a new container", cmd_run)
+
+
+def _p_create(cmd) -> None:
+    _p_run_create(cmd, "create", "Create a new container", cmd_create)
+
+
+def _p_inspect(cmd) -> None:
     ins = cmd("inspect", "Show low-level information on images or containers", cmd_inspect)
     ins.add_argument("--type", choices=("image", "container"), default=None)
     ins.add_argument("names", nargs="+", metavar="NAME")
 
+
+def _p_ps(cmd) -> None:
     ps = cmd("ps", "List containers", cmd_ps)
     ps.add_argument("--all", "-a", action="store_true", help="show all containers (default: running)")
     ps.add_argument("--quiet", "-q", action="store_true", help="only show ids")
     ps.add_argument("--no-trunc", action="store_true")
     ps.add_argument("--format", choices=("table", "json"), default="table")
 
+
+def _p_rm(cmd) -> None:
     rm = cmd("rm", "Remove containers", cmd_rm)
     rm.add_argument("--force", "-f", action="store_true", help="kill and remove running containers")
     rm.add_argument("--volumes", "-v", action="store_true",
                     help="remove anonymous volumes too (pyrt creates none: accepted for docker compatibility)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+
+def _p_start(cmd) -> None:
     st = cmd("start", "Start created or stopped containers", cmd_start)
     st.add_argument("--attach", "-a", action="store_true", help="attach stdout/stderr and wait for the exit")
     st.add_argument("--interactive", "-i", action="store_true", help="attach stdin")
     st.add_argument("--all", action="store_true", help="start every container that is not running")
     st.add_argument("containers", nargs="*", metavar="CONTAINER")
 
+
+def _p_stop(cmd) -> None:
     sp = cmd("stop", "Stop running containers (stop signal, then SIGKILL)", cmd_stop)
     sp.add_argument("--time", "-t", type=int, default=None, metavar="N",
                     help="seconds to wait before SIGKILL (default: --stop-timeout or 10)")
     sp.add_argument("--all", "-a", action="store_true", help="stop every running container")
     sp.add_argument("containers", nargs="*", metavar="CONTAINER")
 
+
+def _p_restart(cmd) -> None:
     rs = cmd("restart", "Restart containers", cmd_restart)
     rs.add_argument("--time", "-t", type=int, default=None, metavar="N")
     rs.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+
+def _p_kill(cmd) -> None:
     k = cmd("kill", "Send a signal to running containers", cmd_kill)
     # docker's `kill -s SIG`: -s is the signal here, not the global --storage-driver
     k.conflict_handler = k._optionals.conflict_handler = "resolve"
     k.add_argument("--signal", "-s", default="SIGKILL", metavar="SIG")
     k.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+
+def _p_wait(cmd) -> None:
     w = cmd("wait", "Wait for containers to stop and print their exit codes", cmd_wait)
     w.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+
+def _p_logs(cmd) -> None:
     lg = cmd("logs", "Show a container's output", cmd_logs)
     lg.add_argument("--follow", "-f", action="store_true")
     lg.add_argument("--tail", "-n", default="all", metavar="N")
@@ -84,6 +112,8 @@ def add_parsers(cmd) -> None:
                     help="json: docker json-file lines (log, stream, time)")
     lg.add_argument("container", metavar="CONTAINER")
 
+
+def _p_exec(cmd) -> None:
     ex = cmd("exec", "Run a command in a running container", cmd_exec, add_help=False)
     ex.add_argument("--help", action="help")
     ex.add_argument("--interactive", "-i", action="store_true")
@@ -95,27 +125,44 @@ def add_parsers(cmd) -> None:
     ex.add_argument("container", metavar="CONTAINER")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
+
+def _p_attach(cmd) -> None:
     at = cmd("attach", "Attach to a running container's stdio", cmd_attach)
     at.add_argument("--no-stdin", action="store_true")
     at.add_argument("container", metavar="CONTAINER")
 
-    for name, help, func in (("pause", "Pause all processes of containers (cgroup freezer)", cmd_pause),
-                             ("unpause", "Unpause the processes of paused containers", cmd_unpause)):
-        pp = cmd(name, help, func)
-        pp.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+def _p_pause(cmd) -> None:
+    pp = cmd("pause", "Pause all processes of containers (cgroup freezer)", cmd_pause)
+    pp.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _p_unpause(cmd) -> None:
+    pp = cmd("unpause", "Unpause the processes of paused containers", cmd_unpause)
+    pp.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _p_stats(cmd) -> None:
     stp = cmd("stats", "Show resource usage of running containers", cmd_stats)
     stp.add_argument("--no-stream", action="store_true", help="print one sample and exit")
     stp.add_argument("--format", choices=("table", "json"), default="table")
     stp.add_argument("containers", nargs="*", metavar="CONTAINER", help="default: all running")
 
+
+def _p_update(cmd) -> None:
+    from .resource_flags import add_resource_flags
+
     up = cmd("update", "Change the resource limits of running containers", cmd_update)
     add_resource_flags(up)
     up.add_argument("containers", nargs="+", metavar="CONTAINER")
 
+
+def _p_top(cmd) -> None:
     tp = cmd("top", "Show the processes of a container", cmd_top)
     tp.add_argument("container", metavar="CONTAINER")
 
+
+def _p_container(cmd) -> None:
     ctr = cmd("container", "Manage containers (prune)", None)
     csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
     pr = csub.add_parser("prune", help="Remove all stopped containers")
@@ -127,6 +174,8 @@ def add_parsers(cmd) -> None:
     cu.set_defaults(func=cmd_container_cleanup)
     ctr.set_defaults(func=lambda a: (ctr.print_help(), 0)[1])
 
+
+def _p_system(cmd) -> None:
     sy = cmd("system", "Engine-wide maintenance (recover, boot)", None)
     ssub = sy.add_subparsers(dest="system_command", metavar="COMMAND")
     rc = ssub.add_parser("recover", help="Reconcile records with running processes; release stale "
@@ -136,6 +185,20 @@ def add_parsers(cmd) -> None:
                                       "(and unless-stopped) containers")
     bt.set_defaults(func=cmd_system_boot)
     sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
+
+
+PARSERS = {
+    "run": _p_run, "create": _p_create, "inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm,
+    "start": _p_start, "stop": _p_stop, "restart": _p_restart, "kill": _p_kill, "wait": _p_wait,
+    "logs": _p_logs, "exec": _p_exec, "attach": _p_attach, "pause": _p_pause,
+    "unpause": _p_unpause, "stats": _p_stats, "update": _p_update, "top": _p_top,
+    "container": _p_container, "system": _p_system,
+}
+
+
+def add_parsers(cmd) -> None:
+    for build in PARSERS.values():
+        build(cmd)
 
 
 def add_container_flags(p: argparse.ArgumentParser) -> None:
@@ -152,6 +215,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
                    help="bind-mount a host path")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format); "
+                        "default: a profile like Docker's")
     p.add_argument("--userns", metavar="MODE", choices=("host", "private"), default=None,
                    help="user namespace: host (default) or private (maps root to 100000:65536 unless --uidmap)")
     p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="uid mapping (implies a user namespace)")
@@ -266,8 +332,19 @@ def container_config_from_args(args):
         stop_signal=stop_signal,
         stop_timeout=getattr(args, "stop_timeout", None),
         log_size_max=log_size_max,
+        security_opt=list(getattr(args, "security_opt", []) or []),
+        seccomp=_seccomp_setting(getattr(args, "security_opt", []) or []),
         detach=bool(getattr(args, "detach", False)),
     )
+
+
+def _seccomp_setting(opts: list[str]) -> str | None:
+    if not opts:
+        return None
+    from ..containers.defaults import DEFAULT_CAPS
+    from ..containers.seccomp_default import parse_security_opts
+
+    return parse_security_opts(opts, DEFAULT_CAPS)
 
 
 def parse_restart(text: str) -> tuple[str, int]:
@@ -317,12 +394,16 @@ def _engine(args, recover: bool = True):
     """An engine, after the cheap recovery pass every container command starts with."""
     engine = engine_from_args(args)
     if recover:
-        try:
-            for line in engine.recover():
-                sys.stderr.write(f"pyrt: recovery: {line}\n")
-        except Exception as e:  # noqa: BLE001 - recovery must never block a command
-            sys.stderr.write(f"pyrt: recovery failed: {e}\n")
+        _recover(engine)
     return engine
+
+
+def _recover(engine) -> None:
+    try:
+        for line in engine.recover():
+            sys.stderr.write(f"pyrt: recovery: {line}\n")
+    except Exception as e:  # noqa: BLE001 - recovery must never block a command
+        sys.stderr.write(f"pyrt: recovery failed: {e}\n")
 
 
 def _each(args, refs, fn) -> int:
@@ -370,7 +451,8 @@ def container_inspect(engine, c) -> dict:
         "RestartCount": s.restart_count,
         "HostConfig": {"RestartPolicy": {"Name": c.config.restart_policy,
                                          "MaximumRetryCount": c.config.restart_max},
-                       "AutoRemove": c.config.auto_remove},
+                       "AutoRemove": c.config.auto_remove,
+                       "SecurityOpt": c.config.security_opt or None},
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
@@ -393,11 +475,21 @@ def cmd_create(args) -> int:
 
 def cmd_run(args) -> int:
     config = container_config_from_args(args)
-    engine = _engine(args)
     if args.detach:
-        c = engine.create(config, name=args.name, pull=args.pull)
+        # the monitor and its runtime start first: the runtime's start-up (a Python
+        # process) overlaps the recovery pass, create, mount and bundle
+        engine = engine_from_args(args)
+        cid = engine.containers.new_id()
+        launched = engine.prelaunch(cid, config, args.name)
         try:
-            engine.start(c)
+            _recover(engine)
+            c = engine.create(config, name=args.name, pull=args.pull, cid=cid)
+        except BaseException:
+            if launched is not None:
+                engine.abandon(launched)
+            raise
+        try:
+            engine.start(c, launched=launched)
         except Exception:
             if config.auto_remove:
                 try:
@@ -407,6 +499,7 @@ def cmd_run(args) -> int:
             raise
         print(c.id)
         return 0
+    engine = _engine(args)
     if config.restart_policy != "no":
         # the restart policy outlives this CLI: run under the monitor and attach to it
         c = engine.create(config, name=args.name, pull=args.pull)

@@ -9,11 +9,16 @@ from ..errors import NotFoundError, UsageError
 from .common import engine_from_args, ago, human_size, split_name, table
 
 
-def add_parsers(cmd) -> None:
+# Each command's parser is built by its own function (cli.main builds only the one it runs).
+
+
+def _p_load(cmd) -> None:
     l = cmd("load", "Load an image from an archive (OCI layout dir/tar, docker-archive tar)", cmd_load)
     l.add_argument("--input", "-i", metavar="PATH", help="archive or OCI layout to read (default: stdin)")
     l.add_argument("--quiet", "-q", action="store_true", help="print only the image ids")
 
+
+def _p_images(cmd) -> None:
     im = cmd("images", "List images", cmd_images)
     im.add_argument("--quiet", "-q", action="store_true", help="only show image ids")
     im.add_argument("--no-trunc", action="store_true", help="do not truncate ids")
@@ -21,14 +26,20 @@ def add_parsers(cmd) -> None:
     im.add_argument("--digests", action="store_true", help="show digests")
     im.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
 
+
+def _p_tag(cmd) -> None:
     t = cmd("tag", "Create a name TARGET that refers to SOURCE", cmd_tag)
     t.add_argument("source", metavar="SOURCE")
     t.add_argument("target", metavar="TARGET")
 
+
+def _p_rmi(cmd) -> None:
     rmi = cmd("rmi", "Remove images", cmd_rmi)
     rmi.add_argument("--force", "-f", action="store_true", help="remove even if containers use it")
     rmi.add_argument("images", nargs="+", metavar="IMAGE")
 
+
+def _p_pull(cmd) -> None:
     pl = cmd("pull", "Pull an image from a registry", cmd_pull)
     pl.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pull (default: the host's)")
     pl.add_argument("--quiet", "-q", action="store_true", help="print only the image id")
@@ -37,6 +48,8 @@ def add_parsers(cmd) -> None:
     _registry_flags(pl)
     pl.add_argument("image", metavar="IMAGE", help="[REGISTRY/]REPOSITORY[:TAG|@DIGEST]")
 
+
+def _p_push(cmd) -> None:
     ps = cmd("push", "Push an image to a registry", cmd_push)
     ps.add_argument("--quiet", "-q", action="store_true", help="print only the manifest digest")
     ps.add_argument("--chunk-size", type=int, metavar="BYTES",
@@ -46,6 +59,8 @@ def add_parsers(cmd) -> None:
     ps.add_argument("image", metavar="IMAGE")
     ps.add_argument("destination", nargs="?", metavar="DEST", help="[REGISTRY/]REPOSITORY[:TAG] (default: IMAGE)")
 
+
+def _p_login(cmd) -> None:
     li = cmd("login", "Log in to a registry", cmd_login)
     li.add_argument("--username", "-u", metavar="USER")
     li.add_argument("--password", "-p", metavar="PASSWORD")
@@ -53,17 +68,23 @@ def add_parsers(cmd) -> None:
     _registry_flags(li, creds=False)
     li.add_argument("registry", metavar="REGISTRY")
 
+
+def _p_logout(cmd) -> None:
     lo = cmd("logout", "Log out of a registry", cmd_logout)
     lo.add_argument("--authfile", metavar="FILE", help="auth file (default: $REGISTRY_AUTH_FILE or "
                                                       "$XDG_RUNTIME_DIR/containers/auth.json)")
     lo.add_argument("--all", "-a", action="store_true", help="forget every registry")
     lo.add_argument("registry", nargs="?", metavar="REGISTRY")
 
+
+def _p_save(cmd) -> None:
     sv = cmd("save", "Save images to an archive (docker-archive or oci-archive)", cmd_save)
     sv.add_argument("--output", "-o", metavar="FILE", help="archive to write (default: stdout)")
     sv.add_argument("--format", choices=("docker-archive", "oci-archive"), default="docker-archive")
     sv.add_argument("images", nargs="+", metavar="IMAGE")
 
+
+def _p_image(cmd) -> None:
     ig = cmd("image", "Manage images (image prune)", cmd_image)
     from .main import _global_options
 
@@ -73,6 +94,16 @@ def add_parsers(cmd) -> None:
     pr.set_defaults(func=cmd_image_prune)
     pr.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask")
+
+
+PARSERS = {"load": _p_load, "images": _p_images, "tag": _p_tag, "rmi": _p_rmi, "pull": _p_pull,
+           "push": _p_push, "login": _p_login, "logout": _p_logout, "save": _p_save,
+           "image": _p_image}
+
+
+def add_parsers(cmd) -> None:
+    for build in PARSERS.values():
+        build(cmd)
 
 
 def _registry_flags(p, creds: bool = True) -> None:

@@ -9,6 +9,7 @@ found).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -34,7 +35,43 @@ def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: boo
     p.add_argument("--config", default=d, metavar="FILE", help="TOML config file (default /etc/pyrt/pyrt.toml)")
 
 
-def build_parser() -> Parser:
+#: which module builds each command's parser (its ``PARSERS[name]``); a unit test
+#: checks this against the modules
+AREAS = {
+    "containers": ("run", "create", "inspect", "ps", "rm", "start", "stop", "restart", "kill",
+                   "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
+                   "container", "system"),
+    "images": ("load", "images", "tag", "rmi", "pull", "push", "login", "logout", "save", "image"),
+    "system": ("info", "version"),
+}
+_AREA_OF = {name: area for area, names in AREAS.items() for name in names}
+#: global options that take a value (``--root DIR``); the others are --help and --version
+_GLOBAL_VALUE = ("--root", "--runroot", "--storage-driver", "-s", "--storage-opt", "--config")
+
+
+def command_word(argv) -> str | None:
+    """The command ``argv`` names, when that is certain without argparse: the first word
+    after the global options, spelt out in full.  None for anything else (no command,
+    --help, --version, abbreviated options), where the whole parser is built."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _GLOBAL_VALUE:
+            i += 2
+        elif a.startswith("--") and "=" in a and a.split("=", 1)[0] in _GLOBAL_VALUE:
+            i += 1
+        elif a.startswith("-"):
+            return None
+        else:
+            return a if a in _AREA_OF else None
+    return None
+
+
+def build_parser(only: str | None = None) -> Parser:
+    """The parser of every command, or with ``only`` of that command alone (what
+    ``main`` uses: building ~40 parsers costs more than most commands' work)."""
+    import importlib
+
     p = Parser(prog="pyrt", description="pyrt: a pluggable container engine.")
     p.add_argument("--version", "-v", action="version", version=f"pyrt version {__version__}")
     _global_options(p, suppress=False)
@@ -47,18 +84,50 @@ def build_parser() -> Parser:
         sp.set_defaults(func=func)
         return sp
 
-    # one module per area; each adds its commands (argparse only: heavy imports
-    # happen inside the command functions)
-    from . import containers, images, system
-
-    for area in (containers, images, system):
-        area.add_parsers(cmd)
+    # one module per area; each command's builder adds its flags (argparse only: heavy
+    # imports happen inside the command functions)
+    if only is not None:
+        area = importlib.import_module(f"{__package__}.{_AREA_OF[only]}")
+        area.PARSERS[only](cmd)
+        return p
+    for area_name in AREAS:
+        importlib.import_module(f"{__package__}.{area_name}").add_parsers(cmd)
     return p
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    """Run the command line ``argv`` and return its exit code.  Called as the program
+    (``argv`` None: the ``pyrt`` console script), it ends the process itself once the
+    command is done (see :func:`exit_now`)."""
+    if argv is None:
+        code = _main(sys.argv[1:])
+        exit_now(code)
+        return code
+    return _main(argv)
+
+
+def exit_now(code) -> None:
+    """Skip the interpreter's finalisation (tearing down every module and object: 10-30 ms,
+    paid by every command and on the critical path of conmon's exit command): flush
+    stdout/stderr and end the process, unless another thread still runs (then Python's
+    normal exit waits for it)."""
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        code = code or 0  # a closed pipe: as before, nothing more to say
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def _main(argv) -> int:
+    parser = build_parser(only=command_word(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -4,13 +4,23 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import engine_from_args
+
+def _p_info(cmd) -> None:
+    info = cmd("info", "Show the engine's plugins, storage drivers and kernel features", cmd_info)
+    info.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _p_version(cmd) -> None:
+    cmd("version", "Show the pyrt version", cmd_version)
+
+
+#: one parser builder per command (cli.main builds only the one it runs)
+PARSERS = {"info": _p_info, "version": _p_version}
 
 
 def add_parsers(cmd) -> None:
-    info = cmd("info", "Show the engine's plugins, storage drivers and kernel features", cmd_info)
-    info.add_argument("--format", choices=("text", "json"), default="text")
-    cmd("version", "Show the pyrt version", cmd_version)
+    for build in PARSERS.values():
+        build(cmd)
 
 
 def cmd_version(args) -> int:
@@ -21,6 +31,7 @@ def cmd_version(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from .common import engine_from_args
     from .info import collect, render
 
     engine = engine_from_args(args)

@@ -173,6 +173,11 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
         "cgroupsPath": cgroups_path(container.id, cfg.cgroup_parent),
     }
     merge_resources(linux, cfg.resources, cfg.devices)
+    from .seccomp_default import spec_seccomp
+
+    seccomp = spec_seccomp(cfg.seccomp, caps)
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     if userns:
         namespaces.append({"type": "user"})
         uidmaps = cfg.uidmaps or [_default_map()]

@@ -72,11 +72,38 @@ class ContainerStore:
         move its directory into place (the lock stays held: same inode)."""
         import json
 
+        import errno
+
         tmp = os.path.join(self.dir, f".tmp-create-{c.id}")
+        final = self.path(c.id)
         atomic_write(os.path.join(tmp, "container.json"),
                      json.dumps(c.to_dict(), indent=1, sort_keys=True), durable=False)
-        os.rename(tmp, self.path(c.id))
-        lk.path = os.path.join(self.path(c.id), "lock")
+        try:
+            os.rename(tmp, final)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # the directory made by prepare_dir holds the monitor's log already: move the
+            # lock (same inode: still held) and then the record into it
+            os.rename(os.path.join(tmp, "lock"), os.path.join(final, "lock"))
+            os.rename(os.path.join(tmp, "container.json"), os.path.join(final, "container.json"))
+            os.rmdir(tmp)
+        lk.path = os.path.join(final, "lock")
+
+    def prepare_dir(self, cid: str) -> None:
+        """Make the directory of a container about to be created, before its record, for
+        a monitor started early (it opens ``ctr.log`` at once, see Engine.prelaunch).
+        Readers skip a directory without a record; :meth:`publish` moves the record
+        in; :meth:`discard_prepared` removes it if the create never happens."""
+        os.makedirs(self.path(cid), mode=0o700)
+
+    def discard_prepared(self, cid: str) -> None:
+        """Remove a :meth:`prepare_dir` directory that never got a record."""
+        import shutil
+
+        path = self.path(cid)
+        if not os.path.exists(os.path.join(path, "container.json")):
+            shutil.rmtree(path, ignore_errors=True)
 
     # -- ids and names -----------------------------------------------------------
     @staticmethod

@@ -126,8 +126,11 @@ class Launch:
     """A conmon started by :func:`launch`: ``ready()`` lets its runtime read the bundle,
     ``wait()`` returns (init pid, conmon pid) once the container is created."""
 
-    def __init__(self, paths: Paths, sync_fd: int, ready_fd: int | None):
+    def __init__(self, paths: Paths, sync_fd: int, ready_fd: int | None,
+                 exit_command: list[str] | None = None):
         self.paths = paths
+        self.exit_command = list(exit_command or [])
+        self.run: int | None = None  # the run number its exit command names (Engine.prelaunch)
         self._sync = sync_fd
         self._ready = ready_fd
         self._sent = False
@@ -147,6 +150,8 @@ class Launch:
     def abort(self) -> None:
         """The bundle will never be ready: the runtime reads EOF and gives up."""
         self._close_ready()
+        if self._sync < 0:
+            return  # already reported
         try:
             self.wait()
         except Exception:  # noqa: BLE001 - it failed, as asked
@@ -249,7 +254,7 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     finally:
         if w >= 0:
             os.close(w)
-    return Launch(paths, r, ready)
+    return Launch(paths, r, ready, exit_command)
 
 
 def spawn(paths: Paths, **kw) -> tuple[int, int]:

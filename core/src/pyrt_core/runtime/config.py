@@ -120,6 +120,18 @@ class Device:
     gid: int = 0
 
 
+#: Devices every container gets in /dev (runtime-spec "default devices"), unless
+#: /dev is a bind mount; a linux.devices entry with the same path replaces one.
+DEFAULT_DEVICES = (
+    Device("/dev/null", "c", 1, 3),
+    Device("/dev/zero", "c", 1, 5),
+    Device("/dev/full", "c", 1, 7),
+    Device("/dev/random", "c", 1, 8),
+    Device("/dev/urandom", "c", 1, 9),
+    Device("/dev/tty", "c", 5, 0),
+)
+
+
 @frozen
 class Rlimit:
     type: str  # RLIMIT_NOFILE ...
@@ -150,6 +162,42 @@ class ProcessConfig:
     no_new_privileges: bool = False
     rlimits: list[Rlimit] = field(factory=list)
     oom_score_adj: int | None = None
+    # Not in the spec's process object: the container's linux.seccomp (a
+    # SeccompConfig), set by whoever joins a process to a container (exec).
+    seccomp: object | None = None
+    # Not in the spec either: runc's --preserve-fds N, fds 3..3+N-1 of the runtime
+    # are passed on to the process (set by pyrt-runtime create/exec).
+    preserve_fds: int = 0
+    # Not in the spec: runc's exec --console-socket; the joined process opens a pty in
+    # the container's devpts and its master is sent to this socket (set by pyrt-runtime exec).
+    console_socket: str | None = None
+
+
+@frozen
+class Hook:
+    """One OCI hook: an absolute path run with ``args``/``env``, state JSON on stdin."""
+
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: int | None = None
+
+
+@define
+class Hooks:
+    prestart: list[Hook] = field(factory=list)
+    create_runtime: list[Hook] = field(factory=list)
+    create_container: list[Hook] = field(factory=list)
+    start_container: list[Hook] = field(factory=list)
+    poststart: list[Hook] = field(factory=list)
+    poststop: list[Hook] = field(factory=list)
+
+
+HOOK_PHASES = {
+    "prestart": "prestart", "createRuntime": "create_runtime",
+    "createContainer": "create_container", "startContainer": "start_container",
+    "poststart": "poststart", "poststop": "poststop",
+}
 
 
 @define
@@ -169,6 +217,7 @@ class Resources:
     memory_reservation: int | None = None
     memory_swap: int | None = None
     disable_oom_killer: bool = False
+    memory_swappiness: int | None = None  # 0..100 (cgroup v1 memory.swappiness)
     cpu_shares: int | None = None
     cpu_quota: int | None = None
     cpu_period: int | None = None
@@ -183,7 +232,7 @@ class Resources:
         """True when no limit is set (device rules alone do not count)."""
         d = attrs.asdict(self, recurse=False)
         d.pop("devices")
-        return not any(v for v in d.values())
+        return not any(v for v in d.values()) and self.memory_swappiness is None
 
 
 @define
@@ -208,6 +257,16 @@ class RuntimeConfig:
     resources: Resources = field(factory=Resources)
     cgroups_path: str | None = None
     annotations: dict[str, str] = field(factory=dict)
+    hooks: Hooks = field(factory=Hooks)
+    domainname: str | None = None
+    personality: str | None = None  # "LINUX" or "LINUX32"
+    no_pivot: bool = False            # runtime option (create --no-pivot): MS_MOVE + chroot
+    seccomp: object | None = None     # resolved by seccomp_config (helper module)
+    console_socket: str | None = None  # runtime option (create --console-socket): a pty
+                                       # opened inside the container goes to this socket
+    # In-process alternative to console_socket (pyrt's own foreground ``run -t``): called
+    # with the master fd of the pty opened inside the container; the callee owns the fd.
+    on_console: object | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -216,8 +275,17 @@ class RuntimeConfig:
         return None
 
 
-def _ids(maps) -> list[IdMapping]:
-    return [IdMapping(m["containerID"], m["hostID"], m["size"]) for m in maps or []]
+def _ids(maps, where: str = "linux.uidMappings") -> list[IdMapping]:
+    out = []
+    for i, m in enumerate(maps or []):
+        if not isinstance(m, dict):
+            raise UsageError(f"invalid OCI config: {where}[{i}] must be an object")
+        vals = [m.get(k) for k in ("containerID", "hostID", "size")]
+        if not all(_is_int(v) and v >= 0 for v in vals) or vals[2] == 0:
+            raise UsageError(f"invalid OCI config: {where}[{i}] needs containerID, hostID "
+                             "and a non-zero size as integers")
+        out.append(IdMapping(*vals))
+    return out
 
 
 def resources_from_spec(r: dict | None) -> Resources:
@@ -236,6 +304,7 @@ def resources_from_spec(r: dict | None) -> Resources:
         memory_reservation=mem.get("reservation"),
         memory_swap=mem.get("swap"),
         disable_oom_killer=bool(mem.get("disableOOMKiller", False)),
+        memory_swappiness=_swappiness(mem.get("swappiness")),
         cpu_shares=cpu.get("shares"),
         cpu_quota=cpu.get("quota"),
         cpu_period=cpu.get("period"),
@@ -250,6 +319,54 @@ def resources_from_spec(r: dict | None) -> Resources:
             for d in r.get("devices") or []
         ],
     )
+
+
+def _str_list(v, where: str) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+        raise UsageError(f"invalid OCI config: {where} must be a list of strings")
+    return tuple(v)
+
+
+def hooks_from_spec(h) -> Hooks:
+    """Resolve an OCI ``hooks`` object; every hook needs an absolute ``path``."""
+    if h is None:
+        return Hooks()
+    if not isinstance(h, dict):
+        raise UsageError("invalid OCI config: hooks must be an object")
+    out = Hooks()
+    for key, value in h.items():
+        attr = HOOK_PHASES.get(key)
+        if attr is None:
+            raise UsageError(f"invalid OCI config: unknown hook phase {key!r}")
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            raise UsageError(f"invalid OCI config: hooks.{key} must be a list")
+        for i, item in enumerate(value):
+            where = f"hooks.{key}[{i}]"
+            if not isinstance(item, dict):
+                raise UsageError(f"invalid OCI config: {where} must be an object")
+            path = item.get("path")
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise UsageError(f"invalid OCI config: {where}.path must be an absolute path")
+            timeout = item.get("timeout")
+            if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
+                                        or timeout <= 0):
+                raise UsageError(f"invalid OCI config: {where}.timeout must be a positive integer")
+            getattr(out, attr).append(Hook(path, _str_list(item.get("args"), f"{where}.args"),
+                                           _str_list(item.get("env"), f"{where}.env"), timeout))
+    return out
+
+
+def _swappiness(v) -> int | None:
+    if v is None:
+        return None
+    if not _is_int(v) or not 0 <= v <= 100:
+        raise UsageError(f"invalid OCI config: linux.resources.memory.swappiness {v!r} "
+                         "is not in 0..100")
+    return v
 
 
 def _require(d: dict, key: str, where: str):
@@ -273,20 +390,54 @@ def process_from_spec(p: dict) -> ProcessConfig:
     cwd = p.get("cwd", "/")
     if not cwd.startswith("/"):
         raise UsageError(f"invalid OCI config: process.cwd {cwd!r} must be absolute")
+    env = list(_str_list(p.get("env"), "process.env"))
+    for e in env:
+        if "=" not in e:
+            raise UsageError(f"invalid OCI config: process.env entry {e!r} is not NAME=VALUE")
+    umask = user.get("umask")
+    if umask is not None and (not _is_int(umask) or not 0 <= umask <= 0o777):
+        raise UsageError(f"invalid OCI config: process.user.umask {umask!r} is not in 0..0777")
+    oom = p.get("oomScoreAdj")
+    if oom is not None and (not _is_int(oom) or not -1000 <= oom <= 1000):
+        raise UsageError(f"invalid OCI config: process.oomScoreAdj {oom!r} is not in -1000..1000")
+    rlimits = []
+    for i, r in enumerate(p.get("rlimits") or []):
+        where = f"process.rlimits[{i}]"
+        rtype = _require(r, "type", where) if isinstance(r, dict) else None
+        if not isinstance(rtype, str) or not rtype.startswith("RLIMIT_"):
+            raise UsageError(f"invalid OCI config: {where}.type {rtype!r} is not an RLIMIT_* name")
+        soft, hard = _require(r, "soft", where), _require(r, "hard", where)
+        if not (_is_int(soft) and _is_int(hard)) or soft < 0 or hard < 0:
+            raise UsageError(f"invalid OCI config: {where} ({rtype}) limits must be integers >= 0")
+        if soft > hard:
+            raise UsageError(f"invalid OCI config: {where} ({rtype}) soft limit {soft} "
+                             f"exceeds hard limit {hard}")
+        rlimits.append(Rlimit(rtype, soft, hard))
     return ProcessConfig(
         args=list(args),
-        env=list(p.get("env") or []),
+        env=env,
         cwd=cwd,
-        uid=int(user.get("uid", 0)),
-        gid=int(user.get("gid", 0)),
-        additional_gids=[int(g) for g in user.get("additionalGids") or []],
-        umask=user.get("umask"),
+        uid=_id(user.get("uid", 0), "process.user.uid"),
+        gid=_id(user.get("gid", 0), "process.user.gid"),
+        additional_gids=[_id(g, "process.user.additionalGids[]")
+                         for g in user.get("additionalGids") or []],
+        umask=umask,
         terminal=bool(p.get("terminal", False)),
         capabilities=capabilities,
         no_new_privileges=bool(p.get("noNewPrivileges", False)),
-        rlimits=[Rlimit(r["type"], int(r["soft"]), int(r["hard"])) for r in p.get("rlimits") or []],
-        oom_score_adj=p.get("oomScoreAdj"),
+        rlimits=rlimits,
+        oom_score_adj=oom,
     )
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _id(v, where: str) -> int:
+    if not _is_int(v) or not 0 <= v < 2**32 - 1:
+        raise UsageError(f"invalid OCI config: {where} {v!r} is not a valid id")
+    return v
 
 
 def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
@@ -307,7 +458,10 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
         if t in seen:
             raise UsageError(f"invalid OCI config: namespace {t!r} listed twice")
         seen.add(t)
-        namespaces.append(Namespace(t, ns.get("path") or None))
+        path = ns.get("path") or None
+        if path is not None and not (isinstance(path, str) and path.startswith("/")):
+            raise UsageError(f"invalid OCI config: namespace {t!r} path {path!r} must be absolute")
+        namespaces.append(Namespace(t, path))
     mounts = []
     for m in spec.get("mounts") or []:
         dest = _require(m, "destination", "mounts[]")
@@ -319,29 +473,95 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
         if mtype == "bind":
             flags |= MS_BIND
         mounts.append(Mount(dest, mtype, m.get("source", ""), flags, prop, data, tuple(opts)))
-    devices = [
-        Device(d["path"], d["type"], int(d.get("major", 0)), int(d.get("minor", 0)),
-               int(d.get("fileMode", 0o666)), int(d.get("uid", 0)), int(d.get("gid", 0)))
-        for d in linux.get("devices") or []
-    ]
-    _, rprop, _ = parse_mount_options([linux["rootfsPropagation"]]) if linux.get("rootfsPropagation") else (0, 0, "")
+    devices = [_device(d, i) for i, d in enumerate(linux.get("devices") or [])]
+    rprop = 0
+    if linux.get("rootfsPropagation"):
+        rprop = _PROPAGATION.get(linux["rootfsPropagation"])
+        if rprop is None:
+            raise UsageError("invalid OCI config: linux.rootfsPropagation "
+                             f"{linux['rootfsPropagation']!r} is not one of {', '.join(_PROPAGATION)}")
+    resources = resources_from_spec(linux.get("resources"))
+    if resources.devices:
+        # As runc: the devices the container is given are also allowed in its
+        # device cgroup, after the configured rules (mknod and open need it).
+        given = {d.path for d in devices}
+        for d in [*devices, *(d for d in DEFAULT_DEVICES if d.path not in given)]:
+            if d.type != "p":
+                resources.devices.append(DeviceRule(True, "c" if d.type == "u" else d.type,
+                                                    d.major, d.minor, "rwm"))
     return RuntimeConfig(
         id=container_id,
         bundle=bundle,
         root_path=root_path,
         root_readonly=bool(root.get("readonly", False)),
         process=process_from_spec(_require(spec, "process", "")),
-        hostname=spec.get("hostname"),
+        hostname=_name(spec.get("hostname"), "hostname"),
         mounts=mounts,
         namespaces=namespaces,
         uid_mappings=_ids(linux.get("uidMappings")),
-        gid_mappings=_ids(linux.get("gidMappings")),
+        gid_mappings=_ids(linux.get("gidMappings"), "linux.gidMappings"),
         devices=devices,
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
         sysctl=dict(linux.get("sysctl") or {}),
         rootfs_propagation=rprop,
-        resources=resources_from_spec(linux.get("resources")),
+        resources=resources,
         cgroups_path=linux.get("cgroupsPath"),
         annotations=dict(spec.get("annotations") or {}),
+        hooks=hooks_from_spec(spec.get("hooks")),
+        domainname=_name(spec.get("domainname"), "domainname"),
+        personality=_personality(linux.get("personality")),
+        seccomp=_seccomp(linux.get("seccomp")),
     )
+
+
+def _name(v, where: str) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v.encode()) > 64:
+        raise UsageError(f"invalid OCI config: {where} must be a string of at most 64 bytes")
+    return v
+
+
+def _device(d, i: int) -> Device:
+    where = f"linux.devices[{i}]"
+    if not isinstance(d, dict):
+        raise UsageError(f"invalid OCI config: {where} must be an object")
+    path = _require(d, "path", where)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise UsageError(f"invalid OCI config: {where}.path {path!r} must be absolute")
+    dtype = _require(d, "type", where)
+    if dtype not in ("c", "b", "u", "p"):
+        raise UsageError(f"invalid OCI config: {where}.type {dtype!r} is not one of c, b, u, p")
+    try:
+        major, minor = int(d.get("major", 0)), int(d.get("minor", 0))
+        mode = int(d["fileMode"]) if d.get("fileMode") is not None else 0o666
+        uid, gid = int(d.get("uid") or 0), int(d.get("gid") or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid OCI config: {where} has a non-numeric field") from None
+    if dtype != "p" and ("major" not in d or "minor" not in d):
+        raise UsageError(f"invalid OCI config: {where} ({path}) needs major and minor numbers")
+    return Device(path, dtype, major, minor, mode, uid, gid)
+
+
+def _personality(p) -> str | None:
+    if p is None:
+        return None
+    if not isinstance(p, dict):
+        raise UsageError("invalid OCI config: linux.personality must be an object")
+    domain = p.get("domain")
+    if domain not in ("LINUX", "LINUX32"):
+        raise UsageError(f"invalid OCI config: linux.personality.domain {domain!r} "
+                         "is not LINUX or LINUX32")
+    return domain
+
+
+def _seccomp(s):
+    """linux.seccomp resolved by seccomp_config (when that module is present)."""
+    if s is None:
+        return None
+    try:
+        from .seccomp_config import seccomp_from_spec
+    except ImportError:
+        return None
+    return seccomp_from_spec(s)

@@ -1,11 +1,23 @@
 """The runtime's own state: one directory per container under the runtime root.
 
-``<root>/<id>/state.json`` holds what ``start``, ``state``, ``kill`` and
-``delete`` need after ``create`` has exited: the bundle, the init's pid and
-its start time (a pid reused by another process is never signalled), the
-resource-control record ``pyrt_resources_apply`` returned, and the created
-time.  ``<root>/<id>/exec.fifo`` is the FIFO the init waits on until
-``start``; ``<root>/<id>/exec.status`` the FIFO it reports a failed exec on.
+``<root>/<id>/state.json`` holds what the later commands (``start``,
+``state``, ``kill``, ``exec``, ``pause``, ``delete``...) need after
+``create`` has exited:
+
+* ``pid``, ``pid_start``, ``boot``: the init process (a pid reused by another
+  process is never signalled);
+* ``bundle``, ``rootfs``, ``created`` (epoch seconds), ``owner``,
+  ``annotations``: what ``state`` reports;
+* ``resources``: the record ``pyrt_resources_apply`` returned;
+* ``started``, ``paused``: what the caller asked for last;
+* ``namespaces``: the init's namespace types (``exec`` joins them);
+* ``process``: the config's ``process`` object as written in the bundle
+  (``exec`` without ``--process`` starts from it, as runc does);
+* ``hooks``: the ``poststart`` and ``poststop`` hooks, so that ``start``
+  and ``delete`` need not read the bundle again (it may be gone).
+
+``<root>/<id>/exec.fifo`` is the FIFO the init waits on until ``start``;
+``<root>/<id>/exec.status`` the FIFO it reports a failed exec on.
 """
 from __future__ import annotations
 
@@ -17,6 +29,9 @@ from ..fsutil import atomic_write, read_json
 from .. import procutil
 
 DEFAULT_ROOT = "/run/pyrt-runtime"
+
+#: the runtime-spec version this runtime implements (state's ``ociVersion``)
+OCI_VERSION = "1.1.0"
 
 
 class RuntimeState:
@@ -58,10 +73,28 @@ class RuntimeState:
 
     # -- status ---------------------------------------------------------------------
     @staticmethod
+    def alive(data: dict | None) -> bool:
+        """Whether the container's init (the recorded process, not a reused pid) runs."""
+        if not data:
+            return False
+        return procutil.alive(data.get("pid", 0), data.get("pid_start"), data.get("boot"))
+
+    @staticmethod
     def status(data: dict | None) -> str:
-        """OCI status: creating | created | running | stopped."""
+        """OCI status: creating | created | running | paused | stopped."""
         if not data:
             return "stopped"
-        if not procutil.alive(data.get("pid", 0), data.get("pid_start"), data.get("boot")):
+        if not RuntimeState.alive(data):
             return "stopped" if data.get("pid") else "creating"
+        if data.get("paused"):
+            return "paused"
         return "running" if data.get("started") else "created"
+
+
+def list_ids(root: str) -> list[str]:
+    """Ids of the containers with a state directory under ``root``, sorted."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, "state.json")))

@@ -71,6 +71,8 @@ class Memory(Controller):
             fs.write(_j(d, "memory.soft_limit_in_bytes"), r.memory_reservation)
         if r.disable_oom_killer:
             fs.write(_j(d, "memory.oom_control"), 1)
+        if getattr(r, "memory_swappiness", None) is not None:
+            fs.write(_j(d, "memory.swappiness"), r.memory_swappiness)
 
     def stats(self, fs, d, out):
         m = out.setdefault("memory", {})

@@ -6,8 +6,9 @@ close-on-exec, so after ``start`` the parent reads to EOF: EOF alone means the
 exec succeeded, ``error CODE TEXT`` means it did not.
 
 Messages, child -> parent: ``userns`` (maps wanted), ``pid N`` (host pid of the
-container process), ``created``, ``error CODE TEXT``.  Parent -> child: ``maps``,
-``go`` (placed in its cgroup), ``start``.
+container process), ``hooks`` (run prestart and createRuntime now), ``console``
+(with the pty master as SCM_RIGHTS), ``created``, ``error CODE TEXT``.
+Parent -> child: ``maps``, ``go`` (placed in its cgroup), ``hooks done``, ``start``.
 """
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ def recv(fd: int) -> bytes:
         return os.read(fd, MAX_MESSAGE)
     except ConnectionResetError:
         return b""
+
+
+def recv_fds(fd: int, max_fds: int = 4) -> tuple[bytes, list[int]]:
+    """Next message and the file descriptors sent with it (SCM_RIGHTS)."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as s:
+            msg, fds, _, _ = socket.recv_fds(s, MAX_MESSAGE, max_fds)
+    except ConnectionResetError:
+        return b"", []
+    for passed in fds:
+        os.set_inheritable(passed, False)
+    return msg, list(fds)
 
 
 def parse_error(msg: bytes) -> tuple[int, str] | None:

@@ -4,7 +4,9 @@ Shared by create (after ``start``) and join (at once): signals and stdio reset,
 a new session (stdin as the controlling terminal when ``process.terminal``),
 umask, the bounding set dropped while still root, groups/gid/uid switched with
 PR_SET_KEEPCAPS, the capability sets applied, no_new_privs, the working
-directory, the PATH lookup in the *container's* environment, then execve.
+directory, the PATH lookup in the *container's* environment, the seccomp
+filter (earlier, before capabilities are dropped, when neither no_new_privs
+nor CAP_SYS_ADMIN would remain to allow it), then execve.
 Failures raise :class:`.channel.ChildError` with 127 (not found), 126 (cannot
 execute) or 125 (setup).
 """
@@ -18,7 +20,7 @@ import signal
 import termios
 from typing import NamedTuple
 
-from . import caps, lookup, syscalls
+from . import caps, lookup, seccomp, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
 
 
@@ -36,6 +38,8 @@ class ExecPlan(NamedTuple):
     stdio: tuple | None
     rlimits: list       # [(RLIMIT_* number, soft, hard, name)]
     terminal: bool = False  # stdin is the container's terminal: make it the controlling tty
+    seccomp: object | None = None  # seccomp.Program compiled in the parent, installed last
+    preserve_fds: int = 0  # fds 3..3+N-1 stay open across exec (runc's --preserve-fds)
 
 
 def resolve_rlimits(rlimits) -> list:
@@ -84,14 +88,20 @@ def install_stdio(stdio) -> None:
             os.close(fd)
 
 
-def close_other_fds() -> None:
-    """Make every fd above 2 close on exec (the control socket stays open until then)."""
+def close_other_fds(preserve: int = 0) -> None:
+    """Make every fd above 2 close on exec (the control socket stays open until then),
+    except the ``preserve`` fds from 3 on, which stay (made inheritable)."""
+    for fd in range(3, 3 + preserve):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
     try:
-        syscalls.close_range(3, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+        syscalls.close_range(3 + preserve, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
     except OSError:
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
-            if fd > 2:
+            if fd > 2 + preserve:
                 try:
                     os.set_inheritable(fd, False)
                 except OSError:
@@ -124,12 +134,31 @@ def new_session(terminal: bool) -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def seccomp_can_wait(plan: ExecPlan) -> bool:
+    """Whether the filter can be installed as the very last step: that needs
+    no_new_privs or CAP_SYS_ADMIN (bit 21) still effective after the switch.  Else
+    it goes in before capabilities are dropped, as runc does."""
+    if plan.no_new_privs:
+        return True
+    if plan.capsets is None:
+        return plan.uid == 0
+    return bool(plan.capsets.effective >> 21 & 1)
+
+
+def install_seccomp(plan: ExecPlan) -> None:
+    with stage("installing the seccomp filter"):
+        seccomp.install(plan.seccomp)
+
+
 def exec_process(plan: ExecPlan) -> None:
     """Become the container's process; returns only by raising ChildError."""
     reset_signals()
     install_stdio(plan.stdio)
     new_session(plan.terminal)
     os.umask(plan.umask)
+    late_seccomp = plan.seccomp is not None and seccomp_can_wait(plan)
+    if plan.seccomp is not None and not late_seccomp:
+        install_seccomp(plan)
     if plan.capsets is not None:
         with stage("dropping capabilities from the bounding set"):
             caps.drop_bounding(plan.capsets)
@@ -146,7 +175,9 @@ def exec_process(plan: ExecPlan) -> None:
         path = lookup.find_executable(plan.args[0], plan.search_path)
     except lookup.LookupFailed as e:
         raise ChildError(str(e), e.exit_code) from None
-    close_other_fds()
+    close_other_fds(plan.preserve_fds)
+    if late_seccomp:
+        install_seccomp(plan)
     try:
         os.execve(path, plan.args, plan.env)
     except OSError as e:

@@ -17,8 +17,12 @@ from typing import NamedTuple
 from pyrt_core.runtime.config import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME,
     MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_NOSYMFOLLOW, MS_SLAVE, MS_SYNCHRONOUS,
-    MS_MANDLOCK,
+    MS_MANDLOCK, MS_MOVE,
 )
+
+#: the mount tree's propagation before the rootfs is set up, when the config
+#: names none (runc's default: host mounts still reach the container, not back)
+ROOT_DEFAULT_PROPAGATION = MS_SLAVE | MS_REC
 
 from . import resolve, syscalls
 
@@ -53,6 +57,32 @@ def attach(tree_fd: int, target: str, what: str) -> None:
         syscalls.move_mount(tree_fd, "", syscalls.AT_FDCWD, target, syscalls.MOVE_MOUNT_F_EMPTY_PATH)
     except OSError as e:
         raise OSError(e.errno, f"mount {what}: {os.strerror(e.errno)}") from None
+
+
+def renew(target: str, recursive: bool) -> None:
+    """Replace the mount attached at target by a copy made now.
+
+    Since Linux 6.8 mountinfo lists mounts in creation order, and the parent
+    cloned bind sources before any other container mount: without this, they
+    would all be listed first, out of the config's order.  A detached mount
+    cannot be copied from another mount namespace, so copy it once attached.
+    Best effort: if anything is refused, the original stays.
+    """
+    flags = syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
+    if recursive:
+        flags |= syscalls.AT_RECURSIVE
+    try:
+        tree = syscalls.open_tree(syscalls.AT_FDCWD, target, flags)
+    except OSError:
+        return
+    try:
+        try:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+        except OSError:
+            return
+        attach(tree, target, what=f"the copy of the mount on {target}")
+    finally:
+        os.close(tree)
 
 
 def current_flags(path: str) -> int:
@@ -93,6 +123,7 @@ def bind(root: str, pm: PreparedMount) -> str:
     else:
         target = resolve.make_file(root, m.destination)
     attach(pm.source_fd, target, what=f"{m.source} on {m.destination}")
+    renew(target, bool(m.flags & MS_REC))
     if _extra_flags(m):
         remount_bind(target, _extra_flags(m), what=f"{m.destination} ({','.join(m.options)})")
     return target
@@ -264,6 +295,33 @@ def make_private(path: str = "/") -> None:
     syscalls.mount(None, path, None, MS_REC | MS_PRIVATE, what=f"{path} (rprivate)")
 
 
+def read_mountinfo(path: str = "/proc/self/mountinfo") -> list[tuple[str, str]]:
+    """[(mount point, optional fields)] in mountinfo order."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            out.append((_unescape(fields[4]), " ".join(fields[6:sep])))
+    return out
+
+
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def make_parent_private(root: str = ".") -> None:
+    """Make the mount holding ``root`` private if it is shared (pivot_root and
+    MS_MOVE refuse a shared parent; a shared rootfs propagation asks for one)."""
+    path = os.path.realpath(root)
+    best = None
+    for mpoint, optional in read_mountinfo():
+        if _under(path, mpoint) and (best is None or len(mpoint) >= len(best[0])):
+            best = (mpoint, optional)
+    if best is not None and "shared:" in best[1]:
+        syscalls.mount(None, best[0], None, MS_PRIVATE, what=f"{best[0]} (private)")
+
+
 def bind_cwd_onto_itself() -> None:
     """Bind the working directory (the rootfs) onto itself and step onto that mount.
 
@@ -291,6 +349,22 @@ def pivot_to_cwd() -> None:
         syscalls.umount2(".", syscalls.MNT_DETACH)
     finally:
         os.close(old_root)
+    os.chdir("/")
+
+
+def move_cwd_to_root() -> None:
+    """The no-pivot way in (runc's --no-pivot, for roots pivot_root refuses, such
+    as a ramfs): detach the host's other mounts, MS_MOVE the root onto /, chroot."""
+    here = os.getcwd()
+    for mpoint, _ in reversed(read_mountinfo()):
+        if mpoint == "/" or _under(mpoint, here) or _under(here, mpoint):
+            continue
+        try:
+            syscalls.umount2(mpoint, syscalls.MNT_DETACH)
+        except OSError:
+            pass  # locked (user namespace) or already gone with its parent
+    syscalls.mount(".", "/", None, MS_MOVE, what="the root filesystem onto / (MS_MOVE)")
+    os.chroot(".")
     os.chdir("/")
 
 

@@ -1,9 +1,11 @@
 """Build a container's root inside its new mount namespace, in runc's order.
 
 :func:`prepare` runs with the working directory at the root filesystem: make the
-mount tree private, bind the root onto itself, mount the config's mounts in order,
-create devices and the /dev symlinks, pivot_root.  :func:`finalize` runs after
-hostname and sysctls: read-only paths, masked paths, read-only root.
+mount tree rslave, bind the root onto itself, mount the config's mounts in order,
+create devices and the /dev symlinks.  Then (after the createRuntime and
+createContainer hooks) :func:`enter` does pivot_root (or MS_MOVE + chroot).
+:func:`finalize` runs after hostname and sysctls: read-only paths, masked paths,
+read-only root.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from . import mounts
 class RootfsPlan(NamedTuple):
     mounts: list            # [mounts.PreparedMount]
     devices: list           # [(Device, detached mount of the host's node, or None)]
-    dev_symlinks: bool      # a /dev mount was configured: add fd, stdin, ..., core
-    ptmx_symlink: bool      # a /dev/pts mount was configured
+    dev_symlinks: bool      # /dev is not a bind mount: add fd, stdin, ..., core, ptmx
+    ptmx_symlink: bool      # /dev/ptmx -> pts/ptmx
     core_symlink: bool      # the host has /proc/kcore
     in_userns: bool
     own_cgroupns: bool
@@ -25,6 +27,7 @@ class RootfsPlan(NamedTuple):
     readonly_paths: list
     root_readonly: bool
     rootfs_propagation: int
+    no_pivot: bool = False  # MS_MOVE the root onto / and chroot instead of pivot_root
 
     @property
     def wants_cgroup_mount(self) -> bool:
@@ -32,9 +35,17 @@ class RootfsPlan(NamedTuple):
 
 
 def prepare(plan: RootfsPlan, hierarchies=()) -> None:
-    """Everything up to and including pivot_root; the working directory is the rootfs."""
-    with stage("making the mount tree private"):
-        mounts.make_private("/")
+    """Everything before pivot_root; the working directory is the rootfs.
+
+    As runc: the mount tree becomes rslave (or the configured root
+    propagation), the rootfs's parent mount private (pivot_root and MS_MOVE
+    refuse a shared parent), the rootfs is bound onto itself, then the
+    config's mounts, the devices and the /dev symlinks.
+    """
+    with stage("setting the propagation of the mount tree"):
+        mounts.propagation("/", plan.rootfs_propagation or mounts.ROOT_DEFAULT_PROPAGATION, "/")
+    with stage("making the root filesystem's parent mount private"):
+        mounts.make_parent_private(".")
     with stage("binding the root filesystem onto itself"):
         mounts.bind_cwd_onto_itself()
     for pm in plan.mounts:
@@ -47,8 +58,16 @@ def prepare(plan: RootfsPlan, hierarchies=()) -> None:
     if plan.dev_symlinks:
         with stage("creating /dev symlinks"):
             mounts.dev_symlinks(".", ptmx=plan.ptmx_symlink, core=plan.core_symlink)
-    with stage("pivot_root into the root filesystem"):
-        mounts.pivot_to_cwd()
+
+
+def enter(plan: RootfsPlan) -> None:
+    """Make the working directory the root (pivot_root, or MS_MOVE and chroot)."""
+    if plan.no_pivot:
+        with stage("moving the root filesystem onto / (no pivot_root)"):
+            mounts.move_cwd_to_root()
+    else:
+        with stage("pivot_root into the root filesystem"):
+            mounts.pivot_to_cwd()
     if plan.rootfs_propagation:
         with stage("setting the root's propagation"):
             mounts.propagation("/", plan.rootfs_propagation, "/")

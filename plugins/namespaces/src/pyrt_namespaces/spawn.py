@@ -30,8 +30,8 @@ import socket
 import stat
 from typing import NamedTuple
 
-from pyrt_core.errors import ExecError, RuntimeError_
-from pyrt_core.runtime.config import MS_REC
+from pyrt_core.errors import ExecError, PyrtError, RuntimeError_
+from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC
 
 # Everything the children use is imported here: after pivot_root they cannot import.
 from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
@@ -87,10 +87,25 @@ class CreatePlan(NamedTuple):
     rlimits: list
     oom_score_adj: int | None
     exec: execute.ExecPlan
+    root_path: str = ""                # to enter again after joining a mount namespace
+    join_mount: bool = False
+    domainname: str | None = None
+    personality: int | None = None
+    parent_hooks: bool = False         # prestart/createRuntime: ask the parent to run them
+    create_container_hooks: tuple = ()
+    start_container_hooks: tuple = ()
+    state: dict | None = None          # the OCI state for hooks run inside (pid filled in)
+    console: bool = False              # open a pty in the container, send its master back
+    own_mounts: bool = True            # a mount namespace (else: chroot, the host's mounts)
 
 
-def exec_plan(process, stdio, last_cap: int | None = None) -> execute.ExecPlan:
-    """Validate a ProcessConfig into what the child needs (raises RuntimeError_)."""
+def exec_plan(process, stdio, last_cap: int | None = None,
+              seccomp_config=None, seccomp_cache: str | None = None) -> execute.ExecPlan:
+    """Validate a ProcessConfig into what the child needs (raises RuntimeError_).
+
+    ``seccomp_config`` (default: ``process.seccomp``, which the callers of join
+    set to the container's) is compiled here, before any fork (with the
+    compiled program cached in the directory ``seccomp_cache``, if given)."""
     if not process.args:
         raise RuntimeError_("process.args is empty")
     capsets = None
@@ -121,7 +136,18 @@ def exec_plan(process, stdio, last_cap: int | None = None) -> execute.ExecPlan:
         stdio=stdio,
         rlimits=rlimits,
         terminal=process.terminal,
+        preserve_fds=getattr(process, "preserve_fds", 0),
+        seccomp=_seccomp_program(seccomp_config if seccomp_config is not None
+                                 else getattr(process, "seccomp", None), seccomp_cache),
     )
+
+
+def _seccomp_program(config, cache_dir):
+    if config is None:
+        return None
+    from . import seccomp
+
+    return seccomp.compile_program(config, cache_dir)
 
 
 def _sysctl_plan(config, has_ns) -> list:
@@ -190,17 +216,20 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
         nstypes.clone_flag(t)
     new = {t for t, ns in ns_by_type.items() if not ns.path}
     mnt = ns_by_type.get("mount")
-    if mnt is None or mnt.path:
-        raise RuntimeError_("a container needs a new mount namespace "
-                            "(joining one with a path is not supported)")
     if config.hostname and "uts" not in ns_by_type:
         raise RuntimeError_("setting the hostname needs a uts namespace")
+    if config.domainname and "uts" not in ns_by_type:
+        raise RuntimeError_("setting the domainname needs a uts namespace")
+    console = bool(_console_socket(config)) or config.on_console is not None
+    if console and not config.process.terminal:
+        raise RuntimeError_("a console socket needs process.terminal to be true")
     user = ns_by_type.get("user")
     new_user = "user" in new
     if new_user and not (config.uid_mappings and config.gid_mappings):
         raise RuntimeError_("a user namespace needs uid and gid mappings")
 
-    xp = exec_plan(config.process, stdio)
+    xp = exec_plan(config.process, stdio, seccomp_config=config.seccomp,
+                   seccomp_cache=config.annotations.get("io.pyrt.seccomp-cache"))
     sysctls = _sysctl_plan(config, lambda t: t in ns_by_type)
     if config.process.oom_score_adj is not None and not -1000 <= config.process.oom_score_adj <= 1000:
         raise RuntimeError_(f"oom_score_adj {config.process.oom_score_adj} is not in -1000..1000")
@@ -218,7 +247,7 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
     in_userns = user is not None
 
     prepared = []
-    for m in config.mounts:
+    for m in (config.mounts if mnt is not None else ()):
         if m.is_bind:
             src = m.source if os.path.isabs(m.source) else os.path.join(config.bundle, m.source)
             fd = _clone_mount(src, bool(m.flags & MS_REC), f"bind mount source for {m.destination}:",
@@ -230,19 +259,26 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
             prepared.append(mounts.PreparedMount(m))
         if in_userns:
             _make_mount_point(config.root_path, m.destination, is_dir)
+    destinations = {os.path.normpath(m.destination) for m in config.mounts}
+    # As runc: unless /dev is a bind mount, /dev gets the default devices and symlinks.
+    setup_dev = not any(os.path.normpath(m.destination) == "/dev" and m.is_bind
+                        for m in config.mounts)
+    wanted = list(config.devices) if mnt is not None else []
+    if setup_dev and mnt is not None:
+        given = {os.path.normpath(d.path) for d in config.devices}
+        wanted += [d for d in DEFAULT_DEVICES if d.path not in given]
     devices = []
-    for d in config.devices:
+    for d in wanted:
         if d.type not in ("c", "u", "b", "p"):
             raise RuntimeError_(f"device {d.path}: unknown type {d.type!r}")
         # In a user namespace mknod is refused: bind the host's node instead.
         host_fd = _clone_mount(d.path, False, "device node", opened) if in_userns else None
         devices.append((d, host_fd))
-    destinations = {os.path.normpath(m.destination) for m in config.mounts}
 
     plan = rootfs.RootfsPlan(
         mounts=prepared,
         devices=devices,
-        dev_symlinks="/dev" in destinations,
+        dev_symlinks=setup_dev and "/dev" in destinations,
         core_symlink=os.path.exists("/proc/kcore"),  # as runc: no dangling /dev/core
         ptmx_symlink="/dev/pts" in destinations,
         in_userns=in_userns,
@@ -251,7 +287,17 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
         readonly_paths=list(config.readonly_paths),
         root_readonly=config.root_readonly,
         rootfs_propagation=config.rootfs_propagation,
+        no_pivot=bool(getattr(config, "no_pivot", False)),
     )
+    hooks = config.hooks
+    if hooks.create_container or hooks.start_container:
+        # the init runs these, some after pivot_root, where it cannot import
+        from pyrt_core.runtime import hooks as _  # noqa: F401
+    persona = None
+    if config.personality is not None:
+        persona = syscalls.PERSONALITY.get(config.personality)
+        if persona is None:
+            raise RuntimeError_(f"unknown personality domain {config.personality!r}")
     return CreatePlan(
         root_fd=root_fd,
         new_user=new_user,
@@ -266,7 +312,23 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
         rlimits=xp.rlimits,
         oom_score_adj=config.process.oom_score_adj,
         exec=xp,
+        root_path=config.root_path,
+        join_mount=bool(mnt is not None and mnt.path),
+        own_mounts=mnt is not None,
+        domainname=config.domainname,
+        personality=persona,
+        parent_hooks=bool(hooks.prestart or hooks.create_runtime),
+        create_container_hooks=tuple(hooks.create_container),
+        start_container_hooks=tuple(hooks.start_container),
+        state=oci_state(config, "creating", 0),
+        console=console,
     )
+
+
+def oci_state(config, status: str, pid: int) -> dict:
+    """The runtime-spec state a hook reads on its stdin."""
+    return {"ociVersion": "1.0.2", "id": config.id, "status": status, "pid": pid,
+            "bundle": config.bundle, "annotations": dict(config.annotations)}
 
 
 # ---------------------------------------------------------------------------
@@ -305,6 +367,11 @@ def _intermediate(plan: CreatePlan, sock: int) -> None:
     for fd, flag, name in plan.join_fds:
         with channel.stage(f"joining the {name} namespace"):
             syscalls.setns(fd, flag, name)
+    if plan.join_mount:
+        # setns moved us to that namespace's root: find the rootfs there by path.
+        with channel.stage(f"entering the root filesystem {plan.root_path} in the joined "
+                           "mount namespace"):
+            os.chdir(plan.root_path)
     if plan.unshare_flags:
         with channel.stage("creating namespaces"):
             syscalls.unshare(plan.unshare_flags)
@@ -333,22 +400,86 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
     if plan.hostname:
         with channel.stage(f"setting the hostname to {plan.hostname!r}"):
             syscalls.sethostname(plan.hostname)
-    rootfs.prepare(plan.rootfs, hierarchies)
+    if plan.domainname:
+        with channel.stage(f"setting the domainname to {plan.domainname!r}"):
+            syscalls.setdomainname(plan.domainname)
+    if plan.own_mounts:
+        rootfs.prepare(plan.rootfs, hierarchies)
+    else:
+        _write_sysctls(plan.sysctls)  # through the host's /proc: the root has no mounts
+    if plan.parent_hooks:
+        # prestart and createRuntime run in the runtime's namespaces, by the parent.
+        channel.send(sock, b"hooks")
+        _expect(sock, b"hooks done")
+    if plan.create_container_hooks:
+        _run_hooks_inside(plan.create_container_hooks, plan.state, "createContainer")
+    if plan.own_mounts:
+        rootfs.enter(plan.rootfs)
+    else:
+        with channel.stage("chroot into the root filesystem"):
+            os.chroot(".")
+            os.chdir("/")
+    if plan.console:
+        stdio = _open_console(sock, plan.exec.uid)
+        # as runc: the pty becomes the init's stdio at once, so the runtime's own stdio
+        # (containerd's shim reads it to EOF before it calls start) is not held open
+        execute.install_stdio(stdio)
+        plan = plan._replace(exec=plan.exec._replace(stdio=stdio))
     if plan.new_net:
         with channel.stage("bringing up the loopback interface"):
             network.set_up("lo")
-    for path, value in plan.sysctls:
-        with channel.stage(f"writing sysctl {path}"):
-            with open(path, "w") as f:
-                f.write(value)
-    rootfs.finalize(plan.rootfs)
+    if plan.own_mounts:
+        _write_sysctls(plan.sysctls)
+        rootfs.finalize(plan.rootfs)
     execute.apply_rlimits(plan.rlimits)
     with channel.stage(f"checking the working directory {plan.exec.cwd}"):
         if not os.path.isdir(plan.exec.cwd):
             raise FileNotFoundError(2, "no such directory in the container")
     channel.send(sock, b"created")
     _wait_for_start(sock)
+    if plan.start_container_hooks:
+        state = dict(plan.state, status="created")
+        _run_hooks_inside(plan.start_container_hooks, state, "startContainer")
+    if plan.personality is not None:
+        with channel.stage("setting the personality"):
+            syscalls.personality(plan.personality)
     execute.exec_process(plan.exec)
+
+
+def _write_sysctls(sysctls) -> None:
+    for path, value in sysctls:
+        with channel.stage(f"writing sysctl {path}"):
+            with open(path, "w") as f:
+                f.write(value)
+
+
+def _run_hooks_inside(hooks, state: dict, phase: str) -> None:
+    """Run hooks from the container's init (createContainer, startContainer)."""
+    from pyrt_core.runtime import hooks as hooklib  # imported by _create_plan, before the fork
+
+    try:
+        hooklib.run_hooks(hooks, dict(state, pid=os.getpid()), phase)
+    except PyrtError as e:
+        raise channel.ChildError(str(e)) from None
+
+
+def _open_console(sock: int, uid: int) -> tuple:
+    """Open a pty in the container's own devpts, send the master to the parent
+    (SCM_RIGHTS), return the slave as the process's stdio (runc's console)."""
+    with channel.stage("opening the container's console (/dev/ptmx)"):
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            slave_path = syscalls.unlock_pty(master)
+            slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            try:
+                os.fchown(slave, uid, -1)
+            except OSError:
+                pass  # an unmapped uid keeps the slave owned by root
+            with socket.socket(fileno=os.dup(sock)) as s:
+                socket.send_fds(s, [b"console"], [master])
+        finally:
+            os.close(master)
+    return (slave, slave, slave)
 
 
 def _wait_for_start(sock: int) -> None:
@@ -423,11 +554,43 @@ def _fork_child(target, *args) -> tuple[int, int]:
     return pid, parent_sock
 
 
+def _console_socket(config) -> str | None:
+    """Where the console of a created container goes (``create --console-socket``)."""
+    return config.console_socket or getattr(config.process, "console_socket", None)
+
+
+def _send_console(path: str, master: int) -> None:
+    """Hand the pty master to the caller's console socket (as runc: SCM_RIGHTS)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            socket.send_fds(s, [b"/dev/ptmx"], [master])
+    except OSError as e:
+        raise RuntimeError_(f"sending the console to {path}: {e.strerror or e}") from None
+
+
+def _warn_no_mount_namespace(config) -> None:
+    skipped = [what for what, items in (("mounts", config.mounts),
+                                        ("masked paths", config.masked_paths),
+                                        ("read-only paths", config.readonly_paths))
+               if items]
+    if config.root_readonly:
+        skipped.append("a read-only root")
+    if skipped:
+        import sys
+
+        sys.stderr.write(f"pyrt: warning: container {config.id} has no mount namespace: it "
+                         f"shares the host's mounts, so its {', '.join(skipped)} are not "
+                         "applied (they would change the host)\n")
+
+
 def create(config, stdio, place_process) -> NamespacedProcess:
     """Create the container's init process in new namespaces, stopped before exec."""
     opened: list[int] = []
     try:
         plan = _create_plan(config, stdio, opened)
+        if not plan.own_mounts:
+            _warn_no_mount_namespace(config)
         _subreaper_begin()
         try:
             middle, sock = _fork_child(_intermediate, plan)
@@ -458,10 +621,32 @@ def create(config, stdio, place_process) -> NamespacedProcess:
         # The intermediate has exited meanwhile; once reaped, its child is ours.
         _reap(middle)
         middle = None
-        msg = channel.recv(sock)
-        if msg != b"created":
-            status, pid = _reap(pid), None
-            raise _failure(msg, what, status)
+        while True:
+            msg, fds = channel.recv_fds(sock)
+            if msg == b"hooks":
+                from pyrt_core.runtime import hooks as hooklib
+
+                state = oci_state(config, "creating", pid)
+                hooklib.run_hooks(config.hooks.prestart, state, "prestart")
+                hooklib.run_hooks(config.hooks.create_runtime, state, "createRuntime")
+                channel.send(sock, b"hooks done")
+            elif msg == b"console" and fds:
+                for fd in fds[1:]:
+                    os.close(fd)
+                if config.on_console is not None:
+                    config.on_console(fds[0])  # theirs now
+                else:
+                    try:
+                        _send_console(_console_socket(config), fds[0])
+                    finally:
+                        os.close(fds[0])
+            elif msg == b"created":
+                break
+            else:
+                for fd in fds:
+                    os.close(fd)
+                status, pid = _reap(pid), None
+                raise _failure(msg, what, status)
     except BaseException:
         _kill_and_reap(middle)
         _kill_and_reap(pid)
@@ -488,7 +673,8 @@ def _cgroup_procs_files(pid: int) -> list[str]:
     return [os.path.join(h.host_path, "cgroup.procs") for h in hierarchies]
 
 
-def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, sock: int) -> None:
+def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, console: bool,
+                       sock: int) -> None:
     me = str(os.getpid())
     for path in cgroup_procs:
         with channel.stage(f"joining cgroup {os.path.dirname(path)}"):
@@ -502,14 +688,16 @@ def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, sock
             syscalls.setns(fd, flag, name)
     pid = os.fork()  # a joined pid namespace applies to children only
     if pid == 0:
-        channel.run_child(sock, _join_final, xp, sock)
+        channel.run_child(sock, _join_final, xp, console, sock)
     channel.send(sock, b"pid %d" % pid)
 
 
-def _join_final(xp: execute.ExecPlan, sock: int) -> None:
+def _join_final(xp: execute.ExecPlan, console: bool, sock: int) -> None:
     # Wait until the parent knows our pid: a failure reported before the
     # intermediate's "pid N" would leave the parent unable to reap us.
     _expect(sock, b"go")
+    if console:
+        xp = xp._replace(stdio=_open_console(sock, xp.uid))
     execute.apply_rlimits(xp.rlimits)
     execute.exec_process(xp)
 
@@ -517,6 +705,9 @@ def _join_final(xp: execute.ExecPlan, sock: int) -> None:
 def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
     """Run ``process`` in the namespaces of the running process ``pid``; already started."""
     xp = exec_plan(process, stdio)
+    console_socket = getattr(process, "console_socket", None)
+    if console_socket and not process.terminal:
+        raise RuntimeError_("a console socket needs process.terminal to be true")
     opened: list[int] = []
     try:
         fds = []
@@ -538,7 +729,8 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         cgroup_procs = _cgroup_procs_files(pid) if "cgroup" in wanted else []
         _subreaper_begin()
         try:
-            middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp)
+            middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp,
+                                       bool(console_socket))
         except BaseException:
             _subreaper_end()
             raise
@@ -556,7 +748,17 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         if final is None:
             raise _failure(msg, what, status)
         channel.send(sock, b"go")
-        msg = channel.recv(sock)  # EOF = exec done
+        msg, passed = channel.recv_fds(sock)  # EOF = exec done
+        if msg == b"console" and passed:
+            try:
+                _send_console(console_socket, passed[0])
+            finally:
+                for fd in passed:
+                    os.close(fd)
+            msg = channel.recv(sock)
+        else:
+            for fd in passed:
+                os.close(fd)
         if msg:
             status, final = _reap(final), None
             raise _failure(msg, what, status)

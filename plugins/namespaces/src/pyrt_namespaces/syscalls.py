@@ -8,7 +8,9 @@ friends are in :mod:`os` and are used from there.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import struct
 
 _ARCH = os.uname().machine
 
@@ -71,6 +73,7 @@ def _load():
         "prctl": [c_int, c_ulong, c_ulong, c_ulong, c_ulong],
         "capget": [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)],
         "capset": [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)],
+        "personality": [c_ulong],
     }.items():
         fn = getattr(libc, name)
         fn.argtypes = args
@@ -164,6 +167,26 @@ def setdomainname(name: str) -> None:
     b = name.encode()
     if _libc.setdomainname(b, len(b)) != 0:
         _fail(f"setdomainname {name!r}")
+
+
+#: personality(2) execution domains (linux.personality.domain)
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def personality(persona: int) -> None:
+    if _libc.personality(persona) == -1:
+        _fail(f"personality({persona:#x})")
+
+
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+
+
+def unlock_pty(master: int) -> str:
+    """unlockpt + ptsname for a master opened from /dev/ptmx: the slave's path."""
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, struct.pack("i", 0)))[0]
+    return f"/dev/pts/{n}"
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0,
