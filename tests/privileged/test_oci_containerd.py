@@ -174,12 +174,22 @@ def containerd_daemon(tmp_path_factory, demo_layout):
             cd.stop()
             unmount_under(base)
             remove_cgroups(cgroup_dirs(NAMESPACE) - cgroups_existed)
-            for d in ("s", "fifo", "runc", ""):  # empty ones only, and only if we made them
-                if d not in shared_existed:
+            # empty ones only, and only if we made them; the shims remove their sockets
+            # as they exit, after their task was deleted
+            ours = [os.path.join(SHARED_RUN, d) for d in ("s", "fifo", "runc", "")
+                    if d not in shared_existed]
+            deadline = time.monotonic() + 15
+            while ours and time.monotonic() < deadline:
+                for d in list(ours):
                     try:
-                        os.rmdir(os.path.join(SHARED_RUN, d))
+                        os.rmdir(d)
+                        ours.remove(d)
+                    except FileNotFoundError:
+                        ours.remove(d)
                     except OSError:
                         pass
+                if ours:
+                    time.sleep(0.1)
             shutil.rmtree(base, ignore_errors=True)
 
 
@@ -272,7 +282,24 @@ def test_kill_sigkill_exit_status(containerd):
     containerd.ctr("container", "rm", "stubborn", check=True)
 
 
-def test_kill_all_and_force_delete(containerd):
+def test_kill_all(containerd):
+    """``task kill --all``: the runtime's ``kill --all`` reaches every process."""
+    # the init survives SIGTERM (a handler) and waits for both sleeps: only a signal to
+    # every process lets it finish (with 7)
+    containerd.ctr(*containerd.run_args("-d"), IMAGE, "group", "sh", "-c",
+                   'trap ":" TERM; sleep 100000 & a=$!; sleep 100000 & b=$!; '
+                   'wait $a; wait $b; exit 7', check=True)
+    wait_for(lambda: containerd.tasks().get("group") == "RUNNING", what="the task to run")
+    wait_for(lambda: len(containerd.ctr("task", "ps", "group").stdout.splitlines()) >= 4,
+             what="the sleeps to start")
+    containerd.ctr("task", "kill", "--all", "-s", "SIGTERM", "group", check=True)
+    wait_for(lambda: containerd.tasks().get("group") == "STOPPED", timeout=20, what="the task to stop")
+    r = containerd.ctr("task", "delete", "group", check=True)
+    assert "exit code 7" in r.stderr, r.stderr
+    containerd.ctr("container", "rm", "group", check=True)
+
+
+def test_force_delete_running(containerd):
     containerd.ctr(*containerd.run_args("-d"), IMAGE, "many", "sh", "-c",
                    "sleep 100000 & sleep 100000 & sleep 100000", check=True)
     wait_for(lambda: containerd.tasks().get("many") == "RUNNING", what="the task to run")

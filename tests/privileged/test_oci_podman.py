@@ -6,8 +6,9 @@ store) with ``pyrt-runtime`` as its OCI runtime, declared the way a user does it
 containers.conf with ``[engine.runtimes] pyrt = [PATH]`` and ``runtime_supports_json``
 (so podman passes ``--log-format=json --log FILE``).  Everything podman keeps is private
 to the test: ``--root``, ``--runroot``, ``--tmpdir``, the containers.conf
-(``CONTAINERS_CONF``), the events log; the runtime keeps its state under its default
-root.  Every container is removed after each test, the store is reset at the end, and
+(``CONTAINERS_CONF``), the events log, the network configuration directory; the
+runtime keeps its state under its default root.  Every container is removed after each
+test, the images and the store's directory at the end, and
 the cgroup podman makes for conmon (``libpod_parent/conmon``) is removed if the test
 made it.
 
@@ -52,6 +53,9 @@ runtime_supports_json = ["crun", "runc", "pyrt", "pyrt-runtime"]
 
 [engine.runtimes]
 pyrt = ["{runtime}"]
+
+[network]
+network_config_dir = "{networks}"
 """
 
 
@@ -64,7 +68,8 @@ class Podman:
         os.makedirs(self.tmpdir)
         self.conf = os.path.join(base, "containers.conf")
         with open(self.conf, "w") as f:
-            f.write(CONTAINERS_CONF.format(events=os.path.join(base, "events.log"), runtime=runtime))
+            f.write(CONTAINERS_CONF.format(events=os.path.join(base, "events.log"), runtime=runtime,
+                                           networks=os.path.join(base, "networks")))
         self.env = dict(os.environ, CONTAINERS_CONF=self.conf)
         self.argv = [PODMAN, "--root", self.root, "--runroot", self.runroot, "--tmpdir", self.tmpdir,
                      "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
@@ -93,11 +98,10 @@ def podman_store(tmp_path_factory, demo_layout):
     try:
         iid = pm("pull", "-q", f"oci:{demo_layout}:latest", check=True).stdout.split()[-1]
         pm("tag", iid, IMAGE, check=True)
-        pm.existed_cgroups = existed
         yield pm
     finally:
         pm("rm", "-af", "-t", "0")
-        pm("system", "reset", "-f")
+        pm("rmi", "-af")  # (not `system reset`: it also removes the machine's podman networks)
         unmount_under(base)
         remove_cgroups(cgroup_dirs("libpod_parent") - existed)
         shutil.rmtree(base, ignore_errors=True)
@@ -175,6 +179,18 @@ def test_runtime_is_pyrt_with_json_log(podman):
     podman("rm", "-f", "-t", "0", "logged", check=True)
 
 
+def test_runtime_by_path(podman):
+    """The one-off form: ``podman --runtime /abs/path/pyrt-runtime`` (no containers.conf entry)."""
+    argv = list(podman.argv)
+    argv[argv.index("--runtime") + 1] = RUNTIME
+    env = dict(podman.env)
+    del env["CONTAINERS_CONF"]  # podman's defaults, the flags of the machine's rlimits instead
+    r = subprocess.run(argv + ["run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
+                               "--ulimit", "nproc=1000:1000", IMAGE, "echo", "by path"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert (r.returncode, r.stdout) == (0, "by path\n"), r.stderr
+
+
 def test_exit_codes_propagate(podman):
     assert podman("run", "--rm", IMAGE, "sh", "-c", "exit 3").returncode == 3
     assert podman("run", "--rm", IMAGE, "false").returncode == 1
@@ -190,11 +206,16 @@ def test_exit_codes_propagate(podman):
         if fg.poll() is None:
             fg.kill()
             fg.wait()
-    # a command that is not there: 127, with the runtime's message shown by podman
-    r = podman("run", "--rm", IMAGE, "/no/such/command")
-    assert r.returncode == 127, (r.returncode, r.stderr)
-    assert "/no/such/command" in r.stderr
     assert podman.container_ids() == []
+
+
+def test_missing_command_exit_127(podman):
+    """A command that is not there: 127 (docker's code), with the runtime's message.  podman
+    maps only an error of ``create`` that says "no such file or directory" to 127: the
+    runtime must find the command before ``create`` returns, as runc does."""
+    r = podman("run", "--rm", IMAGE, "/no/such/command")
+    assert "/no/such/command" in r.stderr
+    assert r.returncode == 127, (r.returncode, r.stderr)
 
 
 def test_run_env_workdir_user(podman):
@@ -240,6 +261,10 @@ def test_detached_exec_stop_rm(podman):
     r = podman("exec", "-i", "web", "cat", input="via exec stdin\n")
     assert (r.returncode, r.stdout) == (0, "via exec stdin\n"), r.stderr
     assert podman("exec", "web", "/no/such/command").returncode == 127
+    # exec -t: the runtime's exec gets --console-socket
+    r = podman("exec", "-t", "web", "sh", "-c", "tty; exit 6", stdin=subprocess.DEVNULL)
+    assert r.returncode == 6, r.stderr
+    assert r.stdout.replace("\r", "").strip().startswith("/dev/pts/"), r.stdout
     # stop: SIGTERM reaches the trap, no wait for the time-out
     t = time.monotonic()
     podman("stop", "-t", "20", "web", check=True)
@@ -312,9 +337,10 @@ def _cgroup_file(pid: int, controller: str, name: str) -> str:
     raise AssertionError(f"no {controller} cgroup for pid {pid}")
 
 
-def test_resources_and_cgroups_path(podman):
+def test_resources_cgroups_path_and_update(podman):
     """podman's resource flags reach pyrt's cgroups plugin through config.json, in the
-    cgroup podman asks for (cgroupsPath /libpod_parent/libpod-ID)."""
+    cgroup podman asks for (cgroupsPath /libpod_parent/libpod-ID); ``podman update``
+    changes them through the runtime."""
     cid = podman("run", "-d", "--name", "limited", "--memory", "64m", "--pids-limit", "50",
                  IMAGE, *TRAP, check=True).stdout.strip()
     wait_for(lambda: "ready" in podman("logs", "limited").stdout, what="the container")
@@ -326,5 +352,15 @@ def test_resources_and_cgroups_path(podman):
     else:
         assert _cgroup_file(pid, "memory", "memory.max") == str(64 << 20)
     assert _cgroup_file(pid, "pids", "pids.max") == "50"
+    # podman update: the runtime's `update --resources FILE` on the running container
+    r = podman("update", "--memory", "128m", "--cpus", "0.5", "limited")
+    assert r.returncode == 0, r.stderr
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        assert _cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(128 << 20)
+        assert _cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+    else:
+        assert _cgroup_file(pid, "memory", "memory.max") == str(128 << 20)
+        assert _cgroup_file(pid, "cpu", "cpu.max").split()[0] == "50000"
+    assert _cgroup_file(pid, "pids", "pids.max") == "50"  # untouched
     podman("stop", "limited", check=True)
     podman("rm", "limited", check=True)

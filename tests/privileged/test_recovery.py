@@ -96,6 +96,30 @@ def test_killed_right_after_exec(cli):
     assert_clean(cli)
 
 
+def test_run_detached_killed_after_its_monitor_started(cli):
+    # run -d starts conmon before the record exists (Engine.prelaunch); killed there, the
+    # runtime reads EOF and exits, conmon too, and the next command removes the directories
+    r = cli("run", "-d", "--name", "early", cli.image, "sh", "-c", TRAP, env=faulty("run:launched"))
+    assert r.returncode == -signal.SIGKILL
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+    r = cli("ps", "-a")
+    assert r.returncode == 0 and "early" not in r.stdout and "unfinished run" in r.stderr
+    assert os.listdir(os.path.join(cli.root, "containers")) == ["names"]
+    assert_clean(cli)
+    assert cli("run", "-d", "--name", "early", cli.image, "sh", "-c", TRAP).returncode == 0
+    assert cli("rm", "-f", "early").returncode == 0
+    assert_clean(cli)
+
+
+def test_run_detached_bad_image_leaves_nothing(cli):
+    # the early monitor of a run -d whose create fails is stopped and its directories go
+    r = cli("run", "-d", "--name", "nope", "no/such:image", "true")
+    assert r.returncode == 125 and "no/such" in r.stderr
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+    assert os.listdir(os.path.join(cli.root, "containers")) == ["names"]
+    assert_clean(cli)
+
+
 def test_run_detached_killed_before_start(cli):
     r = cli("run", "-d", "--name", "rd", cli.image, "sh", "-c", TRAP, env=faulty("start:created"))
     assert r.returncode == -signal.SIGKILL

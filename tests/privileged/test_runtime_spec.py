@@ -13,7 +13,7 @@ import pytest
 
 from pyrt_core.errors import RuntimeError_
 from pyrt_core.runtime.config import Hook, Hooks, Namespace
-from pyrt_namespaces import mounts, spawn
+from pyrt_namespaces import mounts
 from test_namespaces import (  # noqa: F401 - the fixture is used by every test here
     DEFAULT_NAMESPACES, Run, docker_config, mount, own_children, reaped, sh,
 )
@@ -399,3 +399,30 @@ def test_runtime_create_and_exec_consoles_are_the_containers_ptys(tmp_path, busy
             except ChildProcessError:
                 break
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 0)
+
+
+def test_pyrt_run_and_exec_it_see_a_pty_of_the_container(detached_cli):
+    """`pyrt run -it` and `pyrt exec -it` (in-process, the CLI proxies the terminal):
+    the pty is the container's own, so `tty` names it and the size is passed on."""
+    from test_tty import Term
+
+    cli = detached_cli
+    t = Term(cli.argv("run", "-it", "--rm", "--name", "ttyspec", cli.image, "sh"), rows=33, cols=90)
+    try:
+        t.send(b"tty; stty size; echo mark$((0+1))\n")
+        out = t.expect(b"mark1\r\n", 20)
+        assert b"/dev/pts/0\r\n33 90\r\n" in out, out
+        t.send(b"exit 3\n")
+        assert t.wait() == 3
+    finally:
+        t.close()
+    cli("run", "-d", "--name", "ttybox", cli.image, "sleep", "1000", check=True)
+    t = Term(cli.argv("exec", "-it", "ttybox", "sh"), rows=41, cols=99)
+    try:
+        t.send(b"tty; stty size; echo ma$((0))rk\n")
+        out = t.expect(b"ma0rk\r\n")
+        assert b"/dev/pts/0\r\n41 99\r\n" in out, out
+        t.send(b"exit 5\n")
+        assert t.wait() == 5
+    finally:
+        t.close()

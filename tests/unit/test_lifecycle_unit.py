@@ -101,6 +101,7 @@ def test_runtime_state_status(tmp_path):
     assert RuntimeState.status({"pid": me["pid"], "pid_start": me["start"], "boot": me["boot"],
                                 "started": True}) == "running"
     assert RuntimeState.status({"pid": me["pid"], "pid_start": me["start"] + 1}) == "stopped"
+    os.makedirs(st.dir)  # create() makes it (os.mkdir: "already exists" for a second create)
     st.save({"pid": 1})
     assert st.load() == {"pid": 1}
     st.remove()
@@ -141,3 +142,113 @@ def test_old_records_still_load():
          "cgroup_manager": "none"}
     c = Container.from_dict(d)
     assert c.state.exit_code == 1 and c.monitor == "" and c.config.restart_policy == "no"
+
+
+def _record(cid):
+    from pyrt_core.models import Container, ContainerConfig
+
+    return Container(id=cid, name="n", image_id="sha256:x", image_name="i", created="t",
+                     storage_driver="vfs", config=ContainerConfig(image="i"))
+
+
+def test_publish_into_a_prepared_directory(tmp_path):
+    # run -d's early monitor: the container's directory (with conmon's log) exists before
+    # its record; publish moves the creator's lock, then the record, into it
+    from pyrt_core.containers.store import ContainerStore
+
+    store = ContainerStore(str(tmp_path / "root"), str(tmp_path / "run"))
+    cid = store.new_id()
+    early = store.prepare_dir(cid)
+    with open(os.path.join(store.path(cid), "ctr.log"), "w") as f:
+        f.write("conmon was here\n")
+    assert store.list() == [] and store.container_lock(cid, blocking=False) is None
+    lk = store.begin_create(cid)
+    store.publish(_record(cid), lk)
+    early.release()
+    assert [c.id for c in store.list()] == [cid]
+    assert store.container_lock(cid, blocking=False) is None  # the creator's lock, still held
+    assert open(store.log_path(cid)).read() == "conmon was here\n"
+    assert not [n for n in os.listdir(store.dir) if n.startswith(".tmp-")]
+    lk.release()
+    store.discard_prepared(cid)  # a record: kept
+    assert [c.id for c in store.list()] == [cid]
+
+
+def test_recovery_removes_what_a_killed_run_detached_left(tmp_path):
+    from pyrt_core.config import load_settings
+    from pyrt_core.engine import Engine
+    from pyrt_core.monitor.conmon import Paths
+
+    engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
+    store = engine.containers
+    live, dead = store.new_id(), store.new_id()
+    held = store.prepare_dir(live)  # a run -d in progress
+    store.prepare_dir(dead).release()  # its creator died
+    for cid in (live, dead):
+        p = Paths(engine.settings.root, engine.settings.runroot, cid)
+        os.makedirs(p.bundle)
+        os.makedirs(p.socket_dir, exist_ok=True)
+        os.symlink(p.bundle, os.path.join(p.socket_dir, cid))
+    actions = engine.recover()
+    assert any("unfinished run" in a and dead[:12] in a for a in actions)
+    assert sorted(os.listdir(store.dir)) == sorted(["names", live])
+    assert os.listdir(store.rundir) == [live]
+    assert os.listdir(os.path.join(engine.settings.runroot, "socket")) == [live]
+    engine.recover(full=False)
+    assert live in os.listdir(store.dir)  # still held: left alone
+    held.release()
+
+
+def test_exit_command_without_exit_file_returns_at_once(tmp_path):
+    # conmon runs its exit command even when the runtime's create failed; with no exit
+    # file there is nothing to report: it must not take the container's lock
+    from pyrt_core.config import load_settings
+    from pyrt_core.engine import Engine
+
+    engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
+    store = engine.containers
+    cid = store.new_id()
+    lk = store.begin_create(cid)
+    store.publish(_record(cid), lk)  # the starter still holds the lock
+    assert engine.cleanup(cid, 1) is None
+    lk.release()
+
+
+def test_spawn_failure_is_one_clear_error(tmp_path):
+    from pyrt_core.errors import RuntimeError_
+    from pyrt_core.monitor.conmon import _spawn_detached
+
+    r, w = os.pipe()
+    try:
+        with pytest.raises(RuntimeError_, match="cannot run the monitor /nonexistent"):
+            _spawn_detached(["/nonexistent"], {}, str(tmp_path), str(tmp_path / "log"), w)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_settings_need_no_attrs():
+    r = subprocess.run([os.sys.executable, "-c", "import sys, pyrt_core.config, pyrt_core.containers.store, "
+                        "pyrt_core.monitor.conmon; print('attr' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+
+
+def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
+    # `rm` of a stopped container fires pyrt_container_removed: with the record of
+    # implemented hooks saying no plugin listens, the plugins are not loaded at all
+    from pyrt_core import entrypoints
+    from pyrt_core.config import load_settings
+    from pyrt_core.engine import Engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert entrypoints.implemented_hooks() is None  # nothing recorded: load, to be safe
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("def pyrt_container_removed(container): pass\n")
+    entrypoints.record_hooks(["pyrt_info"], [str(plugin)])
+    assert entrypoints.implemented_hooks() == {"pyrt_info"}
+    engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
+    engine._notify("pyrt_container_removed", container=None)
+    assert "pm" not in engine.__dict__
+    os.utime(plugin, ns=(1, 1))  # the plugin changed since: the record is stale
+    assert entrypoints.implemented_hooks() is None

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import os
 
-from attrs import define, field
-
 from .errors import UsageError
 
 DEFAULT_ROOT = "/var/lib/pyrt"
@@ -40,16 +38,33 @@ DEFAULT_RUNROOT = "/run/pyrt"
 SYSTEM_CONFIG = "/etc/pyrt/pyrt.toml"
 
 
-@define
 class Settings:
-    root: str = DEFAULT_ROOT
-    runroot: str = DEFAULT_RUNROOT
-    storage_driver: str | None = None
-    storage_driver_source: str = "default"  # flag | environment | config file | default
-    storage_options: list[str] = field(factory=list)
-    disabled_plugins: list[str] = field(factory=list)
-    cgroup_manager: str | None = None  # for the resource plugin: [cgroups] manager
-    config_file: str | None = None
+    """The resolved settings.  A plain class, not attrs: ``pyrt run -d`` resolves them
+    and starts the container's monitor before it loads attrs and the models (~25 ms
+    of start-up the monitor's runtime then overlaps, see docs/lifecycle.md)."""
+
+    __slots__ = ("root", "runroot", "storage_driver", "storage_driver_source", "storage_options",
+                 "disabled_plugins", "cgroup_manager", "config_file")
+
+    def __init__(self, root: str = DEFAULT_ROOT, runroot: str = DEFAULT_RUNROOT,
+                 storage_driver: str | None = None, storage_driver_source: str = "default",
+                 storage_options: list[str] | None = None, disabled_plugins: list[str] | None = None,
+                 cgroup_manager: str | None = None, config_file: str | None = None):
+        self.root = root
+        self.runroot = runroot
+        self.storage_driver = storage_driver
+        self.storage_driver_source = storage_driver_source  # flag | environment | config file | default
+        self.storage_options = list(storage_options or [])
+        self.disabled_plugins = list(disabled_plugins or [])
+        self.cgroup_manager = cgroup_manager  # for the resource plugin: [cgroups] manager
+        self.config_file = config_file
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Settings) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
     def driver_options(self, driver: str) -> dict[str, str]:
         """Options for one driver: ``overlay.k=v`` (or ``k=v``, for the chosen driver)."""

@@ -56,7 +56,7 @@ class Engine:
         from .storage.select import select_driver
 
         os.makedirs(self.settings.root, mode=0o700, exist_ok=True)
-        return select_driver(self.settings, self.pm)
+        return select_driver(self.settings, _LazyHooks(self))
 
     @property
     def driver_name(self) -> str:
@@ -80,6 +80,18 @@ class Engine:
         from .containers.store import ContainerStore
 
         return ContainerStore(self.settings.root, self.settings.runroot)
+
+    def _notify(self, hook: str, **kw) -> None:
+        """Fire an event hook.  With the plugins not loaded yet, the record of implemented
+        hooks (entrypoints.implemented_hooks) decides whether they must be: `rm` of a
+        stopped container then never loads them (~9 ms) when no plugin listens."""
+        if self._pm is None and "pm" not in self.__dict__:
+            from .entrypoints import implemented_hooks
+
+            known = implemented_hooks()
+            if known is not None and hook not in known:
+                return
+        getattr(self.pm.hook, hook)(**kw)
 
     def storage_lock(self):
         return FileLock(os.path.join(self.settings.root, "storage.lock"))
@@ -223,7 +235,7 @@ class Engine:
 
     # -- foreground run (the CLI is the monitor) ------------------------------------------
     def run(self, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2),
-            pull: str = "missing", on_started=None, on_exited=None) -> int:
+            pull: str = "missing", on_started=None, on_exited=None, on_console=None) -> int:
         """``pyrt run`` in the foreground: create, start, wait, clean up; return the exit code.
 
         This process is the container's monitor: it reaps the init and records
@@ -286,6 +298,8 @@ class Engine:
                     self.containers.save(c, durable=False)
 
             error = ""
+            if on_console is not None and rc.process.terminal:
+                rc.on_console = on_console  # -t: the pty is opened inside (its own devpts)
             try:
                 code = Executor(self.pm).run(rc, stdio, on_started=started, on_exited=exited,
                                              on_placed=placed)
@@ -330,64 +344,31 @@ class Engine:
                 if c.state.status in ("running", "starting"):
                     self._cleanup_locked(c, remove=False)  # a dead run recovery has not seen yet
                 mine, launched = launched, None  # _start_locked owns it from here
+                if mine is not None:
+                    mine.release_dir_lock()  # the record exists: its own lock is what counts
                 self._start_locked(c, before_start, mine)
                 return c
         finally:
             if launched is not None:
                 self.abandon(launched)
 
-    def prelaunch(self, cid: str, config: ContainerConfig, name: str | None = None):
-        """For ``run -d``: start conmon for the container ``cid`` that is about to be
-        created, so that its runtime loads its code while this process creates the
-        container, mounts its root and writes the bundle (the runtime waits for the
-        bundle, see monitor.conmon.launch).  Pass the result to :meth:`start`; if the
-        container is never started, call :meth:`abandon`.  None when the storage driver
-        is not known yet (a new store: the exit command must name it)."""
+    def prelaunch(self, cid: str, **kw):
+        """See :func:`pyrt_core.monitor.conmon.prelaunch` (``run -d`` calls that before it
+        has an engine)."""
         from .monitor import conmon
-        from .storage.select import recorded_driver
 
-        driver = self.settings.storage_driver or recorded_driver(self.settings.root)
-        if not driver:
-            return None
-        self.containers.prepare_dir(cid)  # conmon opens the log there at once
-        try:
-            launched = conmon.launch(
-                self.paths(cid), name=name or cid, exit_command=self._exit_argv(driver, cid, 1),
-                stdin=config.interactive, tty=config.tty, log_size_max=config.log_size_max,
-                disabled_plugins=self.settings.disabled_plugins, runtime=conmon.find_runtime(),
-                conmon=conmon.find_conmon())
-        except BaseException:
-            self.containers.discard_prepared(cid)
-            import shutil
-
-            shutil.rmtree(self.paths(cid).bundle, ignore_errors=True)
-            raise
-        launched.run = 1
-        return launched
+        return conmon.prelaunch(self.settings, self.containers, cid, **kw)
 
     def abandon(self, launched) -> None:
-        """Stop a monitor :meth:`prelaunch` started that no container uses: its runtime
-        reads EOF and exits, and so does conmon; the bundle directory goes unless a
-        record owns it."""
-        import shutil
+        """Stop a prelaunched monitor no container uses (see monitor.conmon.abandon)."""
+        from .monitor import conmon
 
-        launched.abort()
-        cid = launched.paths.id
-        if self.containers.load(cid) is None:
-            shutil.rmtree(launched.paths.bundle, ignore_errors=True)
-            self.containers.discard_prepared(cid)
-
-    def _exit_argv(self, driver: str, cid: str, run: int) -> list[str]:
-        from .monitor.conmon import find_pyrt
-
-        argv = [find_pyrt(), "--root", self.settings.root, "--runroot", self.settings.runroot,
-                "--storage-driver", driver]
-        if self.settings.config_file:
-            argv += ["--config", self.settings.config_file]
-        return argv + ["container", "cleanup", "--run", str(run), cid]
+        conmon.abandon(launched, self.containers)
 
     def _exit_command(self, c: Container) -> list[str]:
-        return self._exit_argv(self.driver_name, c.id, c.state.run)
+        from .monitor.conmon import exit_command
+
+        return exit_command(self.settings, self.driver_name, c.id, c.state.run)
 
     def _start_locked(self, c: Container, before_start=None, launched=None) -> None:
         from . import procutil
@@ -408,7 +389,9 @@ class Engine:
             image = self.images.get(c.image_id)
             # conmon and the runtime start now; the runtime waits for the bundle
             if launched is not None and (launched.run != st.run or launched.paths.id != c.id
-                                         or launched.exit_command != self._exit_command(c)):
+                                         or launched.exit_command != self._exit_command(c)
+                                         or launched.io != (c.config.interactive, c.config.tty,
+                                                            c.config.log_size_max)):
                 launched.abort()  # not for this run (never in practice)
                 launched = None
             launched = launched or conmon.launch(
@@ -422,6 +405,7 @@ class Engine:
             except BaseException:
                 launched.abort()
                 raise
+            _preload("pyrt_namespaces.handle")  # start's code, loaded while the runtime works
             pid, mon = launched.wait()
             ident = procutil.identity(pid)
             st.pid, st.pid_start = pid, ident["start"]
@@ -782,7 +766,7 @@ class Engine:
 
     def exec(self, ref: str | Container, args: list[str], *, env: list[str] | None = None,
              user: str | None = None, workdir: str | None = None, tty: bool = False,
-             stdio=(0, 1, 2), detach: bool = False, on_started=None) -> int:
+             stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None) -> int:
         """``pyrt exec``: a new process in the container's namespaces (setns) and
         cgroup, with the container's environment, capabilities and user unless
         overridden.  Returns its exit code (0 at once with ``detach``)."""
@@ -820,6 +804,8 @@ class Engine:
                                 "absolute path", 125)
             proc["cwd"] = workdir
         pconf = process_from_spec(proc)
+        if tty and on_console is not None:
+            pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
         from .runtime.seccomp_config import seccomp_from_spec
 
         pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
@@ -883,7 +869,7 @@ class Engine:
             except OSError:
                 pass
         self.containers.delete(c)
-        self.pm.hook.pyrt_container_removed(container=c)
+        self._notify("pyrt_container_removed", container=c)
 
     # kept for callers of the old API
     def _release_rootfs(self, container: Container) -> None:
@@ -892,6 +878,27 @@ class Engine:
                 self.driver.put(container.layer_id)
         except OSError as e:
             raise StorageError(f"cannot unmount the root filesystem of {container.short_id}: {e}") from None
+
+
+class _LazyHooks:
+    """What select_driver wants of a plugin manager (``.hook.NAME(**kw)``), with each call
+    going through Engine._notify."""
+
+    def __init__(self, engine: Engine):
+        self.hook = self
+        self._engine = engine
+
+    def __getattr__(self, name: str):
+        return lambda **kw: self._engine._notify(name, **kw)
+
+
+def _preload(module: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - only a warm-up; the real import reports
+        pass
 
 
 def _rfc3339(t: float) -> str:

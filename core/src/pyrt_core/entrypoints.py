@@ -10,21 +10,41 @@ not used.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 
-import attrs
 
 
-@attrs.frozen
 class EntryPoint:
+    """One entry point (immutable).  A plain class, not attrs: importing attrs costs
+    ~25 ms, and the runtime's delete reads entry points on its hot path."""
+
+    __slots__ = ("name", "value", "group", "distribution", "version")
     name: str
     value: str  # "module:attr" or "module"
     group: str
-    distribution: str | None = None
-    version: str | None = None
+    distribution: str | None
+    version: str | None
+
+    def __init__(self, name: str, value: str, group: str, distribution: str | None = None,
+                 version: str | None = None):
+        for k, v in zip(self.__slots__, (name, value, group, distribution, version)):
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"EntryPoint is immutable: cannot set {name!r}")
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if type(other) is EntryPoint else NotImplemented
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "EntryPoint(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def load(self):
         import importlib
@@ -38,14 +58,18 @@ class EntryPoint:
 
 def _cache_path() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = hashlib.sha256()
-    for p in sys.path:
-        try:
-            mtime = os.stat(p or ".").st_mtime_ns
-        except OSError:
-            mtime = -1
-        key.update(f"{p}\0{mtime}\0".encode())
-    return os.path.join(base, "pyrt", f"entry-points-{key.hexdigest()[:32]}.json")
+    import zlib  # not hashlib: loading OpenSSL costs ~3 ms of every command's start-up
+
+    text = "".join(f"{p}\0{_mtime(p)}\0" for p in sys.path).encode()
+    key = f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"
+    return os.path.join(base, "pyrt", f"entry-points-{key}.json")
+
+
+def _mtime(p: str) -> int:
+    try:
+        return os.stat(p or ".").st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _scan() -> dict[str, list[list]]:
@@ -73,12 +97,16 @@ def _all() -> dict[str, list[list]]:
         return _memo
     path = _cache_path()
     try:
-        with open(path) as f:
-            _memo = json.load(f)
+        from .jsonlean import loads  # not json (re, enum): the runtime's delete reads this
+
+        with open(path, "rb") as f:
+            _memo = loads(f.read())
             return _memo
     except (OSError, ValueError):
         pass
     _memo = _scan()
+    import json
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -94,6 +122,46 @@ def entry_points(group: str) -> list[EntryPoint]:
     """Entry points of ``group`` (only ``pyrt.*`` groups are indexed), sorted by name."""
     return sorted((EntryPoint(n, v, group, d, ver) for n, v, d, ver in _all().get(group, [])),
                   key=lambda e: e.name)
+
+
+def implemented_hooks() -> set[str] | None:
+    """Names of the hooks the core and the installed plugins implement, as recorded by
+    the last full plugin load (:func:`record_hooks`); None when not recorded, or when a
+    plugin's module changed since.  Lets a command skip loading every plugin for an
+    event hook nobody implements (``Engine._notify``)."""
+    from .jsonlean import loads  # not json: ~6 ms (re, enum)
+
+    try:
+        with open(_cache_path().replace("entry-points-", "hooks-"), "rb") as f:
+            d = loads(f.read())
+        if any(_mtime(path) != mtime for path, mtime in d["files"].items()):
+            return None
+        return set(d["hooks"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def record_hooks(hooks, files) -> None:
+    """Record what :func:`implemented_hooks` reads: hook names, and the plugin module files
+    whose change makes the record stale.  A cache that cannot be written is not used."""
+    import json
+
+    path = _cache_path().replace("entry-points-", "hooks-")
+    text = json.dumps({"hooks": sorted(hooks), "files": {p: _mtime(p) for p in files}})
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return  # unchanged: no write on every plugin load
+    except OSError:
+        pass
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def forget() -> None:

@@ -72,5 +72,25 @@ def make_plugin_manager(blocked=(), load_entry_points: bool = True) -> PluginMan
     pm.records.append(PluginRecord("core", "pyrt-core", __version__, "loaded"))
     if load_entry_points:
         pm.load_entry_points(blocked)
+        if not blocked and all(r.status == "loaded" for r in pm.records):
+            _record_hooks(pm)
     return pm
+
+
+def _record_hooks(pm: PluginManager) -> None:
+    """Which hooks are implemented at all (entrypoints.implemented_hooks reads it)."""
+    import sys
+
+    from .entrypoints import record_hooks
+
+    hooks = [name for name, caller in vars(pm.hook).items()
+             if not name.startswith("_") and caller.get_hookimpls()]
+    files = []
+    for plugin in pm.get_plugins():
+        mod = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
+        path = getattr(mod, "__file__", None)
+        if not path:
+            return  # cannot tell when it changes: record nothing
+        files.append(path)
+    record_hooks(hooks, files)
 

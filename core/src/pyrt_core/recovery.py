@@ -22,8 +22,9 @@ Rules (a free per-container lock on a record means its last writer is gone):
 Full mode also: unmounts the root of every container that is not running
 (a failed unmount never blocks the next start: the driver's ``get`` is
 idempotent), deletes runtime state, bundles and exit files no running
-container owns, and removes ``pyrt-<id>`` cgroups of containers that are not
-running.
+container owns, removes record-less container directories and bundles older
+than a minute (a ``run -d`` killed before its create, see Engine.prelaunch),
+and removes ``pyrt-<id>`` cgroups of containers that are not running.
 """
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ def reconcile(engine, full: bool = False) -> list[str]:
             path = os.path.join(store.dir, name)
             if time.time() - _mtime(path) > 60:  # a creator killed within microseconds
                 shutil.rmtree(path, ignore_errors=True)
+        elif len(name) == 64 and not os.path.exists(os.path.join(store.dir, name, "container.json")):
+            # a `run -d` killed after starting its monitor, before its record (Engine.prelaunch)
+            lk = ContainerLock(os.path.join(store.dir, name, "lock"), name)
+            try:
+                got = lk.try_acquire()
+            except NotFoundError:
+                continue
+            if got:
+                try:
+                    if not os.path.exists(os.path.join(store.dir, name, "container.json")):
+                        _remove_unfinished_run(engine, name)
+                        actions.append(f"removed the directories of an unfinished run {name[:12]}")
+                finally:
+                    lk.release()
     for c in store.list():
         if c.state.status not in TRANSITIONAL:
             continue
@@ -113,6 +128,19 @@ def reconcile(engine, full: bool = False) -> list[str]:
     if full:
         _sweep(engine, actions)
     return actions
+
+
+def _remove_unfinished_run(engine, cid: str) -> None:
+    """What a `run -d` killed between starting its monitor and writing its record left:
+    the container directory (conmon's empty log), the bundle, conmon's socket link.  Its
+    runtime never got the go, so it exits (EOF), and conmon with it."""
+    from .monitor.conmon import Paths
+
+    p = Paths(engine.settings.root, engine.settings.runroot, cid)
+    shutil.rmtree(p.bundle, ignore_errors=True)
+    _unlink(os.path.join(p.socket_dir, cid))
+    _unlink(p.exit_file)
+    shutil.rmtree(engine.containers.path(cid), ignore_errors=True)
 
 
 def _expire_exit_files(engine, full: bool) -> None:
@@ -178,11 +206,10 @@ def _sweep(engine, actions: list[str]) -> None:
                 except Exception as e:  # noqa: BLE001
                     actions.append(f"deleting runtime state of {cid[:12]} failed: {e}")
     for cid in _listdir(store.rundir):
-        path = os.path.join(store.rundir, cid)
-        # a bundle with no record yet is a `run -d` whose monitor started before its
-        # create finished (see Engine.prelaunch): leave young ones alone
-        if cid not in running and (cid in known or time.time() - _mtime(path) > 60):
-            shutil.rmtree(path, ignore_errors=True)
+        # a bundle whose record-less container directory exists: a `run -d` in progress
+        # (Engine.prelaunch; the pass above removed those of killed ones)
+        if cid not in running and (cid in known or not os.path.isdir(store.path(cid))):
+            shutil.rmtree(os.path.join(store.rundir, cid), ignore_errors=True)
     now = time.time()
     for cid in _listdir(p.exit_dir):
         path = os.path.join(p.exit_dir, cid)

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 
-def engine_from_args(args, pm=None):
-    """An Engine for the global flags (--root, --runroot, --storage-driver, ...)."""
+def settings_from_args(args):
+    """The engine's settings for the global flags (--root, --runroot, --storage-driver, ...)."""
     from ..config import load_settings
-    from ..engine import Engine
 
-    settings = load_settings(
+    return load_settings(
         root=getattr(args, "root", None), runroot=getattr(args, "runroot", None),
         storage_driver=getattr(args, "storage_driver", None),
         storage_opts=getattr(args, "storage_opt", None), config=getattr(args, "config", None),
     )
-    return Engine(settings, pm)
+
+
+def engine_from_args(args, pm=None):
+    """An Engine for the global flags."""
+    from ..engine import Engine
+
+    return Engine(settings_from_args(args), pm)
 
 
 

@@ -287,14 +287,7 @@ def container_config_from_args(args):
     policy, restart_max = parse_restart(getattr(args, "restart", "no") or "no")
     if policy != "no" and getattr(args, "rm", False):
         raise UsageError("conflicting options: --restart and --rm")
-    log_size_max = None
-    for opt in getattr(args, "log_opt", []) or []:
-        k, sep, v = opt.partition("=")
-        if k != "max-size" or not sep:
-            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
-        from .resource_flags import parse_size
-
-        log_size_max = parse_size(v, "--log-opt max-size")
+    log_size_max = _log_size_max(args)
     stop_signal = getattr(args, "stop_signal", None)
     if stop_signal:
         from ..runtime.cli import RuntimeFailure, parse_signal
@@ -345,6 +338,18 @@ def _seccomp_setting(opts: list[str]) -> str | None:
     from ..containers.seccomp_default import parse_security_opts
 
     return parse_security_opts(opts, DEFAULT_CAPS)
+
+
+def _log_size_max(args) -> int | None:
+    log_size_max = None
+    for opt in getattr(args, "log_opt", []) or []:
+        k, sep, v = opt.partition("=")
+        if k != "max-size" or not sep:
+            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
+        from .resource_flags import parse_size
+
+        log_size_max = parse_size(v, "--log-opt max-size")
+    return log_size_max
 
 
 def parse_restart(text: str) -> tuple[str, int]:
@@ -474,37 +479,62 @@ def cmd_create(args) -> int:
 
 
 def cmd_run(args) -> int:
-    config = container_config_from_args(args)
     if args.detach:
-        # the monitor and its runtime start first: the runtime's start-up (a Python
-        # process) overlaps the recovery pass, create, mount and bundle
-        engine = engine_from_args(args)
-        cid = engine.containers.new_id()
-        launched = engine.prelaunch(cid, config, args.name)
-        try:
-            _recover(engine)
-            c = engine.create(config, name=args.name, pull=args.pull, cid=cid)
-        except BaseException:
-            if launched is not None:
-                engine.abandon(launched)
-            raise
-        try:
-            engine.start(c, launched=launched)
-        except Exception:
-            if config.auto_remove:
-                try:
-                    engine.remove(c.id, force=True)
-                except NotFoundError:
-                    pass
-            raise
-        print(c.id)
-        return 0
+        return _run_detached(args)
+    config = container_config_from_args(args)
     engine = _engine(args)
     if config.restart_policy != "no":
         # the restart policy outlives this CLI: run under the monitor and attach to it
         c = engine.create(config, name=args.name, pull=args.pull)
         return _start_attached(engine, c.id, stdin=config.interactive)
     return _run_foreground(engine, config, args)
+
+
+def _run_detached(args) -> int:
+    """``run -d``.  The container's monitor starts first of all, right after the settings
+    are known (conmon.prelaunch: no attrs, no engine yet): its runtime is a second
+    Python process whose start-up then overlaps this one's loading of the models,
+    the flag checks, the recovery pass, create, mount and bundle.  A bad flag or a
+    failed create stops that monitor again (conmon.abandon)."""
+    from ..containers.store import ContainerStore
+    from ..monitor import conmon
+    from .common import settings_from_args
+
+    settings = settings_from_args(args)
+    store = ContainerStore(settings.root, settings.runroot)
+    cid = store.new_id()
+    launched = None
+    try:
+        if _name_free(store, args.name):  # a taken name fails the create anyway
+            launched = conmon.prelaunch(settings, store, cid, name=args.name,
+                                        stdin=args.interactive, tty=args.tty,
+                                        log_size_max=_log_size_max(args))
+        from ..engine import Engine, fault
+
+        fault("run:launched")
+        config = container_config_from_args(args)
+        engine = Engine(settings)
+        _recover(engine)
+        c = engine.create(config, name=args.name, pull=args.pull, cid=cid)
+    except BaseException:
+        if launched is not None:
+            conmon.abandon(launched, store)
+        raise
+    try:
+        engine.start(c, launched=launched)
+    except Exception:
+        if config.auto_remove:
+            try:
+                engine.remove(c.id, force=True)
+            except NotFoundError:
+                pass
+        raise
+    print(c.id)
+    return 0
+
+
+def _name_free(store, name: str | None) -> bool:
+    return name is None or not os.path.lexists(os.path.join(store.names, name))
 
 
 @contextlib.contextmanager
@@ -542,7 +572,8 @@ def _run_foreground(engine, config, args) -> int:
     with _terminal_stdio(config.tty, config.interactive) as (stdio, proxy):
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
-                          on_exited=(lambda code: proxy.finish()) if proxy else None)
+                          on_exited=(lambda code: proxy.finish()) if proxy else None,
+                          on_console=proxy.adopt if proxy else None)
 
 
 def _start_attached(engine, ref, stdin: bool) -> int:
@@ -736,7 +767,8 @@ def cmd_exec(args) -> int:
     with _terminal_stdio(args.tty, args.interactive) as (stdio, proxy):
         return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
                            workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
-                           on_started=(lambda pid: proxy.start()) if proxy else None)
+                           on_started=(lambda pid: proxy.start()) if proxy else None,
+                           on_console=proxy.adopt if proxy else None)
 
 
 def cmd_attach(args) -> int:

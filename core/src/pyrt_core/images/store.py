@@ -28,7 +28,6 @@ Several changes that must succeed or fail together go through
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -49,6 +48,15 @@ from ..errors import (
 from ..models import Image, ImageConfig, ImageReference, Layer
 from ..storage.driver import StorageDriver
 
+
+def _sha256(data: bytes = b""):
+    """hashlib's sha256, imported on first use: loading OpenSSL costs ~3-5 ms, and most
+    commands open the image store without hashing anything (stop reads a StopSignal)."""
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 _CHUNK = 1 << 20
@@ -64,7 +72,7 @@ LayerOpener = Callable[[], BinaryIO]
 
 
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + _sha256(data).hexdigest()
 
 
 def check_digest(digest: str, what: str = "digest") -> str:
@@ -97,7 +105,7 @@ class HashingReader(io.RawIOBase):
     def __init__(self, f: BinaryIO):
         super().__init__()
         self._f = f
-        self._h = hashlib.sha256()
+        self._h = _sha256()
         self.count = 0
 
     def readable(self) -> bool:
@@ -371,7 +379,7 @@ class ImageStore:
             fsutil.atomic_write(path, data)
             return digest, True
         tmp = fsutil.temp_path(os.path.join(self.blobs_dir, "blob"))
-        h = hashlib.sha256()
+        h = _sha256()
         try:
             with open(tmp, "xb") as f:
                 while True:

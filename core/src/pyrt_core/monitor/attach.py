@@ -205,6 +205,16 @@ class PtyProxy:
     def stdio(self) -> tuple[int, int, int]:
         return (self.slave, self.slave, self.slave)
 
+    def adopt(self, master: int) -> None:
+        """Proxy ``master`` instead of our own pty: the master of the pty the container's
+        init opened in its own devpts (so ``tty`` works inside); called before start."""
+        ws = get_winsize(self.master)
+        os.close(self.master)
+        os.set_inheritable(master, False)
+        self.master = master
+        if ws:
+            set_winsize(master, *ws)
+
     def _winch(self, *_):
         src = self.stdin_fd if self.stdin_fd is not None and os.isatty(self.stdin_fd) else self.stdout_fd
         ws = get_winsize(src)

@@ -20,10 +20,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from ..errors import RuntimeError_
+from ..errors import ExecError, RuntimeError_
 
 CANDIDATES = ("/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/bin/conmon",
               "/usr/local/libexec/podman/conmon")
@@ -99,27 +98,30 @@ def read_pid(path: str) -> int:
         return 0
 
 
-def _runtime_error(paths: Paths) -> str:
+def _runtime_error(paths: Paths) -> tuple[str, int | None]:
+    """The runtime's last error line, and the exit code it asked for (126/127), if any."""
     try:
         with open(paths.runtime_log) as f:
             lines = f.read().splitlines()
     except OSError:
         lines = []
     for line in reversed(lines):
+        code = None
         try:
-            msg = json.loads(line).get("msg")
-        except ValueError:
+            rec = json.loads(line)
+            msg, code = rec.get("msg"), rec.get("exitCode")
+        except (ValueError, AttributeError):
             msg = line
         if msg:
-            return msg
+            return msg, code if code in (126, 127) else None
     try:
         with open(paths.conmon_log) as f:
             text = f.read().strip()
         if text:
-            return text.splitlines()[-1]
+            return text.splitlines()[-1], None
     except OSError:
         pass
-    return ""
+    return "", None
 
 
 class Launch:
@@ -131,9 +133,16 @@ class Launch:
         self.paths = paths
         self.exit_command = list(exit_command or [])
         self.run: int | None = None  # the run number its exit command names (Engine.prelaunch)
+        self.io: tuple = ()  # (stdin, tty, log_size_max) conmon was started with
+        self.dir_lock = None  # Engine.prelaunch: the lock of the record-less container dir
         self._sync = sync_fd
         self._ready = ready_fd
         self._sent = False
+
+    def release_dir_lock(self) -> None:
+        if self.dir_lock is not None:
+            self.dir_lock.release()
+            self.dir_lock = None
 
     def ready(self) -> None:
         # the byte stays in the FIFO only while a writer holds it open: keep our end
@@ -178,7 +187,10 @@ class Launch:
         pid = msg.get("data", -1)
         pid = pid if isinstance(pid, int) else -1
         if pid <= 0:
-            detail = _runtime_error(self.paths) or msg.get("message") or "conmon gave no reason"
+            detail, code = _runtime_error(self.paths)
+            detail = detail or msg.get("message") or "conmon gave no reason"
+            if code is not None:  # the command cannot be found (127) or run (126)
+                raise ExecError(detail, code)
             err = RuntimeError_(f"creating the container failed: {detail}")
             raise err
         return pid, read_pid(self.paths.conmon_pidfile)
@@ -240,12 +252,9 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     r, w = os.pipe()
     try:
         env["_OCI_SYNCPIPE"] = str(w)
-        with open(paths.conmon_log, "ab") as log, open(os.devnull, "rb") as devnull:
-            p = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=log, pass_fds=(w,),
-                                 env=env, start_new_session=True, cwd=paths.bundle)
+        _spawn_detached(argv, env, paths.bundle, paths.conmon_log, w)
         os.close(w)
         w = -1
-        p.wait()  # conmon forks; its parent returns at once
     except BaseException:
         os.close(r)
         if ready is not None:
@@ -254,7 +263,112 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     finally:
         if w >= 0:
             os.close(w)
-    return Launch(paths, r, ready, exit_command)
+    launched = Launch(paths, r, ready, exit_command)
+    launched.io = (stdin, tty, log_size_max)
+    return launched
+
+
+def exit_command(settings, driver: str, cid: str, run: int) -> list[str]:
+    """conmon's exit command for run ``run`` of container ``cid``: ``pyrt container cleanup``."""
+    argv = [find_pyrt(), "--root", settings.root, "--runroot", settings.runroot,
+            "--storage-driver", driver]
+    if settings.config_file:
+        argv += ["--config", settings.config_file]
+    return argv + ["container", "cleanup", "--run", str(run), cid]
+
+
+def prelaunch(settings, store, cid: str, *, name: str | None = None, stdin: bool = False,
+              tty: bool = False, log_size_max: int | None = None) -> Launch | None:
+    """For ``run -d``: start conmon for the container ``cid`` before it exists, so that its
+    runtime (a second Python process) loads its code and plugins while this process
+    loads its own, creates the container, mounts its root and writes the bundle (the
+    runtime waits for the bundle, see :func:`launch`).  Needs only the settings (no
+    engine, no attrs).  Hand the result to ``Engine.start`` (first run) or
+    :func:`abandon`.  None when the storage driver is not known yet (a new store: the
+    exit command names it)."""
+    from ..storage.select import recorded_driver
+
+    driver = settings.storage_driver or recorded_driver(settings.root)
+    if not driver:
+        return None
+    if settings.cgroup_manager:  # as Engine(): the runtime reads it from its environment
+        os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
+    paths = Paths(settings.root, settings.runroot, cid)
+    dir_lock = store.prepare_dir(cid)  # conmon opens the log there at once
+    try:
+        launched = launch(paths, name=name or cid, exit_command=exit_command(settings, driver, cid, 1),
+                          stdin=stdin, tty=tty, log_size_max=log_size_max,
+                          disabled_plugins=settings.disabled_plugins)
+    except BaseException:
+        store.discard_prepared(cid)
+        shutil.rmtree(paths.bundle, ignore_errors=True)
+        dir_lock.release()
+        raise
+    launched.run = 1
+    launched.dir_lock = dir_lock  # released by Engine.start or abandon
+    return launched
+
+
+def abandon(launched: Launch, store) -> None:
+    """Stop a monitor :func:`prelaunch` started that no container uses: its runtime reads
+    EOF and exits, and so does conmon; the directories go unless a record owns them."""
+    launched.abort()
+    cid = launched.paths.id
+    if store.load(cid) is None:
+        shutil.rmtree(launched.paths.bundle, ignore_errors=True)
+        try:
+            os.unlink(os.path.join(launched.paths.socket_dir, cid))
+        except OSError:
+            pass
+        store.discard_prepared(cid)
+    launched.release_dir_lock()
+
+
+def _spawn_detached(argv: list[str], env: dict, cwd: str, stderr_path: str, pass_fd: int) -> None:
+    """Run conmon in a new session (stdin/stdout /dev/null, stderr appended to
+    ``stderr_path``, ``pass_fd`` inherited) and wait for it: conmon forks, and its
+    parent returns at once.  fork + exec by hand: ``subprocess`` costs ~5 ms to import
+    on the path of `run -d`.  A failed exec raises RuntimeError_ (one line, exit 125)."""
+    err_r, err_w = os.pipe()  # close-on-exec: EOF = the exec worked
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(err_r)
+            os.setsid()
+            os.chdir(cwd)
+            null = os.open(os.devnull, os.O_RDWR)
+            log = os.open(stderr_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(log, 2)
+            os.set_inheritable(pass_fd, True)
+            os.execve(argv[0], argv, env)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            try:
+                os.write(err_w, f"{getattr(e, 'errno', 0) or 0}:{e}".encode()[:500])
+            finally:
+                os._exit(127)
+    os.close(err_w)
+    try:
+        msg = b""
+        while True:
+            chunk = os.read(err_r, 512)
+            if not chunk:
+                break
+            msg += chunk
+    finally:
+        os.close(err_r)
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+    if msg:
+        text = msg.decode(errors="replace").partition(":")[2]
+        raise RuntimeError_(f"cannot run the monitor {argv[0]}: {text}")
 
 
 def spawn(paths: Paths, **kw) -> tuple[int, int]:

@@ -31,30 +31,152 @@ imported only by the command that needs them; state is kept by
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 from .common import RuntimeFailure, parse_signal  # noqa: F401 - the engine imports them here
-from .lifecycle import create, delete, kill, start, state  # noqa: F401
 from .state import DEFAULT_ROOT, RuntimeState  # noqa: F401 - RuntimeState: the engine
 
+_LIFECYCLE = ("create", "delete", "kill", "start", "state")
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"pyrt-runtime: {message}\n")
-        sys.exit(2)
+
+def __getattr__(name):
+    """``create``, ``start``, ``state``, ``kill``, ``delete`` (the engine and recovery use
+    them from here): imported on first use, so that a command pays only for its own."""
+    if name in _LIFECYCLE:
+        from . import lifecycle
+
+        return getattr(lifecycle, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _bool_text(text: str) -> str:
+    import argparse
+
     t = str(text).lower()
     if t not in ("true", "false", "auto", "1", "0"):
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: true, false or auto")
     return t
 
 
-def build_parser() -> argparse.ArgumentParser:
+# -- the hot commands' parser ------------------------------------------------------------
+# An engine runs create, start, state, kill and delete for every container: importing
+# argparse and building the full parser costs each of them ~10 ms.  Their plain forms
+# are parsed here; anything else (--help, an unknown or malformed option, a missing or
+# extra argument, another command) goes to argparse, which parses it or prints its
+# usual message.
+
+class _Args:
+    """What :func:`build_parser`'s ``parse_args`` gives, for the hot commands."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+_GLOBAL_VALUE = {"--root": "root", "--log": "log", "--log-format": "log_format",
+                 "--disable-plugins": "disable_plugins", "--criu": "criu"}
+_GLOBAL_FLAG = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
+#: command -> (options taking a value, flag options, positional names, optional positionals)
+_HOT = {
+    "create": ({"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+                "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"},
+               {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}, ("id",), ()),
+    "start": ({}, {}, ("id",), ()),
+    "state": ({}, {}, ("id",), ()),
+    "delete": ({}, {"--force": "force", "-f": "force"}, ("id",), ()),
+    "kill": ({}, {"--all": "all", "-a": "all"}, ("id",), ("signal",)),
+}
+_HOT_DEFAULTS = {"create": {"bundle": ".", "pid_file": None, "console_socket": None,
+                            "preserve_fds": 0, "no_pivot": False, "no_new_keyring": False},
+                 "delete": {"force": False}, "kill": {"all": False, "signal": "SIGTERM"}}
+
+
+def _fast_parse(argv):
+    """``argv`` of a hot command as :class:`_Args`, or None (then argparse decides)."""
+    a = {"root": os.environ.get("PYRT_RUNTIME_ROOT", DEFAULT_ROOT), "log": None,
+         "log_format": "text", "disable_plugins": None, "criu": None, "debug": False,
+         "systemd_cgroup": False, "rootless": None, "version": False, "command": None}
+    i, n = 0, len(argv)
+    while i < n:  # global options, up to the command
+        arg = argv[i]
+        if arg in _HOT:
+            break
+        name, eq, value = arg.partition("=")
+        if name in _GLOBAL_VALUE:
+            if not eq:
+                i += 1
+                if i >= n:
+                    return None
+                value = argv[i]
+            a[_GLOBAL_VALUE[name]] = value
+        elif arg in _GLOBAL_FLAG:
+            a[_GLOBAL_FLAG[arg]] = True
+        else:
+            return None
+        i += 1
+    if i >= n or a["log_format"] not in ("text", "json"):
+        return None
+    cmd = argv[i]
+    values, flags, positional, optional = _HOT[cmd]
+    a["command"] = cmd
+    a.update(_HOT_DEFAULTS.get(cmd, {}))
+    pos = []
+    i += 1
+    while i < n:
+        arg = argv[i]
+        i += 1
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.partition("=")
+            if name in values and not (eq and not name.startswith("--")):
+                if not eq:
+                    if i >= n:
+                        return None
+                    value = argv[i]
+                    i += 1
+                a[values[name]] = value
+            elif arg in flags:
+                a[flags[arg]] = True
+            else:
+                return None
+        else:
+            pos.append(arg)
+    if not len(positional) <= len(pos) <= len(positional) + len(optional):
+        return None
+    for k, v in zip(positional + optional, pos):
+        a[k] = v
+    if cmd == "create":
+        if not str(a["preserve_fds"]).isdigit():
+            return None
+        a["preserve_fds"] = int(a["preserve_fds"])
+    return _Args(**a)
+
+
+def _exit_now(code) -> None:
+    """End the process without the interpreter's finalisation (as ``pyrt``'s
+    :func:`pyrt_core.cli.main.exit_now`, without importing that CLI's argparse):
+    conmon and the engines wait for our exit."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        code = code or 0  # a closed pipe: nothing more to say
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def build_parser():
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write(f"pyrt-runtime: {message}\n")
+            sys.exit(2)
+
     p = _Parser(prog="pyrt-runtime", description="pyrt's OCI runtime (runc's command line)")
     p.add_argument("--root", default=os.environ.get("PYRT_RUNTIME_ROOT", DEFAULT_ROOT),
                    help=f"directory of the containers' state (default {DEFAULT_ROOT})")
@@ -141,6 +263,8 @@ def _create(args) -> int:
     if args.systemd_cgroup:
         raise RuntimeFailure("--systemd-cgroup is not supported: pyrt's cgroups plugin manages "
                              "cgroupfs cgroups only (use the cgroupfs cgroup manager)")
+    from .lifecycle import create
+
     create(args.root, args.id, args.bundle, args.pid_file, args.console_socket,
            args.disable_plugins, no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
     return 0
@@ -197,7 +321,7 @@ def _events(args) -> int:
     from .commands_resources import stats
 
     if args.stats:
-        print(json.dumps(stats(args.root, args.id, args.disable_plugins)), flush=True)
+        print(_json().dumps(stats(args.root, args.id, args.disable_plugins)), flush=True)
         return 0
     interval = _duration(args.interval)
     while True:
@@ -206,8 +330,14 @@ def _events(args) -> int:
         except RuntimeFailure:
             _load(args)  # gone: "does not exist"; stopped: the stream ends
             return 0
-        print(json.dumps(line), flush=True)
+        print(_json().dumps(line), flush=True)
         time.sleep(interval)
+
+
+def _json():
+    import json
+
+    return json
 
 
 def _dispatch(args) -> int:
@@ -215,12 +345,22 @@ def _dispatch(args) -> int:
     if cmd == "create":
         return _create(args)
     if cmd == "start":
+        from .lifecycle import start
+
         start(args.root, args.id)
     elif cmd == "state":
-        print(json.dumps(state(args.root, args.id), indent=2))
+        from .lifecycle import state
+
+        from ..jsonlean import dumps_indented
+
+        print(dumps_indented(state(args.root, args.id), 2))
     elif cmd == "kill":
+        from .lifecycle import kill
+
         kill(args.root, args.id, parse_signal(args.signal), args.all, args.disable_plugins)
     elif cmd == "delete":
+        from .lifecycle import delete
+
         delete(args.root, args.id, args.force, args.disable_plugins)
     elif cmd == "exec":
         return _exec(args)
@@ -246,18 +386,16 @@ def _dispatch(args) -> int:
     elif cmd == "features":
         from .features import features
 
-        print(json.dumps(features(), indent=2))
+        print(_json().dumps(features(), indent=2))
     return 0
 
 
 def main(argv=None) -> int:
     if argv is None:  # the pyrt-runtime program: end without the interpreter's finalisation
-        from ..cli.main import exit_now  # (conmon waits for our exit: 10-30 ms saved)
-
-        code = main(sys.argv[1:])
-        exit_now(code)
+        code = main(sys.argv[1:])  # (conmon waits for our exit: 10-30 ms saved)
+        _exit_now(code)
         return code
-    args = build_parser().parse_args(argv)
+    args = _fast_parse(argv) or build_parser().parse_args(argv)
     if args.version:
         from .. import __version__
         from .state import OCI_VERSION
@@ -283,7 +421,9 @@ def main(argv=None) -> int:
         msg, code = str(e), 1
     except BrokenPipeError:
         return 1
-    runlog.error(msg)
+    except KeyboardInterrupt:  # events (a stream) or exec, interrupted
+        return 130
+    runlog.error(msg, code if code in (126, 127) else None)
     sys.stderr.write(f"pyrt-runtime: {msg}\n")
     return code
 

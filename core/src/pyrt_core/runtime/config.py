@@ -171,6 +171,8 @@ class ProcessConfig:
     # Not in the spec: runc's exec --console-socket; the joined process opens a pty in
     # the container's devpts and its master is sent to this socket (set by pyrt-runtime exec).
     console_socket: str | None = None
+    # In-process alternative (pyrt's own ``exec -t``): called with the master fd.
+    on_console: object | None = None
 
 
 @frozen

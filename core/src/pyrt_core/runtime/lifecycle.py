@@ -236,7 +236,7 @@ def start(root: str, cid: str) -> dict:
     from ..errors import PyrtError
 
     try:
-        from pyrt_namespaces.handle import start_fifo
+        from pyrt_namespaces.fifo import start_fifo
     except ImportError:  # pragma: no cover - the namespaces plugin made the FIFO
         raise RuntimeFailure("pyrt-namespaces is not installed") from None
     data["started"] = True
@@ -323,11 +323,39 @@ def kill(root: str, cid: str, sig: int, all_: bool = False, disabled: str | None
             pm.hook.pyrt_resources_freeze(container_id=cid, record=record, frozen=False)
 
 
+#: entry points naming, per resource manager (the ``manager`` of a state record), the
+#: function that releases it without the plugin manager (see pyrt_cgroups.release)
+RELEASE_GROUP = "pyrt.resources.release"
+
+
+def release_resources(cid: str, record: dict, pm=None, disabled: str | None = None) -> None:
+    """``pyrt_resources_release`` for a container's record.  Without a plugin manager at
+    hand and with no plugin disabled, straight through the recorded manager's
+    ``pyrt.resources.release`` entry point (the plugin manager, pluggy and every
+    plugin would cost delete several times its own work); otherwise the hook."""
+    if pm is None and not _disabled(disabled):
+        manager = record.get("manager", "none")
+        if manager == "none":  # the core's own "none" manager: nothing to release
+            return
+        from ..entrypoints import entry_points
+
+        for ep in entry_points(RELEASE_GROUP):
+            if ep.name == manager:
+                ep.load()(cid, record)
+                return
+    pm = pm or plugin_manager(disabled)
+    # the hook itself, not Executor.release: importing the executor (and the config
+    # classes) would cost delete a third of its time
+    pm.hook.pyrt_resources_release(container_id=cid, record=record)
+
+
+def _disabled(disabled: str | None) -> bool:
+    return bool(disabled or os.environ.get("PYRT_DISABLE_PLUGINS", "").strip(", "))
+
+
 def delete(root: str, cid: str, force: bool = False, disabled: str | None = None, pm=None) -> None:
     """Remove a stopped container (``force``: kill it first).  An unknown id is an
     error, except with ``force`` (as runc: a second ``delete --force`` is harmless)."""
-    import signal
-
     from .. import procutil
 
     st = RuntimeState(root, cid)
@@ -342,19 +370,19 @@ def delete(root: str, cid: str, force: bool = False, disabled: str | None = None
     if status in ("running", "paused") and not force:
         raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
     record = data.get("resources") or {"manager": "none"}
-    pm = pm or plugin_manager(disabled)
     if status in ("running", "created", "paused"):
+        import signal
+
         runlog.debug(f"killing container {cid} (init {pid}) before deleting it")
         procutil.signal_verified(pid, start_t, boot, signal.SIGKILL)
         if status == "paused":  # a frozen process dies once thawed
+            pm = pm or plugin_manager(disabled)
             try:
                 pm.hook.pyrt_resources_freeze(container_id=cid, record=record, frozen=False)
             except Exception as e:  # noqa: BLE001 - release kills what is left
                 runlog.warning(f"thawing container {cid}: {e}")
         procutil.wait_gone(pid, start_t, boot, 10.0)
-    # the hook itself, not Executor.release: importing the executor (and the config
-    # classes) would cost delete a third of its time
-    pm.hook.pyrt_resources_release(container_id=cid, record=record)
+    release_resources(cid, record, pm, disabled)
     st.remove()
     runlog.debug(f"container {cid} deleted")
     if (data.get("hooks") or {}).get("poststop"):

@@ -8,9 +8,10 @@ nothing is written here (errors still go to stderr, from :mod:`.cli`).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from ..jsonlean import dumps  # not json: see pyrt_core.jsonlean
 
 _path: str | None = None
 _format = "text"
@@ -27,7 +28,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def write(level: str, msg: str) -> None:
+def write(level: str, msg: str, exit_code: int | None = None) -> None:
     if level == "debug" and not _debug:
         return
     if not _path:
@@ -37,9 +38,12 @@ def write(level: str, msg: str) -> None:
             sys.stderr.write(f"pyrt-runtime: debug: {msg}\n")
         return
     if _format == "json":
-        line = json.dumps({"level": level, "msg": msg, "time": _now()})
+        rec = {"level": level, "msg": msg, "time": _now()}
+        if exit_code is not None:  # pyrt's conmon path maps it (126/127 as docker)
+            rec["exitCode"] = exit_code
+        line = dumps(rec)
     else:
-        line = f"time={json.dumps(_now())} level={level} msg={json.dumps(msg)}"
+        line = f"time={dumps(_now())} level={level} msg={dumps(msg)}"
     try:
         fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -61,8 +65,8 @@ def warning(msg: str) -> None:
     write("warning", msg)
 
 
-def error(msg: str) -> None:
-    write("error", msg)
+def error(msg: str, exit_code: int | None = None) -> None:
+    write("error", msg, exit_code)
 
 
 def enabled_debug() -> bool:

@@ -21,12 +21,10 @@
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 
-from ..fsutil import atomic_write, read_json
 from .. import procutil
+from ..jsonlean import dumps_indented, loads  # not json: see pyrt_core.jsonlean
 
 DEFAULT_ROOT = "/run/pyrt-runtime"
 
@@ -61,15 +59,51 @@ class RuntimeState:
 
     def load(self) -> dict | None:
         try:
-            return read_json(self.path, None)
+            with open(self.path, "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return loads(text)
         except ValueError:
             return None
 
     def save(self, data: dict) -> None:
-        atomic_write(self.path, json.dumps(data, indent=1), mode=0o600, durable=False)
+        """Replace the record atomically (a temporary file renamed over it; no fsync:
+        the runtime root is a tmpfs, gone at reboot anyway), as fsutil.atomic_write."""
+        body = dumps_indented(data, 1).encode()
+        tmp = os.path.join(self.dir, f".tmp-state.json-{os.urandom(6).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Remove the container's directory (flat: the record, the FIFOs, temporary
+        files; shutil only for anything else, as its import costs delete ~2 ms)."""
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        try:
+            for name in names:
+                os.unlink(os.path.join(self.dir, name))
+            os.rmdir(self.dir)
+        except OSError:
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- status ---------------------------------------------------------------------
     @staticmethod

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 
-from attrs import define, field
-
 MOUNTINFO = "/proc/self/mountinfo"
 
 #: v1 controllers the v1 manager knows, in the order cgroups are joined
@@ -27,7 +25,6 @@ V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "b
 V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 
 
-@define
 class Hierarchies:
     """The cgroup mounts of one host (as seen from one mount namespace).
 
@@ -35,12 +32,31 @@ class Hierarchies:
     controllers share one); ``v1_roots`` to the mount's root inside its
     hierarchy (``/`` unless a sub-tree was bind-mounted); ``unified`` is the
     ``cgroup2`` mount point, or ``None``.
+
+    A plain class, not attrs: the runtime's ``delete`` reads it on its hot path,
+    where importing attrs would cost ~25 ms.
     """
 
-    v1: dict[str, str] = field(factory=dict)
-    v1_roots: dict[str, str] = field(factory=dict)
-    unified: str | None = None
-    unified_root: str = "/"
+    __slots__ = ("v1", "v1_roots", "unified", "unified_root")
+
+    def __init__(self, v1: dict[str, str] | None = None, v1_roots: dict[str, str] | None = None,
+                 unified: str | None = None, unified_root: str = "/"):
+        self.v1: dict[str, str] = {} if v1 is None else v1
+        self.v1_roots: dict[str, str] = {} if v1_roots is None else v1_roots
+        self.unified = unified
+        self.unified_root = unified_root
+
+    def _key(self) -> tuple:
+        return (self.v1, self.v1_roots, self.unified, self.unified_root)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if type(other) is Hierarchies else NotImplemented
+
+    __hash__ = None  # mutable, as attrs' define made it
+
+    def __repr__(self):
+        return (f"Hierarchies(v1={self.v1!r}, v1_roots={self.v1_roots!r}, "
+                f"unified={self.unified!r}, unified_root={self.unified_root!r})")
 
     @property
     def mode(self) -> str:

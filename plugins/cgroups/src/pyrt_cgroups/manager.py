@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import errno
 import os
-import signal
 import time
 
 from pyrt_core.errors import UsageError
@@ -31,6 +30,9 @@ from . import detect
 from . import cgfs
 from .cgfs import CgroupFS, procs
 from .errors import CgroupError
+
+#: signal.SIGKILL, without importing signal (and enum) on delete's path
+SIGKILL = 9
 
 DEFAULT_PARENT = "/pyrt"
 ENV_MANAGER = "PYRT_CGROUP_MANAGER"
@@ -304,12 +306,14 @@ class Manager(abc.ABC):
                 out.update(procs(self.fs, sub))
         return sorted(out)
 
-    def kill_all(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+    def kill_all(self, sig: int = SIGKILL, timeout: float = 10.0) -> None:
         """Signal every process in the cgroup; with SIGKILL, wait until it is empty."""
         if not self.exists():
             return
+        if sig == SIGKILL and not self.pids():
+            return  # empty (a stopped container's): no freezing and signalling round
         self._signal_all(sig)
-        if sig != signal.SIGKILL:
+        if sig != SIGKILL:
             return
         deadline = time.monotonic() + timeout
         delay = 0.002
@@ -386,6 +390,8 @@ def signal_checked(pid: int, key: str, expected: str, sig: int, proc_root: str =
     ``/proc/PID/cgroup`` confirms it is in cgroup ``expected`` under
     controller ``key`` (``""`` for v2): a pid that exited and was reused is
     never signalled.  True when the signal was sent."""
+    import signal
+
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:

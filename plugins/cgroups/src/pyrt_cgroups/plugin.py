@@ -93,10 +93,9 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
 def pyrt_resources_release(container_id, record):
     if (record or {}).get("manager") not in _MINE:
         return None
-    from .manager import from_record
+    from .release import release
 
-    from_record(record).destroy(kill=True)
-    return True
+    return release(container_id, record)
 
 
 # -- record-based operations (for the lifecycle hooks to come) ---------------------------------

@@ -20,7 +20,7 @@ import signal
 import termios
 from typing import NamedTuple
 
-from . import caps, lookup, seccomp, syscalls
+from . import caps, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
 
 
@@ -146,6 +146,10 @@ def seccomp_can_wait(plan: ExecPlan) -> bool:
 
 
 def install_seccomp(plan: ExecPlan) -> None:
+    # imported here: ctypes and hashlib cost a container without seccomp ~7 ms; one
+    # with a filter has it imported already (compiled by the parent, spawn)
+    from . import seccomp
+
     with stage("installing the seccomp filter"):
         seccomp.install(plan.seccomp)
 

@@ -13,11 +13,17 @@ create (runc's order, see shared/reference/isolation.md)::
     reap it; place_process(N)
     "go" -----------------------------------------------------> oom_score_adj,
                                                                  [unshare(CGROUP)], hostname,
-                                                                 rootfs and pivot_root, lo,
-                                                                 sysctls, read-only and
+                                                                 domainname, mounts, devices
+    run prestart, createRuntime <------------------------------ "hooks" (if any)
+    "hooks done" ---------------------------------------------> createContainer hooks,
+                                                                 pivot_root (or MS_MOVE+chroot)
+    console master to the socket <----------------------------- "console" + fd (if asked)
+                                                                 lo, sysctls, read-only and
                                                                  masked paths, rlimits
     "created" <----------------------------------------------- wait "start"
-    start(): "start" -----------------------------------------> user, caps, cwd, execve
+    start(): "start" -----------------------------------------> startContainer hooks,
+                                                                 personality, user, caps,
+                                                                 cwd, execve
     EOF (exec done) or "error CODE TEXT" <---------------------
 
 The grandchild is reparented to the caller when the intermediate exits, because
@@ -292,7 +298,7 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
     hooks = config.hooks
     if hooks.create_container or hooks.start_container:
         # the init runs these, some after pivot_root, where it cannot import
-        from pyrt_core.runtime import hooks as _  # noqa: F401
+        import pyrt_core.runtime.hooks  # noqa: F401
     persona = None
     if config.personality is not None:
         persona = syscalls.PERSONALITY.get(config.personality)
@@ -435,6 +441,7 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
     with channel.stage(f"checking the working directory {plan.exec.cwd}"):
         if not os.path.isdir(plan.exec.cwd):
             raise FileNotFoundError(2, "no such directory in the container")
+    _check_executable(plan.exec)
     channel.send(sock, b"created")
     _wait_for_start(sock)
     if plan.start_container_hooks:
@@ -480,6 +487,24 @@ def _open_console(sock: int, uid: int) -> tuple:
         finally:
             os.close(master)
     return (slave, slave, slave)
+
+
+def _check_executable(xp: execute.ExecPlan) -> None:
+    """Fail create, not start, when the process's executable is missing (as runc):
+    engines (podman) map only a create error to exit 127.  Permission is left to
+    execve: the user switch has not happened yet."""
+    name = xp.args[0]
+    if "/" in name:
+        path = name if name.startswith("/") else os.path.join(xp.cwd, name)
+        if not os.path.lexists(path):
+            raise channel.ChildError(f"exec {name!r}: no such file or directory",
+                                     channel.EXIT_NOT_FOUND)
+        return
+    try:
+        lookup.find_executable(name, xp.search_path)
+    except lookup.LookupFailed as e:
+        if e.exit_code == channel.EXIT_NOT_FOUND:
+            raise channel.ChildError(str(e), e.exit_code) from None
 
 
 def _wait_for_start(sock: int) -> None:
@@ -706,7 +731,8 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
     """Run ``process`` in the namespaces of the running process ``pid``; already started."""
     xp = exec_plan(process, stdio)
     console_socket = getattr(process, "console_socket", None)
-    if console_socket and not process.terminal:
+    on_console = getattr(process, "on_console", None)
+    if (console_socket or on_console) and not process.terminal:
         raise RuntimeError_("a console socket needs process.terminal to be true")
     opened: list[int] = []
     try:
@@ -730,7 +756,7 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         _subreaper_begin()
         try:
             middle, sock = _fork_child(_join_intermediate, fds, cgroup_procs, xp,
-                                       bool(console_socket))
+                                       bool(console_socket or on_console))
         except BaseException:
             _subreaper_end()
             raise
@@ -750,11 +776,15 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
         channel.send(sock, b"go")
         msg, passed = channel.recv_fds(sock)  # EOF = exec done
         if msg == b"console" and passed:
-            try:
-                _send_console(console_socket, passed[0])
-            finally:
-                for fd in passed:
-                    os.close(fd)
+            for fd in passed[1:]:
+                os.close(fd)
+            if on_console is not None:
+                on_console(passed[0])  # theirs now
+            else:
+                try:
+                    _send_console(console_socket, passed[0])
+                finally:
+                    os.close(passed[0])
             msg = channel.recv(sock)
         else:
             for fd in passed:

@@ -1,0 +1,173 @@
+"""The runtime's lean hot paths (issue 8's benchmark): the hand parser of the hot
+commands agrees with argparse, the lean JSON is :mod:`json`'s, the hot commands
+import neither argparse, json, attrs nor pluggy, and delete releases through the
+``pyrt.resources.release`` entry points."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pyrt_core import jsonlean
+from pyrt_core.runtime import cli, lifecycle
+from pyrt_core.runtime.state import RuntimeState
+
+PARSED = [
+    ["state", "c1"],
+    ["--root", "/r", "start", "c1"],
+    ["--root=/r", "--log", "/l", "--log-format", "json", "--debug", "delete", "--force", "c1"],
+    ["delete", "c1", "-f"],
+    ["--disable-plugins", "cgroups", "kill", "c1"],
+    ["kill", "--all", "c1", "KILL"],
+    ["kill", "c1", "9", "-a"],
+    ["--systemd-cgroup", "create", "--bundle", "/b", "--pid-file=/p", "--console-socket", "/s",
+     "--no-pivot", "--no-new-keyring", "--preserve-fds", "2", "c1"],
+    ["create", "-b", "/b", "c1"],
+    ["create", "c1", "--bundle", "/b"],
+    ["--criu", "x", "state", "-"],
+]
+
+REFUSED = [  # left to argparse: its parse or its message
+    [], ["--help"], ["state"], ["state", "a", "b"], ["state", "--help", "c1"],
+    ["--log-format", "xml", "state", "c1"], ["--root"], ["--rootless", "true", "state", "c1"],
+    ["--version"], ["list"], ["exec", "c1", "true"], ["delete", "--forc", "c1"],
+    ["kill", "c1", "-9"], ["kill", "c1", "TERM", "x"], ["create", "--preserve-fds", "x", "c1"],
+    ["create", "-b=/b", "c1"], ["create", "--bundle"], ["--bogus", "state", "c1"],
+    ["state", "--", "c1"],
+]
+
+
+@pytest.mark.parametrize("argv", PARSED, ids=" ".join)
+def test_fast_parse_agrees_with_argparse(argv):
+    fast = cli._fast_parse(argv)
+    full = cli.build_parser().parse_args(argv)
+    assert fast is not None
+    for k, v in vars(fast).items():
+        assert getattr(full, k) == v, k
+    assert {k for k in vars(full) if not k.startswith("_")} <= set(vars(fast)) | {"rootless"}
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda a: " ".join(a) or "(none)")
+def test_fast_parse_leaves_the_rest_to_argparse(argv):
+    assert cli._fast_parse(argv) is None
+
+
+def test_fast_parse_root_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PYRT_RUNTIME_ROOT", "/elsewhere")
+    assert cli._fast_parse(["state", "c1"]).root == "/elsewhere"
+
+
+def test_lifecycle_functions_still_reachable_from_cli():
+    assert cli.create is lifecycle.create and cli.delete is lifecycle.delete
+    assert cli.start is lifecycle.start and cli.state is lifecycle.state
+    with pytest.raises(AttributeError):
+        cli.nothing_here  # noqa: B018
+
+
+DOCS = [{"a": [1, 2.5, None, True, {}], "b": "é\"\n\t\u2028", "c": {"x": {"y": []}}, "d": -3},
+        [], {}, "x", 1.0, 0, False, {"k": [1, [2, [3]]]}, {1: "a", True: "b", None: "c"},
+        {"annotations": {"org.opencontainers.image.title": "ünï"}, "pid": 12}]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=repr)
+def test_jsonlean_is_json(doc):
+    assert jsonlean.dumps(doc) == json.dumps(doc, separators=(",", ":"))
+    for indent in (1, 2, 4):
+        assert jsonlean.dumps_indented(doc, indent) == json.dumps(doc, indent=indent)
+    text = json.dumps(doc, indent=1)
+    assert jsonlean.loads(text) == json.loads(text)
+    assert jsonlean.loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "{", "{} x", "nul", "[1,]", '"\x01"', "{'a': 1}"])
+def test_jsonlean_refuses_what_json_refuses(bad):
+    with pytest.raises(ValueError):
+        json.loads(bad)
+    with pytest.raises(ValueError):
+        jsonlean.loads(bad)
+
+
+def test_jsonlean_refuses_what_json_cannot_encode():
+    with pytest.raises(TypeError):
+        jsonlean.dumps({"a": {1, 2}})
+
+
+def test_state_record_round_trip(tmp_path):
+    st = RuntimeState(str(tmp_path), "c1")
+    os.mkdir(st.dir)
+    data = {"id": "c1", "pid": 5, "annotations": {"a": "ü"}, "hooks": {}, "created": 1.5}
+    st.save(data)
+    assert st.load() == data and json.load(open(st.path)) == data
+    assert os.listdir(st.dir) == ["state.json"]  # no temporary file left
+    with open(st.path, "w") as f:
+        f.write("{broken")
+    assert st.load() is None
+    os.mkfifo(os.path.join(st.dir, "exec.fifo"))
+    os.mkdir(os.path.join(st.dir, "sub"))  # not flat: shutil takes it
+    st.remove()
+    assert not os.path.exists(st.dir)
+    st.remove()  # gone already: no error
+
+
+@pytest.mark.parametrize("command", ["state", "start", "delete", "kill"])
+def test_hot_commands_import_nothing_heavy(tmp_path, command):
+    """An engine runs start, state and delete for every container: none of them may
+    import argparse, json (re), attrs or pluggy (each ~5-25 ms of start-up)."""
+    code = ("import sys\nfrom pyrt_core.runtime import cli\n"
+            f"code = cli.main(['--root', {str(tmp_path)!r}, {command!r}, 'nope'])\n"
+            "heavy = [m for m in ('argparse', 'json', 're', 'attrs', 'pluggy', 'shutil', "
+            "'importlib.metadata') if m in sys.modules]\n"
+            "print(code, heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "1 []", r.stdout + r.stderr
+    assert "container nope does not exist" in r.stderr
+
+
+def test_delete_releases_through_the_entry_point(tmp_path, monkeypatch):
+    calls = []
+
+    class EP:
+        name = "fake-manager"
+
+        def load(self):
+            return lambda cid, record: calls.append((cid, record))
+
+    import pyrt_core.entrypoints as eps
+
+    monkeypatch.setattr(eps, "entry_points",
+                        lambda group: [EP()] if group == lifecycle.RELEASE_GROUP else [])
+    monkeypatch.setattr(lifecycle, "plugin_manager",
+                        lambda disabled=None: pytest.fail("the plugin manager was built"))
+    monkeypatch.delenv("PYRT_DISABLE_PLUGINS", raising=False)
+    st = RuntimeState(str(tmp_path), "c1")
+    os.mkdir(st.dir)
+    record = {"manager": "fake-manager", "path": "/x"}
+    st.save({"id": "c1", "pid": 0, "resources": record})
+    lifecycle.delete(str(tmp_path), "c1")
+    assert calls == [("c1", record)] and not os.path.exists(st.dir)
+    # the core's "none" manager: nothing to call
+    os.mkdir(st.dir)
+    st.save({"id": "c1", "pid": 0, "resources": {"manager": "none"}})
+    lifecycle.delete(str(tmp_path), "c1")
+    assert len(calls) == 1 and not os.path.exists(st.dir)
+
+
+def test_delete_uses_the_hook_when_a_plugin_is_disabled(tmp_path, monkeypatch):
+    released = []
+
+    class Hook:
+        def pyrt_resources_release(self, container_id, record):
+            released.append(container_id)
+
+    class PM:
+        hook = Hook()
+
+    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
+    st = RuntimeState(str(tmp_path), "c1")
+    os.mkdir(st.dir)
+    st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
+    lifecycle.delete(str(tmp_path), "c1", disabled="cgroups")
+    assert released == ["c1"]
