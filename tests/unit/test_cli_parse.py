@@ -99,3 +99,13 @@ def test_only_the_named_command_is_built(argv, word):
 def test_abbreviated_global_option_still_parses():
     # not recognised by command_word: main falls back to the whole parser
     assert main(["--roo", "/nonexistent-pyrt-root", "version"]) == 0
+
+
+def test_pyrt_runtime_is_the_runtime_program(capsys):
+    """`pyrt runtime ARGS` runs pyrt-runtime's command line, options and all."""
+    from pyrt_core.cli.main import main
+
+    assert main(["runtime", "--version"]) == 0
+    assert capsys.readouterr().out.startswith("pyrt-runtime version ")
+    assert main(["runtime", "--root", "/nonexistent-pyrt-test", "state", "nosuch"]) == 1
+    assert "container nosuch does not exist" in capsys.readouterr().err

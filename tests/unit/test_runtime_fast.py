@@ -171,3 +171,32 @@ def test_delete_uses_the_hook_when_a_plugin_is_disabled(tmp_path, monkeypatch):
     st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
     lifecycle.delete(str(tmp_path), "c1", disabled="cgroups")
     assert released == ["c1"]
+
+
+def test_delete_falls_back_to_the_hook_when_the_entry_point_is_stale(tmp_path, monkeypatch):
+    released = []
+
+    class EP:
+        name = "cgroupfs-v1"
+        value = "gone.module:release"
+
+        def load(self):
+            raise ImportError("No module named 'gone'")
+
+    class Hook:
+        def pyrt_resources_release(self, container_id, record):
+            released.append(container_id)
+
+    class PM:
+        hook = Hook()
+
+    import pyrt_core.entrypoints as eps
+
+    monkeypatch.setattr(eps, "entry_points", lambda group: [EP()])
+    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
+    monkeypatch.delenv("PYRT_DISABLE_PLUGINS", raising=False)
+    st = RuntimeState(str(tmp_path), "c1")
+    os.mkdir(st.dir)
+    st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
+    lifecycle.delete(str(tmp_path), "c1")
+    assert released == ["c1"] and not os.path.exists(st.dir)

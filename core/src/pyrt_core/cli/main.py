@@ -42,7 +42,7 @@ AREAS = {
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
                    "container", "system"),
     "images": ("load", "images", "tag", "rmi", "pull", "push", "login", "logout", "save", "image"),
-    "system": ("info", "version"),
+    "system": ("info", "version", "runtime"),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
 #: global options that take a value (``--root DIR``); the others are --help and --version
@@ -127,7 +127,15 @@ def exit_now(code) -> None:
 
 
 def _main(argv) -> int:
-    parser = build_parser(only=command_word(argv))
+    word = command_word(argv)
+    if word == "runtime":  # everything after it is the runtime's (its own --root, --log...)
+        from .system import cmd_runtime
+
+        class _Args:
+            runtime_args = argv[argv.index("runtime") + 1:]
+
+        return cmd_runtime(_Args)
+    parser = build_parser(only=word)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -15,7 +15,15 @@ def _p_version(cmd) -> None:
 
 
 #: one parser builder per command (cli.main builds only the one it runs)
-PARSERS = {"info": _p_info, "version": _p_version}
+def _p_runtime(cmd) -> None:
+    import argparse
+
+    rt = cmd("runtime", "pyrt's OCI runtime with runc's command line (as the pyrt-runtime "
+             "program; `pyrt runtime --help`)", cmd_runtime, add_help=False, storage_opt=False)
+    rt.add_argument("runtime_args", nargs=argparse.REMAINDER)
+
+
+PARSERS = {"info": _p_info, "version": _p_version, "runtime": _p_runtime}
 
 
 def add_parsers(cmd) -> None:
@@ -41,3 +49,10 @@ def cmd_info(args) -> int:
     else:
         sys.stdout.write(render(data))
     return 0
+
+
+def cmd_runtime(args) -> int:
+    """``pyrt runtime ARGS``: the same program as ``pyrt-runtime ARGS``."""
+    from ..runtime.cli import main as runtime_main
+
+    return runtime_main(list(args.runtime_args))

@@ -18,14 +18,14 @@ class RuntimeFailure(Exception):
 
 def parse_signal(text) -> int:
     """A signal given as a number (``9``), a name (``KILL``) or with its prefix (``SIGKILL``)."""
-    import signal
-
     t = str(text).strip().upper()
-    if t.isdigit():
+    if t.isdigit():  # what engines send: no need for the signal module (and enum)
         n = int(t)
         if 0 < n < 65:
             return n
         raise RuntimeFailure(f"invalid signal {text!r}")
+    import signal
+
     if not t.startswith("SIG"):
         t = "SIG" + t
     if t.startswith("SIGRTMIN") or t.startswith("SIGRTMAX"):

@@ -341,7 +341,12 @@ def release_resources(cid: str, record: dict, pm=None, disabled: str | None = No
 
         for ep in entry_points(RELEASE_GROUP):
             if ep.name == manager:
-                ep.load()(cid, record)
+                try:
+                    release = ep.load()
+                except Exception as e:  # noqa: BLE001 - a stale entry point: the hook decides
+                    runlog.debug(f"release entry point {ep.value}: {e}")
+                    break
+                release(cid, record)
                 return
     pm = pm or plugin_manager(disabled)
     # the hook itself, not Executor.release: importing the executor (and the config
