@@ -85,11 +85,19 @@ class ContainerStore:
         except OSError as e:
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            # the directory made by prepare_dir holds the monitor's log already: move our
-            # lock (same inode: still held; it replaces prepare_dir's) and then the record
-            os.rename(os.path.join(tmp, "lock"), os.path.join(final, "lock"))
+            # the directory made by prepare_dir holds the monitor's log already (and
+            # prepare_dir's lock, which the caller still holds): move the record in, then
+            # our lock (same inode: still held; it replaces prepare_dir's).  In this order
+            # the temporary directory always holds a held lock while it holds anything, so
+            # a concurrent recovery never takes it for a killed creator's; once empty it
+            # may remove it first.
             os.rename(os.path.join(tmp, "container.json"), os.path.join(final, "container.json"))
-            os.rmdir(tmp)
+            os.rename(os.path.join(tmp, "lock"), os.path.join(final, "lock"))
+            try:
+                os.rmdir(tmp)
+            except OSError as e:  # a recovery is removing it (it may have put a lock in)
+                if e.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                    raise
         lk.path = os.path.join(final, "lock")
 
     def prepare_dir(self, cid: str) -> "ContainerLock":
