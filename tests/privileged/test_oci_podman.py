@@ -88,6 +88,29 @@ class Podman:
     def container_ids(self) -> list[str]:
         return self("ps", "-aq", "--no-trunc").stdout.split()
 
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Wait until no podman process of this store runs any more: conmon's exit command
+        (`podman container cleanup`) may still hold the store's overlay mount after the
+        CLI returned."""
+        me = self.root.encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = False
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if argv and argv[0].endswith(b"podman") and me in argv:
+                    busy = True
+                    break
+            if not busy:
+                return
+            time.sleep(0.05)
+
 
 @pytest.fixture(scope="module")
 def podman_store(tmp_path_factory, demo_layout):
@@ -113,6 +136,7 @@ def podman(podman_store):
     podman made for conmon during the test (if any) is removed."""
     before = cgroup_dirs("libpod_parent")
     yield podman_store
+    podman_store.wait_idle()
     ids = podman_store.container_ids()
     if ids:
         podman_store("rm", "-f", "-t", "0", *ids)
@@ -120,6 +144,7 @@ def podman(podman_store):
     # conmon's own cgroup is podman's; a container's (libpod-ID) is the runtime's and
     # must already be gone: the leak guard reports it if not
     remove_cgroups({p for p in made if os.path.basename(p) == "conmon"})
+    podman_store.wait_idle()
 
 
 def inspect(pm, name) -> dict:
