@@ -38,7 +38,7 @@ def features() -> dict:
         linux["capabilities"] = []
     cgroups = _has("pyrt_cgroups")
     linux["cgroup"] = {"v1": cgroups, "v2": cgroups, "systemd": False, "systemdUser": False}
-    if _has("pyrt_core.runtime.seccomp_config"):
+    if _has("pyrt_core.runtime.seccomp_config") and _seccomp_available():
         from . import seccomp_config as sc
 
         linux["seccomp"] = {
@@ -66,3 +66,13 @@ def features() -> dict:
         "linux": linux,
         "annotations": {"org.pyrt.runtime.version": __version__},
     }
+
+
+def _seccomp_available() -> bool:
+    """The filters are built by the namespaces plugin with libseccomp: enabled only when
+    both are there."""
+    try:
+        from pyrt_namespaces.seccomp import available
+    except ImportError:
+        return False
+    return available()
