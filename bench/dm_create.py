@@ -41,34 +41,10 @@ DM_OPTIONS = {"loopdatasize": "4G", "loopmetadatasize": "64M", "basesize": "256M
 
 def boot(argv: list[str]) -> int:
     """Run this script inside the VM tier and print what it prints."""
-    import glob
+    from benchlib import run_in_vm
 
-    vng = os.path.join(REPO, ".venv-vm", "bin", "vng")
-    if not os.path.exists(vng):
-        vng = shutil.which("vng") or ""
-    py = sys.executable  # this interpreter's pyrt installs, seen through the guest's root
-    if not vng:
-        raise SystemExit("no vng (virtme-ng): run scripts/test-vm once to set up the VM tier")
-    kernels = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
-    if not kernels:
-        raise SystemExit("no Debian kernel in /boot (apt-get install linux-image-amd64)")
-    out = tempfile.mkdtemp(prefix="pyrt-bench-dm-")
-    args = " ".join(__import__("shlex").quote(a) for a in argv)
-    script = (f"modprobe loop; modprobe dm_thin_pool; cd {REPO}; "
-              f"PYTHONDONTWRITEBYTECODE=1 {py} bench/dm_create.py {args} > {out}/out.txt 2>&1; "
-              f"echo $? > {out}/rc")
-    env = dict(os.environ, PATH=os.path.dirname(vng) + ":" + os.environ.get("PATH", ""))
-    subprocess.run([vng, "--run", kernels[-1], "--user", "root", "--disable-kvm", "--memory", "2G",
-                    "--cpus", "2", f"--rwdir={out}", "--cwd", REPO, "--exec", script],
-                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=3600)
-    try:
-        print(open(os.path.join(out, "out.txt")).read(), end="")
-        return int(open(os.path.join(out, "rc")).read())
-    except FileNotFoundError:
-        print("the VM run did not report", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return run_in_vm("dm_create.py", argv, "pyrt-bench-dm-",
+                     setup="modprobe loop; modprobe dm_thin_pool; ")
 
 
 def make_drivers(base: str, wanted: list[str]):

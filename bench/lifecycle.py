@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
@@ -180,7 +182,7 @@ def main():
             subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     finally:
-        _cleanup(work)
+        cleanup_work(work)
     print(f"latency, median of {a.runs} runs (ms), engines taking turns:")
     print(f"  {'':<16}{'run -d':>9}{'stop':>9}{'rm':>9}{'total':>9}")
     for k, v in res.items():
@@ -190,14 +192,6 @@ def main():
         per = kib / max(n, 1)
         print(f"  {k:<30} {n:3d} monitors, {kib / 1024:7.1f} MiB in all, {per / 1024:5.2f} MiB per container")
     return 0
-
-
-def _cleanup(work):
-    with open("/proc/self/mountinfo") as f:
-        mps = [line.split()[4] for line in f]
-    for mp in sorted((m for m in mps if m.startswith(work)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -191,36 +191,9 @@ def reap_all() -> None:
 
 def boot(argv: list[str]) -> int:
     """Run this script inside the VM tier and print what it prints."""
-    import glob
-    import shlex
+    from benchlib import run_in_vm
 
-    vng = os.path.join(REPO, ".venv-vm", "bin", "vng")
-    if not os.path.exists(vng):
-        vng = shutil.which("vng") or ""
-    if not vng:
-        raise SystemExit("no vng (virtme-ng): run scripts/test-vm once to set up the VM tier")
-    kernels = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
-    if not kernels:
-        raise SystemExit("no Debian kernel in /boot (apt-get install linux-image-amd64)")
-    out = tempfile.mkdtemp(prefix="pyrt-bench-rt-vm-")
-    args = " ".join(shlex.quote(a) for a in argv)
-    script = (f"cd {REPO}; PYTHONDONTWRITEBYTECODE=1 HOME=/tmp {sys.executable} bench/runtime.py "
-              f"--in-vm {args} > {out}/out.txt 2>&1; echo $? > {out}/rc")
-    env = dict(os.environ, PATH=os.path.dirname(vng) + ":" + os.environ.get("PATH", ""))
-    t = time.monotonic()
-    try:
-        subprocess.run([vng, "--run", kernels[-1], "--user", "root", "--disable-kvm", "--memory", "2G",
-                        "--cpus", "2", f"--rwdir={out}", "--cwd", REPO, "--exec", script],
-                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=3600,
-                       start_new_session=True)
-        print(open(os.path.join(out, "out.txt")).read(), end="")
-        print(f"(VM boot + run: {time.monotonic() - t:.0f} s)")
-        return int(open(os.path.join(out, "rc")).read())
-    except FileNotFoundError:
-        print("the VM run did not report", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return run_in_vm("runtime.py", ["--in-vm", *argv], "pyrt-bench-rt-vm-", env_vars="HOME=/tmp ")
 
 
 # -- main -------------------------------------------------------------------------------

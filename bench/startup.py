@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -96,21 +98,12 @@ def main():
             cmd = ["runc", "--root", rroot, "run", "-b", bundle, "pyrt-bench-runc"]
             results["runc run (bundle)"] = median_time(cmd, a.runs)
     finally:
-        _cleanup(work)
+        cleanup_work(work)
     p = results["pyrt run --rm"]
     print(f"median of {a.runs} runs each:")
     for k, v in results.items():
         print(f"  {k:<46} {v * 1000:8.1f} ms   pyrt/this = {p / v:5.2f}")
     return 0
-
-
-def _cleanup(work):
-    # unmount anything left under work (overlay mounts of podman/pyrt), then remove it
-    with open("/proc/self/mountinfo") as f:
-        mps = [line.split()[4] for line in f]
-    for mp in sorted((m for m in mps if m.startswith(work)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,17 @@ def wait_for(pred, timeout=20.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    """A cgroup file of process ``pid`` read from the host (v1 hierarchy or v2)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if controller in ctrls.split(","):
+                with open(f"/sys/fs/cgroup/{controller}{path}/{name}") as g:
+                    return g.read().strip()
+            if ctrls == "" and not os.path.isdir(f"/sys/fs/cgroup/{controller}"):  # pure v2
+                with open(f"/sys/fs/cgroup{path}/{name}") as g:
+                    return g.read().strip()
+    raise AssertionError(f"no {controller} cgroup for pid {pid}")

@@ -29,7 +29,8 @@ import time
 
 import pytest
 
-from oci_engine_helpers import cgroup_dirs, remove_cgroups, runtime_path, unmount_under, wait_for
+from oci_engine_helpers import (cgroup_dirs, cgroup_file, remove_cgroups, runtime_path, unmount_under,
+                                wait_for)
 
 CONTAINERD = shutil.which("containerd")
 CTR = shutil.which("ctr")
@@ -366,19 +367,6 @@ def test_run_tty(containerd):
     assert "stdin-is-a-tty" in text, text
 
 
-def _cgroup_file(pid: int, controller: str, name: str) -> str:
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if controller in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/{controller}{path}/{name}") as g:
-                    return g.read().strip()
-            if ctrls == "" and not os.path.isdir(f"/sys/fs/cgroup/{controller}"):  # pure v2
-                with open(f"/sys/fs/cgroup{path}/{name}") as g:
-                    return g.read().strip()
-    raise AssertionError(f"no {controller} cgroup for pid {pid}")
-
-
 def test_resources(containerd):
     """ctr's limits reach pyrt's cgroups plugin in the cgroup ctr asks for (/NAMESPACE/ID)."""
     containerd.ctr(*containerd.run_args("-d", "--memory-limit", str(64 << 20), "--cpus", "0.5"),
@@ -389,10 +377,10 @@ def test_resources(containerd):
         assert f"/{NAMESPACE}/limited" in f.read()
     v1 = os.path.isdir("/sys/fs/cgroup/memory")
     mem = "memory.limit_in_bytes" if v1 else "memory.max"
-    assert _cgroup_file(pid, "memory", mem) == str(64 << 20)
+    assert cgroup_file(pid, "memory", mem) == str(64 << 20)
     if v1:
-        assert _cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
     else:
-        assert _cgroup_file(pid, "cpu", "cpu.max").split()[0] == "50000"
+        assert cgroup_file(pid, "cpu", "cpu.max").split()[0] == "50000"
     containerd.ctr("task", "kill", "limited", check=True)
     wait_for(lambda: containerd.tasks().get("limited") == "STOPPED", timeout=20, what="the task to stop")

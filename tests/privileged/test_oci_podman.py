@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from oci_engine_helpers import cgroup_dirs, remove_cgroups, runtime_path, unmount_under, wait_for
+from oci_engine_helpers import (cgroup_dirs, cgroup_file, remove_cgroups, runtime_path, unmount_under,
+                                wait_for)
 
 PODMAN = shutil.which("podman")
 RUNTIME = runtime_path()
@@ -88,28 +89,23 @@ class Podman:
     def container_ids(self) -> list[str]:
         return self("ps", "-aq", "--no-trunc").stdout.split()
 
-    def wait_idle(self, timeout: float = 20.0) -> None:
+    def running(self) -> bool:
+        """Whether a podman process of this store still runs."""
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if argv[0].endswith(b"podman") and self.root.encode() in argv:
+                return True
+        return False
+
+    def wait_idle(self) -> None:
         """Wait until no podman process of this store runs any more: conmon's exit command
         (`podman container cleanup`) may still hold the store's overlay mount after the
         CLI returned."""
-        me = self.root.encode()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            busy = False
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        argv = f.read().split(b"\0")
-                except OSError:
-                    continue
-                if argv and argv[0].endswith(b"podman") and me in argv:
-                    busy = True
-                    break
-            if not busy:
-                return
-            time.sleep(0.05)
+        wait_for(lambda: not self.running(), what="podman's exit commands")
 
 
 @pytest.fixture(scope="module")
@@ -348,20 +344,6 @@ def test_pause_unpause(podman):
     podman("rm", "p", check=True)
 
 
-def _cgroup_file(pid: int, controller: str, name: str) -> str:
-    """A cgroup file of process ``pid`` read from the host (v1 hierarchy or v2)."""
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if controller in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/{controller}{path}/{name}") as g:
-                    return g.read().strip()
-            if ctrls == "" and not os.path.isdir(f"/sys/fs/cgroup/{controller}"):  # pure v2
-                with open(f"/sys/fs/cgroup{path}/{name}") as g:
-                    return g.read().strip()
-    raise AssertionError(f"no {controller} cgroup for pid {pid}")
-
-
 def test_resources_cgroups_path_and_update(podman):
     """podman's resource flags reach pyrt's cgroups plugin through config.json, in the
     cgroup podman asks for (cgroupsPath /libpod_parent/libpod-ID); ``podman update``
@@ -373,19 +355,19 @@ def test_resources_cgroups_path_and_update(podman):
     with open(f"/proc/{pid}/cgroup") as f:
         assert f"libpod-{cid}" in f.read()
     if os.path.isdir("/sys/fs/cgroup/memory"):
-        assert _cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+        assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
     else:
-        assert _cgroup_file(pid, "memory", "memory.max") == str(64 << 20)
-    assert _cgroup_file(pid, "pids", "pids.max") == "50"
+        assert cgroup_file(pid, "memory", "memory.max") == str(64 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "50"
     # podman update: the runtime's `update --resources FILE` on the running container
     r = podman("update", "--memory", "128m", "--cpus", "0.5", "limited")
     assert r.returncode == 0, r.stderr
     if os.path.isdir("/sys/fs/cgroup/memory"):
-        assert _cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(128 << 20)
-        assert _cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(128 << 20)
+        assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
     else:
-        assert _cgroup_file(pid, "memory", "memory.max") == str(128 << 20)
-        assert _cgroup_file(pid, "cpu", "cpu.max").split()[0] == "50000"
-    assert _cgroup_file(pid, "pids", "pids.max") == "50"  # untouched
+        assert cgroup_file(pid, "memory", "memory.max") == str(128 << 20)
+        assert cgroup_file(pid, "cpu", "cpu.max").split()[0] == "50000"
+    assert cgroup_file(pid, "pids", "pids.max") == "50"  # untouched
     podman("stop", "limited", check=True)
     podman("rm", "limited", check=True)

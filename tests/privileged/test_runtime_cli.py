@@ -20,6 +20,7 @@ import time
 import pytest
 
 from pyrt_core.runtime.state import OCI_VERSION
+from test_runtime_spec import _read_until  # the pty reader the console tests share
 
 RUNTIME = os.path.join(os.path.dirname(sys.executable), "pyrt-runtime")
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -419,16 +420,8 @@ def test_exec_tty_through_console_socket(rt, tmp_path):
         with conn:
             _, fds, _, _ = socket.recv_fds(conn, 64, 1)
         master = fds[0]
-        out = b""
         try:
-            while b"done" not in out:
-                try:
-                    chunk = os.read(master, 1024)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = _read_until(master, b"done")
         finally:
             rc = p.wait(timeout=10)
             os.close(master)
@@ -458,15 +451,7 @@ def test_create_with_console_socket(rt, tmp_path):
             _, fds, _, _ = socket.recv_fds(conn, 64, 1)
         master = fds[0]
         rt("start", "ctty", check=True)
-        out = b""
-        while b"done" not in out:
-            try:
-                chunk = os.read(master, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = _read_until(master, b"done")
         assert b"/dev/pts/0" in out and b"is-a-tty" in out, out
         # terminal without a console socket and no tty as stdin: refused
         r = rt("create", "--bundle", rt.bundle, "ctty2")

@@ -12,33 +12,17 @@ reaps it); otherwise ``exec`` waits and returns the process's exit code.
 from __future__ import annotations
 
 import copy
-import json
 
 from . import runlog
 from .common import (RuntimeFailure, check_preserve_fds, console_socket as check_console, load,
-                     plugin_manager, write_pid_file)
+                     plugin_manager, read_json_object, write_pid_file)
 from .state import RuntimeState
 
 _CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
 def read_process_file(path: str) -> dict:
-    try:
-        if path == "-":
-            import sys
-
-            text = sys.stdin.read()
-        else:
-            with open(path, "rb") as f:
-                text = f.read()
-        p = json.loads(text)
-    except OSError as e:
-        raise RuntimeFailure(f"cannot read --process {path}: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RuntimeFailure(f"--process {path} is not valid JSON: {e}") from None
-    if not isinstance(p, dict):
-        raise RuntimeFailure(f"--process {path} is not a JSON object (a runtime-spec process)")
-    return p
+    return read_json_object(path, "--process", "a runtime-spec process")
 
 
 def _parse_user(text: str) -> tuple[int, int | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from . import runlog
-from .common import RuntimeFailure, load, plugin_manager
+from .common import RuntimeFailure, load, plugin_manager, read_json_object
 from .state import RuntimeState
 
 
@@ -96,23 +96,7 @@ def _value(flag: str, text: str, kind: str):
 
 
 def read_resources_file(path: str) -> dict:
-    try:
-        if path == "-":
-            import sys
-
-            text = sys.stdin.read()
-        else:
-            with open(path, "rb") as f:
-                text = f.read()
-        r = json.loads(text)
-    except OSError as e:
-        raise RuntimeFailure(f"cannot read --resources {path}: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RuntimeFailure(f"--resources {path} is not valid JSON: {e}") from None
-    if not isinstance(r, dict):
-        raise RuntimeFailure(f"--resources {path} is not a JSON object (runtime-spec "
-                             "LinuxResources)")
-    return r
+    return read_json_object(path, "--resources", "runtime-spec LinuxResources")
 
 
 def resources_doc(base: dict | None, flags: dict) -> dict:

@@ -118,3 +118,26 @@ def check_preserve_fds(n: int) -> int:
         except OSError:
             raise RuntimeFailure(f"--preserve-fds {n}: file descriptor {fd} is not open") from None
     return n
+
+
+def read_json_object(path: str, option: str, what: str) -> dict:
+    """The JSON object in ``path`` (``-``: stdin) given to ``option``, or a one-line
+    RuntimeFailure naming the option (``what``: the runtime-spec object expected)."""
+    import json
+
+    try:
+        if path == "-":
+            import sys
+
+            text = sys.stdin.read()
+        else:
+            with open(path, "rb") as f:
+                text = f.read()
+        doc = json.loads(text)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot read {option} {path}: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RuntimeFailure(f"{option} {path} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise RuntimeFailure(f"{option} {path} is not a JSON object ({what})")
+    return doc

@@ -132,6 +132,28 @@ DEFAULT_DEVICES = (
 )
 
 
+#: What runc allows in a restricted device cgroup besides the container's devices:
+#: mknod of any node, /dev/pts/ptmx and the ptys (the console is opened inside the
+#: container), /dev/net/tun.  (type, major, minor, access); None is any.
+ALWAYS_ALLOWED_DEVICES = (("c", None, None, "m"), ("b", None, None, "m"),
+                          ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm"))
+
+
+def _allow_container_devices(rules: list, devices: list) -> None:
+    """As runc: a config that restricts devices (podman and containerd write "deny all,
+    then allow some") still lets the container use its own devices, the default ones
+    and a pty; the rules go after the configured ones, each once."""
+    given = {d.path for d in devices}
+    wanted = [("c" if d.type == "u" else d.type, d.major, d.minor, "rwm")
+              for d in [*devices, *(d for d in DEFAULT_DEVICES if d.path not in given)]
+              if d.type != "p"]
+    have = {(r.allow, r.type, r.major, r.minor, r.access) for r in rules}
+    for t, major, minor, access in [*wanted, *ALWAYS_ALLOWED_DEVICES]:
+        if (True, t, major, minor, access) not in have:
+            have.add((True, t, major, minor, access))
+            rules.append(DeviceRule(True, t, major, minor, access))
+
+
 @frozen
 class Rlimit:
     type: str  # RLIMIT_NOFILE ...
@@ -484,13 +506,7 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
                              f"{linux['rootfsPropagation']!r} is not one of {', '.join(_PROPAGATION)}")
     resources = resources_from_spec(linux.get("resources"))
     if resources.devices:
-        # As runc: the devices the container is given are also allowed in its
-        # device cgroup, after the configured rules (mknod and open need it).
-        given = {d.path for d in devices}
-        for d in [*devices, *(d for d in DEFAULT_DEVICES if d.path not in given)]:
-            if d.type != "p":
-                resources.devices.append(DeviceRule(True, "c" if d.type == "u" else d.type,
-                                                    d.major, d.minor, "rwm"))
+        _allow_container_devices(resources.devices, devices)
     return RuntimeConfig(
         id=container_id,
         bundle=bundle,

@@ -75,30 +75,6 @@ def read_spec(bundle: str) -> dict:
     return spec
 
 
-# (type, major, minor): what runc allows in every container's device cgroup, after the
-# config's own rules: mknod of any node, the default devices, /dev/pts/ptmx and the
-# ptys (the console is opened inside the container), /dev/net/tun
-_DEFAULT_ALLOWED = (("c", None, None, "m"), ("b", None, None, "m"),
-                    ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"),
-                    ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
-                    ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm"))
-
-
-def _allow_default_devices(config) -> None:
-    """As runc: a config that restricts devices (linux.resources.devices, as podman and
-    containerd write it: deny all, then allow some) still lets the container use the
-    default devices and open a pty.  A config without device rules stays unrestricted."""
-    rules = config.resources.devices
-    if not rules:
-        return
-    from .config import DeviceRule
-
-    have = {(r.allow, r.type, r.major, r.minor, r.access) for r in rules}
-    for t, major, minor, access in _DEFAULT_ALLOWED:
-        if (True, t, major, minor, access) not in have:
-            rules.append(DeviceRule(True, t, major, minor, access))
-
-
 # -- hooks kept in the state record -----------------------------------------------------
 
 def _hooks_record(config) -> dict:
@@ -183,7 +159,6 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         config = from_spec(spec, cid, bundle)
         if no_pivot:
             config.no_pivot = True
-        _allow_default_devices(config)
         if preserve_fds:
             config.process.preserve_fds = preserve_fds
         # as runc: the init opens a pty in the container's own devpts and the

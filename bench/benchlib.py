@@ -1,0 +1,60 @@
+"""What several benchmarks share: removing a work directory with whatever is still
+mounted under it, and running a benchmark inside the VM tier (scripts/test-vm's
+Debian kernel under qemu TCG, through virtme-ng's ``vng``)."""
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cleanup_work(work: str) -> None:
+    """Unmount anything left under ``work`` (overlay mounts of podman/pyrt), deepest
+    first, then remove it."""
+    with open("/proc/self/mountinfo") as f:
+        mps = [line.split()[4] for line in f]
+    for mp in sorted((m for m in mps if m.startswith(work)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run_in_vm(script: str, argv: list[str], prefix: str, setup: str = "",
+              env_vars: str = "") -> int:
+    """Boot the VM tier once, run ``bench/<script> argv`` inside with this interpreter
+    (after the shell commands ``setup``), print its output and return its exit code."""
+    vng = os.path.join(REPO, ".venv-vm", "bin", "vng")
+    if not os.path.exists(vng):
+        vng = shutil.which("vng") or ""
+    if not vng:
+        raise SystemExit("no vng (virtme-ng): run scripts/test-vm once to set up the VM tier")
+    kernels = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
+    if not kernels:
+        raise SystemExit("no Debian kernel in /boot (apt-get install linux-image-amd64)")
+    out = tempfile.mkdtemp(prefix=prefix)
+    args = " ".join(shlex.quote(a) for a in argv)
+    command = (f"{setup}cd {REPO}; PYTHONDONTWRITEBYTECODE=1 {env_vars}{sys.executable} "
+               f"bench/{script} {args} > {out}/out.txt 2>&1; echo $? > {out}/rc")
+    env = dict(os.environ, PATH=os.path.dirname(vng) + ":" + os.environ.get("PATH", ""))
+    t = time.monotonic()
+    try:
+        subprocess.run([vng, "--run", kernels[-1], "--user", "root", "--disable-kvm", "--memory", "2G",
+                        "--cpus", "2", f"--rwdir={out}", "--cwd", REPO, "--exec", command],
+                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=3600,
+                       start_new_session=True)
+        with open(os.path.join(out, "out.txt")) as f:
+            print(f.read(), end="")
+        print(f"(VM boot + run: {time.monotonic() - t:.0f} s)")
+        with open(os.path.join(out, "rc")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        print("the VM run did not report", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
