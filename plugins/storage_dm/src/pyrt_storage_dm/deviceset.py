@@ -40,6 +40,10 @@ from . import loop as loopmod
 from .options import POOL_OPTIONS, Options
 from .units import human_size
 
+
+class _StaleLoop(Exception):
+    """The pool's table was refused over loop devices this process did not attach."""
+
 BASE = "_base"
 SECTOR = 512
 META_BLOCK = 4096
@@ -300,7 +304,18 @@ class DeviceSet:
         if os.listdir(self._path("deleted")):
             self.retry_deferred_deletions()
 
-    def _activate_pool(self, exists: bool) -> None:
+    def _activate_pool(self, exists: bool, attempts: int = 3) -> None:
+        for _ in range(attempts - 1):
+            try:
+                return self._load_pool(exists)
+            except _StaleLoop:
+                # a loop device found still attached was in its autoclear rundown (the
+                # previous pool had just released it): look again
+                exists = False
+                time.sleep(0.2)
+        self._load_pool(exists, last=True)
+
+    def _load_pool(self, exists: bool, last: bool = False) -> None:
         meta_src, data_src = self._pool_devices()
         fds = []
         try:
@@ -325,6 +340,8 @@ class DeviceSet:
             try:
                 self.dm.create(self.pool_name, [(0, data_sectors, "thin-pool", params)])
             except dmmod.DMError as e:
+                if e.errno == errno.EINVAL and not fds and not self.pool.get("data_dev") and not last:
+                    raise _StaleLoop() from None
                 raise StorageError(
                     f"devicemapper: cannot create thin pool {self.pool_name} over {meta_dev} "
                     f"(metadata) and {data_dev} (data): {e.strerror} (is dm-thin-pool loaded? "
