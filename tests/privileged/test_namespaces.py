@@ -11,7 +11,6 @@ import signal
 import socket
 import time
 
-import attrs
 import pluggy
 import pytest
 
@@ -19,7 +18,7 @@ from pyrt_core import hookspecs
 from pyrt_core.errors import ExecError, RuntimeError_
 from pyrt_core.runtime.config import (
     Capabilities, Device, IdMapping, Mount, Namespace, ProcessConfig, Rlimit, RuntimeConfig,
-    parse_mount_options,
+    evolve, parse_mount_options,
 )
 from pyrt_namespaces import caps, handle, plugin, spawn
 
@@ -81,7 +80,7 @@ def docker_config(rootfs, args, *, env=None, namespaces=DEFAULT_NAMESPACES, extr
         masked_paths=list(MASKED_PATHS),
         readonly_paths=list(READONLY_PATHS),
     )
-    return attrs.evolve(cfg, **overrides)
+    return evolve(cfg, **overrides)
 
 
 def own_children() -> list[str]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-import attrs
 import pytest
 
-from pyrt_core.runtime.config import ProcessConfig
+from pyrt_core.runtime.config import ProcessConfig, evolve
 from pyrt_core.runtime.seccomp_config import seccomp_from_spec
 from pyrt_namespaces import spawn
 from test_namespaces import (  # noqa: F401  (reaped: every child is reaped)
@@ -26,7 +25,7 @@ def deny_mkdir(action="SCMP_ACT_ERRNO", errno_ret=28, **extra) -> dict:
 
 def sc_run(rootfs, script, profile, *, process=None, **kw):
     cfg = docker_config(rootfs, ["sh", "-c", script], process=process, **kw)
-    return run(attrs.evolve(cfg, seccomp=seccomp_from_spec(profile)))
+    return run(evolve(cfg, seccomp=seccomp_from_spec(profile)))
 
 
 # -- the runtime's mechanism -------------------------------------------------------------
@@ -59,7 +58,7 @@ def test_killing_actions(busybox_rootfs, action):
     assert code == 0, out  # the shell survives; its mkdir child died of SIGSYS
     assert "before" in out and "after" in out and "Bad system call" in out
     cfg = docker_config(busybox_rootfs, ["mkdir", "/tmp/z"], process={"no_new_privileges": True})
-    code, _ = run(attrs.evolve(cfg, seccomp=seccomp_from_spec(deny_mkdir(action, None))))
+    code, _ = run(evolve(cfg, seccomp=seccomp_from_spec(deny_mkdir(action, None))))
     assert code == 128 + 31  # SIGSYS
 
 
@@ -104,7 +103,7 @@ def test_compile_errors_are_refused_before_forking(busybox_rootfs):
     cfg = docker_config(busybox_rootfs, ["true"])
     with pytest.raises(RuntimeError_, match=r"seccomp: adding a rule for mkdir \(SCMP_ACT_KILL\): "
                                             "File exists"):
-        Run(attrs.evolve(cfg, seccomp=seccomp_from_spec(profile))).close()
+        Run(evolve(cfg, seccomp=seccomp_from_spec(profile))).close()
 
 
 def test_join_applies_the_process_profile(busybox_rootfs):

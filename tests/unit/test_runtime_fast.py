@@ -200,3 +200,17 @@ def test_delete_falls_back_to_the_hook_when_the_entry_point_is_stale(tmp_path, m
     st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
     lifecycle.delete(str(tmp_path), "c1")
     assert released == ["c1"] and not os.path.exists(st.dir)
+
+
+def test_jsonlean_refuses_malformed_documents_without_json_imported():
+    # _json raises its decode error only when json.decoder is imported: without it,
+    # loads must still give a ValueError with json's message, not a SystemError
+    code = ("import sys\nfrom pyrt_core.jsonlean import loads\n"
+            "for bad in ('{not json', '[1,2', '\"abc'):\n"
+            "    try:\n        loads(bad)\n    except ValueError as e:\n"
+            "        print(type(e).__name__, e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and all(x.startswith("JSONDecodeError ") for x in lines), r.stdout
+    assert "line 1 column 2" in lines[0]

@@ -47,10 +47,10 @@ class EntryPoint:
         return "EntryPoint(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def load(self):
-        import importlib
-
         module, _, attr = self.value.partition(":")
-        obj = importlib.import_module(module.strip())
+        module = module.strip()
+        __import__(module)  # not importlib.import_module: importlib costs an import
+        obj = sys.modules[module]
         for part in attr.strip().split(".") if attr else ():
             obj = getattr(obj, part)
         return obj
@@ -129,6 +129,23 @@ def implemented_hooks() -> set[str] | None:
     the last full plugin load (:func:`record_hooks`); None when not recorded, or when a
     plugin's module changed since.  Lets a command skip loading every plugin for an
     event hook nobody implements (``Engine._notify``)."""
+    d = _hooks_record()
+    try:
+        return set(d["hooks"]) if d is not None else None
+    except (KeyError, TypeError):
+        return None
+
+
+def hook_calls() -> dict | None:
+    """Per hook, how to call its implementations without pluggy (see
+    :func:`pyrt_core.plugins._call_plan`), as recorded by the last full plugin load;
+    None when not recorded or stale (as :func:`implemented_hooks`)."""
+    d = _hooks_record()
+    calls = d.get("calls") if d is not None else None
+    return calls if isinstance(calls, dict) else None
+
+
+def _hooks_record() -> dict | None:
     from .jsonlean import loads  # not json: ~6 ms (re, enum)
 
     try:
@@ -136,18 +153,20 @@ def implemented_hooks() -> set[str] | None:
             d = loads(f.read())
         if any(_mtime(path) != mtime for path, mtime in d["files"].items()):
             return None
-        return set(d["hooks"])
+        return d
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def record_hooks(hooks, files) -> None:
-    """Record what :func:`implemented_hooks` reads: hook names, and the plugin module files
-    whose change makes the record stale.  A cache that cannot be written is not used."""
+def record_hooks(hooks, files, calls: dict | None = None) -> None:
+    """Record what :func:`implemented_hooks` and :func:`hook_calls` read: hook names, how
+    to call them, and the plugin module files whose change makes the record stale.  A
+    cache that cannot be written is not used."""
     import json
 
     path = _cache_path().replace("entry-points-", "hooks-")
-    text = json.dumps({"hooks": sorted(hooks), "files": {p: _mtime(p) for p in files}})
+    text = json.dumps({"hooks": sorted(hooks), "files": {p: _mtime(p) for p in files},
+                       "calls": calls or {}})
     try:
         with open(path) as f:
             if f.read() == text:

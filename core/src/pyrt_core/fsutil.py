@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import time
 
@@ -81,11 +80,15 @@ def read_json(path: str, default=None):
             data = f.read()
     except FileNotFoundError:
         return default
+    import json  # here, not at the top: the runtime's create imports atomic_write
+
     return json.loads(data)
 
 
 def write_json(path: str, obj, mode: int = 0o644) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
+    import json
+
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", mode)
 
 

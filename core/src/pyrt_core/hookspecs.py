@@ -26,12 +26,42 @@ Conventions, as in pytest:
 """
 from __future__ import annotations
 
-import pluggy
-
 PROJECT = "pyrt"
 
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+
+class _Marker:
+    """pluggy's ``HookspecMarker`` / ``HookimplMarker`` for ``PROJECT``, without importing
+    pluggy: a marker only sets the attribute ``pyrt_spec`` / ``pyrt_impl`` (a dict of
+    options) on the function, which pluggy's ``PluginManager`` reads when it registers
+    specs and plugins.  Importing pluggy costs ~20 ms here (it loads ``inspect``), and the
+    OCI runtime imports plugin modules, hence this module, on every ``create``
+    (:mod:`pyrt_core.hookcall`).  tests/unit/test_hookcall.py checks that the options
+    are exactly the ones pluggy's own markers set."""
+
+    def __init__(self, kind: str, defaults: dict):
+        self._kind = kind
+        self._attr = f"{PROJECT}_{kind}"
+        self._defaults = defaults
+
+    def __call__(self, function=None, **options):
+        unknown = set(options) - set(self._defaults)
+        if unknown:
+            raise TypeError(f"unknown hook{self._kind} option(s): {', '.join(sorted(unknown))}")
+        opts = dict(self._defaults, **options)
+        if opts.get("historic") and opts.get("firstresult"):
+            raise ValueError("cannot have a historic firstresult hook")
+
+        def mark(func):
+            setattr(func, self._attr, dict(opts))
+            return func
+
+        return mark if function is None else mark(function)
+
+
+hookspec = _Marker("spec", {"firstresult": False, "historic": False, "warn_on_impl": None,
+                            "warn_on_impl_args": None})
+hookimpl = _Marker("impl", {"wrapper": False, "hookwrapper": False, "optionalhook": False,
+                            "tryfirst": False, "trylast": False, "specname": None})
 
 
 # --------------------------------------------------------------------------

@@ -59,6 +59,12 @@ def loads(text: str | bytes):
         obj, end = _scan(text, i)
     except StopIteration as e:
         raise JSONDecodeError(f"Expecting value at {e.value}") from None
+    except SystemError:
+        # _json reports a malformed document with json.decoder's error class, which it
+        # finds only when json is imported (else SystemError): json gives the message
+        import json
+
+        return json.loads(text)
     if _skip_ws(text, end, n) != n:
         raise JSONDecodeError(f"Extra data at {end}")
     return obj

@@ -78,13 +78,19 @@ def make_plugin_manager(blocked=(), load_entry_points: bool = True) -> PluginMan
 
 
 def _record_hooks(pm: PluginManager) -> None:
-    """Which hooks are implemented at all (entrypoints.implemented_hooks reads it)."""
+    """Record which hooks are implemented at all (entrypoints.implemented_hooks reads it)
+    and, per hook, the implementations in pluggy's call order (pyrt_core.hookcall calls
+    them from this record without pluggy)."""
     import sys
 
     from .entrypoints import record_hooks
 
-    hooks = [name for name, caller in vars(pm.hook).items()
-             if not name.startswith("_") and caller.get_hookimpls()]
+    hooks, calls = [], {}
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or not caller.get_hookimpls():
+            continue
+        hooks.append(name)
+        calls[name] = _call_plan(caller)
     files = []
     for plugin in pm.get_plugins():
         mod = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
@@ -92,5 +98,25 @@ def _record_hooks(pm: PluginManager) -> None:
         if not path:
             return  # cannot tell when it changes: record nothing
         files.append(path)
-    record_hooks(hooks, files)
+    record_hooks(hooks, files, calls)
 
+
+def _call_plan(caller) -> dict | None:
+    """``{"firstresult": bool, "impls": [[module, function name, [argnames]], ...]}`` in
+    the order pluggy calls them (the reverse of ``get_hookimpls``), or None when pluggy
+    itself must call this hook: an implementation is a wrapper, or is not a module-level
+    function of a module plugin."""
+    import types
+
+    spec = caller.spec
+    if spec is None or spec.opts.get("historic"):
+        return None
+    impls = []
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.wrapper or impl.hookwrapper or not isinstance(impl.plugin, types.ModuleType):
+            return None
+        attr = next((k for k, v in vars(impl.plugin).items() if v is impl.function), None)
+        if attr is None:
+            return None
+        impls.append([impl.plugin.__name__, attr, list(impl.argnames)])
+    return {"firstresult": bool(spec.opts.get("firstresult")), "impls": impls}

@@ -78,10 +78,12 @@ def oci_state(cid: str, data: dict, status: str | None = None) -> dict:
 
 
 def plugin_manager(disabled: str | None = None):
-    from ..plugins import make_plugin_manager
+    """The runtime's plugin manager: pluggy's, or with no plugin disabled the lean caller
+    of :mod:`pyrt_core.hookcall` (same hooks, same order, without pluggy's import)."""
+    from ..hookcall import plugin_manager as make
 
     blocked = [x for x in (disabled or os.environ.get("PYRT_DISABLE_PLUGINS", "")).split(",") if x]
-    return make_plugin_manager(blocked=blocked)
+    return make(blocked)
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -7,20 +7,20 @@ waiting process.  start -> exec.  wait -> exit code.  release ->
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 
 from ..errors import RuntimeError_, UsageError
 from .config import RuntimeConfig, from_spec
 
-#: signals a foreground ``pyrt run`` passes on to the container (docker's --sig-proxy)
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGUSR1, signal.SIGUSR2)
+#: signals a foreground ``pyrt run`` passes on to the container (docker's --sig-proxy),
+#: by number: the ``signal`` module (and its enums) is not imported on the runtime's
+#: create path, which uses only :meth:`Executor.create`
+FORWARDED_SIGNALS = (2, 15, 1, 3, 10, 12)  # INT TERM HUP QUIT USR1 USR2
 
 
 def load_bundle(bundle: str, container_id: str) -> RuntimeConfig:
+    import json
+
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -32,21 +32,28 @@ def load_bundle(bundle: str, container_id: str) -> RuntimeConfig:
     return from_spec(spec, container_id, bundle)
 
 
-@contextlib.contextmanager
-def forward_signals(process, signals=FORWARDED_SIGNALS):
-    """Pass the listed signals on to ``process`` while the block runs."""
-    previous = {}
+class forward_signals:
+    """Pass the listed signals on to ``process`` while the ``with`` block runs."""
 
-    def handler(signum, frame):
-        process.kill(signum)
+    def __init__(self, process, signals=FORWARDED_SIGNALS):
+        self.process, self.signals, self.previous = process, signals, {}
 
-    for s in signals:
-        previous[s] = signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
+    def _handler(self, signum, frame):
+        self.process.kill(signum)
+
+    def __enter__(self):
+        import signal
+
+        for s in self.signals:
+            self.previous[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for s, h in self.previous.items():
             signal.signal(s, h)
+        return False
 
 
 class Executor:

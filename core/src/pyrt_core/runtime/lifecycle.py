@@ -56,14 +56,13 @@ def _wait_ready(path: str) -> None:
 
 def read_spec(bundle: str) -> dict:
     """The bundle's config.json as a JSON object (UsageError when missing or malformed)."""
-    import json
-
     from ..errors import UsageError
+    from ..jsonlean import loads  # json's own parser, without json's import of re and enum
 
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            spec = json.load(f)
+            spec = loads(f.read())
     except FileNotFoundError:
         raise UsageError(f"bundle {bundle} has no config.json") from None
     except IsADirectoryError:
@@ -78,8 +77,6 @@ def read_spec(bundle: str) -> dict:
 # -- hooks kept in the state record -----------------------------------------------------
 
 def _hooks_record(config) -> dict:
-    import attrs
-
     hooks = getattr(config, "hooks", None)
     if hooks is None:
         return {}
@@ -87,7 +84,8 @@ def _hooks_record(config) -> dict:
     for phase in ("poststart", "poststop"):
         items = getattr(hooks, phase, None) or []
         if items:
-            out[phase] = [attrs.asdict(h) for h in items]
+            out[phase] = [{"path": h.path, "args": list(h.args), "env": list(h.env),
+                           "timeout": h.timeout} for h in items]
     return out
 
 

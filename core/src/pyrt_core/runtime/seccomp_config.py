@@ -7,15 +7,14 @@ with one line: an unknown action, operator, architecture or flag, an
 ``errnoRet`` on an action that returns no errno, a ``listenerPath`` (seccomp
 user notification is not supported).  Syscall *names* are not checked: a name
 this kernel or libseccomp does not know is skipped when compiling, as runc does.
+
+The types are plain immutable classes, not attrs, for the reason
+:mod:`pyrt_core.runtime.config` gives (``pyrt-runtime create`` imports them).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-
-from attrs import frozen
-
 from ..errors import UsageError
+from .config import FrozenRecord
 
 # action -> (libseccomp's base value, takes an errno/message number).  SCMP_ACT_NOTIFY
 # (0x7FC00000) is not here: it needs a seccomp agent (listenerPath), not supported.
@@ -61,29 +60,41 @@ EPERM = 1
 _U64 = 1 << 64
 
 
-@frozen
-class SeccompArg:
+class SeccompArg(FrozenRecord):
+    __slots__ = ("index", "value", "value_two", "op")
     index: int
     value: int
     value_two: int
     op: str
 
+    def __init__(self, index: int, value: int, value_two: int, op: str):
+        self._set(index, value, value_two, op)
 
-@frozen
-class SeccompRule:
+
+class SeccompRule(FrozenRecord):
+    __slots__ = ("names", "action", "errno_ret", "args")
     names: tuple[str, ...]
     action: str
-    errno_ret: int | None = None
-    args: tuple[SeccompArg, ...] = ()
+    errno_ret: int | None
+    args: tuple[SeccompArg, ...]
+
+    def __init__(self, names: tuple[str, ...], action: str, errno_ret: int | None = None,
+                 args: tuple[SeccompArg, ...] = ()):
+        self._set(names, action, errno_ret, args)
 
 
-@frozen
-class SeccompConfig:
+class SeccompConfig(FrozenRecord):
+    __slots__ = ("default_action", "default_errno_ret", "architectures", "flags", "syscalls")
     default_action: str
-    default_errno_ret: int | None = None
-    architectures: tuple[str, ...] = ()
-    flags: tuple[str, ...] = ()
-    syscalls: tuple[SeccompRule, ...] = ()
+    default_errno_ret: int | None
+    architectures: tuple[str, ...]
+    flags: tuple[str, ...]
+    syscalls: tuple[SeccompRule, ...]
+
+    def __init__(self, default_action: str, default_errno_ret: int | None = None,
+                 architectures: tuple[str, ...] = (), flags: tuple[str, ...] = (),
+                 syscalls: tuple[SeccompRule, ...] = ()):
+        self._set(default_action, default_errno_ret, architectures, flags, syscalls)
 
     @property
     def flag_bits(self) -> int:
@@ -94,10 +105,13 @@ class SeccompConfig:
 
     def digest(self) -> str:
         """A stable hash of what the filter does (the key of a compiled program)."""
+        from ..digest import sha256_hex  # not hashlib: OpenSSL's load costs ~6 ms
+        from ..jsonlean import dumps  # json.dumps(doc, separators=(",", ":")), without re
+
         doc = [self.default_action, self.default_errno_ret, list(self.architectures),
                [[list(r.names), r.action, r.errno_ret,
                  [[a.index, a.value, a.value_two, a.op] for a in r.args]] for r in self.syscalls]]
-        return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+        return sha256_hex(dumps(doc).encode())
 
 
 def action_value(action: str, errno_ret: int | None) -> int:

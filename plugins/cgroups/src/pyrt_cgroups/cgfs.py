@@ -22,10 +22,12 @@ class CgroupFS:
 
     def read(self, path: str) -> str:
         try:
-            with open(path, encoding="ascii", errors="replace") as f:
-                return f.read()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise CgroupError(f"cannot read {path}: {e.strerror}") from None
+        # bytes.decode: a text-mode open(encoding="ascii") imports the codec's module
+        return data.decode("ascii", "replace")
 
     def read_int(self, path: str) -> int | None:
         """An integer file; ``None`` for ``max``."""

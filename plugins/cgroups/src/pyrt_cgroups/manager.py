@@ -19,6 +19,7 @@ release, stats and OOM checks use the cgroups that were really made.
 """
 from __future__ import annotations
 
+import _signal  # signal.py would import enum (~3 ms) on delete's path
 import abc
 import errno
 import os
@@ -390,8 +391,6 @@ def signal_checked(pid: int, key: str, expected: str, sig: int, proc_root: str =
     ``/proc/PID/cgroup`` confirms it is in cgroup ``expected`` under
     controller ``key`` (``""`` for v2): a pid that exited and was reused is
     never signalled.  True when the signal was sent."""
-    import signal
-
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -400,7 +399,7 @@ def signal_checked(pid: int, key: str, expected: str, sig: int, proc_root: str =
         if detect.own_cgroups(f"{proc_root}/{pid}/cgroup").get(key) != expected:
             return False
         try:
-            signal.pidfd_send_signal(pidfd, sig)
+            _signal.pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             return False
         return True

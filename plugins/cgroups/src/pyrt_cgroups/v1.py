@@ -15,7 +15,7 @@ from pyrt_core.errors import UsageError
 from . import detect
 from .cgfs import CgroupFS
 from .errors import CgroupError
-from .manager import (THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
+from .manager import (SIGKILL, THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
                       needed_controllers, signal_checked)
 from .cgfs import procs
 
@@ -418,10 +418,8 @@ class V1Manager(Manager):
         return self.fs.read_kv(_j(d, "memory.oom_control")).get("oom_kill", 0)
 
     def _signal_all(self, sig):
-        import signal as _s
-
         frozen = False
-        if sig == _s.SIGKILL and "freezer" in self.paths and self.fs.isdir(self.paths["freezer"]):
+        if sig == SIGKILL and "freezer" in self.paths and self.fs.isdir(self.paths["freezer"]):
             # no fork can slip past the kill while the group is frozen; frozen tasks
             # take SIGKILL as soon as they are thawed
             try:

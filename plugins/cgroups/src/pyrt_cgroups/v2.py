@@ -16,7 +16,7 @@ from pyrt_core.errors import UsageError
 from . import detect
 from .cgfs import CgroupFS, procs
 from .errors import CgroupError
-from .manager import (THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
+from .manager import (SIGKILL, THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
                       needed_controllers, signal_checked)
 
 _GENERIC_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuset": "cpuset", "blkio": "io", "pids": "pids"}
@@ -326,15 +326,13 @@ class V2Manager(Manager):
         return self.fs.read_kv(f).get("oom_kill", 0)
 
     def _signal_all(self, sig):
-        import signal as _s
-
         d = self.dir
-        if sig == _s.SIGKILL and self.fs.exists(_j(d, "cgroup.kill")):
+        if sig == SIGKILL and self.fs.exists(_j(d, "cgroup.kill")):
             # the kernel kills exactly the processes of this cgroup and its descendants
             self.fs.write(_j(d, "cgroup.kill"), "1")
             return
         frozen = False
-        if sig == _s.SIGKILL and self.fs.exists(_j(d, "cgroup.freeze")):
+        if sig == SIGKILL and self.fs.exists(_j(d, "cgroup.freeze")):
             try:
                 self.freeze(timeout=2.0)
                 frozen = True

@@ -7,7 +7,7 @@ in the parent (:func:`resolve`, errors early), and the child applies them
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from pyrt_core.records import TupleRecord
 
 # Index = capability number (include/uapi/linux/capability.h).
 CAP_NAMES = (
@@ -96,7 +96,7 @@ def parse_status_mask(hex_value: str) -> int:
     return int(hex_value.strip(), 16)
 
 
-class CapSets(NamedTuple):
+class CapSets(TupleRecord):
     """Resolved capability sets as masks, ready for the child."""
 
     bounding: int

@@ -12,9 +12,10 @@ Parent -> child: ``maps``, ``go`` (placed in its cgroup), ``hooks done``, ``star
 """
 from __future__ import annotations
 
+import _signal  # signal.py and socket.py would import enum (and selectors): ~7 ms
+import _socket  # the C modules are all the channel needs
 import os
-import signal
-import socket
+import sys
 
 EXIT_SETUP = 125
 EXIT_CANNOT_EXECUTE = 126
@@ -32,7 +33,7 @@ class ChildError(Exception):
 
 def socketpair() -> tuple[int, int]:
     """(parent end, child end), both close-on-exec."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     return a.detach(), b.detach()
 
 
@@ -51,13 +52,41 @@ def recv(fd: int) -> bytes:
 def recv_fds(fd: int, max_fds: int = 4) -> tuple[bytes, list[int]]:
     """Next message and the file descriptors sent with it (SCM_RIGHTS)."""
     try:
-        with socket.socket(fileno=os.dup(fd)) as s:
-            msg, fds, _, _ = socket.recv_fds(s, MAX_MESSAGE, max_fds)
+        msg, fds = recvmsg_fds(fd, MAX_MESSAGE, max_fds)
     except ConnectionResetError:
         return b"", []
     for passed in fds:
         os.set_inheritable(passed, False)
-    return msg, list(fds)
+    return msg, fds
+
+
+_FD_SIZE = 4  # sizeof(int): SCM_RIGHTS carries an int array
+
+
+def send_fds(fd: int, msg: bytes, fds) -> None:
+    """Send ``msg`` with the file descriptors ``fds`` (SCM_RIGHTS) on the socket ``fd``."""
+    data = b"".join(f.to_bytes(_FD_SIZE, sys.byteorder, signed=True) for f in fds)
+    s = _socket.socket(fileno=fd)
+    try:
+        s.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, data)])
+    finally:
+        s.detach()  # the fd stays the caller's
+
+
+def recvmsg_fds(fd: int, size: int, max_fds: int) -> tuple[bytes, list[int]]:
+    """One message of at most ``size`` bytes from the socket ``fd`` and up to ``max_fds``
+    file descriptors sent with it (as received: inheritable); OSError as recvmsg."""
+    s = _socket.socket(fileno=fd)
+    try:
+        msg, ancdata, _, _ = s.recvmsg(size, _socket.CMSG_LEN(max_fds * _FD_SIZE))
+    finally:
+        s.detach()  # the fd stays the caller's
+    fds = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            for i in range(0, len(data) - len(data) % _FD_SIZE, _FD_SIZE):
+                fds.append(int.from_bytes(data[i:i + _FD_SIZE], sys.byteorder, signed=True))
+    return msg, fds
 
 
 def parse_error(msg: bytes) -> tuple[int, str] | None:
@@ -118,7 +147,7 @@ def run_child(sock: int, fn, *args) -> None:
             try:
                 # The exec steps reset SIGPIPE to default: a parent that is gone
                 # (detached start) must not turn exit code 127 into a signal death.
-                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+                _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
                 text = describe(e)[:MAX_MESSAGE - 32]
                 send(sock, b"error %d %s" % (code, text.encode(errors="replace")))
             except BaseException:  # noqa: BLE001

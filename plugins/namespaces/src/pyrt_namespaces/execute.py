@@ -12,19 +12,18 @@ execute) or 125 (setup).
 """
 from __future__ import annotations
 
+import _signal  # signal.py would import enum
 import errno
 import fcntl
 import os
 import resource
-import signal
-import termios
-from typing import NamedTuple
 
 from . import caps, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
+from pyrt_core.records import TupleRecord
 
 
-class ExecPlan(NamedTuple):
+class ExecPlan(TupleRecord):
     args: list
     env: dict
     search_path: str
@@ -66,14 +65,14 @@ def apply_rlimits(rlimits) -> None:
 
 def reset_signals() -> None:
     """Default dispositions and an empty mask: ignored signals would survive execve."""
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+    for sig in _signal.valid_signals():
+        if sig in (_signal.SIGKILL, _signal.SIGSTOP):
             continue
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            _signal.signal(sig, _signal.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
 def install_stdio(stdio) -> None:
@@ -125,11 +124,20 @@ def switch_user(plan: ExecPlan) -> None:
             syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 0, what="PR_SET_KEEPCAPS")
 
 
+def preload(plan: ExecPlan) -> None:
+    """Import, before the fork, what :func:`exec_process` will need for ``plan``
+    (after pivot_root nothing can be imported)."""
+    if plan.terminal:
+        import termios  # noqa: F401 - only a process with a terminal needs it (new_session)
+
+
 def new_session(terminal: bool) -> None:
     """Leave the caller's session (and terminal); adopt stdin as the controlling tty."""
     with stage("starting a new session"):
         os.setsid()
     if terminal and os.isatty(0):
+        import termios  # loaded by preload(), before the fork
+
         with stage("making stdin the controlling terminal"):
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 

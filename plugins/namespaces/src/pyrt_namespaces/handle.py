@@ -1,8 +1,8 @@
 """The ContainerProcess handle returned by create and join."""
 from __future__ import annotations
 
+import _signal  # signal.py would import enum
 import os
-import signal
 
 from pyrt_core.errors import ExecError, RuntimeError_
 from pyrt_core.runtime.process import ContainerProcess, wait_status_to_exit_code
@@ -68,14 +68,11 @@ class NamespacedProcess(ContainerProcess):
         """
         if self._started or self._sock is None:
             raise RuntimeError_("container process already started")
-        import socket
-
         fds = [os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)]
         try:
             if status_path is not None:
                 fds.append(os.open(status_path, os.O_RDWR | os.O_CLOEXEC))
-            with socket.socket(fileno=os.dup(self._sock)) as s:
-                socket.send_fds(s, [b"detach"], fds)
+            channel.send_fds(self._sock, b"detach", fds)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -119,7 +116,7 @@ class NamespacedProcess(ContainerProcess):
 
     def destroy(self) -> None:
         if self._exit_code is None:
-            self.kill(signal.SIGKILL)
+            self.kill(_signal.SIGKILL)
             try:
                 self.wait()
             except RuntimeError_:

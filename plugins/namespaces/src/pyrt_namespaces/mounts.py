@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple
 
 from pyrt_core.runtime.config import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME,
@@ -25,6 +24,7 @@ from pyrt_core.runtime.config import (
 ROOT_DEFAULT_PROPAGATION = MS_SLAVE | MS_REC
 
 from . import resolve, syscalls
+from pyrt_core.records import TupleRecord
 
 # statvfs f_flag bits -> mount flags, to keep what a bind remount must not clear
 _ST_TO_MS = ((1, MS_RDONLY), (2, MS_NOSUID), (4, MS_NODEV), (8, MS_NOEXEC),
@@ -34,7 +34,7 @@ _PER_MOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODI
     | MS_RELATIME | MS_NOSYMFOLLOW
 
 
-class PreparedMount(NamedTuple):
+class PreparedMount(TupleRecord):
     """A config mount plus, for binds, a detached clone of its source (open_tree fd)."""
 
     mount: object  # pyrt_core.runtime.config.Mount
@@ -42,7 +42,7 @@ class PreparedMount(NamedTuple):
     source_is_dir: bool = True
 
 
-class CgroupHierarchy(NamedTuple):
+class CgroupHierarchy(TupleRecord):
     """A host cgroup hierarchy to show under /sys/fs/cgroup."""
 
     name: str         # directory under the destination ("" = the destination itself)

@@ -1,8 +1,8 @@
 """Network namespace setup done from inside: bring the loopback interface up."""
 from __future__ import annotations
 
+import _socket  # socket.py would import enum and selectors (~7 ms)
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
@@ -13,15 +13,17 @@ _IFREQ = "16sh22x"  # struct ifreq: name[IFNAMSIZ], short ifr_flags, padding to 
 
 def set_up(name: str = "lo") -> None:
     """Set IFF_UP on an interface of the current network namespace (needs CAP_NET_ADMIN)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack(_IFREQ, name.encode(), 0))
-            flags = struct.unpack(_IFREQ, res)[1] & 0xFFFF
-            if not flags & IFF_UP:
-                fcntl.ioctl(s.fileno(), SIOCSIFFLAGS,
-                            struct.pack(_IFREQ, name.encode(), _signed16(flags | IFF_UP)))
-        except OSError as e:
-            raise OSError(e.errno, f"bringing up interface {name}: {e.strerror}") from None
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack(_IFREQ, name.encode(), 0))
+        flags = struct.unpack(_IFREQ, res)[1] & 0xFFFF
+        if not flags & IFF_UP:
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS,
+                        struct.pack(_IFREQ, name.encode(), _signed16(flags | IFF_UP)))
+    except OSError as e:
+        raise OSError(e.errno, f"bringing up interface {name}: {e.strerror}") from None
+    finally:
+        s.close()
 
 
 def _signed16(v: int) -> int:

@@ -9,13 +9,12 @@ read-only root.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .channel import stage
 from . import mounts
+from pyrt_core.records import TupleRecord
 
 
-class RootfsPlan(NamedTuple):
+class RootfsPlan(TupleRecord):
     mounts: list            # [mounts.PreparedMount]
     devices: list           # [(Device, detached mount of the host's node, or None)]
     dev_symlinks: bool      # /dev is not a bind mount: add fd, stdin, ..., core, ptmx

@@ -26,14 +26,15 @@ only read from a directory owned by us and writable by nobody else.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import stat
-from typing import NamedTuple
 
 from pyrt_core.errors import RuntimeError_
 from pyrt_core.runtime.seccomp_config import (
     ARCHITECTURES, OPERATORS, SeccompConfig, action_value)
+
+from pyrt_core.digest import sha256_hex
+from pyrt_core.records import TupleRecord
 
 SECCOMP_SET_MODE_FILTER = 1
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348,
@@ -59,7 +60,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-class Program(NamedTuple):
+class Program(TupleRecord):
     """A compiled filter, ready for :func:`install` in a child."""
 
     bpf: bytes        # struct sock_filter[] as the kernel wants it
@@ -146,7 +147,7 @@ def compile_program(config: SeccompConfig, cache_dir: str | None = None) -> Prog
 
 def _cache_path(cache_dir: str, digest: str) -> str:
     version = ".".join(str(v) for v in _library().seccomp_version().contents)
-    name = hashlib.sha256(f"{digest} {version} {os.uname().machine}".encode()).hexdigest()
+    name = sha256_hex(f"{digest} {version} {os.uname().machine}".encode())
     return os.path.join(cache_dir, name + ".bpf")
 
 

@@ -31,10 +31,9 @@ the caller is a child subreaper; the caller reaps it with waitpid.
 """
 from __future__ import annotations
 
+import _socket  # socket.py would import enum and selectors (~7 ms); see channel
 import os
-import socket
 import stat
-from typing import NamedTuple
 
 from pyrt_core.errors import ExecError, PyrtError, RuntimeError_
 from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC
@@ -42,6 +41,7 @@ from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC
 # Everything the children use is imported here: after pivot_root they cannot import.
 from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
 from .handle import NamespacedProcess
+from pyrt_core.records import TupleRecord
 
 DEFAULT_UMASK = 0o022
 
@@ -79,7 +79,7 @@ def _subreaper_end() -> None:
 # Plans: everything validated and opened in the parent, before forking
 # ---------------------------------------------------------------------------
 
-class CreatePlan(NamedTuple):
+class CreatePlan(TupleRecord):
     root_fd: int
     new_user: bool
     user_fd: int | None                # a user namespace to join
@@ -128,7 +128,7 @@ def exec_plan(process, stdio, last_cap: int | None = None,
         stdio = tuple(stdio)
         if len(stdio) != 3:
             raise RuntimeError_("stdio must be three file descriptors")
-    return execute.ExecPlan(
+    xp = execute.ExecPlan(
         args=list(process.args),
         env=lookup.env_dict(process.env),
         search_path=lookup.env_path(process.env),
@@ -146,6 +146,8 @@ def exec_plan(process, stdio, last_cap: int | None = None,
         seccomp=_seccomp_program(seccomp_config if seccomp_config is not None
                                  else getattr(process, "seccomp", None), seccomp_cache),
     )
+    execute.preload(xp)
+    return xp
 
 
 def _seccomp_program(config, cache_dir):
@@ -482,8 +484,7 @@ def _open_console(sock: int, uid: int) -> tuple:
                 os.fchown(slave, uid, -1)
             except OSError:
                 pass  # an unmapped uid keeps the slave owned by root
-            with socket.socket(fileno=os.dup(sock)) as s:
-                socket.send_fds(s, [b"console"], [master])
+            channel.send_fds(sock, b"console", [master])
         finally:
             os.close(master)
     return (slave, slave, slave)
@@ -508,8 +509,7 @@ def _check_executable(xp: execute.ExecPlan) -> None:
 
 
 def _wait_for_start(sock: int) -> None:
-    with socket.socket(fileno=os.dup(sock)) as s:
-        msg, fds, _, _ = socket.recv_fds(s, 64, 2)
+    msg, fds = channel.recvmsg_fds(sock, 64, 2)
     if msg == b"start":
         return
     if msg == b"detach" and fds:
@@ -587,9 +587,12 @@ def _console_socket(config) -> str | None:
 def _send_console(path: str, master: int) -> None:
     """Hand the pty master to the caller's console socket (as runc: SCM_RIGHTS)."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
             s.connect(path)
-            socket.send_fds(s, [b"/dev/ptmx"], [master])
+            channel.send_fds(s.fileno(), b"/dev/ptmx", [master])
+        finally:
+            s.close()
     except OSError as e:
         raise RuntimeError_(f"sending the console to {path}: {e.strerror or e}") from None
 

@@ -1,0 +1,187 @@
+"""The lean hook caller (pyrt_core.hookcall) against pluggy: same markers, same order,
+same results; pluggy whenever the record does not allow it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+import pluggy
+import pytest
+
+from pyrt_core import entrypoints, hookcall, hookspecs
+from pyrt_core.plugins import PluginManager, _call_plan, make_plugin_manager
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    entrypoints.forget()
+    yield
+    entrypoints.forget()
+
+
+@pytest.mark.parametrize("options", [{}, {"tryfirst": True}, {"trylast": True},
+                                     {"specname": "pyrt_info"}, {"wrapper": True},
+                                     {"hookwrapper": True}, {"optionalhook": True}])
+def test_hookimpl_marks_what_pluggys_marker_marks(options):
+    def ours():
+        pass
+
+    def theirs():
+        pass
+
+    hookspecs.hookimpl(**options)(ours)
+    pluggy.HookimplMarker(hookspecs.PROJECT)(**options)(theirs)
+    assert ours.pyrt_impl == theirs.pyrt_impl
+    if not options:
+        hookspecs.hookimpl(ours)  # bare decorator
+        assert ours.pyrt_impl == theirs.pyrt_impl
+
+
+@pytest.mark.parametrize("options", [{}, {"firstresult": True}, {"historic": True},
+                                     {"warn_on_impl": UserWarning("old")}])
+def test_hookspec_marks_what_pluggys_marker_marks(options):
+    def ours():
+        pass
+
+    def theirs():
+        pass
+
+    hookspecs.hookspec(**options)(ours)
+    pluggy.HookspecMarker(hookspecs.PROJECT)(**options)(theirs)
+    assert ours.pyrt_spec == theirs.pyrt_spec
+
+
+def test_markers_refuse_unknown_options():
+    with pytest.raises(TypeError, match="unknown hookimpl option"):
+        hookspecs.hookimpl(tryfist=True)
+    with pytest.raises(ValueError, match="historic firstresult"):
+        hookspecs.hookspec(historic=True, firstresult=True)
+
+
+def _module(name: str, **functions) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    for k, v in functions.items():
+        setattr(mod, k, v)
+    sys.modules[name] = mod
+    return mod
+
+
+@pytest.fixture
+def plugins():
+    """Four module plugins with tryfirst/trylast and a 'not mine' None; the calls land in ``log``."""
+    log: list[str] = []
+
+    def info(tag, **kw):
+        @hookspecs.hookimpl(**kw)
+        def pyrt_info():
+            log.append(tag)
+            return {tag: {}}
+        return pyrt_info
+
+    def validate(tag, result, **kw):
+        @hookspecs.hookimpl(**kw)
+        def pyrt_resources_validate(resources):
+            log.append(tag)
+            return result
+        return pyrt_resources_validate
+
+    mods = [
+        _module("hc_a", pyrt_info=info("a", trylast=True),
+                pyrt_resources_validate=validate("a", "from a")),
+        _module("hc_b", pyrt_info=info("b", tryfirst=True),
+                pyrt_resources_validate=validate("b", None, tryfirst=True)),
+        _module("hc_c", pyrt_info=info("c")),
+        _module("hc_d", pyrt_resources_validate=validate("d", "from d", trylast=True)),
+    ]
+    pm = PluginManager()
+    for m in mods:
+        pm.register(m, name=m.__name__)
+    yield pm, log
+    for m in mods:
+        del sys.modules[m.__name__]
+
+
+def test_lean_calls_match_pluggy(plugins):
+    pm, log = plugins
+    calls = {name: _call_plan(getattr(pm.hook, name)) for name in ("pyrt_info", "pyrt_resources_validate")}
+    lean = hookcall.LeanPluginManager(calls)
+    for name, kwargs in (("pyrt_info", {}), ("pyrt_resources_validate", {"resources": None})):
+        log.clear()
+        expected = getattr(pm.hook, name)(**kwargs)
+        order = list(log)
+        log.clear()
+        assert getattr(lean.hook, name)(**kwargs) == expected
+        assert log == order
+    assert lean._full is None
+    # a hook nobody implements: None for firstresult ones, [] for the others
+    assert lean.hook.pyrt_resources_oom_killed(container_id="x", record={}) is None
+    assert lean.hook.pyrt_container_removed(container=None) == []
+    with pytest.raises(TypeError, match="missing argument"):
+        lean.hook.pyrt_resources_validate()
+    with pytest.raises(AttributeError):
+        lean.hook.pyrt_no_such_hook  # noqa: B018
+
+
+def test_wrappers_and_object_plugins_are_left_to_pluggy(plugins, monkeypatch):
+    pm, _ = plugins
+
+    @hookspecs.hookimpl(wrapper=True)
+    def pyrt_info():
+        return (yield)
+
+    pm.register(_module("hc_wrap", pyrt_info=pyrt_info), name="hc_wrap")
+
+    class Plugin:
+        @hookspecs.hookimpl
+        def pyrt_resources_validate(self, resources):
+            return None
+
+    pm.register(Plugin(), name="hc_obj")
+    try:
+        assert _call_plan(pm.hook.pyrt_info) is None
+        assert _call_plan(pm.hook.pyrt_resources_validate) is None
+        lean = hookcall.LeanPluginManager({"pyrt_info": None})
+        monkeypatch.setattr(lean, "full", lambda: pm)
+        assert lean.hook.pyrt_info() == pm.hook.pyrt_info()
+    finally:
+        del sys.modules["hc_wrap"]
+
+
+def test_record_round_trip_and_staleness(tmp_path):
+    assert entrypoints.hook_calls() is None
+    assert isinstance(hookcall.plugin_manager(), pluggy.PluginManager)  # nothing recorded
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("")
+    calls = {"pyrt_info": {"firstresult": False, "impls": [["pyrt_core.builtin", "pyrt_info", []]]}}
+    entrypoints.record_hooks(["pyrt_info"], [str(plugin)], calls)
+    assert entrypoints.hook_calls() == calls
+    assert isinstance(hookcall.plugin_manager(), hookcall.LeanPluginManager)
+    # a disabled plugin: pluggy's manager, which knows how to block it
+    assert isinstance(hookcall.plugin_manager(["pyrt-cgroups"]), pluggy.PluginManager)
+    os.utime(plugin, ns=(1, 1))
+    assert entrypoints.hook_calls() is None
+
+
+def test_full_load_records_what_the_lean_caller_needs():
+    pm = make_plugin_manager()
+    calls = entrypoints.hook_calls()
+    assert calls is not None
+    lean = hookcall.LeanPluginManager(calls)
+    assert lean.hook.pyrt_info() == pm.hook.pyrt_info()
+    impls = {tuple(i[:2]) for i in calls["pyrt_resources_apply"]["impls"]}
+    assert ("pyrt_core.builtin", "pyrt_resources_apply") in impls
+
+
+def test_runtime_plugin_manager_skips_pluggy_once_recorded(tmp_path):
+    code = ("import sys; from pyrt_core.runtime.common import plugin_manager; "
+            "pm = plugin_manager(); pm.hook.pyrt_info(); "
+            "print(type(pm).__name__, 'pluggy' in sys.modules)")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache2"))
+    env.pop("PYRT_DISABLE_PLUGINS", None)
+    out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() for _ in range(2)]
+    assert out[0] == ["PluginManager", "True"]  # first: pluggy, which records the plans
+    assert out[1] == ["LeanPluginManager", "False"]
