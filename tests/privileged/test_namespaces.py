@@ -687,11 +687,55 @@ def pm():
     return m
 
 
+def test_self_join_hands_the_record_to_the_init_and_reports_its_failure(busybox_rootfs, pm):
+    # place_process(pid, self_join=True) returning a record: the init gets it over the
+    # channel and calls join_resources with it (here: writes it to a pipe) before anything
+    # else; a join that raises fails create with the stage named and no process left.
+    null = os.open("/dev/null", os.O_RDWR)
+    r, w = os.pipe()
+    offered = []
+
+    def place(pid, self_join=False):
+        offered.append(self_join)
+        return {"manager": "test", "n": 1}
+
+    def join_ok(todo):
+        os.write(w, repr(todo).encode())
+
+    try:
+        container = pm.hook.pyrt_isolation_create(
+            config=docker_config(busybox_rootfs, ["true"]), stdio=(null, null, null),
+            place_process=place, join_resources=join_ok)
+        assert offered == [True]
+        assert os.read(r, 100) == repr({"manager": "test", "n": 1}).encode()
+        container.destroy()
+
+        def join_fails(todo):
+            raise OSError(13, "Permission denied")
+
+        with pytest.raises(RuntimeError_, match="joining the container's cgroups: .*denied"):
+            pm.hook.pyrt_isolation_create(
+                config=docker_config(busybox_rootfs, ["true"]), stdio=(null, null, null),
+                place_process=place, join_resources=join_fails)
+        assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_child_of_us(int(p))]
+    finally:
+        for fd in (null, r, w):
+            os.close(fd)
+
+
+def _is_child_of_us(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def test_join_a_running_container(busybox_rootfs, pm):
     null = os.open("/dev/null", os.O_RDWR)
     container = pm.hook.pyrt_isolation_create(
         config=docker_config(busybox_rootfs, ["sleep", "60"]), stdio=(null, null, null),
-        place_process=lambda pid: None)
+        place_process=lambda pid: None, join_resources=None)
     try:
         container.start()
         r, w = os.pipe()

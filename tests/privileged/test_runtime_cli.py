@@ -211,6 +211,24 @@ def test_create_start_state_kill_delete(rt, tmp_path):
     assert r.returncode == 1 and "does not exist" in r.stderr
 
 
+def test_init_is_in_its_cgroups_joined_by_itself_on_v1(rt):
+    # cgroup v1: the init moves itself into every hierarchy (a self-move skips the
+    # kernel's RCU wait); v2: the runtime places it.  Either way its cgroups are the
+    # container's before it runs anything.
+    from pyrt_cgroups import detect
+
+    rt.create("selfjoin", ["sleep", "100"])
+    rec = rt.record("selfjoin")
+    assert rec["resources"].get("self_join", False) is (detect.find_hierarchies().version == 1)
+    with open(f"/proc/{rec['pid']}/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    path = rec["resources"]["path"]
+    by_controller = {c: p for _, ctrls, p in lines for c in ctrls.split(",") if c}
+    for controller in rec["resources"]["paths"]:
+        assert by_controller[controller] == path, (controller, lines)
+    rt("delete", "--force", "selfjoin", check=True)
+
+
 def test_signals_by_number_name_and_prefix(rt):
     # sh is pid 1 of its namespace: only signals it handles reach it
     rt.create("sigs", ["sh", "-c", "trap 'echo usr1 >> /tmp/got' USR1; "

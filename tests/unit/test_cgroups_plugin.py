@@ -50,7 +50,7 @@ def test_disabled_manager_hands_over_to_none_and_refuses_limits(pm, host, monkey
     with pytest.raises(UsageError, match="cgroups are disabled"):
         pm.hook.pyrt_resources_validate(resources=Resources(pids_limit=4))
     assert pm.hook.pyrt_resources_apply(container_id="x", pid=1, resources=Resources(),
-                                        cgroups_path="pyrt-x") == {"manager": "none"}
+                                        cgroups_path="pyrt-x", self_join=False) == {"manager": "none"}
 
 
 def test_no_cgroups_on_host(pm, tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_apply_then_release(pm, host):
     rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "rwm")]
     r = Resources(memory_limit=32 * MiB, pids_limit=7, devices=rules)
     rec = pm.hook.pyrt_resources_apply(container_id="abc", pid=4242, resources=r,
-                                       cgroups_path="pyrt-abc")
+                                       cgroups_path="pyrt-abc", self_join=False)
     assert rec["manager"] == "cgroupfs-v1" and rec["path"] == "/pyrt/pyrt-abc"
     mem = rec["paths"]["memory"]
     assert mem == f"{host.root}/memory/pyrt/pyrt-abc"
@@ -90,7 +90,7 @@ def test_apply_then_release(pm, host):
 
 def test_cgroup_parent_path(pm, host):
     rec = pm.hook.pyrt_resources_apply(container_id="abc", pid=1, resources=Resources(),
-                                       cgroups_path="/tenant/a/pyrt-abc")
+                                       cgroups_path="/tenant/a/pyrt-abc", self_join=False)
     assert rec["paths"]["pids"] == f"{host.root}/pids/tenant/a/pyrt-abc"
     assert sorted(rec["created"]) == sorted(
         f"{host.root}/{h}/tenant{s}" for h in ("cpuset", "cpu,cpuacct", "memory", "devices",
@@ -103,10 +103,10 @@ def test_cgroup_parent_path(pm, host):
 
 def test_busy_cgroup_is_refused(pm, host):
     rec = pm.hook.pyrt_resources_apply(container_id="abc", pid=4242, resources=Resources(),
-                                       cgroups_path="pyrt-abc")
+                                       cgroups_path="pyrt-abc", self_join=False)
     with pytest.raises(UsageError, match="already holds processes"):
         pm.hook.pyrt_resources_apply(container_id="abc", pid=4243, resources=Resources(),
-                                     cgroups_path="pyrt-abc")
+                                     cgroups_path="pyrt-abc", self_join=False)
     for d in rec["paths"].values():
         open(f"{d}/cgroup.procs", "w").close()
     cgplugin.pyrt_resources_release("abc", rec)
@@ -119,7 +119,7 @@ def test_release_of_other_managers_records(pm, host):
 
 
 def test_record_functions(host):
-    rec = cgplugin.pyrt_resources_apply("abc", 4242, Resources(memory_limit=64 * MiB), "pyrt-abc")
+    rec = cgplugin.pyrt_resources_apply("abc", 4242, Resources(memory_limit=64 * MiB), "pyrt-abc", False)
     mem = rec["paths"]["memory"]
     open(f"{mem}/memory.oom_control", "w").write("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     assert cgplugin.oom_killed(rec) is True
@@ -167,7 +167,7 @@ def test_oom_hook_answers_for_its_own_records_only(host):
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(cgplugin, name="cgroups")
     pm.check_pending()
-    rec = cgplugin.pyrt_resources_apply("abc", 4242, Resources(), "pyrt-abc")
+    rec = cgplugin.pyrt_resources_apply("abc", 4242, Resources(), "pyrt-abc", False)
     try:
         assert pm.hook.pyrt_resources_oom_killed(container_id="abc", record=rec) is False
         # a record of the core's "none" manager is answered by the core, not by us

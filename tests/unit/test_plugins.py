@@ -53,4 +53,4 @@ def test_core_none_manager_refuses_limits():
     with pytest.raises(UsageError, match="pyrt-cgroups"):
         pm.hook.pyrt_resources_validate(resources=Resources(memory_limit=1 << 20))
     assert pm.hook.pyrt_resources_apply(container_id="x", pid=1, resources=Resources(),
-                                        cgroups_path=None) == {"manager": "none"}
+                                        cgroups_path=None, self_join=False) == {"manager": "none"}

@@ -164,17 +164,28 @@ def pyrt_storage_rootfs_mounted(container, rootfs):
 
 
 @hookspec(firstresult=True)
-def pyrt_isolation_create(config, stdio, place_process):
+def pyrt_isolation_create(config, stdio, place_process, join_resources):
     """Create the container's init process in its namespaces, stopped before exec.
 
     Receives ``config`` (a resolved
     :class:`pyrt_core.runtime.config.RuntimeConfig`: namespaces, id maps,
     root, mounts, devices, process), ``stdio`` (a tuple of three file
-    descriptors for the process's stdin, stdout and stderr) and
-    ``place_process`` (a callable taking the init process's host pid; the
-    implementation must call it exactly once, after the process exists and
+    descriptors for the process's stdin, stdout and stderr),
+    ``place_process`` and ``join_resources``.
+
+    ``place_process(pid, self_join=False)`` takes the init process's host pid;
+    the implementation must call it exactly once, after the process exists and
     before it unshares its cgroup namespace or runs any user code, so that
-    resource control can place it in its cgroup).
+    resource control can place it in its cgroups.  With ``self_join=True`` the
+    implementation offers to have the process move itself: ``place_process``
+    then returns None (placed already) or a JSON-compatible mapping, which the
+    implementation hands to the init process and passes, *in that process*
+    and before anything else, to ``join_resources(mapping)`` (it raises when
+    the process cannot join).  On cgroup v1 a process that moves itself skips
+    the kernel's global lock and its RCU grace period (measured 0.4 ms against
+    8-20 ms for a move by another process).  An implementation that does not
+    accept ``join_resources`` calls ``place_process(pid)`` and is placed from
+    outside.
 
     Called by the runtime (:mod:`pyrt_core.runtime.executor`) for ``create``
     and ``run``.  The first implementation returns a
@@ -230,15 +241,36 @@ def pyrt_resources_validate(resources):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
+def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
     """Place a container's init process under resource control.
 
     Receives the ``container_id``, the init process's host ``pid``, the
-    ``resources`` (a :class:`pyrt_core.runtime.config.Resources`) and the
-    requested ``cgroups_path`` (may be ``None``).  Called by the runtime from the
-    ``place_process`` callback of :func:`pyrt_isolation_create`.  The first
-    implementation returns a mapping to record in the container's state
-    (at least ``{"manager": NAME}``, plus whatever it needs to release it).
+    ``resources`` (a :class:`pyrt_core.runtime.config.Resources`), the
+    requested ``cgroups_path`` (may be ``None``) and ``self_join``.  Called by
+    the runtime from the ``place_process`` callback of
+    :func:`pyrt_isolation_create`.  The first implementation returns a
+    mapping to record in the container's state (at least ``{"manager":
+    NAME}``, plus whatever it needs to release it).
+
+    ``self_join`` True: the process will call :func:`pyrt_resources_join` with
+    this mapping before it runs anything of the container.  An implementation
+    that prefers that creates and configures the groups without moving
+    ``pid`` and says so with ``"self_join": True`` in the mapping; otherwise it
+    places ``pid`` itself, as with ``self_join`` False.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_resources_join(container_id, record):
+    """Move the calling process into the groups ``record`` describes.
+
+    Receives the ``container_id`` and ``record``, the mapping
+    :func:`pyrt_resources_apply` returned with ``"self_join": True``.  Called by
+    the runtime in the container's init process itself (the ``join_resources``
+    callback of :func:`pyrt_isolation_create`), before that process unshares its
+    cgroup namespace or runs anything of the container.  The first implementation whose manager
+    matches ``record["manager"]`` moves the process and returns ``True``; it
+    raises :class:`pyrt_core.errors.PyrtError` when it cannot.
     """
 
 

@@ -73,17 +73,23 @@ class Executor:
         hook.pyrt_resources_validate(resources=config.resources)
         record: dict = {}
 
-        def place_process(pid: int) -> None:
+        def place_process(pid: int, self_join: bool = False) -> dict | None:
             r = hook.pyrt_resources_apply(container_id=config.id, pid=pid,
                                           resources=config.resources,
-                                          cgroups_path=config.cgroups_path)
+                                          cgroups_path=config.cgroups_path, self_join=self_join)
             record.update(r or {"manager": "none"})
             if on_placed is not None:
                 on_placed(dict(record))
+            return dict(record) if self_join and record.get("self_join") else None
+
+        def join_resources(todo: dict) -> None:  # in the container's init process
+            if not hook.pyrt_resources_join(container_id=config.id, record=todo):
+                raise RuntimeError_(f"no resource manager can join {todo.get('manager')!r}")
 
         try:
             proc = hook.pyrt_isolation_create(config=config, stdio=tuple(stdio),
-                                              place_process=place_process)
+                                              place_process=place_process,
+                                              join_resources=join_resources)
         except BaseException:
             if record:  # placed, then setup failed: the cgroup must not outlive it
                 self.release(config.id, record)

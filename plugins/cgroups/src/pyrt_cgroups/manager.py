@@ -260,14 +260,28 @@ class Manager(abc.ABC):
     def _signal_all(self, sig: int) -> None:
         """Send ``sig`` to every process in the cgroup (and its descendants)."""
 
+    def join_self(self) -> None:
+        """Move the calling process into the cgroup (see :meth:`apply`'s ``self_join``)."""
+        raise CgroupError(f"{self.name} cannot have a process join its cgroup itself")
+
+    #: whether :meth:`join_self` is cheaper than :meth:`add` (see :meth:`apply`)
+    self_join = False
+
     # -- shared behaviour --
-    def apply(self, pid: int, resources) -> None:
-        """create + set + add; on failure put ``pid`` back and remove what was made."""
+    def apply(self, pid: int, resources, self_join: bool = False) -> bool:
+        """create + set + add; on failure put ``pid`` back and remove what was made.
+
+        ``self_join``: the process offers to move itself (pyrt_resources_join); a
+        manager for which that is cheaper (:attr:`self_join`) then skips :meth:`add`
+        and returns True (the process joins with :meth:`join_self`)."""
         original = detect.own_cgroups(f"/proc/{pid}/cgroup")
         try:
             self.create()
             self.set(resources)
+            if self_join and self.self_join:
+                return True
             self.add(pid)
+            return False
         except BaseException:
             self._move_back(pid, original)
             try:

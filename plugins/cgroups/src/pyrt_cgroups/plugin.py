@@ -69,7 +69,7 @@ def pyrt_resources_validate(resources):
 
 
 @hookimpl
-def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
+def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
     from pyrt_core.errors import UsageError
 
     from .cgfs import procs
@@ -85,8 +85,21 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
     busy = [d for d in m.dirs() if procs(m.fs, d)]
     if busy:
         raise UsageError(f"cgroup {m.path} already holds processes ({busy[0]})")
-    m.apply(pid, resources)
-    return m.record()
+    joins_itself = m.apply(pid, resources, self_join=self_join)
+    record = m.record()
+    if joins_itself:
+        record["self_join"] = True
+    return record
+
+
+@hookimpl
+def pyrt_resources_join(container_id, record):
+    if (record or {}).get("manager") not in _MINE:
+        return None
+    from .manager import from_record
+
+    from_record(record).join_self()
+    return True
 
 
 @hookimpl

@@ -361,6 +361,16 @@ class V1Manager(Manager):
         for d in self._by_dir():
             self.fs.write(_j(d, "cgroup.procs"), pid)
 
+    # A process writing "0" to a v1 ``tasks`` file moves only itself (one thread: the
+    # container's init has no other), which the kernel does without the global
+    # cgroup_threadgroup_rwsem; writing another process's pid to cgroup.procs takes it
+    # and waits for an RCU grace period: measured 0.4 ms against 8-20 ms here.
+    self_join = True
+
+    def join_self(self):
+        for d in self._by_dir():
+            self.fs.write(_j(d, "tasks"), 0)
+
     def _move_back(self, pid, original):
         for d, ctrls in self._by_dir().items():
             orig = original.get(ctrls[0])

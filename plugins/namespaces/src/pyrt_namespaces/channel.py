@@ -8,7 +8,8 @@ exec succeeded, ``error CODE TEXT`` means it did not.
 Messages, child -> parent: ``userns`` (maps wanted), ``pid N`` (host pid of the
 container process), ``hooks`` (run prestart and createRuntime now), ``console``
 (with the pty master as SCM_RIGHTS), ``created``, ``error CODE TEXT``.
-Parent -> child: ``maps``, ``go`` (placed in its cgroup), ``hooks done``, ``start``.
+Parent -> child: ``maps``, ``go`` (placed in its cgroup) or ``go JSON`` (join the cgroups
+the JSON record describes), ``hooks done``, ``start``.
 """
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from pyrt_core.hookspecs import hookimpl
 
 
 @hookimpl
-def pyrt_isolation_create(config, stdio, place_process):
+def pyrt_isolation_create(config, stdio, place_process, join_resources):
     from . import spawn
 
-    return spawn.create(config, stdio, place_process)
+    return spawn.create(config, stdio, place_process, join_resources)
 
 
 @hookimpl

@@ -11,7 +11,8 @@ create (runc's order, see shared/reference/isolation.md)::
                                 fork --------------------------> wait "go"
     "pid N" <------------------ report pid; _exit(0)
     reap it; place_process(N)
-    "go" -----------------------------------------------------> oom_score_adj,
+    "go" [+ what to join] ------------------------------------> [join its cgroups],
+                                                                 oom_score_adj,
                                                                  [unshare(CGROUP)], hostname,
                                                                  domainname, mounts, devices
     run prestart, createRuntime <------------------------------ "hooks" (if any)
@@ -36,12 +37,12 @@ import os
 import stat
 
 from pyrt_core.errors import ExecError, PyrtError, RuntimeError_
+from pyrt_core.records import TupleRecord
 from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC
 
 # Everything the children use is imported here: after pivot_root they cannot import.
 from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
 from .handle import NamespacedProcess
-from pyrt_core.records import TupleRecord
 
 DEFAULT_UMASK = 0o022
 
@@ -103,6 +104,7 @@ class CreatePlan(TupleRecord):
     state: dict | None = None          # the OCI state for hooks run inside (pid filled in)
     console: bool = False              # open a pty in the container, send its master back
     own_mounts: bool = True            # a mount namespace (else: chroot, the host's mounts)
+    join_resources: object = None      # join_resources of pyrt_isolation_create (see "go")
 
 
 def exec_plan(process, stdio, last_cap: int | None = None,
@@ -390,7 +392,15 @@ def _intermediate(plan: CreatePlan, sock: int) -> None:
 
 
 def _container_init(plan: CreatePlan, sock: int) -> None:
-    _expect(sock, b"go")  # the parent has placed us in our cgroups
+    # "go": the parent has placed us in our cgroups; "go {JSON}": we move ourselves
+    msg = channel.recv(sock)
+    if msg != b"go" and not msg.startswith(b"go "):
+        os._exit(channel.EXIT_SETUP)  # the parent went away (EOF) or gave up
+    if len(msg) > 2:
+        from pyrt_core.jsonlean import loads
+
+        with channel.stage("joining the container's cgroups"):
+            plan.join_resources(loads(msg[3:]))
     os.umask(DEFAULT_UMASK)
     if plan.oom_score_adj is not None:
         # Through the host's /proc, still in place before pivot_root.
@@ -612,11 +622,21 @@ def _warn_no_mount_namespace(config) -> None:
                          "applied (they would change the host)\n")
 
 
-def create(config, stdio, place_process) -> NamespacedProcess:
-    """Create the container's init process in new namespaces, stopped before exec."""
+def create(config, stdio, place_process, join_resources=None) -> NamespacedProcess:
+    """Create the container's init process in new namespaces, stopped before exec.
+
+    With ``join_resources`` (see the hook spec, pyrt_isolation_create), the init
+    process is offered to move itself into its cgroups: what ``place_process``
+    returns then goes with "go", and the init passes it to ``join_resources``."""
     opened: list[int] = []
     try:
         plan = _create_plan(config, stdio, opened)
+        if plan.new_user or plan.user_fd is not None:
+            # in a user namespace the init is no longer the host's root: the cgroup files
+            # (the host root's) are not its to open; the parent places it
+            join_resources = None
+        if join_resources is not None:
+            plan = plan._replace(join_resources=join_resources)
         if not plan.own_mounts:
             _warn_no_mount_namespace(config)
         _subreaper_begin()
@@ -644,8 +664,17 @@ def create(config, stdio, place_process) -> NamespacedProcess:
             status, middle = _reap(middle), None
             raise _failure(msg, what, status)
         pid = int(msg[4:])
-        place_process(pid)
-        channel.send(sock, b"go")
+        if join_resources is None:
+            place_process(pid)
+            channel.send(sock, b"go")
+        else:
+            todo = place_process(pid, self_join=True)
+            if todo:
+                from pyrt_core.jsonlean import dumps
+
+                channel.send(sock, b"go " + dumps(todo).encode())
+            else:
+                channel.send(sock, b"go")
         # The intermediate has exited meanwhile; once reaped, its child is ours.
         _reap(middle)
         middle = None
