@@ -1,7 +1,7 @@
 """The runtime's lean hot paths (issue 8's benchmark): the hand parser of the hot
 commands agrees with argparse, the lean JSON is :mod:`json`'s, the hot commands
 import neither argparse, json, attrs nor pluggy, and delete releases through the
-``pyrt.resources.release`` entry points."""
+lean hook caller."""
 from __future__ import annotations
 
 import json
@@ -126,80 +126,31 @@ def test_hot_commands_import_nothing_heavy(tmp_path, command):
     assert "container nope does not exist" in r.stderr
 
 
-def test_delete_releases_through_the_entry_point(tmp_path, monkeypatch):
-    calls = []
+def test_delete_releases_through_the_hook_and_skips_it_for_none(tmp_path, monkeypatch):
+    released = []
 
-    class EP:
-        name = "fake-manager"
+    class Hook:
+        def pyrt_resources_release(self, container_id, record):
+            released.append((container_id, record))
 
-        def load(self):
-            return lambda cid, record: calls.append((cid, record))
+    class PM:
+        hook = Hook()
 
-    import pyrt_core.entrypoints as eps
-
-    monkeypatch.setattr(eps, "entry_points",
-                        lambda group: [EP()] if group == lifecycle.RELEASE_GROUP else [])
-    monkeypatch.setattr(lifecycle, "plugin_manager",
-                        lambda disabled=None: pytest.fail("the plugin manager was built"))
+    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
     monkeypatch.delenv("PYRT_DISABLE_PLUGINS", raising=False)
     st = RuntimeState(str(tmp_path), "c1")
     os.mkdir(st.dir)
-    record = {"manager": "fake-manager", "path": "/x"}
+    record = {"manager": "cgroupfs-v1", "path": "/x"}
     st.save({"id": "c1", "pid": 0, "resources": record})
     lifecycle.delete(str(tmp_path), "c1")
-    assert calls == [("c1", record)] and not os.path.exists(st.dir)
-    # the core's "none" manager: nothing to call
+    assert released == [("c1", record)] and not os.path.exists(st.dir)
+    # the core's "none" manager: no plugin manager, nothing to call
+    monkeypatch.setattr(lifecycle, "plugin_manager",
+                        lambda disabled=None: pytest.fail("the plugin manager was built"))
     os.mkdir(st.dir)
     st.save({"id": "c1", "pid": 0, "resources": {"manager": "none"}})
     lifecycle.delete(str(tmp_path), "c1")
-    assert len(calls) == 1 and not os.path.exists(st.dir)
-
-
-def test_delete_uses_the_hook_when_a_plugin_is_disabled(tmp_path, monkeypatch):
-    released = []
-
-    class Hook:
-        def pyrt_resources_release(self, container_id, record):
-            released.append(container_id)
-
-    class PM:
-        hook = Hook()
-
-    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
-    st = RuntimeState(str(tmp_path), "c1")
-    os.mkdir(st.dir)
-    st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
-    lifecycle.delete(str(tmp_path), "c1", disabled="cgroups")
-    assert released == ["c1"]
-
-
-def test_delete_falls_back_to_the_hook_when_the_entry_point_is_stale(tmp_path, monkeypatch):
-    released = []
-
-    class EP:
-        name = "cgroupfs-v1"
-        value = "gone.module:release"
-
-        def load(self):
-            raise ImportError("No module named 'gone'")
-
-    class Hook:
-        def pyrt_resources_release(self, container_id, record):
-            released.append(container_id)
-
-    class PM:
-        hook = Hook()
-
-    import pyrt_core.entrypoints as eps
-
-    monkeypatch.setattr(eps, "entry_points", lambda group: [EP()])
-    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
-    monkeypatch.delenv("PYRT_DISABLE_PLUGINS", raising=False)
-    st = RuntimeState(str(tmp_path), "c1")
-    os.mkdir(st.dir)
-    st.save({"id": "c1", "pid": 0, "resources": {"manager": "cgroupfs-v1"}})
-    lifecycle.delete(str(tmp_path), "c1")
-    assert released == ["c1"] and not os.path.exists(st.dir)
+    assert len(released) == 1 and not os.path.exists(st.dir)
 
 
 def test_jsonlean_refuses_malformed_documents_without_json_imported():

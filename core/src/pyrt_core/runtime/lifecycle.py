@@ -296,34 +296,14 @@ def kill(root: str, cid: str, sig: int, all_: bool = False, disabled: str | None
             pm.hook.pyrt_resources_freeze(container_id=cid, record=record, frozen=False)
 
 
-#: entry points naming, per resource manager (the ``manager`` of a state record), the
-#: function that releases it without the plugin manager (see pyrt_cgroups.release)
-RELEASE_GROUP = "pyrt.resources.release"
-
-
 def release_resources(cid: str, record: dict, pm=None, disabled: str | None = None) -> None:
-    """``pyrt_resources_release`` for a container's record.  Without a plugin manager at
-    hand and with no plugin disabled, straight through the recorded manager's
-    ``pyrt.resources.release`` entry point (the plugin manager, pluggy and every
-    plugin would cost delete several times its own work); otherwise the hook."""
-    if pm is None and not _disabled(disabled):
-        manager = record.get("manager", "none")
-        if manager == "none":  # the core's own "none" manager: nothing to release
-            return
-        from ..entrypoints import entry_points
-
-        for ep in entry_points(RELEASE_GROUP):
-            if ep.name == manager:
-                try:
-                    release = ep.load()
-                except Exception as e:  # noqa: BLE001 - a stale entry point: the hook decides
-                    runlog.debug(f"release entry point {ep.value}: {e}")
-                    break
-                release(cid, record)
-                return
+    """``pyrt_resources_release`` for a container's record (the core's "none" manager
+    has nothing to release: no plugin is loaded for it)."""
+    if pm is None and record.get("manager", "none") == "none" and not _disabled(disabled):
+        return
     pm = pm or plugin_manager(disabled)
     # the hook itself, not Executor.release: importing the executor (and the config
-    # classes) would cost delete a third of its time
+    # classes) would cost delete for nothing
     pm.hook.pyrt_resources_release(container_id=cid, record=record)
 
 

@@ -1,10 +1,8 @@
-"""Release a container's cgroups from its state record, without the plugin manager.
+"""Release a container's cgroups from its state record.
 
-``pyrt_resources_release`` (:mod:`.plugin`) calls :func:`release`; so does the
-runtime's ``delete`` directly, through this distribution's
-``pyrt.resources.release`` entry points (one per manager name this plugin
-records): building the plugin manager (pluggy and every plugin) would cost
-``delete`` several times its own work.  Nothing here imports attrs or pluggy.
+``pyrt_resources_release`` (:mod:`.plugin`) calls :func:`release`, on the
+runtime's ``delete`` through pyrt_core.hookcall (no pluggy): nothing here
+imports attrs or pluggy.
 """
 from __future__ import annotations
 
