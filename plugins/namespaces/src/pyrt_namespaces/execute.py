@@ -18,9 +18,10 @@ import fcntl
 import os
 import resource
 
+from pyrt_core.records import TupleRecord
+
 from . import caps, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
-from pyrt_core.records import TupleRecord
 
 
 class ExecPlan(TupleRecord):

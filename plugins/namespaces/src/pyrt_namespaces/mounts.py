@@ -18,13 +18,13 @@ from pyrt_core.runtime.config import (
     MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_NOSYMFOLLOW, MS_SLAVE, MS_SYNCHRONOUS,
     MS_MANDLOCK, MS_MOVE,
 )
+from pyrt_core.records import TupleRecord
+
+from . import resolve, syscalls
 
 #: the mount tree's propagation before the rootfs is set up, when the config
 #: names none (runc's default: host mounts still reach the container, not back)
 ROOT_DEFAULT_PROPAGATION = MS_SLAVE | MS_REC
-
-from . import resolve, syscalls
-from pyrt_core.records import TupleRecord
 
 # statvfs f_flag bits -> mount flags, to keep what a bind remount must not clear
 _ST_TO_MS = ((1, MS_RDONLY), (2, MS_NOSUID), (4, MS_NODEV), (8, MS_NOEXEC),

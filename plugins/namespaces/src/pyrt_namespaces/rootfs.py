@@ -9,9 +9,10 @@ read-only root.
 """
 from __future__ import annotations
 
+from pyrt_core.records import TupleRecord
+
 from .channel import stage
 from . import mounts
-from pyrt_core.records import TupleRecord
 
 
 class RootfsPlan(TupleRecord):
