@@ -51,6 +51,61 @@ def test_isolation_defaults(cli):
             "fd", "stdin", "stdout", "stderr"} <= devs
 
 
+def _status(out: str, key: str) -> str:
+    return next(line.split()[1] for line in out.splitlines() if line.startswith(key + ":"))
+
+
+def _caps_of(mask_hex: str) -> set[str]:
+    from pyrt_core.capabilities import CAP_NAMES
+
+    mask = int(mask_hex, 16)
+    return {c for n, c in enumerate(CAP_NAMES) if mask >> n & 1}
+
+
+def test_cap_add_and_cap_drop(cli):
+    from pyrt_core.capabilities import DEFAULT_CAPS
+
+    probe = "grep -E '^Cap(Eff|Bnd):' /proc/self/status; chown 1 /tmp 2>/dev/null || echo chown-denied"
+    r = cli("run", "--rm", "--cap-add", "net_admin", "--cap-drop", "CAP_CHOWN", cli.image,
+            "sh", "-c", probe)
+    assert r.returncode == 0, r.stderr
+    expected = (set(DEFAULT_CAPS) - {"CAP_CHOWN"}) | {"CAP_NET_ADMIN"}
+    assert _caps_of(_status(r.stdout, "CapEff")) == expected
+    assert _caps_of(_status(r.stdout, "CapBnd")) == expected
+    assert "chown-denied" in r.stdout
+    r = cli("run", "--rm", "--cap-drop", "ALL", "--cap-add", "SYS_TIME", cli.image, "sh", "-c", probe)
+    assert _caps_of(_status(r.stdout, "CapEff")) == {"CAP_SYS_TIME"}
+    # bad names: one line, docker's exit code for a refused flag, nothing created
+    before = cli("ps", "-a", "-q").stdout
+    r = cli("run", "--rm", "--cap-add", "FOO", cli.image, "true")
+    assert r.returncode == 125 and r.stderr.count("\n") == 1
+    assert "invalid --cap-add 'FOO': unknown capability 'CAP_FOO'" in r.stderr
+    assert cli("ps", "-a", "-q").stdout == before
+
+
+def test_privileged(cli):
+    script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status;"
+              "grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1;"
+              "grep -c -E ' /proc/(keys|kcore|sys) ' /proc/mounts;"
+              "ls /dev/loop-control; : </dev/loop-control && echo opened")
+    r = cli("run", "--rm", "--privileged", cli.image, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    with open("/proc/self/status") as f:
+        ours = _caps_of(_status(f.read(), "CapBnd"))
+    assert _caps_of(_status(r.stdout, "CapEff")) == ours  # all the runtime itself may grant
+    assert _status(r.stdout, "NoNewPrivs") == "0" and _status(r.stdout, "Seccomp") == "0"
+    lines = r.stdout.splitlines()
+    assert lines[3] == "rw" and lines[4] == "0"  # /sys writable; nothing masked in /proc
+    assert lines[5:7] == ["/dev/loop-control", "opened"]  # the host's devices, usable
+    insp = json.loads(cli("inspect", cli("create", "--privileged", "--cap-drop", "chown",
+                                         cli.image, "true").stdout.strip()).stdout)[0]
+    assert insp["HostConfig"]["Privileged"] is True
+    assert insp["HostConfig"]["CapDrop"] == ["CAP_CHOWN"] and insp["HostConfig"]["CapAdd"] is None
+    cli("rm", insp["Id"], check=True)
+    r = cli("run", "--rm", "--privileged", "--userns", "private", cli.image, "true")
+    assert r.returncode == 125 and "--privileged cannot be used with a user namespace" in r.stderr
+
+
 def test_user_workdir_env_entrypoint(cli):
     r = cli("run", "--rm", "-u", "user", "-w", "/home/user", "-e", "A=1", "-e", "B=two words",
             "--entrypoint", "sh", cli.image, "-c", 'id -u; id -g; pwd; echo "$A/$B"')

@@ -289,6 +289,9 @@ class ContainerConfig:
     security_opt: list[str] = field(factory=list)  # --security-opt, as given
     seccomp: str | None = None  # None: pyrt's default profile; "unconfined"; else a profile's JSON
     detach: bool = False
+    cap_add: list[str] = field(factory=list)  # --cap-add, normalized (CAP_X or ALL)
+    cap_drop: list[str] = field(factory=list)  # --cap-drop, normalized
+    privileged: bool = False  # --privileged
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)

@@ -218,6 +218,13 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format); "
                         "default: a profile like Docker's")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a Linux capability (NET_ADMIN, CAP_SYS_TIME, ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a Linux capability (CHOWN, ALL)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, the host's devices, no seccomp filter, no masked "
+                        "or read-only /proc paths, a writable /sys")
     p.add_argument("--userns", metavar="MODE", choices=("host", "private"), default=None,
                    help="user namespace: host (default) or private (maps root to 100000:65536 unless --uidmap)")
     p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="uid mapping (implies a user namespace)")
@@ -299,6 +306,14 @@ def container_config_from_args(args):
     hostname = args.hostname
     if hostname is not None and (not hostname or len(hostname) > 64 or "/" in hostname):
         raise UsageError(f"invalid hostname {hostname!r}")
+    from ..capabilities import parse_flag
+
+    cap_add = parse_flag(getattr(args, "cap_add", None), "--cap-add")
+    cap_drop = parse_flag(getattr(args, "cap_drop", None), "--cap-drop")
+    privileged = bool(getattr(args, "privileged", False))
+    if privileged and (userns or uidmaps):
+        raise UsageError("--privileged cannot be used with a user namespace "
+                         "(--userns private, --uidmap, --gidmap)")
     return ContainerConfig(
         image=args.image,
         command=list(args.cmd) or None,
@@ -328,6 +343,9 @@ def container_config_from_args(args):
         security_opt=list(getattr(args, "security_opt", []) or []),
         seccomp=_seccomp_setting(getattr(args, "security_opt", []) or []),
         detach=bool(getattr(args, "detach", False)),
+        cap_add=cap_add,
+        cap_drop=cap_drop,
+        privileged=privileged,
     )
 
 
@@ -457,6 +475,9 @@ def container_inspect(engine, c) -> dict:
         "HostConfig": {"RestartPolicy": {"Name": c.config.restart_policy,
                                          "MaximumRetryCount": c.config.restart_max},
                        "AutoRemove": c.config.auto_remove,
+                       "Privileged": c.config.privileged,
+                       "CapAdd": c.config.cap_add or None,
+                       "CapDrop": c.config.cap_drop or None,
                        "SecurityOpt": c.config.security_opt or None},
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},

@@ -5,11 +5,7 @@ choice: ``noNewPrivileges`` is on by default (``--security-opt
 no-new-privileges=false`` is not offered yet).
 """
 
-DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
+from ..capabilities import DEFAULT_CAPS  # noqa: E402,F401 - Docker's default set
 
 DEFAULT_ENV_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -24,8 +20,9 @@ READONLY_PATHS = (
 )
 
 
-def default_mounts(userns: bool = False) -> list[dict]:
-    """The kernel filesystems every container gets, as OCI mount objects."""
+def default_mounts(userns: bool = False, writable_sys: bool = False) -> list[dict]:
+    """The kernel filesystems every container gets, as OCI mount objects (``/sys``
+    read-only unless ``writable_sys``: ``--privileged``)."""
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
@@ -39,9 +36,46 @@ def default_mounts(userns: bool = False) -> list[dict]:
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+         "options": ["nosuid", "noexec", "nodev", "rw" if writable_sys else "ro"]},
     ]
     return mounts
+
+
+#: /dev entries a privileged container does not get from the host: its own pts (and ptmx), shm,
+#: mqueue and fd, the host's console, and container tools' private directories
+_HOST_DEV_SKIP = {"pts", "shm", "mqueue", "fd", "console", "ptmx", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[dict]:
+    """Every character and block device under ``root`` (symlinks not followed), as OCI
+    ``linux.devices`` entries with the host's mode and owner: what ``--privileged``
+    gives a container, as docker and podman do."""
+    import os
+    import stat
+
+    out: list[dict] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if d not in _HOST_DEV_SKIP]
+        dirnames.sort()
+        for name in sorted(filenames):
+            if dirpath == root and name in _HOST_DEV_SKIP:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone meanwhile
+            if stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
+                        "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),
+                        "uid": st.st_uid, "gid": st.st_gid})
+    return out
 
 
 # (path, major, minor): character devices created in /dev

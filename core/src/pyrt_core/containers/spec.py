@@ -158,7 +158,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     cwd = cfg.workdir or image.config.working_dir or "/"
     if not cwd.startswith("/"):
         raise UsageError(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
-    caps = list(defaults.DEFAULT_CAPS)
+    from ..capabilities import effective_set
+
+    caps = effective_set(cfg.cap_add, cfg.cap_drop, cfg.privileged)
     userns = cfg.userns or bool(cfg.uidmaps)
 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
@@ -172,10 +174,15 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
         "resources": {"devices": [dict(r) for r in defaults.DEFAULT_DEVICE_RULES]},
         "cgroupsPath": cgroups_path(container.id, cfg.cgroup_parent),
     }
+    if cfg.privileged:  # as docker and podman: nothing masked, every device allowed
+        linux["maskedPaths"], linux["readonlyPaths"] = [], []
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
     merge_resources(linux, cfg.resources, cfg.devices)
     from .seccomp_default import spec_seccomp
 
-    seccomp = spec_seccomp(cfg.seccomp, caps)
+    # --privileged: no filter unless a --security-opt seccomp=PROFILE asks for one
+    seccomp = spec_seccomp("unconfined" if cfg.privileged and cfg.seccomp is None else cfg.seccomp,
+                           caps)
     if seccomp is not None:
         linux["seccomp"] = seccomp
     if userns:
@@ -187,8 +194,11 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     for path, major, minor in defaults.DEFAULT_DEVICES:
         linux["devices"].append({"path": path, "type": "c", "major": major, "minor": minor,
                                  "fileMode": 0o666, "uid": 0, "gid": 0})
+    if cfg.privileged:
+        have = {d["path"] for d in linux["devices"]}
+        linux["devices"] += [d for d in defaults.host_devices() if d["path"] not in have]
 
-    mounts = defaults.default_mounts(userns)
+    mounts = defaults.default_mounts(userns, writable_sys=cfg.privileged)
     for name in ("hostname", "hosts", "resolv.conf"):
         mounts.append(_bind(os.path.join(bundle, name), f"/etc/{name}"))
     for v in cfg.volumes:
@@ -205,7 +215,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
             "env": merge_env(image.config.env, cfg.env, hostname, cfg.tty),
             "cwd": cwd,
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": True,
+            # pyrt's safer default; a privileged container may gain privileges (setuid
+            # programs, file capabilities), as under docker and podman
+            "noNewPrivileges": not cfg.privileged,
         },
         "root": {"path": rootfs, "readonly": bool(cfg.read_only)},
         "hostname": hostname,

@@ -1,45 +1,22 @@
 """Capability names and numbers, set arithmetic, and applying a process's sets.
 
-Names are the runtime-spec's (``CAP_CHOWN``); numbers are the kernel's.  The
+Names are the runtime-spec's (``CAP_CHOWN``, listed in :mod:`pyrt_core.capabilities`);
+numbers are the kernel's.  The
 runtime resolves a :class:`pyrt_core.runtime.config.Capabilities` into bit masks
 in the parent (:func:`resolve`, errors early), and the child applies them
 (:func:`drop_bounding` before switching user, :func:`apply` after).
 """
 from __future__ import annotations
 
+from pyrt_core.capabilities import CAP_NAMES, DEFAULT_CAPS, normalize  # noqa: F401 - re-exported
 from pyrt_core.records import TupleRecord
 
-# Index = capability number (include/uapi/linux/capability.h).
-CAP_NAMES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
 CAP_NUMBERS = {name: n for n, name in enumerate(CAP_NAMES)}
 CAP_LAST_KNOWN = len(CAP_NAMES) - 1
-
-# Docker's default set (moby oci/caps/defaults.go), in Docker's order.
-DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
 
 
 class UnknownCapability(ValueError):
     pass
-
-
-def normalize(name: str) -> str:
-    """``chown``, ``CAP_chown`` and ``CAP_CHOWN`` all mean ``CAP_CHOWN``."""
-    n = name.strip().upper()
-    return n if n.startswith("CAP_") else "CAP_" + n
 
 
 def number(name: str) -> int:
