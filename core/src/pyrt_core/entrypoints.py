@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import sys
 
+from .records import FrozenRecord
 
 
-class EntryPoint:
-    """One entry point (immutable).  A plain class, not attrs: importing attrs costs
-    ~25 ms, and the runtime's delete reads entry points on its hot path."""
+class EntryPoint(FrozenRecord):
+    """One entry point (immutable).  A plain class (pyrt_core.records), not attrs:
+    importing attrs costs ~25 ms, and the runtime reads entry points on its hot path."""
 
     __slots__ = ("name", "value", "group", "distribution", "version")
     name: str
@@ -28,23 +29,7 @@ class EntryPoint:
 
     def __init__(self, name: str, value: str, group: str, distribution: str | None = None,
                  version: str | None = None):
-        for k, v in zip(self.__slots__, (name, value, group, distribution, version)):
-            object.__setattr__(self, k, v)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"EntryPoint is immutable: cannot set {name!r}")
-
-    def _key(self) -> tuple:
-        return tuple(getattr(self, k) for k in self.__slots__)
-
-    def __eq__(self, other):
-        return self._key() == other._key() if type(other) is EntryPoint else NotImplemented
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self):
-        return "EntryPoint(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+        self._set(name, value, group, distribution, version)
 
     def load(self):
         module, _, attr = self.value.partition(":")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 
+from pyrt_core.records import Record
+
 MOUNTINFO = "/proc/self/mountinfo"
 
 #: v1 controllers the v1 manager knows, in the order cgroups are joined
@@ -25,7 +27,7 @@ V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "b
 V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 
 
-class Hierarchies:
+class Hierarchies(Record):
     """The cgroup mounts of one host (as seen from one mount namespace).
 
     ``v1`` maps each mounted v1 controller to its mount point (co-mounted
@@ -33,8 +35,8 @@ class Hierarchies:
     hierarchy (``/`` unless a sub-tree was bind-mounted); ``unified`` is the
     ``cgroup2`` mount point, or ``None``.
 
-    A plain class, not attrs: the runtime's ``delete`` reads it on its hot path,
-    where importing attrs would cost ~25 ms.
+    A plain class (pyrt_core.records), not attrs: the runtime's ``delete`` reads it on
+    its hot path, where importing attrs would cost ~25 ms.
     """
 
     __slots__ = ("v1", "v1_roots", "unified", "unified_root")
@@ -45,18 +47,6 @@ class Hierarchies:
         self.v1_roots: dict[str, str] = {} if v1_roots is None else v1_roots
         self.unified = unified
         self.unified_root = unified_root
-
-    def _key(self) -> tuple:
-        return (self.v1, self.v1_roots, self.unified, self.unified_root)
-
-    def __eq__(self, other):
-        return self._key() == other._key() if type(other) is Hierarchies else NotImplemented
-
-    __hash__ = None  # mutable, as attrs' define made it
-
-    def __repr__(self):
-        return (f"Hierarchies(v1={self.v1!r}, v1_roots={self.v1_roots!r}, "
-                f"unified={self.unified!r}, unified_root={self.unified_root!r})")
 
     @property
     def mode(self) -> str:

@@ -37,6 +37,8 @@ import errno
 import os
 import struct
 
+from pyrt_core.records import FrozenRecord
+
 from .errors import CgroupError
 
 # -- instruction encoding ---------------------------------------------------------------
@@ -66,39 +68,18 @@ BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
 SYS_bpf = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 
 
-class Insn:
+class Insn(FrozenRecord):
     """One eBPF instruction (``struct bpf_insn``); immutable.
 
-    A plain class, not attrs: ``pyrt-runtime create`` builds a program for every
-    container on a cgroup v2 host, and importing attrs costs it ~25 ms.
+    A plain class (pyrt_core.records), not attrs: ``pyrt-runtime create`` builds a
+    program for every container on a cgroup v2 host, and importing attrs costs it
+    ~25 ms.
     """
 
     __slots__ = ("code", "dst", "src", "off", "imm")
 
     def __init__(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0):
-        for name, value in (("code", code), ("dst", dst), ("src", src), ("off", off),
-                            ("imm", imm)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"Insn is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"Insn is immutable: cannot delete {name!r}")
-
-    def _values(self) -> tuple:
-        return (self.code, self.dst, self.src, self.off, self.imm)
-
-    def __eq__(self, other):
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        return "Insn(code={}, dst={}, src={}, off={}, imm={})".format(*self._values())
+        self._set(code, dst, src, off, imm)
 
     def encode(self) -> bytes:
         # u8 code; u8 dst_reg:4 (low nibble), src_reg:4 (high nibble); s16 off; s32 imm
