@@ -131,6 +131,22 @@ def test_domainname_needs_a_uts_namespace(busybox_rootfs):
                           domainname="x"))
 
 
+def test_time_offsets_shift_the_containers_clocks_only(busybox_rootfs):
+    # linux.timeOffsets in a new time namespace: boottime moves /proc/uptime, monotonic
+    # the clock behind it, in the container only
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    code, out = sh(busybox_rootfs, "cat /proc/uptime; readlink /proc/self/ns/time",
+                   namespaces=DEFAULT_NAMESPACES + ("time",),
+                   time_offsets={"boottime": (10**6, 0), "monotonic": (5 * 10**5, 0)})
+    assert code == 0, out
+    uptime, _, ns = out.split()
+    assert host + 10**6 - 5 < float(uptime) < host + 10**6 + 120
+    assert ns != os.readlink("/proc/self/ns/time")
+    with open("/proc/uptime") as f:
+        assert float(f.read().split()[0]) < host + 120  # the host's clocks are untouched
+
+
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="LINUX32 is i686 on x86_64 only")
 def test_personality_linux32(busybox_rootfs):
     assert sh(busybox_rootfs, "uname -m", personality="LINUX32") == (0, "i686\n")

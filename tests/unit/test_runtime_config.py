@@ -147,3 +147,33 @@ def test_import_loads_no_heavy_module():
             f" sorted(m for m in before if m.split('.')[0] in {heavy!r}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.stdout.strip() == "[] []", r.stdout + r.stderr
+
+
+def _spec_with(linux_extra: dict, namespaces=("pid", "mount", "time")) -> dict:
+    return {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": ["true"], "cwd": "/"},
+            "linux": {"namespaces": [{"type": t} for t in namespaces], **linux_extra}}
+
+
+def test_time_offsets_from_spec():
+    from pyrt_core.runtime.config import from_spec
+
+    cfg = from_spec(_spec_with({"timeOffsets": {"monotonic": {"secs": -5, "nanosecs": 7},
+                                                "boottime": {"secs": 3600}}}), "c", "/b")
+    assert cfg.time_offsets == {"monotonic": (-5, 7), "boottime": (3600, 0)}
+    assert from_spec(_spec_with({}), "c", "/b").time_offsets == {}
+
+
+@pytest.mark.parametrize("offsets,namespaces,why", [
+    ({"realtime": {"secs": 1}}, ("time",), "the clocks are monotonic and boottime"),
+    ({"boottime": {"secs": "1"}}, ("time",), "secs must be an integer"),
+    ({"boottime": {"secs": 1, "nanosecs": 10**9}}, ("time",), "nanosecs one from 0"),
+    ({"boottime": {"sec": 1}}, ("time",), "an object with secs and nanosecs"),
+    ({"boottime": {"secs": 1}}, ("pid",), "needs a new time namespace"),
+    ([], ("time",), "must be an object"),
+])
+def test_time_offsets_bad_input(offsets, namespaces, why):
+    from pyrt_core.errors import UsageError
+    from pyrt_core.runtime.config import from_spec
+
+    with pytest.raises(UsageError, match=why):
+        from_spec(_spec_with({"timeOffsets": offsets}, namespaces), "c", "/b")

@@ -331,7 +331,7 @@ class RuntimeConfig(Record):
                  "namespaces", "uid_mappings", "gid_mappings", "devices", "masked_paths",
                  "readonly_paths", "sysctl", "rootfs_propagation", "resources", "cgroups_path",
                  "annotations", "hooks", "domainname", "personality", "no_pivot", "seccomp",
-                 "console_socket", "on_console")
+                 "console_socket", "on_console", "time_offsets")
 
     def __init__(self, id: str, bundle: str, root_path: str, root_readonly: bool,
                  process: ProcessConfig, hostname: str | None = None,
@@ -345,7 +345,8 @@ class RuntimeConfig(Record):
                  hooks: Hooks | None = None, domainname: str | None = None,
                  personality: str | None = None, no_pivot: bool = False,
                  seccomp: object | None = None, console_socket: str | None = None,
-                 on_console: object | None = None):
+                 on_console: object | None = None,
+                 time_offsets: dict[str, tuple[int, int]] | None = None):
         self.id = id
         self.bundle = bundle
         self.root_path = root_path
@@ -376,6 +377,9 @@ class RuntimeConfig(Record):
         # called with the master fd of the pty opened inside the container; the callee
         # owns the fd.
         self.on_console = on_console
+        # linux.timeOffsets: clock ("monotonic", "boottime") -> (seconds, nanoseconds),
+        # for the container's new time namespace
+        self.time_offsets = {} if time_offsets is None else time_offsets
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -615,7 +619,33 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
         domainname=_name(spec.get("domainname"), "domainname"),
         personality=_personality(linux.get("personality")),
         seccomp=_seccomp(linux.get("seccomp")),
+        time_offsets=_time_offsets(linux.get("timeOffsets"), namespaces),
     )
+
+
+def _time_offsets(t, namespaces) -> dict[str, tuple[int, int]]:
+    """linux.timeOffsets: ``{"monotonic"|"boottime": {"secs": N, "nanosecs": N}}``; they
+    need a new time namespace (offsets are set before its first process starts)."""
+    if t is None:
+        return {}
+    if not isinstance(t, dict):
+        raise UsageError("invalid OCI config: linux.timeOffsets must be an object")
+    out = {}
+    for clock, offset in t.items():
+        where = f"linux.timeOffsets.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise UsageError(f"invalid OCI config: {where}: the clocks are monotonic and boottime")
+        if not isinstance(offset, dict) or set(offset) - {"secs", "nanosecs"}:
+            raise UsageError(f"invalid OCI config: {where} must be an object with secs and nanosecs")
+        secs, nsecs = offset.get("secs", 0), offset.get("nanosecs", 0)
+        if not (_is_int(secs) and _is_int(nsecs)) or not 0 <= nsecs < 10**9:
+            raise UsageError(f"invalid OCI config: {where}: secs must be an integer and "
+                             "nanosecs one from 0 to 999999999")
+        out[clock] = (secs, nsecs)
+    if out and not any(ns.type == "time" and ns.path is None for ns in namespaces):
+        raise UsageError("invalid OCI config: linux.timeOffsets needs a new time namespace "
+                         "(linux.namespaces: {\"type\": \"time\"} without a path)")
+    return out
 
 
 def _name(v, where: str) -> str | None:

@@ -7,7 +7,8 @@ create (runc's order, see shared/reference/isolation.md)::
     fork ------------------->   fchdir(rootfs)
                                 [unshare(USER)] -- "userns" -->
     write uid/gid maps <------- wait "maps"; become root
-                                setns(joined), unshare(mnt,uts,ipc,net,pid)
+                                setns(joined), unshare(mnt,uts,ipc,net,pid,time)
+                                [time offsets]
                                 fork --------------------------> wait "go"
     "pid N" <------------------ report pid; _exit(0)
     reap it; place_process(N)
@@ -105,6 +106,7 @@ class CreatePlan(TupleRecord):
     console: bool = False              # open a pty in the container, send its master back
     own_mounts: bool = True            # a mount namespace (else: chroot, the host's mounts)
     join_resources: object = None      # join_resources of pyrt_isolation_create (see "go")
+    time_offsets: str = ""             # /proc/self/timens_offsets lines for the new time ns
 
 
 def exec_plan(process, stdio, last_cap: int | None = None,
@@ -332,6 +334,8 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
         start_container_hooks=tuple(hooks.start_container),
         state=oci_state(config, "creating", 0),
         console=console,
+        time_offsets="".join(f"{clock} {secs} {nsecs}\n" for clock, (secs, nsecs)
+                             in sorted((getattr(config, "time_offsets", None) or {}).items())),
     )
 
 
@@ -385,6 +389,12 @@ def _intermediate(plan: CreatePlan, sock: int) -> None:
     if plan.unshare_flags:
         with channel.stage("creating namespaces"):
             syscalls.unshare(plan.unshare_flags)
+    if plan.time_offsets:
+        # a new time namespace takes its clocks' offsets before its first process (the
+        # init, forked next) enters it
+        with channel.stage("setting the time namespace's offsets"):
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(plan.time_offsets)
     pid = os.fork()
     if pid == 0:
         channel.run_child(sock, _container_init, plan, sock)
