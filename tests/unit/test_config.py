@@ -77,7 +77,11 @@ def test_cgroup_manager_from_file_and_environment(tmp_path):
 def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
     from pyrt_core.engine import Engine
 
-    monkeypatch.delenv("PYRT_CGROUP_MANAGER", raising=False)
+    # set, then deleted: monkeypatch then removes what the engine exports at teardown
+    # (a bare delenv of an absent variable records nothing, and the engine's value
+    # would reach every later test's pyrt-runtime)
+    monkeypatch.setenv("PYRT_CGROUP_MANAGER", "unset-by-the-test")
+    monkeypatch.delenv("PYRT_CGROUP_MANAGER")
     cfg = _toml(tmp_path, '[cgroups]\nmanager = "none"\n')
     Engine(load_settings(config=cfg, env={}, root=str(tmp_path / "r")))
     import os
