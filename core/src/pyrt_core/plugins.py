@@ -91,7 +91,7 @@ def _record_hooks(pm: PluginManager) -> None:
             continue
         hooks.append(name)
         calls[name] = _call_plan(caller)
-    files = []
+    files = [hookspecs.__file__]  # a spec's options (firstresult) are in the record too
     for plugin in pm.get_plugins():
         mod = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
         path = getattr(mod, "__file__", None)
