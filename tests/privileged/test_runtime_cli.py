@@ -229,6 +229,29 @@ def test_init_is_in_its_cgroups_joined_by_itself_on_v1(rt):
     rt("delete", "--force", "selfjoin", check=True)
 
 
+def test_create_imports_neither_pluggy_nor_attrs_once_hooks_are_recorded(rt, tmp_path):
+    # the first create in a fresh cache loads every plugin with pluggy (and records the
+    # hooks); the next ones call the recorded implementations (pyrt_core.hookcall), with
+    # nothing heavy imported: the runtime's latency (docs/oci-runtime.md, benchmark)
+    rt.write_config(spec(["true"]))
+    heavy = ("pluggy", "attr", "attrs", "inspect", "typing", "re", "enum", "json", "socket",
+             "hashlib", "argparse", "importlib.metadata")
+    code = ("import sys\nfrom pyrt_core.runtime import cli\n"
+            "rc = cli.main(sys.argv[1:])\n"
+            f"print(rc, [m for m in {heavy!r} if m in sys.modules])\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    loaded = []
+    for cid in ("lean1", "lean2"):
+        rt.ids.append(cid)
+        r = run([sys.executable, "-c", code, "--root", rt.root, "create", "--bundle",
+                 rt.bundle, cid], env=env)
+        assert r.stdout.startswith("0 "), r.stdout + r.stderr
+        loaded.append(r.stdout.split(" ", 1)[1].strip())
+        rt("delete", "--force", cid, check=True)
+    assert "'pluggy'" in loaded[0]
+    assert loaded[1] == "[]"
+
+
 def test_signals_by_number_name_and_prefix(rt):
     # sh is pid 1 of its namespace: only signals it handles reach it
     rt.create("sigs", ["sh", "-c", "trap 'echo usr1 >> /tmp/got' USR1; "
