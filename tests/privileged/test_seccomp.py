@@ -212,8 +212,13 @@ def test_exec_gets_the_container_profile(detached_cli):
     cli("run", "-d", "--name", "confined", cli.image, "sleep", "60", check=True)
     cli("run", "-d", "--name", "free", "--security-opt", "seccomp=unconfined", cli.image,
         "sleep", "60", check=True)
+    # exec uses the container's filter cache: emptied, an exec fills it again
+    cache = os.path.join(cli.runroot, "seccomp")
+    for f in os.listdir(cache):
+        os.unlink(os.path.join(cache, f))
     r = cli("exec", "confined", "sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -U true")
     assert r.returncode == 1 and "Seccomp:\t2" in r.stdout and "Operation not permitted" in r.stderr
+    assert [f for f in os.listdir(cache) if f.endswith(".bpf")]
     r = cli("exec", "free", "sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -U true")
     assert r.returncode == 0 and "Seccomp:\t0" in r.stdout
     info = json.loads(cli("inspect", "free", check=True).stdout)[0]

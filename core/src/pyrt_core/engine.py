@@ -181,8 +181,10 @@ class Engine:
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)
         if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
-            spec["annotations"]["io.pyrt.seccomp-cache"] = os.path.join(self.settings.runroot,
-                                                                        "seccomp")
+            from .runtime.config import SECCOMP_CACHE_ANNOTATION
+
+            spec["annotations"][SECCOMP_CACHE_ANNOTATION] = os.path.join(self.settings.runroot,
+                                                                         "seccomp")
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
         atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), durable=False)
         if not load:
@@ -809,6 +811,9 @@ class Engine:
         from .runtime.seccomp_config import seccomp_from_spec
 
         pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
+        from .runtime.config import SECCOMP_CACHE_ANNOTATION
+
+        pconf.seccomp_cache = (spec.get("annotations") or {}).get(SECCOMP_CACHE_ANNOTATION)
         namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                       if not ns.get("path")]
         if c.state.resources.get("manager", "none") != "none" and "cgroup" not in namespaces:

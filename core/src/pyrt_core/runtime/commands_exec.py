@@ -108,6 +108,9 @@ def exec_(root: str, cid: str, process: dict, *, detach: bool = False,
         pc.preserve_fds = preserve_fds
     if data.get("seccomp") and getattr(pc, "seccomp", None) is None:
         pc.seccomp = _container_seccomp(data["seccomp"])
+        from .config import SECCOMP_CACHE_ANNOTATION
+
+        pc.seccomp_cache = (data.get("annotations") or {}).get(SECCOMP_CACHE_ANNOTATION)
     namespaces = list(data.get("namespaces") or [])
     if "cgroup" not in namespaces:
         namespaces.append("cgroup")  # the init's own (the host's): joins its cgroup only

@@ -20,6 +20,10 @@ from ..errors import UsageError
 from ..records import FrozenRecord, Record, evolve  # noqa: F401 - evolve: for callers
 
 
+#: the annotation naming the directory where compiled seccomp filters are cached (pyrt's
+#: engine sets it to ``<runroot>/seccomp``; see pyrt_namespaces.seccomp)
+SECCOMP_CACHE_ANNOTATION = "io.pyrt.seccomp-cache"
+
 NAMESPACE_TYPES = ("mount", "pid", "network", "ipc", "uts", "user", "cgroup", "time")
 
 # mount(2) flags
@@ -203,7 +207,7 @@ class Capabilities(Record):
 class ProcessConfig(Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "additional_gids", "umask", "terminal",
                  "capabilities", "no_new_privileges", "rlimits", "oom_score_adj", "seccomp",
-                 "preserve_fds", "console_socket", "on_console")
+                 "preserve_fds", "console_socket", "on_console", "seccomp_cache")
 
     def __init__(self, args: list[str], env: list[str] | None = None, cwd: str = "/",
                  uid: int = 0, gid: int = 0, additional_gids: list[int] | None = None,
@@ -211,7 +215,8 @@ class ProcessConfig(Record):
                  capabilities: Capabilities | None = None, no_new_privileges: bool = False,
                  rlimits: list[Rlimit] | None = None, oom_score_adj: int | None = None,
                  seccomp: object | None = None, preserve_fds: int = 0,
-                 console_socket: str | None = None, on_console: object | None = None):
+                 console_socket: str | None = None, on_console: object | None = None,
+                 seccomp_cache: str | None = None):
         self.args = args
         self.env = [] if env is None else env
         self.cwd = cwd
@@ -236,6 +241,9 @@ class ProcessConfig(Record):
         self.console_socket = console_socket
         # In-process alternative (pyrt's own ``exec -t``): called with the master fd.
         self.on_console = on_console
+        # Not in the spec: where the container's compiled seccomp filters are cached (its
+        # SECCOMP_CACHE_ANNOTATION), for a process joined to it (exec).
+        self.seccomp_cache = seccomp_cache
 
 
 class Hook(FrozenRecord):

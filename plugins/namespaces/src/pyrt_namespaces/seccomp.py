@@ -34,6 +34,7 @@ from pyrt_core.runtime.seccomp_config import (
     ARCHITECTURES, OPERATORS, SeccompConfig, action_value)
 
 from pyrt_core.digest import sha256_hex
+from pyrt_core.runtime.config import SECCOMP_CACHE_ANNOTATION
 from pyrt_core.records import TupleRecord
 
 SECCOMP_SET_MODE_FILTER = 1
@@ -41,7 +42,7 @@ _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348,
                 "ppc64le": 358, "loongarch64": 277}
 _NR_SCMP_ERROR = -1
 _MAX_INSNS = 4096  # BPF_MAXINSNS
-CACHE_ANNOTATION = "io.pyrt.seccomp-cache"
+CACHE_ANNOTATION = SECCOMP_CACHE_ANNOTATION
 _SCMP_FLTATR_CTL_OPTIMIZE = 8   # libseccomp >= 2.5: 2 = binary tree of syscalls
 _LIBRARY = "libseccomp.so.2"
 

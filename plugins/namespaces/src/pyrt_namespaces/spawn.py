@@ -39,7 +39,7 @@ import stat
 
 from pyrt_core.errors import ExecError, PyrtError, RuntimeError_
 from pyrt_core.records import TupleRecord
-from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC
+from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC, SECCOMP_CACHE_ANNOTATION
 
 # Everything the children use is imported here: after pivot_root they cannot import.
 from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
@@ -241,7 +241,7 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
         raise RuntimeError_("a user namespace needs uid and gid mappings")
 
     xp = exec_plan(config.process, stdio, seccomp_config=config.seccomp,
-                   seccomp_cache=config.annotations.get("io.pyrt.seccomp-cache"))
+                   seccomp_cache=config.annotations.get(SECCOMP_CACHE_ANNOTATION))
     sysctls = _sysctl_plan(config, lambda t: t in ns_by_type)
     if config.process.oom_score_adj is not None and not -1000 <= config.process.oom_score_adj <= 1000:
         raise RuntimeError_(f"oom_score_adj {config.process.oom_score_adj} is not in -1000..1000")
@@ -771,7 +771,7 @@ def _join_final(xp: execute.ExecPlan, console: bool, sock: int) -> None:
 
 def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
     """Run ``process`` in the namespaces of the running process ``pid``; already started."""
-    xp = exec_plan(process, stdio)
+    xp = exec_plan(process, stdio, seccomp_cache=getattr(process, "seccomp_cache", None))
     console_socket = getattr(process, "console_socket", None)
     on_console = getattr(process, "on_console", None)
     if (console_socket or on_console) and not process.terminal:
