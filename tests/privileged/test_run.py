@@ -83,6 +83,16 @@ def test_cap_add_and_cap_drop(cli):
     assert cli("ps", "-a", "-q").stdout == before
 
 
+def test_no_new_privileges_can_be_turned_off(cli):
+    probe = "grep ^NoNewPrivs: /proc/self/status"
+    r = cli("run", "--rm", cli.image, "sh", "-c", probe)
+    assert r.stdout.split() == ["NoNewPrivs:", "1"]  # pyrt's default
+    r = cli("run", "--rm", "--security-opt", "no-new-privileges=false", cli.image, "sh", "-c", probe)
+    assert r.returncode == 0 and r.stdout.split() == ["NoNewPrivs:", "0"], r.stderr
+    r = cli("run", "--rm", "--security-opt", "no-new-privileges=maybe", cli.image, "true")
+    assert r.returncode == 125 and "no-new-privileges takes true or false" in r.stderr
+
+
 def test_privileged(cli):
     script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status;"
               "grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1;"

@@ -185,6 +185,11 @@ def test_security_opts(tmp_path):
     assert sd.parse_security_opts(["seccomp:unconfined"], DEFAULT_CAPS) == "unconfined"
     assert sd.parse_security_opts(["no-new-privileges"], DEFAULT_CAPS) is None
     assert sd.parse_security_opts(["no-new-privileges=true"], DEFAULT_CAPS) is None
+    assert sd.parse_security_opts(["no-new-privileges=false"], DEFAULT_CAPS) is None
+    assert sd.no_new_privileges([]) is True
+    assert sd.no_new_privileges(["seccomp=unconfined", "no-new-privileges"]) is True
+    assert sd.no_new_privileges(["no-new-privileges=false"]) is False
+    assert sd.no_new_privileges(["no-new-privileges:false"]) is False
     f = tmp_path / "p.json"
     f.write_text(json.dumps(DOCKER_STYLE))
     assert json.loads(sd.parse_security_opts([f"seccomp={f}"], DEFAULT_CAPS)) == DOCKER_STYLE
@@ -193,7 +198,7 @@ def test_security_opts(tmp_path):
 @pytest.mark.parametrize("opt, content, words", [
     ("apparmor=unconfined", None, "invalid --security-opt 'apparmor=unconfined'"),
     ("seccomp=", None, "invalid --security-opt 'seccomp='"),
-    ("no-new-privileges=false", None, "always run with no-new-privileges"),
+    ("no-new-privileges=maybe", None, "no-new-privileges takes true or false"),
     ("seccomp={missing}", None, "opening seccomp profile"),
     ("seccomp={file}", "{not json", "decoding seccomp profile"),
     ("seccomp={file}", "[1, 2]", "not a JSON object"),

@@ -292,6 +292,7 @@ class ContainerConfig:
     cap_add: list[str] = field(factory=list)  # --cap-add, normalized (CAP_X or ALL)
     cap_drop: list[str] = field(factory=list)  # --cap-drop, normalized
     privileged: bool = False  # --privileged
+    no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)

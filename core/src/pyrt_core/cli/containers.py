@@ -216,8 +216,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="bind-mount a host path")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
-                   help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format); "
-                        "default: a profile like Docker's")
+                   help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format; "
+                        "default: a profile like Docker's) | no-new-privileges=false "
+                        "(default: true, unlike Docker)")
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="add a Linux capability (NET_ADMIN, CAP_SYS_TIME, ALL)")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
@@ -346,7 +347,16 @@ def container_config_from_args(args):
         cap_add=cap_add,
         cap_drop=cap_drop,
         privileged=privileged,
+        no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
     )
+
+
+def _no_new_privileges(opts: list[str]) -> bool:
+    if not opts:
+        return True
+    from ..containers.seccomp_default import no_new_privileges
+
+    return no_new_privileges(opts)
 
 
 def _seccomp_setting(opts: list[str]) -> str | None:

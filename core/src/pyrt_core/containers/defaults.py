@@ -2,7 +2,7 @@
 
 They follow Docker's (see shared/reference/isolation.md), with one safer
 choice: ``noNewPrivileges`` is on by default (``--security-opt
-no-new-privileges=false`` is not offered yet).
+no-new-privileges=false`` turns it off, as Docker's default).
 """
 
 from ..capabilities import DEFAULT_CAPS  # noqa: E402,F401 - Docker's default set

@@ -355,11 +355,28 @@ def spec_seccomp(setting: str | None, capabilities: Iterable[str]) -> dict | Non
     return profile_from_docker(parse_profile(setting), capabilities)
 
 
+def no_new_privileges(opts: Iterable[str] | str) -> bool:
+    """``no_new_privs`` for a container from its ``--security-opt`` values: on unless
+    ``no-new-privileges=false`` (pyrt's safer default; Docker's is off)."""
+    value = True
+    for opt in [opts] if isinstance(opts, str) else opts:
+        key, sep, v = opt.partition("=")
+        if not sep and ":" in opt:
+            key, sep, v = opt.partition(":")
+        if key != "no-new-privileges":
+            continue
+        if v not in ("", "true", "false"):
+            raise UsageError(f"invalid --security-opt {opt!r}: no-new-privileges takes "
+                             "true or false")
+        value = v != "false"
+    return value
+
+
 def parse_security_opts(opts: Iterable[str], capabilities: Iterable[str]) -> str | None:
     """The seccomp setting from Docker's ``--security-opt`` values:
     ``seccomp=unconfined``, ``seccomp=PROFILE.json`` (read and checked now, so a
-    bad profile fails before anything is created), ``no-new-privileges[=true]``
-    (pyrt's default already).  Anything else is refused."""
+    bad profile fails before anything is created), ``no-new-privileges[=true|false]``
+    (see :func:`no_new_privileges`).  Anything else is refused."""
     from ..runtime.seccomp_config import seccomp_from_spec
 
     setting = None
@@ -367,14 +384,12 @@ def parse_security_opts(opts: Iterable[str], capabilities: Iterable[str]) -> str
         key, sep, value = opt.partition("=")
         if not sep and ":" in opt:
             key, sep, value = opt.partition(":")
-        if key == "no-new-privileges" and value in ("", "true"):
-            continue
         if key == "no-new-privileges":
-            raise UsageError(f"--security-opt {opt}: containers always run with "
-                             "no-new-privileges in pyrt")
+            no_new_privileges(opt)  # checked here; its value is read by no_new_privileges()
+            continue
         if key != "seccomp" or not value:
             raise UsageError(f"invalid --security-opt {opt!r}: pyrt supports seccomp=unconfined, "
-                             "seccomp=PROFILE.json and no-new-privileges")
+                             "seccomp=PROFILE.json and no-new-privileges[=true|false]")
         if value == "unconfined":
             setting = "unconfined"
             continue

@@ -215,9 +215,10 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
             "env": merge_env(image.config.env, cfg.env, hostname, cfg.tty),
             "cwd": cwd,
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            # pyrt's safer default; a privileged container may gain privileges (setuid
-            # programs, file capabilities), as under docker and podman
-            "noNewPrivileges": not cfg.privileged,
+            # pyrt's safer default, unless --security-opt no-new-privileges=false; a
+            # privileged container may gain privileges (setuid programs, file
+            # capabilities), as under docker and podman
+            "noNewPrivileges": cfg.no_new_privileges and not cfg.privileged,
         },
         "root": {"path": rootfs, "readonly": bool(cfg.read_only)},
         "hostname": hostname,
