@@ -22,7 +22,9 @@ does for a short-lived container:
 
 Runtimes take turns (interleaved, the order rotating each round) after one warm-up
 round each; the medians of each step and of the whole round are printed, with the ratio
-of each runtime's total to runc's.  Runtimes that are missing or refuse this machine
+of each runtime's total to runc's.  Then the floor: the start of pyrt-runtime's
+interpreter doing nothing (``python -c pass`` with the interpreter of its ``#!``
+line), times the four calls of a round, beside runc's whole round.  Runtimes that are missing or refuse this machine
 (crun refuses the host's hybrid cgroups) are reported and skipped.
 
 ``--vm`` boots Debian's kernel once under qemu (TCG, the VM tier of scripts/test-vm,
@@ -213,6 +215,8 @@ def main() -> int:
     ap.add_argument("--vm", action="store_true", help="run in the VM tier (pure cgroup v2), from the host")
     ap.add_argument("--in-vm", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip measuring pyrt-runtime's bare interpreter start")
     a = ap.parse_args()
     if a.vm:
         return boot([x for x in sys.argv[1:] if x != "--vm"])
@@ -321,11 +325,33 @@ def main() -> int:
         print(row)
     if a.in_vm or len(ranked) > 2:
         print("ranking (fastest first): " + " < ".join(ranked))
+    floor = None
+    if "pyrt-runtime" in runtimes and not a.no_floor:
+        floor = interpreter_floor(runtimes["pyrt-runtime"], max(runs, 10))
+        print(f"floor: pyrt-runtime's interpreter alone (`{floor['interpreter']} -c pass`, "
+              f"median of {floor['runs']}): {floor['start'] * 1000:.1f} ms; the four calls of "
+              f"a round: {floor['start'] * 4000:.1f} ms"
+              + (f" (runc's whole round: {base * 1000:.1f} ms)" if base else ""))
     for note in notes:
         print("note: " + note)
     if a.json:
-        print(json.dumps({"runs": runs, "where": where, "cgroups": cg, "median_s": med}, indent=1))
+        print(json.dumps({"runs": runs, "where": where, "cgroups": cg, "median_s": med,
+                          "interpreter_start_s": floor and floor["start"]}, indent=1))
     return 0
+
+
+def interpreter_floor(runtime: str, runs: int) -> dict:
+    """The start of the interpreter named in ``runtime``'s ``#!`` line, doing nothing:
+    what each of the four runtime calls costs before any of pyrt's code runs."""
+    with open(runtime, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([interpreter, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t)
+    return {"interpreter": interpreter, "runs": runs, "start": statistics.median(times)}
 
 
 if __name__ == "__main__":
