@@ -15,14 +15,21 @@ def pytest_configure(config):
 
 
 @pytest.fixture
-def detached_cli(pyrt_cli, demo_layout):
-    """A pyrt CLI with the demo image as ``demo/busybox``; at the end every container
-    is removed and its conmon has exited (the lifecycle, recovery and tty tests)."""
-    from lifecycle_helpers import conmon_pids, wait_for
-
+def demo_cli(pyrt_cli, demo_layout):
+    """A pyrt CLI with the demo image loaded as ``demo/busybox`` (``.image``)."""
     iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
     pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
     pyrt_cli.image = "demo/busybox"
+    return pyrt_cli
+
+
+@pytest.fixture
+def detached_cli(demo_cli):
+    """:func:`demo_cli`; at the end every container is removed and its conmon has exited
+    (the lifecycle, recovery and tty tests)."""
+    from lifecycle_helpers import conmon_pids, wait_for
+
+    pyrt_cli = demo_cli
     yield pyrt_cli
     ids = pyrt_cli("ps", "-aq").stdout.split()
     if ids:

@@ -8,11 +8,8 @@ import pytest
 
 
 @pytest.fixture
-def cli(pyrt_cli, demo_layout):
-    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
-    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
-    pyrt_cli.image = "demo/busybox"
-    return pyrt_cli
+def cli(demo_cli):
+    return demo_cli
 
 
 def test_echo(cli):

@@ -132,11 +132,8 @@ def test_join_applies_the_process_profile(busybox_rootfs):
 # -- pyrt run: the default profile and --security-opt ---------------------------------------
 
 @pytest.fixture
-def cli(pyrt_cli, demo_layout):
-    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
-    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
-    pyrt_cli.image = "demo/busybox"
-    return pyrt_cli
+def cli(demo_cli):
+    return demo_cli
 
 
 PROBE = ("grep ^Seccomp: /proc/self/status; unshare -U true; echo unshare=$?; "

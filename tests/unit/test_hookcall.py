@@ -156,7 +156,7 @@ def test_record_round_trip_and_staleness(tmp_path):
     plugin = tmp_path / "plugin.py"
     plugin.write_text("")
     calls = {"pyrt_info": {"firstresult": False, "impls": [["pyrt_core.builtin", "pyrt_info", []]]}}
-    entrypoints.record_hooks(["pyrt_info"], [str(plugin)], calls)
+    entrypoints.record_hooks(calls, [str(plugin)])
     assert entrypoints.hook_calls() == calls
     assert isinstance(hookcall.plugin_manager(), hookcall.LeanPluginManager)
     # a disabled plugin: pluggy's manager, which knows how to block it

@@ -245,7 +245,7 @@ def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
     assert entrypoints.implemented_hooks() is None  # nothing recorded: load, to be safe
     plugin = tmp_path / "plugin.py"
     plugin.write_text("def pyrt_container_removed(container): pass\n")
-    entrypoints.record_hooks(["pyrt_info"], [str(plugin)])
+    entrypoints.record_hooks({"pyrt_info": None}, [str(plugin)])
     assert entrypoints.implemented_hooks() == {"pyrt_info"}
     engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
     engine._notify("pyrt_container_removed", container=None)

@@ -114,44 +114,37 @@ def implemented_hooks() -> set[str] | None:
     the last full plugin load (:func:`record_hooks`); None when not recorded, or when a
     plugin's module changed since.  Lets a command skip loading every plugin for an
     event hook nobody implements (``Engine._notify``)."""
-    d = _hooks_record()
-    try:
-        return set(d["hooks"]) if d is not None else None
-    except (KeyError, TypeError):
-        return None
+    calls = hook_calls()
+    return None if calls is None else set(calls)
 
 
 def hook_calls() -> dict | None:
-    """Per hook, how to call its implementations without pluggy (see
-    :func:`pyrt_core.plugins._call_plan`), as recorded by the last full plugin load;
-    None when not recorded or stale (as :func:`implemented_hooks`)."""
-    d = _hooks_record()
-    calls = d.get("calls") if d is not None else None
-    return calls if isinstance(calls, dict) else None
-
-
-def _hooks_record() -> dict | None:
+    """Per implemented hook, how to call its implementations without pluggy (see
+    :func:`pyrt_core.plugins._call_plan`; None: only pluggy can), as recorded by the last
+    full plugin load; None when not recorded, or when a plugin's module changed since."""
     from .jsonlean import loads  # not json: ~6 ms (re, enum)
 
     try:
-        with open(_cache_path().replace("entry-points-", "hooks-"), "rb") as f:
+        with open(_hooks_path(), "rb") as f:
             d = loads(f.read())
         if any(_mtime(path) != mtime for path, mtime in d["files"].items()):
             return None
-        return d
+        calls = d["calls"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return calls if isinstance(calls, dict) else None
 
 
-def record_hooks(hooks, files, calls: dict | None = None) -> None:
-    """Record what :func:`implemented_hooks` and :func:`hook_calls` read: hook names, how
-    to call them, and the plugin module files whose change makes the record stale.  A
-    cache that cannot be written is not used."""
+def record_hooks(calls: dict, files) -> None:
+    """Record what :func:`hook_calls` reads: the call plan of every implemented hook, and
+    the plugin module files whose change makes the record stale.  A cache that cannot be
+    written is not used."""
     import json
 
-    path = _cache_path().replace("entry-points-", "hooks-")
-    text = json.dumps({"hooks": sorted(hooks), "files": {p: _mtime(p) for p in files},
-                       "calls": calls or {}})
+    from .fsutil import atomic_write
+
+    path = _hooks_path()
+    text = json.dumps({"calls": calls, "files": {p: _mtime(p) for p in files}}, sort_keys=True)
     try:
         with open(path) as f:
             if f.read() == text:
@@ -159,13 +152,13 @@ def record_hooks(hooks, files, calls: dict | None = None) -> None:
     except OSError:
         pass
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, text, durable=False)
     except OSError:
         pass
+
+
+def _hooks_path() -> str:
+    return _cache_path().replace("entry-points-", "hooks-")
 
 
 def forget() -> None:

@@ -85,12 +85,8 @@ def _record_hooks(pm: PluginManager) -> None:
 
     from .entrypoints import record_hooks
 
-    hooks, calls = [], {}
-    for name, caller in vars(pm.hook).items():
-        if name.startswith("_") or not caller.get_hookimpls():
-            continue
-        hooks.append(name)
-        calls[name] = _call_plan(caller)
+    calls = {name: _call_plan(caller) for name, caller in vars(pm.hook).items()
+             if not name.startswith("_") and caller.get_hookimpls()}
     files = [hookspecs.__file__]  # a spec's options (firstresult) are in the record too
     for plugin in pm.get_plugins():
         mod = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
@@ -98,7 +94,7 @@ def _record_hooks(pm: PluginManager) -> None:
         if not path:
             return  # cannot tell when it changes: record nothing
         files.append(path)
-    record_hooks(hooks, files, calls)
+    record_hooks(calls, files)
 
 
 def _call_plan(caller) -> dict | None:

@@ -36,15 +36,7 @@ def pause(root: str, cid: str, disabled: str | None = None, pm=None) -> None:
         return
     if status != "running":
         raise RuntimeFailure(f"cannot pause container {cid}: container not running ({status})")
-    pm = pm or plugin_manager(disabled)
-    done = _call(lambda: pm.hook.pyrt_resources_freeze(container_id=cid, record=_record(data),
-                                                        frozen=True), f"pausing container {cid}")
-    if not done:
-        raise RuntimeFailure(f"cannot pause container {cid}: it has no cgroup "
-                             f"(manager {_record(data).get('manager', 'none')})")
-    data["paused"] = True
-    st.save(data)
-    runlog.debug(f"container {cid} paused")
+    _freeze(st, data, cid, True, disabled, pm)
 
 
 def resume(root: str, cid: str, disabled: str | None = None, pm=None) -> None:
@@ -52,14 +44,23 @@ def resume(root: str, cid: str, disabled: str | None = None, pm=None) -> None:
     status = RuntimeState.status(data)
     if status != "paused":
         raise RuntimeFailure(f"cannot resume container {cid}: it is not paused ({status})")
+    _freeze(st, data, cid, False, disabled, pm)
+
+
+def _freeze(st, data: dict, cid: str, frozen: bool, disabled, pm) -> None:
+    """Freeze or thaw the container's cgroup and record it as paused or not."""
+    verb, doing, done_ = (("pause", "pausing", "paused") if frozen else
+                          ("resume", "resuming", "resumed"))
     pm = pm or plugin_manager(disabled)
-    done = _call(lambda: pm.hook.pyrt_resources_freeze(container_id=cid, record=_record(data),
-                                                        frozen=False), f"resuming container {cid}")
+    record = _record(data)
+    done = _call(lambda: pm.hook.pyrt_resources_freeze(container_id=cid, record=record,
+                                                        frozen=frozen), f"{doing} container {cid}")
     if not done:
-        raise RuntimeFailure(f"cannot resume container {cid}: it has no cgroup")
-    data["paused"] = False
+        raise RuntimeFailure(f"cannot {verb} container {cid}: it has no cgroup "
+                             f"(manager {record.get('manager', 'none')})")
+    data["paused"] = frozen
     st.save(data)
-    runlog.debug(f"container {cid} resumed")
+    runlog.debug(f"container {cid} {done_}")
 
 
 # -- update -----------------------------------------------------------------------------

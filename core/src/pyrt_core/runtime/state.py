@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 
 from .. import procutil
+from ..fsutil import atomic_write
 from ..jsonlean import dumps_indented, loads  # not json: see pyrt_core.jsonlean
 
 DEFAULT_ROOT = "/run/pyrt-runtime"
@@ -69,25 +70,9 @@ class RuntimeState:
             return None
 
     def save(self, data: dict) -> None:
-        """Replace the record atomically (a temporary file renamed over it; no fsync:
-        the runtime root is a tmpfs, gone at reboot anyway), as fsutil.atomic_write."""
-        body = dumps_indented(data, 1).encode()
-        tmp = os.path.join(self.dir, f".tmp-state.json-{os.urandom(6).hex()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Replace the record atomically (no fsync: the runtime root is a tmpfs, gone at
+        reboot anyway)."""
+        atomic_write(self.path, dumps_indented(data, 1), 0o600, durable=False)
 
     def remove(self) -> None:
         """Remove the container's directory (flat: the record, the FIFOs, temporary
