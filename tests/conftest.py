@@ -3,6 +3,9 @@
 * Unit tests (``tests/unit``) need no root.
 * Privileged tests (``tests/privileged``, marker ``privileged``) need root and
   the host kernel; they skip with the reason when not root.
+* Security tests (``tests/security``, markers ``security`` and ``privileged``):
+  one attack per known escape class, as a hostile image or container process
+  would make it (docs/security.md); their own tox environment.
 * Every privileged test runs under the ``no_leaks`` guard: mounts, loop
   devices, cgroups, network namespaces and foreign-pid-namespace processes
   that appear during the test and remain after it fail the test.
@@ -30,6 +33,9 @@ APPLETS = [
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/privileged/" in str(item.fspath):
+            item.add_marker(pytest.mark.privileged)
+        if "/security/" in str(item.fspath):
+            item.add_marker(pytest.mark.security)
             item.add_marker(pytest.mark.privileged)
         if item.get_closest_marker("privileged") and not IS_ROOT:
             item.add_marker(pytest.mark.skip(reason="needs root (privileged tier)"))
