@@ -33,3 +33,20 @@ def detached_cli(demo_cli):
     if ids:
         pyrt_cli("rm", "-f", *ids)
     wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
+
+
+@pytest.fixture
+def subreaper():
+    """While the test runs, this process is a child subreaper that reaps the containers'
+    dead processes, as conmon or containerd's shim do for a runtime they call."""
+    from test_runtime_cli import _Reaper, _set_subreaper
+
+    _set_subreaper(True)
+    reaper = _Reaper()
+    reaper.start()
+    try:
+        yield
+    finally:
+        reaper.stop.set()
+        reaper.join()
+        _set_subreaper(False)

@@ -7,7 +7,8 @@ exec succeeded, ``error CODE TEXT`` means it did not.
 
 Messages, child -> parent: ``userns`` (maps wanted), ``pid N`` (host pid of the
 container process), ``hooks`` (run prestart and createRuntime now), ``console``
-(with the pty master as SCM_RIGHTS), ``created``, ``error CODE TEXT``.
+(with the pty master as SCM_RIGHTS), ``created``, ``error CODE TEXT``, and from
+the exec helper ``errno PATH`` + NUL + the errno (4 bytes) when the last execve failed.
 Parent -> child: ``maps``, ``go`` (placed in its cgroup) or ``go JSON`` (join the cgroups
 the JSON record describes), ``hooks done``, ``start``.
 """
@@ -91,7 +92,12 @@ def recvmsg_fds(fd: int, size: int, max_fds: int) -> tuple[bytes, list[int]]:
 
 
 def parse_error(msg: bytes) -> tuple[int, str] | None:
-    """(exit code, text) for an ``error`` message, else None."""
+    """(exit code, text) for an ``error`` message or the exec helper's failure report
+    (``errno PATH\\0`` + 4 bytes, see :mod:`.exechelper`), else None."""
+    if msg.startswith(b"errno ") and len(msg) > 11 and msg[-5:-4] == b"\0":
+        err = int.from_bytes(msg[-4:], "little")
+        code = EXIT_NOT_FOUND if err in (2, 20) else EXIT_CANNOT_EXECUTE  # ENOENT, ENOTDIR
+        return code, f"exec {msg[6:-5].decode(errors='replace')}: {os.strerror(err)}"
     if not msg.startswith(b"error "):
         return None
     parts = msg[6:].split(b" ", 1)

@@ -6,9 +6,19 @@ umask, the bounding set dropped while still root, groups/gid/uid switched with
 PR_SET_KEEPCAPS, the capability sets applied, no_new_privs, the working
 directory, the PATH lookup in the *container's* environment, the seccomp
 filter (earlier, before capabilities are dropped, when neither no_new_privs
-nor CAP_SYS_ADMIN would remain to allow it), then execve.
+nor CAP_SYS_ADMIN would remain to allow it), then execve through the sealed
+exec helper (:mod:`.exechelper`), so that no process of the container ever
+runs, or sees as ``/proc/self/exe``, the host's interpreter.
 Failures raise :class:`.channel.ChildError` with 127 (not found), 126 (cannot
 execute) or 125 (setup).
+
+Every file descriptor above 2 is *closed* (not merely marked close-on-exec)
+before the working directory is entered and the executable looked up: a host
+directory's fd still open there would let ``-w /proc/self/fd/N`` or an
+``args[0]`` of ``/proc/self/fd/N/../..`` reach the host (runc's
+CVE-2024-21626).  Only the caller's ``preserve_fds``, the control socket and the
+exec helper survive; the working directory is then checked to be inside the
+container's root.
 """
 from __future__ import annotations
 
@@ -20,7 +30,7 @@ import resource
 
 from pyrt_core.records import TupleRecord
 
-from . import caps, lookup, syscalls
+from . import caps, exechelper, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
 
 
@@ -40,6 +50,7 @@ class ExecPlan(TupleRecord):
     terminal: bool = False  # stdin is the container's terminal: make it the controlling tty
     seccomp: object | None = None  # seccomp.Program compiled in the parent, installed last
     preserve_fds: int = 0  # fds 3..3+N-1 stay open across exec (runc's --preserve-fds)
+    helper_fd: int | None = None  # the sealed exec helper (exechelper.fd()), opened before fork
 
 
 def resolve_rlimits(rlimits) -> list:
@@ -88,24 +99,48 @@ def install_stdio(stdio) -> None:
             os.close(fd)
 
 
-def close_other_fds(preserve: int = 0) -> None:
-    """Make every fd above 2 close on exec (the control socket stays open until then),
-    except the ``preserve`` fds from 3 on, which stay (made inheritable)."""
+_LAST_FD = 0xFFFFFFFF
+
+
+def _close_from(first: int, last: int = _LAST_FD) -> None:
+    if first > last:
+        return
+    try:
+        syscalls.close_range(first, last)
+    except OSError:  # before Linux 5.9
+        import resource
+
+        top = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        os.closerange(first, min(last + 1, top if top > 0 else 1 << 20))
+
+
+def close_fds(preserve: int = 0, keep=()) -> None:
+    """Close every fd above 2 except the ``preserve`` fds from 3 on (made inheritable:
+    they go to the process) and those in ``keep`` (close-on-exec ones of our own)."""
     for fd in range(3, 3 + preserve):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
+    first = 3 + preserve
+    for fd in sorted(k for k in keep if k is not None and k >= first):
+        _close_from(first, fd - 1)
+        first = fd + 1
+    _close_from(first)
+
+
+def enter_working_directory(cwd: str) -> None:
+    """chdir, then make sure the directory is inside the container's root: the kernel
+    calls a directory outside the process's root "unreachable" (getcwd fails)."""
+    with stage(f"changing to the working directory {cwd}"):
+        os.chdir(cwd)
     try:
-        syscalls.close_range(3 + preserve, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+        here = os.getcwd()
     except OSError:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 + preserve:
-                try:
-                    os.set_inheritable(fd, False)
-                except OSError:
-                    pass
+        here = None
+    if here is None or not here.startswith("/"):
+        raise ChildError(f"the working directory {cwd} is outside the container's root "
+                         "(refused: a possible container breakout)")
 
 
 def switch_user(plan: ExecPlan) -> None:
@@ -163,10 +198,34 @@ def install_seccomp(plan: ExecPlan) -> None:
         seccomp.install(plan.seccomp)
 
 
-def exec_process(plan: ExecPlan) -> None:
-    """Become the container's process; returns only by raising ChildError."""
+def exec_through_helper(plan: ExecPlan, path: str, report_fd: int) -> None:
+    """execve ``path`` through the sealed exec helper; returns only by raising ChildError.
+
+    execveat on the memfd first; a seccomp profile that allows execve but not
+    execveat gets the helper through the container's /proc/self/fd instead."""
+    argv = exechelper.argv(report_fd, path, plan.args)
+    os.set_inheritable(report_fd, True)  # the helper sets close-on-exec again
+    try:
+        os.execve(plan.helper_fd, argv, plan.env)
+    except OSError as e:
+        first = e
+    try:
+        os.execve(f"/proc/self/fd/{plan.helper_fd}", argv, plan.env)
+    except OSError:
+        pass
+    os.set_inheritable(report_fd, False)
+    raise ChildError(f"exec {path}: starting pyrt's exec helper: {first.strerror} (the "
+                     "container needs execveat, or execve and /proc)", EXIT_CANNOT_EXECUTE)
+
+
+def exec_process(plan: ExecPlan, report_fd: int | None = None) -> None:
+    """Become the container's process; returns only by raising ChildError.
+
+    ``report_fd`` is the control socket (close-on-exec), where the exec helper
+    reports an execve that failed."""
     reset_signals()
     install_stdio(plan.stdio)
+    close_fds(plan.preserve_fds, keep=(report_fd, plan.helper_fd))
     new_session(plan.terminal)
     os.umask(plan.umask)
     late_seccomp = plan.seccomp is not None and seccomp_can_wait(plan)
@@ -182,15 +241,15 @@ def exec_process(plan: ExecPlan) -> None:
     if plan.no_new_privs:
         with stage("setting no_new_privs"):
             syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS")
-    with stage(f"changing to the working directory {plan.cwd}"):
-        os.chdir(plan.cwd)
+    enter_working_directory(plan.cwd)
     try:
         path = lookup.find_executable(plan.args[0], plan.search_path)
     except lookup.LookupFailed as e:
         raise ChildError(str(e), e.exit_code) from None
-    close_other_fds(plan.preserve_fds)
     if late_seccomp:
         install_seccomp(plan)
+    if plan.helper_fd is not None and report_fd is not None:
+        exec_through_helper(plan, path, report_fd)
     try:
         os.execve(path, plan.args, plan.env)
     except OSError as e:

@@ -42,7 +42,8 @@ from pyrt_core.records import TupleRecord
 from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC, SECCOMP_CACHE_ANNOTATION
 
 # Everything the children use is imported here: after pivot_root they cannot import.
-from . import caps, channel, execute, lookup, mounts, network, nstypes, resolve, rootfs, syscalls, userns
+from . import (caps, channel, exechelper, execute, lookup, mounts, network, nstypes, resolve,
+               rootfs, syscalls, userns)
 from .handle import NamespacedProcess
 
 DEFAULT_UMASK = 0o022
@@ -149,6 +150,7 @@ def exec_plan(process, stdio, last_cap: int | None = None,
         preserve_fds=getattr(process, "preserve_fds", 0),
         seccomp=_seccomp_program(seccomp_config if seccomp_config is not None
                                  else getattr(process, "seccomp", None), seccomp_cache),
+        helper_fd=exechelper.fd(),
     )
     execute.preload(xp)
     return xp
@@ -401,7 +403,19 @@ def _intermediate(plan: CreatePlan, sock: int) -> None:
     channel.send(sock, b"pid %d" % pid)
 
 
+def _not_dumpable() -> None:
+    """Until its exec, a process that is or joins a container is a copy of the host's
+    interpreter holding host fds: make /proc/PID/{exe,fd,cwd,root,mem} of it unreachable
+    for the container's other processes (they lack CAP_SYS_PTRACE), as runc does.  The
+    exec (the helper's) makes the process dumpable again."""
+    with channel.stage("making the process non-dumpable"):
+        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0, what="PR_SET_DUMPABLE")
+
+
 def _container_init(plan: CreatePlan, sock: int) -> None:
+    in_userns = plan.new_user or plan.user_fd is not None
+    if not in_userns:
+        _not_dumpable()
     # "go": the parent has placed us in our cgroups; "go {JSON}": we move ourselves
     msg = channel.recv(sock)
     if msg != b"go" and not msg.startswith(b"go "):
@@ -418,6 +432,10 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
                            "(lowering it needs CAP_SYS_RESOURCE)"):
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(plan.oom_score_adj))
+    if in_userns:
+        # only now: a non-dumpable process's /proc/self files belong to the host's root,
+        # which the user namespace's root is not
+        _not_dumpable()
     hierarchies = ()
     if plan.rootfs.wants_cgroup_mount:
         with channel.stage("reading the host's cgroup hierarchies"):
@@ -459,6 +477,10 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
     if plan.own_mounts:
         _write_sysctls(plan.sysctls)
         rootfs.finalize(plan.rootfs)
+    # the host's fds (the rootfs handle, mount sources, devices) are no longer needed:
+    # closed before anything looks at the working directory or the executable
+    execute.close_fds(plan.exec.preserve_fds,
+                      keep=(sock, plan.exec.helper_fd, *(plan.exec.stdio or ())))
     execute.apply_rlimits(plan.rlimits)
     with channel.stage(f"checking the working directory {plan.exec.cwd}"):
         if not os.path.isdir(plan.exec.cwd):
@@ -472,7 +494,7 @@ def _container_init(plan: CreatePlan, sock: int) -> None:
     if plan.personality is not None:
         with channel.stage("setting the personality"):
             syscalls.personality(plan.personality)
-    execute.exec_process(plan.exec)
+    execute.exec_process(plan.exec, report_fd=sock)
 
 
 def _write_sysctls(sysctls) -> None:
@@ -742,6 +764,7 @@ def _cgroup_procs_files(pid: int) -> list[str]:
 
 def _join_intermediate(fds: list, cgroup_procs: list, xp: execute.ExecPlan, console: bool,
                        sock: int) -> None:
+    _not_dumpable()  # before entering the container's pid namespace; the final child inherits it
     me = str(os.getpid())
     for path in cgroup_procs:
         with channel.stage(f"joining cgroup {os.path.dirname(path)}"):
@@ -766,7 +789,7 @@ def _join_final(xp: execute.ExecPlan, console: bool, sock: int) -> None:
     if console:
         xp = xp._replace(stdio=_open_console(sock, xp.uid))
     execute.apply_rlimits(xp.rlimits)
-    execute.exec_process(xp)
+    execute.exec_process(xp, report_fd=sock)
 
 
 def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
