@@ -125,42 +125,95 @@ def test_env_path_and_dict():
 
 # -- resolving paths inside a root ---------------------------------------------------
 
-def test_secure_join_follows_symlinks_inside_the_root(tmp_path):
+def _where(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def test_open_in_root_follows_symlinks_inside_the_root(tmp_path):
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
-    (root / "real").mkdir()
+    (root / "real" / "x").mkdir(parents=True)
+    (root / "tmp" / "y").mkdir(parents=True)
     os.symlink("/real", root / "abs")               # absolute: relative to the root
     os.symlink("../../../../..", root / "up")       # climbs: stops at the root
     os.symlink("/etc/../../../../tmp", root / "mixed")
+    os.symlink("/proc/self/cwd", root / "magic")    # a magic link is never followed
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
     r = str(root)
-    assert resolve.secure_join(r, "/etc/hosts") == f"{r}/etc/hosts"
-    assert resolve.secure_join(r, "/abs/x") == f"{r}/real/x"
-    assert resolve.secure_join(r, "/up/etc") == f"{r}/etc"
-    assert resolve.secure_join(r, "/mixed/y") == f"{r}/tmp/y"
-    assert resolve.secure_join(r, "/../../x") == f"{r}/x"
-    assert resolve.secure_join(r, "/") == r
-    assert resolve.secure_join(".", "/a/b") == "./a/b"
-    with pytest.raises(OSError, match="too many symlinks"):
-        resolve.secure_join(r, "/loop1/x")
+    rfd = os.open(r, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert _where(resolve.open_in_root(rfd, "/etc")) == f"{r}/etc"
+        assert _where(resolve.open_in_root(rfd, "/abs/x")) == f"{r}/real/x"
+        assert _where(resolve.open_in_root(rfd, "/up/etc")) == f"{r}/etc"
+        assert _where(resolve.open_in_root(rfd, "/mixed/y")) == f"{r}/tmp/y"
+        assert _where(resolve.open_in_root(rfd, "/../../etc")) == f"{r}/etc"
+        assert _where(resolve.open_in_root(rfd, "/")) == r
+        with pytest.raises(OSError):
+            resolve.open_in_root(rfd, "/magic")
+        with pytest.raises(OSError):
+            resolve.open_in_root(rfd, "/loop1/x")
+    finally:
+        os.close(rfd)
 
 
-def test_make_dirs_and_files_stay_inside(tmp_path):
+def test_mkdir_all_and_make_file_stay_inside(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(str(outside), root / "evil")  # a host path, but read as /<host path> in root
-    d = resolve.make_dirs(str(root), "/evil/sub")
-    assert d.startswith(str(root) + "/") and os.path.isdir(d)
-    assert not (outside / "sub").exists()
-    f = resolve.make_file(str(root), "/etc/resolv.conf")
-    assert os.path.isfile(f) and f == f"{root}/etc/resolv.conf"
-    with pytest.raises(IsADirectoryError):
-        resolve.make_file(str(root), "/etc")
-    with pytest.raises(NotADirectoryError):
-        resolve.make_dirs(str(root), "/etc/resolv.conf")
+    (root / str(outside).lstrip("/")).mkdir(parents=True)
+    os.symlink(str(outside), root / "evil-dangling")
+    os.symlink("../../../../outside-file", root / "dangling")
+    r = str(root)
+    rfd = os.open(r, os.O_PATH | os.O_DIRECTORY)
+    try:
+        d = _where(resolve.mkdir_all(rfd, "/evil/sub"))
+        assert d == r + str(outside) + "/sub" and os.path.isdir(d)
+        assert not (outside / "sub").exists()
+        (root / str(outside).lstrip("/")).rename(root / "moved")
+        with pytest.raises(NotADirectoryError):  # no directory is made through a dangling link
+            resolve.mkdir_all(rfd, "/evil-dangling/sub")
+        assert not (outside / "sub").exists()
+        assert _where(resolve.mkdir_all(rfd, "/a/b/../c")) == f"{r}/a/c"
+        f = _where(resolve.make_file(rfd, "/etc/resolv.conf"))
+        assert os.path.isfile(f) and f == f"{r}/etc/resolv.conf"
+        # a dangling symlink is followed inside the root: the file appears there
+        assert _where(resolve.make_file(rfd, "/dangling")) == f"{r}/outside-file"
+        assert not (tmp_path / "outside-file").exists()
+        with pytest.raises(IsADirectoryError):
+            resolve.make_file(rfd, "/etc")
+        with pytest.raises(NotADirectoryError):
+            resolve.mkdir_all(rfd, "/etc/resolv.conf")
+    finally:
+        os.close(rfd)
+
+
+def test_mkdir_all_refuses_a_component_swapped_for_a_symlink(tmp_path, monkeypatch):
+    """The race of CVE-2021-30465: between mkdirat and the open of the new component,
+    another container makes it a symlink to /; the open refuses to follow it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    rfd = os.open(str(root), os.O_PATH | os.O_DIRECTORY)
+    real_mkdir = os.mkdir
+
+    def racing_mkdir(name, mode=0o777, *, dir_fd=None):
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        if name == "vol":
+            os.rmdir(name, dir_fd=dir_fd)
+            os.symlink("/", name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    try:
+        with pytest.raises(NotADirectoryError, match="became a symlink"):
+            resolve.mkdir_all(rfd, "/vol/target")
+    finally:
+        os.close(rfd)
+    assert not os.path.exists("/target")
 
 
 # -- channel and id maps ---------------------------------------------------------------

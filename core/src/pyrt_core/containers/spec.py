@@ -145,7 +145,8 @@ def write_bundle_files(bundle: str, hostname: str, network: str) -> None:
 
 
 def _bind(src: str, dst: str, readonly: bool = False) -> dict:
-    opts = ["rbind", "rprivate"] + (["ro"] if readonly else ["rw"])
+    # read-only means the mounts below the source too (docker 25's "rro")
+    opts = ["rbind", "rprivate"] + (["ro", "rro"] if readonly else ["rw"])
     return {"destination": dst, "type": "bind", "source": src, "options": opts}
 
 

@@ -76,12 +76,45 @@ _PROPAGATION = {
 }
 
 
+# mount_setattr(2) attributes, for the recursive options (runc's "rro" and friends; docker
+# 25 asks "rro" for a read-only bind): option -> (attributes to set, to clear)
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_STRICTATIME = 0x70, 0x10, 0x20
+MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOSYMFOLLOW = 0x80, 0x200000
+_RECURSIVE = {
+    "rro": (MOUNT_ATTR_RDONLY, 0), "rrw": (0, MOUNT_ATTR_RDONLY),
+    "rnosuid": (MOUNT_ATTR_NOSUID, 0), "rsuid": (0, MOUNT_ATTR_NOSUID),
+    "rnodev": (MOUNT_ATTR_NODEV, 0), "rdev": (0, MOUNT_ATTR_NODEV),
+    "rnoexec": (MOUNT_ATTR_NOEXEC, 0), "rexec": (0, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
+    "rnoatime": (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+    "rstrictatime": (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+    "rrelatime": (0, MOUNT_ATTR__ATIME), "ratime": (0, MOUNT_ATTR__ATIME),
+    "rnostrictatime": (0, MOUNT_ATTR__ATIME), "rnorelatime": (0, MOUNT_ATTR__ATIME),
+}
+
+
+def recursive_attrs(options) -> tuple[int, int]:
+    """The recursive options (``rro``, ``rnosuid``, ...) as mount attributes (set, clear)."""
+    attr_set = attr_clr = 0
+    for opt in options:
+        if opt in _RECURSIVE:
+            on, off = _RECURSIVE[opt]
+            attr_set = (attr_set & ~off) | on
+            attr_clr = (attr_clr & ~on) | off
+    return attr_set, attr_clr
+
+
 def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
-    """Split OCI mount options into (flags, propagation flags, data string)."""
+    """Split OCI mount options into (flags, propagation flags, data string); the
+    recursive options are :func:`recursive_attrs`'s and are left out."""
     flags = 0
     prop = 0
     data = []
     for opt in options:
+        if opt in _RECURSIVE:
+            continue
         if opt in _MOUNT_FLAGS:
             on, bit = _MOUNT_FLAGS[opt]
             flags = flags | bit if on else flags & ~bit
@@ -93,7 +126,8 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 
 class Mount(FrozenRecord):
-    __slots__ = ("destination", "type", "source", "flags", "propagation", "data", "options")
+    __slots__ = ("destination", "type", "source", "flags", "propagation", "data", "options",
+                 "rec_set", "rec_clr")
     destination: str
     type: str
     source: str
@@ -101,10 +135,13 @@ class Mount(FrozenRecord):
     propagation: int
     data: str
     options: tuple[str, ...]
+    rec_set: int  # mount attributes for the whole tree of a bind (recursive options)
+    rec_clr: int
 
     def __init__(self, destination: str, type: str, source: str, flags: int = 0,
-                 propagation: int = 0, data: str = "", options: tuple[str, ...] = ()):
-        self._set(destination, type, source, flags, propagation, data, options)
+                 propagation: int = 0, data: str = "", options: tuple[str, ...] = (),
+                 rec_set: int = 0, rec_clr: int = 0):
+        self._set(destination, type, source, flags, propagation, data, options, rec_set, rec_clr)
 
     @property
     def is_bind(self) -> bool:
@@ -593,7 +630,12 @@ def from_spec(spec: dict, container_id: str, bundle: str) -> RuntimeConfig:
         mtype = m.get("type") or ("bind" if flags & MS_BIND else "")
         if mtype == "bind":
             flags |= MS_BIND
-        mounts.append(Mount(dest, mtype, m.get("source", ""), flags, prop, data, tuple(opts)))
+        rec_set, rec_clr = recursive_attrs(opts)
+        if (rec_set or rec_clr) and not flags & MS_BIND:
+            raise UsageError(f"invalid OCI config: mount {dest}: recursive options "
+                             "(rro, rnosuid, ...) apply to bind mounts only")
+        mounts.append(Mount(dest, mtype, m.get("source", ""), flags, prop, data, tuple(opts),
+                            rec_set, rec_clr))
     devices = [_device(d, i) for i, d in enumerate(linux.get("devices") or [])]
     rprop = 0
     if linux.get("rootfsPropagation"):

@@ -9,6 +9,8 @@ read-only root.
 """
 from __future__ import annotations
 
+import os
+
 from pyrt_core.records import TupleRecord
 
 from .channel import stage
@@ -43,21 +45,25 @@ def prepare(plan: RootfsPlan, hierarchies=()) -> None:
     config's mounts, the devices and the /dev symlinks.
     """
     with stage("setting the propagation of the mount tree"):
-        mounts.propagation("/", plan.rootfs_propagation or mounts.ROOT_DEFAULT_PROPAGATION, "/")
+        mounts.tree_propagation("/", plan.rootfs_propagation or mounts.ROOT_DEFAULT_PROPAGATION)
     with stage("making the root filesystem's parent mount private"):
         mounts.make_parent_private(".")
     with stage("binding the root filesystem onto itself"):
         mounts.bind_cwd_onto_itself()
-    for pm in plan.mounts:
-        with stage(f"mounting {pm.mount.destination}"):
-            mounts.mount_entry(".", pm, in_userns=plan.in_userns, hierarchies=hierarchies,
-                               own_cgroupns=plan.own_cgroupns)
-    for dev, host_fd in plan.devices:
-        with stage(f"creating device {dev.path}"):
-            mounts.make_device(".", dev, host_fd)
-    if plan.dev_symlinks:
-        with stage("creating /dev symlinks"):
-            mounts.dev_symlinks(".", ptmx=plan.ptmx_symlink, core=plan.core_symlink)
+    root_fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for pm in plan.mounts:
+            with stage(f"mounting {pm.mount.destination}"):
+                mounts.mount_entry(root_fd, pm, in_userns=plan.in_userns,
+                                   hierarchies=hierarchies, own_cgroupns=plan.own_cgroupns)
+        for dev, host_fd in plan.devices:
+            with stage(f"creating device {dev.path}"):
+                mounts.make_device(root_fd, dev, host_fd)
+        if plan.dev_symlinks:
+            with stage("creating /dev symlinks"):
+                mounts.dev_symlinks(root_fd, ptmx=plan.ptmx_symlink, core=plan.core_symlink)
+    finally:
+        os.close(root_fd)
 
 
 def enter(plan: RootfsPlan) -> None:
@@ -70,7 +76,7 @@ def enter(plan: RootfsPlan) -> None:
             mounts.pivot_to_cwd()
     if plan.rootfs_propagation:
         with stage("setting the root's propagation"):
-            mounts.propagation("/", plan.rootfs_propagation, "/")
+            mounts.tree_propagation("/", plan.rootfs_propagation)
 
 
 def finalize(plan: RootfsPlan) -> None:

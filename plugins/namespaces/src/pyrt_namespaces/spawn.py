@@ -212,14 +212,29 @@ def _clone_mount(path: str, recursive: bool, what: str, opened: list) -> int:
     return fd
 
 
-def _make_mount_point(root: str, destination: str, is_dir: bool) -> None:
+def _bind_source(m, bundle: str, opened: list) -> tuple[int, bool]:
+    """The detached copy of a bind mount's source, with the mount's attributes already
+    set (per-mount flags on its top, the recursive ones on its whole tree): the container
+    never sees it without them, and nothing is remounted by path inside the container."""
+    src = m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
+    what = f"bind mount source for {m.destination}:"
+    fd = _clone_mount(src, bool(m.flags & MS_REC), what, opened)
+    try:
+        mounts.set_attrs(fd, mounts.bind_flags(m), f"{src} for {m.destination}",
+                         m.rec_set, m.rec_clr)
+    except OSError as e:
+        raise RuntimeError_(f"{what} {src}: {e.strerror}") from None
+    return fd, stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def _make_mount_point(root_fd: int, destination: str, is_dir: bool) -> None:
     """Create a mount point in the rootfs while still the host's root.
 
     Inside a user namespace the container's root may not own the rootfs's
     directories (an image unpacked by the host's root), so it could not create
     /etc/hostname or a volume's directory there itself."""
     try:
-        (resolve.make_dirs if is_dir else resolve.make_file)(root, destination)
+        os.close((resolve.mkdir_all if is_dir else resolve.make_file)(root_fd, destination))
     except OSError:
         pass  # the container's setup reports the problem with its own message
 
@@ -263,16 +278,13 @@ def _create_plan(config, stdio, opened: list) -> CreatePlan:
     prepared = []
     for m in (config.mounts if mnt is not None else ()):
         if m.is_bind:
-            src = m.source if os.path.isabs(m.source) else os.path.join(config.bundle, m.source)
-            fd = _clone_mount(src, bool(m.flags & MS_REC), f"bind mount source for {m.destination}:",
-                              opened)
-            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            fd, is_dir = _bind_source(m, config.bundle, opened)
             prepared.append(mounts.PreparedMount(m, fd, is_dir))
         else:
             is_dir = True
             prepared.append(mounts.PreparedMount(m))
         if in_userns:
-            _make_mount_point(config.root_path, m.destination, is_dir)
+            _make_mount_point(root_fd, m.destination, is_dir)
     destinations = {os.path.normpath(m.destination) for m in config.mounts}
     # As runc: unless /dev is a bind mount, /dev gets the default devices and symlinks.
     setup_dev = not any(os.path.normpath(m.destination) == "/dev" and m.is_bind

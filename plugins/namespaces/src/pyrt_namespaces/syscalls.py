@@ -17,8 +17,10 @@ _ARCH = os.uname().machine
 # Numbers for calls reached through syscall(2).  open_tree/move_mount/close_range
 # come from the unified table added in 5.x, the same on every architecture.
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429, "close_range": 436},
+    "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429, "close_range": 436,
+               "openat2": 437, "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429, "close_range": 436,
+                "openat2": 437, "mount_setattr": 442},
 }
 
 # mount(2)/umount2(2)
@@ -30,6 +32,24 @@ AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+# openat2(2) resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+# mount_setattr(2) attributes
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 # close_range(2)
 CLOSE_RANGE_CLOEXEC = 1 << 2
 # prctl(2)
@@ -149,6 +169,26 @@ def move_mount(from_fd: int, from_path, to_fd: int, to_path, flags: int) -> None
                  _b(to_path), ctypes.c_uint(flags))
     if r != 0:
         _fail(f"move_mount to {os.fsdecode(_b(to_path))}")
+
+
+def openat2(dirfd: int, path, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open ``path`` relative to ``dirfd`` under the ``resolve`` rules."""
+    how = struct.pack("QQQ", flags, mode, resolve)
+    fd = _syscall("openat2", ctypes.c_int(dirfd), _b(path), how, ctypes.c_size_t(len(how)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fsdecode(_b(path)))
+    return fd
+
+
+def mount_setattr(dirfd: int, path, flags: int, attr_set: int, attr_clr: int = 0,
+                  propagation: int = 0, what: str = "") -> None:
+    """mount_setattr(2): change the attributes of the mount at ``path`` (of ``dirfd`` itself
+    with AT_EMPTY_PATH), of its whole subtree with AT_RECURSIVE."""
+    attr = struct.pack("QQQQ", attr_set, attr_clr, propagation, 0)
+    if _syscall("mount_setattr", ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags), attr,
+                ctypes.c_size_t(len(attr))) != 0:
+        _fail(f"mount_setattr {what or os.fsdecode(_b(path))}")
 
 
 def close_range(first: int, last: int, flags: int = 0) -> None:
