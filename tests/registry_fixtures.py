@@ -12,6 +12,9 @@
   injects faults: a blob whose digest does not match, truncated blobs,
   dropped connections, malformed or odd manifests, 429/5xx answers,
   throttling; it counts requests and bytes.
+* :class:`RecordingServer` - a scripted server (a hostile registry, token
+  server or "other host") on a loopback address, plain HTTP, TLS or both on
+  one port; it records every request with its headers.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import os
 import shutil
 import socket
 import socketserver
+import ssl
 import subprocess
 import threading
 import time
@@ -60,13 +64,14 @@ def _openssl(*args, cwd=None) -> None:
     subprocess.run([OPENSSL, *args], check=True, capture_output=True, cwd=cwd)
 
 
-def make_ca(d: str) -> dict:
-    """A CA and a server certificate for 127.0.0.1 (IP SAN) in ``d``."""
+def make_ca(d: str, ips=("127.0.0.1",)) -> dict:
+    """A CA and a server certificate for ``ips`` (IP SANs) and localhost in ``d``."""
     os.makedirs(d, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "2", "-subj", "/CN=pyrt test CA", cwd=d)
+    san = ",".join([f"IP:{ip}" for ip in ips] + ["DNS:localhost"])
     with open(os.path.join(d, "san.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
              "-subj", "/CN=127.0.0.1", cwd=d)
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
@@ -139,12 +144,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class _ThreadServer:
     handler_class: type
+    server_class: type = _Server
 
-    def _start(self):
-        self.server = _Server(("127.0.0.1", 0), self.handler_class)
+    def _start(self, addr: str = "127.0.0.1"):
+        self.server = self.server_class((addr, 0), self.handler_class)
         self.server.owner = self
         self.port = self.server.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{addr}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
@@ -407,6 +413,108 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 
 # ---------------------------------------------------------------------------
+# a scripted server that records what it is sent
+# ---------------------------------------------------------------------------
+
+
+class _RecordingTCPServer(_Server):
+    """Plain HTTP, TLS, or both on one port: a TLS handshake starts with the byte
+    0x16, which no HTTP request line does."""
+
+    def finish_request(self, request, client_address):
+        owner: RecordingServer = self.owner
+        request.settimeout(30)
+        if owner.tls_ctx is not None:
+            try:
+                first = request.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return
+            if first == b"\x16" or not owner.plain:
+                try:
+                    request = owner.tls_ctx.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # e.g. the client refused the certificate
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            if isinstance(request, ssl.SSLSocket):
+                with contextlib.suppress(OSError):
+                    request.close()
+
+
+class RecordingServer(_ThreadServer):
+    """A scripted server on a loopback address ``addr``: a hostile registry, a token
+    server or the "other host" a registry points at.
+
+    ``app(req, server)`` answers each request with ``(status, headers, body)``;
+    ``req`` (also appended to ``requests``) holds ``scheme`` ("http"/"https"),
+    ``method``, ``path``, ``headers`` (names lower-cased) and ``body``.  With
+    ``tls`` (a :func:`make_ca` result) the port speaks TLS; with ``plain`` too it
+    answers plain HTTP on the same port, so a redirect can change only the scheme.
+    """
+
+    def __init__(self, app, addr: str = "127.0.0.1", tls: dict | None = None, plain: bool = False):
+        self.app = app
+        self.plain = plain or tls is None
+        self.tls_ctx = None
+        if tls:
+            self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_ctx.load_cert_chain(tls["cert"], tls["key"])
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.handler_class = _RecordingHandler
+        self.server_class = _RecordingTCPServer
+        self._start(addr)
+
+    def url(self, scheme: str, path: str = "") -> str:
+        return f"{scheme}://{self.host}{path}"
+
+    def seen(self) -> list[dict]:
+        with self.lock:
+            return list(self.requests)
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self):
+        owner: RecordingServer = self.server.owner
+        req = {"scheme": "https" if isinstance(self.connection, ssl.SSLSocket) else "http",
+               "method": self.command, "path": self.path,
+               "headers": {k.lower(): v for k, v in self.headers.items()}, "body": self._body()}
+        with owner.lock:
+            owner.requests.append(req)
+        status, headers, body = owner.app(req, owner)
+        body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+
+# ---------------------------------------------------------------------------
 # test images and pytest fixtures (use with ``from registry_fixtures import *``)
 # ---------------------------------------------------------------------------
 
@@ -577,5 +685,5 @@ def reg_env(tmp_path):
 
 
 __all__ = ["registry_tools", "test_images", "anon_registry", "_proxy", "fault_proxy", "reg_env",
-           "Registry", "TokenServer", "FaultProxy", "make_ca", "htpasswd_file", "populate",
+           "Registry", "TokenServer", "FaultProxy", "RecordingServer", "make_ca", "htpasswd_file", "populate",
            "skopeo_push", "free_port"]

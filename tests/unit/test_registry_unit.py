@@ -11,7 +11,7 @@ import pytest
 
 from pyrt_core.errors import UsageError
 from pyrt_core.models import ImageReference
-from pyrt_image_registry import authfile, client, options, progress, pull
+from pyrt_image_registry import authfile, client, options, origins, progress, pull
 
 
 def test_parse_challenge():
@@ -153,3 +153,142 @@ def test_basic_without_credentials():
     c._auth_scheme = "basic"
     with pytest.raises(client.AuthError, match="pyrt login r:1"):
         c._authorization(None)
+
+
+@pytest.mark.parametrize("url,want", [
+    ("https://Reg.example/v2/", ("https", "reg.example", 443)),
+    ("https://reg.example:443/x", ("https", "reg.example", 443)),
+    ("http://reg.example/x", ("http", "reg.example", 80)),
+    ("https://[::1]:5000/v2/", ("https", "::1", 5000)),
+    ("https://reg.example:99999/", None),
+    ("/relative", None),
+])
+def test_origin(url, want):
+    assert origins.origin(url) == want
+
+
+@pytest.mark.parametrize("registry,other,same", [
+    ("registry-1.docker.io", "auth.docker.io", True),      # Docker Hub's layout
+    ("registry.gitlab.com", "gitlab.com", True),           # GitLab's
+    ("registry.example.co.uk", "auth.example.co.uk", True),
+    ("example.co.uk", "evil.co.uk", False),                 # a public second level is nobody's
+    ("registry.example", "evil.example", False),           # nor a top-level domain
+    ("registry.example.com", "example.com.evil.net", False),
+    ("registry.example.com", "notexample.com", False),
+    ("127.0.0.1", "127.0.0.2", False),
+    ("10.0.0.1", "10.0.0.1", False),                       # IPs: only the exact host, elsewhere
+])
+def test_same_domain(registry, other, same):
+    assert origins.same_domain(registry, other) is same
+
+
+@pytest.mark.parametrize("realm,endpoint,insecure,why", [
+    ("https://reg.example:5001/auth", "reg.example:5000", False, None),   # beside the registry
+    ("https://auth.docker.io/token", "registry-1.docker.io", False, None),
+    ("http://reg.example:5001/auth", "reg.example:5000", False, "plain http"),
+    ("http://reg.example:5001/auth", "reg.example:5000", True, None),     # insecure registry
+    ("http://auth.reg.example/auth", "x.reg.example:5000", True, "plain http on another host"),
+    ("https://attacker.example/t", "reg.example.com", False, "another host"),
+    ("https://127.0.0.2/t", "127.0.0.1:5000", True, "another host"),
+])
+def test_realm_withholds(realm, endpoint, insecure, why):
+    assert origins.realm_withholds(realm, endpoint, insecure) == why
+
+
+def test_redirect_back_to_the_registry_keeps_no_credentials(monkeypatch, tmp_path):
+    c = client.Client("r.example:5000", options.RegistryOptions(credentials=("u", "p")))
+    c.scheme, c._auth_scheme = "https", "basic"
+    sent = []
+
+    class Resp:
+        def __init__(self, status, location=None):
+            self.status, self._loc = status, location
+
+        def getheader(self, name, default=None):
+            return self._loc if name == "Location" else default
+
+        def read(self):
+            return b"{}"
+
+    hops = iter([Resp(307, "https://r.example:5000/v2/b"),          # own origin: keeps them
+                 Resp(302, "https://cdn.example/blob"),             # leaves
+                 Resp(307, "https://r.example:5000/v2/chosen"),     # and comes back
+                 Resp(200)])
+
+    def fake_send(method, url, headers, body=None):
+        sent.append((url, headers.get("Authorization")))
+        return next(hops)
+
+    monkeypatch.setattr(c, "_send", fake_send)
+    c.request("GET", "/v2/a")
+    basic = c._basic_header()
+    assert sent == [("https://r.example:5000/v2/a", basic), ("https://r.example:5000/v2/b", basic),
+                    ("https://cdn.example/blob", None), ("https://r.example:5000/v2/chosen", None)]
+
+
+@pytest.mark.parametrize("err,retries", [
+    (client.socket.gaierror(client.socket.EAI_NONAME, "Name or service not known"), 0),
+    (client.socket.gaierror(client.socket.EAI_NODATA, "No address associated with hostname"), 0),
+    (client.socket.gaierror(client.socket.EAI_FAIL, "Non-recoverable failure in name resolution"), 0),
+    (client.socket.gaierror(client.socket.EAI_AGAIN, "Temporary failure in name resolution"), 2),
+    (ConnectionRefusedError(111, "Connection refused"), 2),
+    (ConnectionResetError(104, "Connection reset by peer"), 5),
+    (TimeoutError("timed out"), 5),
+])
+def test_which_failures_are_retried(err, retries):
+    assert client._retries_for(err, 5) == retries
+    assert client._retries_for(err, 1) == min(retries, 1)
+
+
+# -- a registry name that does not resolve ------------------------------------------------
+
+def _pyrt_in_process(monkeypatch, tmp_path, capsys, argv, gai_errno):
+    """Run the `pyrt` command line in this process with a resolver that answers
+    ``gai_errno`` for names under the reserved ``.invalid`` domain (RFC 6761: they
+    resolve nowhere; answering here keeps the test off the network) and counts the
+    questions.  Returns (exit code, stderr, names asked)."""
+    import socket
+
+    from pyrt_core.cli.main import main
+
+    asked = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *a, **kw):
+        if isinstance(host, str) and host.endswith(".invalid"):
+            asked.append(host)
+            raise socket.gaierror(gai_errno, "resolver says no")
+        return real(host, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYRT_REGISTRY_BACKOFF", "0.01")
+    monkeypatch.delenv("PYRT_INSECURE_REGISTRIES", raising=False)
+    code = main(["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run"), *argv])
+    return code, capsys.readouterr().err, asked
+
+
+@pytest.mark.parametrize("argv", [["pull"], ["run", "--rm"]], ids=["pull", "run"])
+def test_a_name_that_does_not_resolve_is_asked_once(monkeypatch, tmp_path, capsys, argv):
+    """EAI_NONAME is the resolver's final answer: no retries (they took 16 s), one line, 125."""
+    import socket
+
+    ref = "nosuchhost.invalid/x:1"
+    code, err, asked = _pyrt_in_process(monkeypatch, tmp_path, capsys,
+                                        argv + [ref] + (["true"] if argv[0] == "run" else []),
+                                        socket.EAI_NONAME)
+    assert code == 125
+    assert asked == ["nosuchhost.invalid"]
+    errors = [line for line in err.splitlines() if line.startswith("Error")]
+    assert errors == ["Error: nosuchhost.invalid: GET /v2/: cannot resolve host: resolver says no"], err
+
+
+def test_a_temporary_resolver_failure_is_retried_twice(monkeypatch, tmp_path, capsys):
+    """EAI_AGAIN (the resolver got no answer in time) may pass: two more tries, then 125."""
+    import socket
+
+    code, err, asked = _pyrt_in_process(monkeypatch, tmp_path, capsys, ["pull", "nosuchhost.invalid/x:1"],
+                                        socket.EAI_AGAIN)
+    assert code == 125 and asked == ["nosuchhost.invalid"] * 3
+    assert "cannot resolve host" in err

@@ -5,12 +5,20 @@
   insecure registry (configured, or ``--tls-verify=false``) unverified
   ``https`` and then plain ``http``.
 * Auth: anonymous; ``Basic`` with the stored credentials; ``Bearer`` tokens
-  from the challenge's realm/service/scope (Basic credentials sent to the
-  realm when the user logged in), cached per scope, refreshed before they
-  expire (``expires_in`` below 60 s counts as 60 s) and after a 401.
+  from the challenge's realm/service/scope, cached per scope, refreshed
+  before they expire (``expires_in`` below 60 s counts as 60 s) and after a
+  401.
+* Credentials stay with the registry (:mod:`.origins`): the ``Authorization``
+  header (Basic or the registry's token) goes only to the registry's own
+  origin (scheme, host and port of the ``/v2/`` probe), so a redirect or an
+  upload ``Location`` that changes any of them, or a redirect chain that left
+  the origin once, gets none; the Basic credentials go to a token realm
+  only on the registry's host or domain, over TLS unless the registry is
+  configured insecure; any other realm is asked anonymously.
 * Retries with exponential back-off (``Retry-After`` honoured) on 429, 5xx
-  and dropped or refused connections; redirects followed (without the
-  registry's ``Authorization`` when they leave the registry's host).
+  and failures that can recover (dropped connections, time-outs, refused
+  connections and temporary resolver failures at most twice); a name that
+  does not resolve and TLS verification failures are final at once.
 * TLS: the system CAs plus ``<certs_dir>/<host:port>/*.crt`` (docker's
   ``certs.d`` layout), client certificates ``*.cert``/``*.key``.
 """
@@ -31,6 +39,7 @@ from pyrt_core.errors import ImageError, NotFoundError
 
 from . import authfile
 from .options import RegistryOptions
+from .origins import origin, realm_withholds
 
 USER_AGENT = "pyrt/0.1 (image-registry)"
 DOCKER_HUB = "docker.io"
@@ -89,6 +98,22 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def _retries_for(e: BaseException, retries: int) -> int:
+    """How often a failed attempt that raised ``e`` may be repeated: 0 for what cannot
+    recover by itself (a name that does not resolve, a TLS certificate that does not
+    verify); at most 2 for a refused connection or a temporary resolver failure
+    (``EAI_AGAIN``: the resolver got no answer, it did not say the name is unknown),
+    which a restarting registry or resolver recovers from within a second or two;
+    ``retries`` for dropped connections and time-outs."""
+    if isinstance(e, socket.gaierror):
+        return min(retries, 2) if e.errno == socket.EAI_AGAIN else 0
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return 0
+    if isinstance(e, ConnectionRefusedError):
+        return min(retries, 2)
+    return retries
+
+
 def _registry_message(data: bytes) -> str:
     try:
         doc = json.loads(data)
@@ -126,6 +151,7 @@ class Client:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._ssl_ctx: dict[bool, ssl.SSLContext] = {}
         self.creds = self.opts.credentials or authfile.lookup(host, self.opts.authfile)
+        self._withheld: tuple[str, str] | None = None  # (realm, why) the credentials did not go to
         self.requests = 0  # requests sent (for tests and benchmarks)
 
     # -- connections ----------------------------------------------------------------
@@ -260,14 +286,13 @@ class Client:
         raise last  # type: ignore[misc]
 
     def _with_retries(self, fn, what: str):
-        """Run ``fn`` (one attempt), retrying dropped/refused connections."""
+        """Run ``fn`` (one attempt), retrying failed connections that can recover."""
         attempt = 0
         while True:
             try:
                 return fn()
             except (OSError, http.client.HTTPException) as e:
-                limit = min(self.opts.retries, 2) if isinstance(e, ConnectionRefusedError) else self.opts.retries
-                if isinstance(e, ssl.SSLError) or attempt >= limit:
+                if isinstance(e, ssl.SSLError) or attempt >= _retries_for(e, self.opts.retries):
                     raise RegistryError(f"{self.host}: {what}: {_describe(e)}") from e
                 attempt += 1
                 time.sleep(self._delay(attempt))
@@ -308,24 +333,44 @@ class Client:
             return "Bearer " + tok[0]
         return None
 
+    def _realm(self) -> str:
+        """The challenge's token realm as an absolute URL (a relative one is the registry's)."""
+        realm = urljoin(self.base + "/", self._challenge["realm"])
+        if urlsplit(realm).scheme.lower() not in ("http", "https") or not urlsplit(realm).hostname:
+            raise AuthError(f"{self.host}: the registry names an unusable token realm {realm!r}")
+        return realm
+
+    def _withheld_note(self) -> str:
+        realm, why = self._withheld  # type: ignore[misc]
+        return (f"the credentials for {self.host} are not sent to the token server {realm} ({why}; "
+                f"they go only to the registry's own host or domain, over TLS unless the registry "
+                f"is configured insecure)")
+
     def _fetch_token(self, scope: str | None) -> tuple[str, float]:
         ch = self._challenge
+        realm = self._realm()
         q = []
         if ch.get("service"):
             q.append(("service", ch["service"]))
         for s in (scope or ch.get("scope") or "").split(" "):
             if s:
                 q.append(("scope", s))
-        url = ch["realm"] + ("&" if "?" in ch["realm"] else "?") + urlencode(q)
+        url = realm + ("&" if "?" in realm else "?") + urlencode(q)
         headers = {"Accept": "application/json"}
         if self.creds:
-            headers["Authorization"] = self._basic_header()
+            why = realm_withholds(realm, self.endpoint, self.insecure)
+            if why is None:
+                headers["Authorization"] = self._basic_header()
+            else:
+                self._withheld = (realm, why)  # asked anonymously, as if not logged in
         resp = self._with_retries(lambda: self._send("GET", url, headers), "token request")
         data = resp.read()
         if resp.status in (401, 403):
-            if self.creds:
+            if "Authorization" in headers:
                 raise AuthError(f"{self.host}: authentication failed: wrong username or password "
                                 f"(token server said HTTP {resp.status})")
+            if self._withheld:
+                raise AuthError(f"{self.host}: authentication required: {self._withheld_note()}")
             raise AuthError(f"{self.host}: authentication required: log in with `pyrt login {self.host}`")
         if resp.status != 200:
             raise AuthError(f"{self.host}: token request failed: HTTP {resp.status}: {_registry_message(data)}")
@@ -357,9 +402,11 @@ class Client:
         auth_tries = 0
         redirects = 0
         rejected = False
+        # the registry's credentials go to its own origin only, and not even there once a
+        # redirect chain has been elsewhere (that hop chose where it sends us back)
+        own = self.is_own(url)
         while True:
             h = dict(headers or {})
-            own = urlsplit(url).netloc == self.endpoint
             if own:
                 a = self._authorization(scope, refresh=rejected)
                 if a:
@@ -367,8 +414,7 @@ class Client:
             try:
                 resp = self._send(method, url, h, body)
             except (OSError, http.client.HTTPException) as e:
-                limit = min(self.opts.retries, 2) if isinstance(e, ConnectionRefusedError) else self.opts.retries
-                if attempt >= limit or isinstance(e, ssl.SSLCertVerificationError):
+                if attempt >= _retries_for(e, self.opts.retries):
                     raise RegistryError(f"{self.host}: {what}: {_describe(e)}") from e
                 attempt += 1
                 time.sleep(self._delay(attempt))
@@ -380,6 +426,9 @@ class Client:
                 if redirects > 5:
                     raise RegistryError(f"{self.host}: {what}: too many redirects")
                 url = urljoin(url, resp.getheader("Location"))
+                if urlsplit(url).scheme.lower() not in ("http", "https"):
+                    raise RegistryError(f"{self.host}: {what}: redirected to {url!r}, not http(s)")
+                own = own and self.is_own(url)
                 if st == 303:
                     method, body = "GET", None
                 continue
@@ -405,9 +454,15 @@ class Client:
             data = resp.read()
             raise self._error(st, data, what, not_found)
 
+    def is_own(self, url: str) -> bool:
+        """Whether ``url`` is on the registry's own origin (scheme, host, port of the probe)."""
+        return origin(url) == origin(self.base)
+
     def _error(self, status: int, data: bytes, what: str, not_found: str | None):
         msg = _registry_message(data)
         if status == 401:
+            if self._withheld:
+                return AuthError(f"{self.host}: authentication required: {self._withheld_note()}")
             if self.creds:
                 return AuthError(f"{self.host}: authentication failed: wrong username or password ({msg})")
             return AuthError(f"{self.host}: authentication required: log in with `pyrt login {self.host}` ({msg})")
@@ -430,6 +485,8 @@ class Client:
             return
         self._tokens.clear()
         tok = self._fetch_token(None)
+        if self._withheld:  # an anonymous token proves nothing about the credentials
+            raise AuthError(f"{self.host}: cannot check the credentials: {self._withheld_note()}")
         resp = self._send("GET", self.base + "/v2/", {"Authorization": "Bearer " + tok[0]})
         resp.read()
         if resp.status == 401:
