@@ -170,7 +170,9 @@ def pyrt_isolation_create(config, stdio, place_process, join_resources):
     Receives ``config`` (a resolved
     :class:`pyrt_core.runtime.config.RuntimeConfig`: namespaces, id maps,
     root, mounts, devices, process), ``stdio`` (a tuple of three file
-    descriptors for the process's stdin, stdout and stderr),
+    descriptors for the process's stdin, stdout and stderr; an entry may be
+    :data:`pyrt_core.runtime.config.NULL_STDIO`, the container's own
+    /dev/null, which the process opens inside the container),
     ``place_process`` and ``join_resources``.
 
     ``place_process(pid, self_join=False)`` takes the init process's host pid;

@@ -569,32 +569,34 @@ def _name_free(store, name: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def _terminal_stdio(tty: bool, interactive: bool):
+def _terminal_stdio(tty: bool, interactive: bool, detach: bool = False):
     """The stdio of a process the CLI runs in the foreground: a pty pyrt owns for
-    ``-t``, else our stdin (``-i``) or /dev/null, and our stdout/stderr.
-    Yields ``(stdio, proxy)``; ``proxy`` is the PtyProxy or None."""
-    devnull = None
+    ``-t``, else pipes pyrt copies to and from ours (never our own terminal or files:
+    monitor/pipes.py says why), the container's /dev/null as stdin without ``-i``.
+    A detached process (``exec -d``) gets the container's /dev/null for all three.
+    Yields ``(stdio, proxy)``; ``proxy`` (PtyProxy, PipeProxy or None) is started
+    with the container and finished after it."""
     proxy = None
     try:
-        if tty:
+        if detach:
+            from ..runtime.config import NULL_STDIO
+
+            stdio = (NULL_STDIO,) * 3
+        elif tty:
             from ..monitor.attach import PtyProxy
 
             proxy = PtyProxy(stdin_fd=0 if interactive else None, stdout_fd=1)
             stdio = proxy.stdio
         else:
-            if interactive:
-                stdin = 0
-            else:
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                stdin = devnull
-            stdio = (stdin, 1, 2)
+            from ..monitor.pipes import PipeProxy
+
+            proxy = PipeProxy(interactive)
+            stdio = proxy.stdio
         sys.stdout.flush()
         yield stdio, proxy
     finally:
         if proxy is not None:
             proxy.finish()
-        if devnull is not None:
-            os.close(devnull)
 
 
 def _run_foreground(engine, config, args) -> int:
@@ -604,7 +606,7 @@ def _run_foreground(engine, config, args) -> int:
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
                           on_exited=(lambda code: proxy.finish()) if proxy else None,
-                          on_console=proxy.adopt if proxy else None)
+                          on_console=getattr(proxy, "adopt", None))
 
 
 def _start_attached(engine, ref, stdin: bool) -> int:
@@ -795,11 +797,11 @@ def cmd_exec(args) -> int:
         raise UsageError("exec needs a command to run")
     engine = _engine(args)
     env = _parse_env(args.env, [])
-    with _terminal_stdio(args.tty, args.interactive) as (stdio, proxy):
+    with _terminal_stdio(args.tty, args.interactive, detach=args.detach) as (stdio, proxy):
         return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
                            workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
                            on_started=(lambda pid: proxy.start()) if proxy else None,
-                           on_console=proxy.adopt if proxy else None)
+                           on_console=getattr(proxy, "adopt", None))
 
 
 def cmd_attach(args) -> int:

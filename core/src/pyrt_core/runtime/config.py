@@ -24,6 +24,10 @@ from ..records import FrozenRecord, Record, evolve  # noqa: F401 - evolve: for c
 #: engine sets it to ``<runroot>/seccomp``; see pyrt_namespaces.seccomp)
 SECCOMP_CACHE_ANNOTATION = "io.pyrt.seccomp-cache"
 
+#: a stdio entry (of pyrt_isolation_create/_join's ``stdio``) meaning "the container's own
+#: /dev/null", opened by the process inside the container: never the host's node
+NULL_STDIO = "null"
+
 NAMESPACE_TYPES = ("mount", "pid", "network", "ipc", "uts", "user", "cgroup", "time")
 
 # mount(2) flags

@@ -29,6 +29,7 @@ import os
 import resource
 
 from pyrt_core.records import TupleRecord
+from pyrt_core.runtime.config import NULL_STDIO
 
 from . import caps, exechelper, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage
@@ -88,11 +89,20 @@ def reset_signals() -> None:
 
 
 def install_stdio(stdio) -> None:
-    """dup2 the given fds onto 0, 1, 2 (None keeps what is there)."""
+    """dup2 the given fds onto 0, 1, 2 (None keeps what is there; NULL_STDIO opens the
+    container's own /dev/null: the process is inside the container's mounts by now)."""
     if stdio is None:
         return
+    if NULL_STDIO in stdio:
+        with stage("opening the container's /dev/null"):
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        stdio = tuple(null if fd == NULL_STDIO else fd for fd in stdio)
+    else:
+        null = None
     # Copy them above 2 first, so that e.g. (1, 0, 2) does not clobber itself.
     high = [None if fd is None else fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    if null is not None:
+        os.close(null)
     for target, fd in enumerate(high):
         if fd is not None:
             os.dup2(fd, target, inheritable=True)
@@ -123,7 +133,7 @@ def close_fds(preserve: int = 0, keep=()) -> None:
         except OSError:
             pass
     first = 3 + preserve
-    for fd in sorted(k for k in keep if k is not None and k >= first):
+    for fd in sorted(k for k in keep if isinstance(k, int) and k >= first):
         _close_from(first, fd - 1)
         first = fd + 1
     _close_from(first)
