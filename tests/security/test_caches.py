@@ -24,6 +24,7 @@ import pytest
 from test_runtime_cli import rt, run, spec  # noqa: F401  (rt: the runtime fixture)
 
 BIN = os.path.dirname(sys.executable)
+INDEX = ("entry-index-", "entry-points-")  # the entry-point index, now and before issue 13
 NOBODY = 65534
 # a block device every host here has (loop, major 7): opening it from a container must be
 # refused by the device cgroup (EPERM), whether mknod itself is allowed or not
@@ -58,11 +59,11 @@ def genuine(tmp_path) -> dict:
     d = cache / "pyrt"
     out = {name: json.loads((d / name).read_text()) for name in os.listdir(d)
            if name.endswith(".json") and not name.startswith(".")}
-    assert any(n.startswith("hooks-") for n in out) and any(n.startswith("entry-points-") for n in out)
+    assert any(n.startswith("hooks-") for n in out) and any(n.startswith(INDEX) for n in out)
     return out
 
 
-def _named(files: dict, prefix: str) -> tuple[str, dict]:
+def _named(files: dict, prefix) -> tuple[str, dict]:
     [(name, data)] = [(n, d) for n, d in files.items() if n.startswith(prefix)]
     return name, data
 
@@ -134,7 +135,7 @@ def test_users_hook_plan_naming_os_system_is_not_followed(rt, genuine, tmp_path)
 
 
 def test_users_entry_point_index_cannot_add_a_plugin(demo_cli, genuine, tmp_path):
-    name, index = _named(genuine, "entry-points-")
+    name, index = _named(genuine, INDEX)
     _add_plugin(index, "evil", "os:system")
     cache = _users_cache(tmp_path, {name: index})
     r = demo_cli("info", "--format", "json", env=_env(cache), check=True)
@@ -179,7 +180,7 @@ def _assert_device_denied(r) -> None:
 
 
 def test_users_index_dropping_cgroups_leaves_the_device_cgroup(demo_cli, genuine, tmp_path):
-    name, index = _named(genuine, "entry-points-")
+    name, index = _named(genuine, INDEX)
     _drop_plugin(index, "cgroups")
     cache = _users_cache(tmp_path, {name: index})
     r = demo_cli("run", "--rm", demo_cli.image, "sh", "-c", OPEN_A_DEVICE, env=_env(cache))
@@ -195,7 +196,7 @@ def test_trusted_index_dropping_cgroups_cannot_drop_the_device_cgroup(demo_cli, 
     # cache directory of root's, which is no better than a user's).  An entry missing
     # from a distribution's record is seen (its entry_points.txt is read again); a
     # distribution missing altogether is not, and the core's "none" manager refuses
-    name, index = _named(genuine, "entry-points-")
+    name, index = _named(genuine, INDEX)
     _drop_plugin(index, "cgroups", whole)
     d = tmp_path / "root-cache-2" / "pyrt"
     d.mkdir(parents=True)

@@ -237,7 +237,7 @@ def test_index_entry_no_distribution_declares_is_not_used():
     from pyrt_core.jsonlean import loads
 
     entrypoints.entry_points("pyrt.plugins")  # writes the index
-    path = entrypoints._path("entry-points")
+    path = entrypoints._path(entrypoints._INDEX)
     with open(path, "rb") as f:
         doc = loads(f.read())
     dist = next(d for d in doc["dists"] if any(e[0] == "pyrt.plugins" for e in d[3]))

@@ -32,8 +32,10 @@ import sys
 from . import trusted
 from .records import FrozenRecord
 
-#: the layout of the index file; another one is rebuilt
+#: the layout of the index file (another is rebuilt), and its name: not the name of the
+#: first layout's file, which older pyrt versions would misread
 _FORMAT = 2
+_INDEX = "entry-index"
 #: the core's own plugin, registered by name (not an entry point)
 CORE_PLUGIN_MODULE = "pyrt_core.builtin"
 PLUGIN_GROUP = "pyrt.plugins"
@@ -202,7 +204,7 @@ def _all() -> dict:
     global _memo
     if _memo is not None:
         return _memo
-    path = _path("entry-points")
+    path = _path(_INDEX)
     data = trusted.read(path) if path else None
     if data is not None:
         from .jsonlean import loads  # not json (re, enum): the runtime's delete reads this
