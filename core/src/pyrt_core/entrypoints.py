@@ -70,18 +70,21 @@ class EntryPoint(FrozenRecord):
         return obj
 
 
+def _wanted_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(base), "pyrt")
+
+
 def cache_dir() -> str | None:
     """``$XDG_CACHE_HOME/pyrt`` (made 0700 when missing) when no other user can write
     there; None when it cannot be used (then nothing is cached)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(os.path.abspath(base), "pyrt")
+    d = _wanted_dir()
     return None if trusted.why_untrusted_dir(d, create=True) else d
 
 
 def why_no_cache() -> str | None:
     """Why :func:`cache_dir` is None (``pyrt info`` shows it), or None."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return trusted.why_untrusted_dir(os.path.join(os.path.abspath(base), "pyrt"), create=True)
+    return trusted.why_untrusted_dir(_wanted_dir(), create=True)
 
 
 _keyed: tuple | None = None  # (sys.path it was made for, key)
