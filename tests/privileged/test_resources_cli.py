@@ -77,13 +77,36 @@ def test_oom_is_reported(cli):
     assert c["State"]["OOMKilled"] is True and c["State"]["ExitCode"] == 137
 
 
-def test_without_a_resource_plugin_limits_and_pause_are_refused(cli):
-    env = dict(os.environ, PYRT_DISABLE_PLUGINS="cgroups")
+def test_without_a_resource_plugin_limits_and_device_rules_are_refused(cli):
+    # the plugin disabled (or missing, or left out of a cache): nothing would enforce a
+    # limit, nor the device rules every container has (docs/security.md)
+    env = {k: v for k, v in os.environ.items() if k != "PYRT_CGROUP_MANAGER"}
+    env["PYRT_DISABLE_PLUGINS"] = "cgroups"
     r = cli("run", "--rm", "-m", "64m", cli.image, "true", env=env)
     assert r.returncode == 125 and "pyrt-cgroups" in r.stderr and r.stderr.count("\n") == 1
+    for args in (("run", "--rm"), ("run", "-d", "--name", "plain"), ("create",)):
+        r = cli(*args, cli.image, "true", env=env)
+        assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr
+        assert "without its device cgroup" in r.stderr and "PYRT_CGROUP_MANAGER=none" in r.stderr
     assert cli("ps", "-aq", env=env).stdout == ""
-    cli("run", "-d", "--name", "plain", cli.image, "sleep", "1000", env=env, check=True)
-    r = cli("pause", "plain", env=env)
+    info = json.loads(cli("info", "--format", "json", env=env, check=True).stdout)
+    assert info["device_cgroup"].startswith("unavailable")
+    # --privileged allows every device: there is nothing to enforce
+    cli("run", "--rm", "--privileged", cli.image, "true", env=env, check=True)
+
+
+def test_no_cgroups_chosen_runs_without_a_device_cgroup_and_says_so(cli):
+    env = {k: v for k, v in os.environ.items() if k != "PYRT_DISABLE_PLUGINS"}
+    env["PYRT_CGROUP_MANAGER"] = "none"
+    r = cli("run", "--name", "plain", cli.image, "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("\n") == 1 and "warning" in r.stderr and "device" in r.stderr
+    c = json.loads(cli("inspect", "--type", "container", "plain", check=True).stdout)[0]
+    assert c["CgroupManager"] == "none" and c["DeviceCgroup"] is False
+    info = json.loads(cli("info", "--format", "json", env=env, check=True).stdout)
+    assert info["device_cgroup"].startswith("NOT ENFORCED")
+    cli("run", "-d", "--name", "sleeper", cli.image, "sleep", "1000", env=env, check=True)
+    r = cli("pause", "sleeper", env=env)
     assert r.returncode == 1 and "pyrt-cgroups" in r.stderr
 
 
@@ -95,7 +118,7 @@ def test_cgroup_manager_from_the_config_file(cli, tmp_path):
     assert r.returncode == 125 and r.stderr.count("\n") == 1
     cli("--config", cfg, "run", "--name", "nocg", cli.image, "true", env=env, check=True)
     c = json.loads(cli("inspect", "--type", "container", "nocg", check=True).stdout)[0]
-    assert c["CgroupManager"] == "none"
+    assert c["CgroupManager"] == "none" and c["DeviceCgroup"] is False
     cli("run", "--name", "withcg", cli.image, "true", env=env, check=True)
     c = json.loads(cli("inspect", "--type", "container", "withcg", check=True).stdout)[0]
-    assert c["CgroupManager"].startswith("cgroupfs-")
+    assert c["CgroupManager"].startswith("cgroupfs-") and c["DeviceCgroup"] is True

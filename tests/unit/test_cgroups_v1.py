@@ -283,6 +283,16 @@ def test_missing_controller_is_refused(tmp_path):
     assert fs.writes == []
 
 
+def test_device_rules_without_a_devices_controller_are_refused(tmp_path):
+    # as runc: the devices cgroup is a hard requirement when rules deny something
+    mountinfo, fs = fake_v1(tmp_path, controllers=("cpuset", "cpu,cpuacct", "memory", "pids"))
+    with pytest.raises(UsageError, match="no devices cgroup controller"):
+        Cgroup.create("c", Resources(devices=[DeviceRule(False)]), mountinfo=mountinfo, fs=fs)
+    assert fs.writes == []
+    allow_all = Resources(devices=[DeviceRule(True)])  # --privileged: nothing to enforce
+    Cgroup.create("c", allow_all, mountinfo=mountinfo, fs=fs).remove()
+
+
 def test_swap_without_swap_accounting_is_refused(v1):
     os.unlink(f"{v1.root}/memory/memory.memsw.limit_in_bytes")
     with pytest.raises(UsageError, match="swapaccount"):

@@ -2,6 +2,7 @@
 same results; pluggy whenever the record does not allow it."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pluggy
 import pytest
 
 from pyrt_core import entrypoints, hookcall, hookspecs
+from pyrt_core.errors import PluginError
 from pyrt_core.plugins import PluginManager, _call_plan, make_plugin_manager
 
 
@@ -185,3 +187,66 @@ def test_runtime_plugin_manager_skips_pluggy_once_recorded(tmp_path):
                           check=True).stdout.split() for _ in range(2)]
     assert out[0] == ["PluginManager", "True"]  # first: pluggy, which records the plans
     assert out[1] == ["LeanPluginManager", "False"]
+
+
+# -- a record root may act on ------------------------------------------------------------
+
+def _record(calls) -> None:
+    entrypoints.record_hooks(calls, [])
+    entrypoints.forget()  # as a later process
+
+
+def test_record_naming_a_module_no_plugin_owns_is_not_used(monkeypatch):
+    called = []
+    monkeypatch.setattr(os, "system", lambda *a: called.append(a))
+    _record({"pyrt_resources_release": {"firstresult": True,
+                                        "impls": [["os", "system", ["container_id"]]]}})
+    assert entrypoints.hook_calls() is None
+    pm = hookcall.plugin_manager()
+    assert isinstance(pm, pluggy.PluginManager)  # which records the plans again
+    pm.hook.pyrt_resources_release(container_id="x", record={"manager": "none"})
+    assert called == []
+    entrypoints.forget()
+    assert "os" not in {i[0] for plan in entrypoints.hook_calls().values() if plan
+                        for i in plan["impls"]}
+
+
+def test_record_naming_what_is_not_the_hooks_implementation_fails_and_is_discarded():
+    # pyrt_core.builtin is a plugin module, but this function is no pyrt_info
+    _record({"pyrt_info": {"firstresult": False,
+                           "impls": [["pyrt_core.builtin", "no_cgroups_chosen", []]]}})
+    pm = hookcall.plugin_manager()
+    assert isinstance(pm, hookcall.LeanPluginManager)
+    with pytest.raises(PluginError, match="not an implementation of pyrt_info"):
+        pm.hook.pyrt_info()
+    entrypoints.forget()
+    assert entrypoints.hook_calls() is None  # discarded: the next load records it again
+
+
+def test_record_in_a_directory_others_can_write_is_not_read(tmp_path):
+    calls = {"pyrt_info": {"firstresult": False, "impls": [["pyrt_core.builtin", "pyrt_info", []]]}}
+    _record(calls)
+    assert entrypoints.hook_calls() == calls
+    os.chmod(tmp_path / "cache" / "pyrt", 0o777)
+    entrypoints.forget()
+    assert entrypoints.hook_calls() is None
+    assert entrypoints.cache_dir() is None and "writable" in entrypoints.why_no_cache()
+
+
+def test_index_entry_no_distribution_declares_is_not_used():
+    from pyrt_core.jsonlean import loads
+
+    entrypoints.entry_points("pyrt.plugins")  # writes the index
+    path = entrypoints._path(entrypoints._INDEX)
+    with open(path, "rb") as f:
+        doc = loads(f.read())
+    dist = next(d for d in doc["dists"] if any(e[0] == "pyrt.plugins" for e in d[3]))
+    dist[3].append(["pyrt.plugins", "evil", "os:system"])
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    entrypoints.forget()
+    names = {ep.name for ep in entrypoints.entry_points("pyrt.plugins")}
+    assert "evil" not in names and names  # rebuilt from the installed distributions
+    assert not entrypoints.is_plugin_module("os")
+    with open(path, "rb") as f:
+        assert b"os:system" not in f.read()

@@ -45,6 +45,41 @@ def test_misspelt_hook_is_caught(tmp_path):
             make_plugin_manager()
 
 
+def test_core_none_manager_refuses_device_rules_unless_no_cgroups_was_chosen(monkeypatch):
+    # without a resource manager nothing would enforce a container's device rules
+    from pyrt_core.runtime.config import DeviceRule, Resources
+
+    monkeypatch.delenv("PYRT_CGROUP_MANAGER", raising=False)
+    pm = make_plugin_manager(load_entry_points=False)
+    deny = Resources(devices=[DeviceRule(False), DeviceRule(True, "c", 1, 3, "rwm")])
+    with pytest.raises(UsageError, match="without its device cgroup.*PYRT_CGROUP_MANAGER=none"):
+        pm.hook.pyrt_resources_validate(resources=deny)
+    for value in ("auto", "cgroupfs-v1", ""):
+        monkeypatch.setenv("PYRT_CGROUP_MANAGER", value)
+        with pytest.raises(UsageError):
+            pm.hook.pyrt_resources_validate(resources=deny)
+    assert pm.hook.pyrt_resources_validate(resources=Resources(devices=[DeviceRule(True)])) == "none"
+    monkeypatch.setenv("PYRT_CGROUP_MANAGER", "none")  # the operator's explicit choice
+    assert pm.hook.pyrt_resources_validate(resources=deny) == "none"
+
+
+@pytest.mark.parametrize("rules,restricts", [
+    ([], False),
+    ([(True, "a", "rwm")], False),                       # --privileged
+    ([(False, "a", "rwm")], True),                       # runc spec's default
+    ([(False, "a", "rwm"), (True, "c", "rwm")], True),   # docker's: deny all, allow some
+    ([(True, "c", "rwm")], True),                        # laid over "deny all"
+    ([(False, "a", "rwm"), (True, "a", "rwm")], False),  # later rules win
+    ([(True, "a", "rwm"), (False, "b", "r")], True),
+    ([(True, "a", "rw")], True),                         # not every access: over "deny all"
+])
+def test_which_device_rules_need_enforcing(rules, restricts):
+    from pyrt_core.runtime.config import DeviceRule, Resources
+
+    r = Resources(devices=[DeviceRule(a, t, None, None, acc) for a, t, acc in rules])
+    assert r.restricts_devices() is restricts
+
+
 def test_core_none_manager_refuses_limits():
     from pyrt_core.runtime.config import Resources
 

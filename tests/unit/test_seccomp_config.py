@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from pyrt_core import trusted
 from pyrt_core.errors import UsageError
 from pyrt_core.runtime.seccomp_config import (
     SeccompArg, SeccompConfig, SeccompRule, action_value, seccomp_from_spec)
@@ -221,7 +222,22 @@ def test_file_cache(tmp_path):
     seccomp._cache.clear()
     (cache / files[0]).write_bytes(b"\0" * 16)
     os.chmod(cache, 0o777)
+    trusted.forget()  # what this process learnt of the directory: as a new process
     assert seccomp.compile_program(cfg, str(cache)).bpf == prog.bpf
+    seccomp._cache.clear()
+    # nor is a file others can write to, or a symlink to a file
+    os.chmod(cache, 0o700)
+    trusted.forget()
+    (cache / files[0]).write_bytes(b"\0" * 16)
+    os.chmod(cache / files[0], 0o666)
+    assert seccomp.compile_program(cfg, str(cache)).bpf == prog.bpf
+    seccomp._cache.clear()
+    elsewhere = tmp_path / "elsewhere.bpf"
+    elsewhere.write_bytes(b"\0" * 16)
+    os.unlink(cache / files[0])
+    os.symlink(elsewhere, cache / files[0])
+    assert seccomp.compile_program(cfg, str(cache)).bpf == prog.bpf
+    assert elsewhere.read_bytes() == b"\0" * 16  # not written through either
     seccomp._cache.clear()
 
 

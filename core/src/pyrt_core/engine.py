@@ -162,12 +162,15 @@ class Engine:
         return container
 
     def _validate_resources(self, config: ContainerConfig) -> None:
-        """Refuse limits the resource manager cannot honour before anything exists."""
-        if not (config.resources or config.devices or config.cgroup_parent):
-            return
-        from .runtime.config import resources_from_spec
+        """Refuse limits the resource manager cannot honour before anything exists.  Device
+        rules count: but for ``--privileged``, the bundle denies every device but the
+        allowed ones (containers/spec), which only a resource manager enforces."""
+        from .runtime.config import DeviceRule, resources_from_spec
 
-        self.pm.hook.pyrt_resources_validate(resources=resources_from_spec(config.resources))
+        resources = resources_from_spec(config.resources)
+        if not config.privileged:
+            resources.devices.insert(0, DeviceRule(False))  # the bundle's "deny all" first
+        self.pm.hook.pyrt_resources_validate(resources=resources)
 
     def _mount_and_write_bundle(self, container: Container, image: Image, load: bool = True):
         from .containers import spec as specmod

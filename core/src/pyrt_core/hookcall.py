@@ -15,12 +15,26 @@ pluggy stays the authority: with no record, a stale one (a plugin module
 changed, a distribution was installed or removed), a disabled plugin, or a hook
 whose implementations pluggy must call itself (wrappers, plugins that are not
 modules), the full plugin manager is built and used instead.
+
+The record is a cache root acts on, so it is only read when no other user can have
+written it, and only when every module it names is the core's plugin or an
+installed plugin's (:func:`pyrt_core.entrypoints.hook_calls`); otherwise pluggy
+loads the plugins and records the plans again.  What it names in a module must be
+marked as an implementation of the hook called (checked before the call): a
+record naming anything else is discarded and the call fails.
 """
 from __future__ import annotations
 
 import sys
 
 _UNKNOWN = object()
+_IMPL_MARK = "pyrt_impl"  # hookspecs.PROJECT + "_impl", without importing hookspecs
+
+
+def _forget_record() -> None:
+    from .entrypoints import discard_hook_calls
+
+    discard_hook_calls()
 
 
 class _Call:
@@ -39,8 +53,20 @@ class _Call:
         function = self._functions[i]
         if function is None:
             module, name, _ = self.impls[i]
+            # the record names only plugin modules (entrypoints.hook_calls); what it names
+            # in them must be an implementation of this very hook, marked as pluggy would
+            # find it (the attribute's name, or the marker's specname)
             __import__(module)  # not importlib.import_module: importlib costs an import
-            function = self._functions[i] = getattr(sys.modules[module], name)
+            function = getattr(sys.modules[module], name, None)
+            opts = getattr(function, _IMPL_MARK, None)
+            if not isinstance(opts, dict) or (opts.get("specname") or name) != self.name:
+                from .errors import PluginError
+
+                _forget_record()
+                raise PluginError(f"the recorded hook plan names {module}:{name}, which is not "
+                                  f"an implementation of {self.name}; it was discarded, "
+                                  "run the command again")
+            self._functions[i] = function
         return function
 
     def __call__(self, **kwargs):

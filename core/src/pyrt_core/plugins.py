@@ -13,9 +13,8 @@ import attrs
 import pluggy
 
 from . import hookspecs
+from .entrypoints import PLUGIN_GROUP
 from .errors import PluginError
-
-PLUGIN_GROUP = "pyrt.plugins"
 
 
 @attrs.define

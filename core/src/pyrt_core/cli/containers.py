@@ -492,6 +492,8 @@ def container_inspect(engine, c) -> dict:
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
+        # "none": nothing enforced its device rules (the operator chose no cgroups)
+        "DeviceCgroup": c.cgroup_manager != "none",
         "Monitor": c.monitor,
         "OCIRuntime": c.runtime,
         "LogPath": engine.containers.log_path(c.id) if c.monitor == "conmon" else "",

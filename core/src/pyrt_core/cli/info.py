@@ -58,10 +58,35 @@ def collect(engine) -> dict:
     if selected_error:
         data["storage"]["error"] = selected_error
     data["kernel"] = kernel_features()
+    data["device_cgroup"] = device_cgroup(pm)
+    data["cache"] = cache_state()
     for section in pm.hook.pyrt_info():
         for k, v in (section or {}).items():
             data.setdefault("plugin_info", {})[k] = v
     return data
+
+
+def device_cgroup(pm) -> str:
+    """Who would enforce a container's device rules: asked as a container that denies
+    every device is (the resource managers' validate hook), so the answer is exact."""
+    from ..runtime.config import DeviceRule, Resources
+
+    try:
+        manager = pm.hook.pyrt_resources_validate(resources=Resources(devices=[DeviceRule(False)]))
+    except Exception as e:  # noqa: BLE001 - shown, not fatal
+        return f"unavailable: {e}"
+    if manager == "none":
+        return ('NOT ENFORCED: cgroup manager "none" was chosen (PYRT_CGROUP_MANAGER or '
+                '[cgroups] manager); containers run without a device cgroup')
+    return f"enforced ({manager})"
+
+
+def cache_state() -> str:
+    """Where the entry-point index and hook plans are cached, or why they are not."""
+    from .. import entrypoints
+
+    d = entrypoints.cache_dir()
+    return d if d else f"none (not trusted: {entrypoints.why_no_cache()})"
 
 
 def render(d: dict) -> str:
@@ -84,6 +109,8 @@ def render(d: dict) -> str:
     out.append(f"Storage driver: {s['selected'] or 'none'}" + (f" ({s['error']})" if s.get("error") else ""))
     for k, v in s["status"].items():
         out.append(f"  {k}: {v}")
+    out.append(f"Device cgroup: {d['device_cgroup']}")
+    out.append(f"Plugin cache: {d['cache']}")
     out.append("Kernel:")
     for k, v in d["kernel"].items():
         if isinstance(v, bool):

@@ -372,6 +372,21 @@ class Resources(Record):
         return (not any(getattr(self, k) for k in self.__slots__ if k != "devices")
                 and self.memory_swappiness is None)
 
+    def restricts_devices(self) -> bool:
+        """Whether the device rules deny some device: then a resource manager must enforce
+        them (a device cgroup).  As the managers apply them: over "deny all" unless the
+        first rule covers every device and access, later rules winning; only rules that
+        end in "allow everything" (``--privileged``) or no rules at all deny nothing."""
+        if not self.devices:
+            return False
+        allow_all = False
+        for rule in self.devices:
+            if rule.type == "a" and set(rule.access) >= set("rwm"):
+                allow_all = bool(rule.allow)
+            elif not rule.allow:
+                allow_all = False
+        return not allow_all
+
 
 class RuntimeConfig(Record):
     """A bundle's configuration, resolved: what the mechanisms act on."""

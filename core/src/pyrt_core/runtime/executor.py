@@ -70,7 +70,14 @@ class Executor:
         Returns ``(process, resources_record)``.
         """
         hook = self.pm.hook
-        hook.pyrt_resources_validate(resources=config.resources)
+        manager = hook.pyrt_resources_validate(resources=config.resources)
+        if manager == "none" and config.resources.restricts_devices():
+            from ..builtin import unenforced_devices_warning
+
+            # validate accepted it: the operator chose no cgroups (builtin.check_device_rules)
+            import sys
+
+            sys.stderr.write(unenforced_devices_warning(config.id) + "\n")
         record: dict = {}
 
         def place_process(pid: int, self_join: bool = False) -> dict | None:
@@ -78,6 +85,12 @@ class Executor:
                                           resources=config.resources,
                                           cgroups_path=config.cgroups_path, self_join=self_join)
             record.update(r or {"manager": "none"})
+            if record.get("manager", "none") == "none":
+                # nothing applied the device rules (whatever validate said): before any
+                # code of the container runs, refuse unless the operator chose so
+                from ..builtin import check_device_rules
+
+                check_device_rules(config.resources)
             if on_placed is not None:
                 on_placed(dict(record))
             return dict(record) if self_join and record.get("self_join") else None

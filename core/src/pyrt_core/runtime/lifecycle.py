@@ -145,6 +145,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         delete(root, cid, force=True, disabled=disabled, pm=pm)  # a stale record: release it
     st.remove()
     os.makedirs(root, mode=0o711, exist_ok=True)
+    from .. import trusted
+
+    why = trusted.why_untrusted_dir(root)
+    if why:  # the records there tell start and delete what to run and signal
+        raise RuntimeFailure(f"refusing the runtime root {root}: {why}")
     try:
         os.mkdir(st.dir, 0o700)
     except FileExistsError:  # a concurrent create of the same id

@@ -18,12 +18,16 @@
 
 ``<root>/<id>/exec.fifo`` is the FIFO the init waits on until ``start``;
 ``<root>/<id>/exec.status`` the FIFO it reports a failed exec on.
+
+The runtime root is the caller's choice (``--root``): ``create`` refuses one another
+user can write to, and a record is only read when no other user can have written it
+(:mod:`pyrt_core.trusted`).
 """
 from __future__ import annotations
 
 import os
 
-from .. import procutil
+from .. import procutil, trusted
 from ..fsutil import atomic_write
 from ..jsonlean import dumps_indented, loads  # not json: see pyrt_core.jsonlean
 
@@ -59,11 +63,18 @@ class RuntimeState:
         return os.path.exists(self.path)
 
     def load(self) -> dict | None:
-        try:
-            with open(self.path, "rb") as f:
-                text = f.read()
-        except FileNotFoundError:
-            return None
+        """The record, None when there is none.  It names the hooks ``start`` and
+        ``delete`` run and the processes they signal, as root: one that another user
+        can have written (pyrt_core.trusted: a runtime root they control) is refused."""
+        text = trusted.read(self.path)
+        if text is None:
+            if not os.path.lexists(self.path):
+                return None
+            why = (trusted.why_untrusted_dir(self.dir)
+                   or "not a regular file of this user's or root's, writable by no one else")
+            from ..errors import UsageError
+
+            raise UsageError(f"refusing the state of container {self.id} ({self.path}): {why}")
         try:
             return loads(text)
         except ValueError:

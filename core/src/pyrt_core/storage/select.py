@@ -36,11 +36,32 @@ def _no_warning(names) -> None:
     """Missing names become our own one-line error below, not a log warning."""
 
 
+def _feed_stevedore() -> None:
+    """Give stevedore our entry points of the driver group.
+
+    stevedore keeps its own cache of every distribution's entry points in
+    ``$XDG_CACHE_HOME/python-entrypoints``, read with no ownership check: a user who
+    controls that directory would choose the class root instantiates for a driver.
+    Its class-level ``ENTRY_POINT_CACHE`` (group -> entry points) is consulted before
+    that file; filled from :mod:`pyrt_core.entrypoints` (whose cache is checked), the
+    file is neither read nor written for this group."""
+    import importlib.metadata
+
+    from stevedore import ExtensionManager
+
+    from ..entrypoints import entry_points
+
+    ExtensionManager.ENTRY_POINT_CACHE[DRIVER_GROUP] = [
+        importlib.metadata.EntryPoint(ep.name, ep.value, DRIVER_GROUP)
+        for ep in entry_points(DRIVER_GROUP)]
+
+
 def load_driver_class(name: str):
     """The driver class registered under ``name``, loaded through stevedore."""
     from stevedore import driver as sd
     from stevedore.exception import NoMatches
 
+    _feed_stevedore()
     try:
         mgr = sd.DriverManager(DRIVER_GROUP, name, invoke_on_load=False,
                                on_missing_entrypoints_callback=_no_warning)
@@ -81,11 +102,19 @@ def _record(root: str, name: str, cls) -> None:
 def _recorded_class(root: str, name: str):
     """The class stevedore picked when the store was created, imported directly.
 
-    This keeps the entry-point machinery off the hot path of every command;
-    if the import fails (plugin removed or moved), stevedore picks again and
-    reports a missing driver properly."""
+    This keeps stevedore off the hot path of every command.  The record is imported
+    only while an installed distribution declares exactly it for this name (the
+    entry-point index, cached and checked): a store's file never names the code root
+    runs.  Otherwise, or if the import fails (plugin removed or moved), stevedore picks
+    again and reports a missing driver properly."""
     rec = _read_record(root)
     if len(rec) < 2 or rec[0] != name:
+        return None
+    from ..entrypoints import entry_points
+
+    # only what an installed distribution declares for this name is imported
+    if rec[1] not in {ep.value.replace(" ", "") for ep in entry_points(DRIVER_GROUP)
+                      if ep.name == name}:
         return None
     import importlib
 

@@ -34,7 +34,8 @@ def _select():
         return host, None, str(e)
     if cls is None:
         return host, None, (f"cgroups are disabled ({manager.ENV_MANAGER}=none): "
-                            "resource limits cannot be applied")
+                            "resource limits cannot be applied and device rules are not "
+                            "enforced")
     return host, cls, None
 
 

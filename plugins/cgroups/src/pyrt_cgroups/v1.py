@@ -294,6 +294,10 @@ class V1Manager(Manager):
         for generic, flags in needed_controllers(r).items():
             if generic not in host.v1:
                 raise UsageError(f"{flags}: this host has no {generic} cgroup controller mounted")
+        if "devices" not in host.v1 and r.restricts_devices():
+            # as runc: the devices cgroup is a hard requirement of the container's security
+            raise UsageError("this host has no devices cgroup controller mounted: the "
+                             "container's device rules cannot be enforced")
         mem = host.v1.get("memory")
         if r.memory_swap and not fs.exists(_j(mem, "memory.memsw.limit_in_bytes")):
             raise UsageError("--memory-swap: this kernel does not account swap (no "

@@ -21,18 +21,20 @@ programs are cached: in this process, and in a directory the caller names
 (pyrt's engine passes ``<runroot>/seccomp`` through the ``io.pyrt.seccomp-cache``
 annotation).  A cached file is named for what produced it (the config's
 digest, libseccomp's version, the machine), is written atomically, and is
-only read from a directory owned by us and writable by nobody else.
+only read when nobody but us or root can have written it (:mod:`pyrt_core.trusted`:
+the whole directory chain, then the file opened with ``O_NOFOLLOW`` and checked with
+``fstat``).
 """
 from __future__ import annotations
 
 import ctypes
 import os
-import stat
 
 from pyrt_core.errors import RuntimeError_
 from pyrt_core.runtime.seccomp_config import (
     ARCHITECTURES, OPERATORS, SeccompConfig, action_value)
 
+from pyrt_core import trusted
 from pyrt_core.digest import sha256_hex
 from pyrt_core.runtime.config import SECCOMP_CACHE_ANNOTATION
 from pyrt_core.records import TupleRecord
@@ -152,50 +154,18 @@ def _cache_path(cache_dir: str, digest: str) -> str:
     return os.path.join(cache_dir, name + ".bpf")
 
 
-def _trusted_dir(path: str) -> bool:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
-            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
 def _read_cached(path: str) -> bytes | None:
-    if not _trusted_dir(os.path.dirname(path)):
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, _MAX_INSNS * 8 + 1)
-    finally:
-        os.close(fd)
-    if not data or len(data) % 8 or len(data) > _MAX_INSNS * 8:
+    # the directory comes from the bundle (an annotation): only a file nobody but us or
+    # root can have written is a filter we install (pyrt_core.trusted)
+    data = trusted.read(path, _MAX_INSNS * 8)
+    if not data or len(data) % 8:
         return None
     return data
 
 
 def _write_cached(path: str, bpf: bytes) -> None:
     """Best effort: a cache that cannot be written only costs time."""
-    d = os.path.dirname(path)
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        if not _trusted_dir(d):
-            return
-        tmp = f"{path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, bpf)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except OSError:
-        try:
-            os.unlink(f"{path}.tmp-{os.getpid()}")
-        except OSError:
-            pass
+    trusted.write(path, bpf, 0o600)
 
 
 def _compile(config: SeccompConfig) -> bytes:
