@@ -1,0 +1,131 @@
+"""Another local user reads the secrets of a container: ``-e SECRET=...`` is kept in the
+container's record (container.json) and in its bundle's config.json.  The run root's
+containers/ directory was 0755 and config.json 0644, so anyone who knew a container's
+id (conmon's command line shows it) could read its environment.
+
+Now containers/ is 0700 under the store root and 0711 under the run root (a
+user-namespaced container's root must reach the bundle's hosts/hostname/resolv.conf),
+container.json and config.json are 0600, and a store an older pyrt made is tightened
+the next time pyrt opens it.  The attack: as nobody (setpriv --reuid 65534), read every
+file under the store root and the run root, which are world-traversable here as
+/var/lib/pyrt and /run/pyrt are on a real host.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+from clitools import PyrtCLI
+
+SECRET = "s3cr3t-" + os.urandom(6).hex()
+
+# runs as nobody with the system's python: lists every file it can reach whose content
+# holds the secret (never blocking: FIFOs and sockets are skipped, reads are O_NONBLOCK)
+SCAN = r"""
+import os, stat, sys
+secret = sys.argv[1].encode()
+found = []
+for top in sys.argv[2:]:
+    for d, dirs, files in os.walk(top, onerror=lambda e: None):
+        for n in files:
+            p = os.path.join(d, n)
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    data = os.read(fd, 1 << 24)
+                    if secret in data:
+                        found.append(p)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+print("\n".join(found))
+"""
+
+
+def _as_nobody(*tops) -> list[str]:
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "/usr/bin/python3", "-c", SCAN, SECRET, *tops],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return [p for p in r.stdout.splitlines() if p]
+
+
+@pytest.fixture
+def world_cli(demo_layout):
+    """A pyrt whose store root and run root lie in world-traversable directories (0755,
+    as an administrator might make /var/lib/pyrt and /run/pyrt), with the demo image."""
+    if not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs setpriv (util-linux) and /usr/bin/python3")
+    base = tempfile.mkdtemp(prefix="pyrt-secrets-", dir="/tmp")
+    os.chmod(base, 0o755)
+    for d in ("root", "run"):
+        os.mkdir(os.path.join(base, d), 0o755)
+        os.chmod(os.path.join(base, d), 0o755)
+    cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
+    cli.image = cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    try:
+        yield cli
+    finally:
+        from lifecycle_helpers import conmon_pids, wait_for
+
+        cli.cleanup()
+        wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _containers_with_the_secret(cli):
+    env = ["-e", f"SECRET={SECRET}"]
+    cli("run", "--rm", *env, cli.image, "true", check=True)
+    cli("run", "--name", "fg", *env, cli.image, "true", check=True)  # exited, kept
+    cli("create", "--name", "made", *env, cli.image, "true", check=True)
+    cid = cli("run", "-d", "--name", "bg", *env, cli.image, "sleep", "1000",
+              check=True).stdout.strip()
+    # the secret is there, for root
+    assert SECRET in open(os.path.join(cli.runroot, "containers", cid, "config.json")).read()
+    return cid
+
+
+def test_nobody_cannot_read_container_secrets(world_cli):
+    cli = world_cli
+    _containers_with_the_secret(cli)
+    assert _as_nobody(cli.root, cli.runroot) == []
+    cli("stop", "-t", "0", "bg", check=True)
+    cli("start", "bg", check=True)  # a restart writes the bundle again
+    assert _as_nobody(cli.root, cli.runroot) == []
+
+
+def test_a_store_made_by_an_older_pyrt_is_tightened(world_cli):
+    # what the old code left: containers/ 0755 under both roots, container.json and
+    # config.json 0644 (the records' directories were 0700, the bundles' 0711 already)
+    cli = world_cli
+    cid = _containers_with_the_secret(cli)
+    for top, name in ((os.path.join(cli.root, "containers"), "container.json"),
+                      (os.path.join(cli.runroot, "containers"), "config.json")):
+        os.chmod(top, 0o755)
+        for e in os.listdir(top):
+            if os.path.exists(os.path.join(top, e, name)):
+                os.chmod(os.path.join(top, e, name), 0o644)
+    assert _as_nobody(cli.root, cli.runroot) != []  # the old layout leaks
+    cli("ps", check=True)  # any container command opens the store
+    assert _as_nobody(cli.root, cli.runroot) == []
+    bundle = os.path.join(cli.runroot, "containers", cid)
+    assert stat.S_IMODE(os.stat(os.path.dirname(bundle)).st_mode) == 0o711
+    assert stat.S_IMODE(os.stat(os.path.join(bundle, "config.json")).st_mode) == 0o600
+
+
+def test_a_user_namespaced_container_still_reaches_its_bundle_files(world_cli):
+    # the reason the run root's directories are 0711, not 0700: the container's root is
+    # an unprivileged host uid (100000) that must reach the bind-mounted /etc/hosts
+    cli = world_cli
+    r = cli("run", "--rm", "--userns", "private", "-e", f"SECRET={SECRET}", cli.image,
+            "cat", "/etc/hosts", "/etc/hostname")
+    assert r.returncode == 0 and "localhost" in r.stdout, r.stderr
