@@ -20,10 +20,10 @@ from hostile import busybox_layout, one_line_error
 FAST = 20  # seconds: start-up, create, mount, refuse, clean up; the old code never returned
 
 
-def _run_image(cli, layout, *args, timeout=FAST):
+def _run_image(cli, layout, *args, cmd=("id",), timeout=FAST):
     iid = cli("load", "-q", "-i", layout, check=True).stdout.split()[0]
     t = time.monotonic()
-    r = cli("run", "--rm", *args, iid, "id", timeout=timeout)
+    r = cli("run", "--rm", *args, iid, *cmd, timeout=timeout)
     return r, time.monotonic() - t
 
 
@@ -65,8 +65,10 @@ def test_a_passwd_symlink_is_resolved_inside_the_image(demo_cli, tmp_path, targe
     r, took = _run_image(demo_cli, layout, "-u", "root")
     assert r.returncode == 126 and "unable to find user root" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and took < FAST
-    r, took = _run_image(demo_cli, layout)  # numeric root needs no passwd entry
-    assert r.returncode == 0 and r.stdout.startswith("uid=0(root) gid=0(root)"), r.stderr
+    # numeric root needs no passwd entry (what the container's own programs make of its
+    # /etc/passwd is its business: `id` would read its /dev/zero forever, as under docker)
+    r, took = _run_image(demo_cli, layout, cmd=("echo", "ran"))
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
     _nothing_left(demo_cli)
 
 
