@@ -237,11 +237,11 @@ def test_foreground_cli_killed(cli):
 
 
 def test_after_reboot(cli):
-    for n in ("a", "b"):
+    for n in ("aa", "bb"):
         cli("run", "-d", "--name", n, cli.image, "sh", "-c", TRAP, check=True)
     cli("create", "--name", "never", cli.image, "true", check=True)
     # "reboot": every process gone, every mount gone, the run root (tmpfs) gone
-    pids = conmon_pids(cli) + [state(cli, n)["Pid"] for n in ("a", "b")]
+    pids = conmon_pids(cli) + [state(cli, n)["Pid"] for n in ("aa", "bb")]
     for p in pids:
         os.kill(p, signal.SIGKILL)
     for p in pids:
@@ -253,12 +253,12 @@ def test_after_reboot(cli):
     shutil.rmtree(cli.runroot)
     ps = json.loads(cli("ps", "-a", "--format", "json").stdout)
     by = {c["Name"]: c["State"] for c in ps}
-    assert by["a"]["Status"] == by["b"]["Status"] == "exited"
+    assert by["aa"]["Status"] == by["bb"]["Status"] == "exited"
     assert by["never"]["Status"] == "created"
-    for n in ("a", "b", "never"):
+    for n in ("aa", "bb", "never"):
         assert cli("start", n).returncode == 0, n
-    assert state(cli, "a")["Running"]
-    assert cli("stop", "a", "b").returncode == 0
+    assert state(cli, "aa")["Running"]
+    assert cli("stop", "aa", "bb").returncode == 0
     assert_clean(cli)
 
 
