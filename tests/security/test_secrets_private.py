@@ -3,10 +3,10 @@ container's record (container.json) and in its bundle's config.json.  The run ro
 containers/ directory was 0755 and config.json 0644, so anyone who knew a container's
 id (conmon's command line shows it) could read its environment.
 
-Now containers/ is 0700 under the store root and 0711 under the run root (a
-user-namespaced container's root must reach the bundle's hosts/hostname/resolv.conf),
-container.json and config.json are 0600, and a store an older pyrt made is tightened
-the next time pyrt opens it.  The attack: as nobody (setpriv --reuid 65534), read every
+Now containers/ is 0700 under the store root and under the run root, so are the
+bundles (conmon and the runtime run as root; the runtime opens a bundle's bind sources
+before it enters a user namespace), container.json and config.json are 0600, and a
+store an older pyrt made is tightened the next time pyrt opens it.  The attack: as nobody (setpriv --reuid 65534), read every
 file under the store root and the run root, which are world-traversable here as
 /var/lib/pyrt and /run/pyrt are on a real host.
 """
@@ -129,7 +129,7 @@ def test_nobody_cannot_read_container_secrets(world_cli):
 
 def test_a_store_made_by_an_older_pyrt_is_tightened(world_cli):
     # what the old code left: containers/ 0755 under both roots, container.json and
-    # config.json 0644 (the records' directories were 0700, the bundles' 0711 already)
+    # config.json 0644 (the records' directories were 0700, the bundles' 0711)
     cli = world_cli
     cid = _containers_with_the_secret(cli)
     for top, name in ((os.path.join(cli.root, "containers"), "container.json"),
@@ -142,14 +142,20 @@ def test_a_store_made_by_an_older_pyrt_is_tightened(world_cli):
     cli("ps", check=True)  # any container command opens the store
     assert _as_nobody(cli) == []
     bundle = os.path.join(cli.runroot, "containers", cid)
-    assert stat.S_IMODE(os.stat(os.path.dirname(bundle)).st_mode) == 0o711
+    assert stat.S_IMODE(os.stat(os.path.dirname(bundle)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(os.path.join(bundle, "config.json")).st_mode) == 0o600
 
 
-def test_a_user_namespaced_container_still_reaches_its_bundle_files(world_cli):
-    # the reason the run root's directories are 0711, not 0700: the container's root is
-    # an unprivileged host uid (100000) that must reach the bind-mounted /etc/hosts
+def test_a_user_namespaced_container_still_gets_its_bundle_files(world_cli):
+    # the bundle is 0700 and the container's root is an unprivileged host uid (100000):
+    # the runtime opens the bind sources (hosts, hostname, resolv.conf) before it enters
+    # the user namespace, so nothing needs a path into the bundle
     cli = world_cli
     r = cli("run", "--rm", "--userns", "private", "-e", f"SECRET={SECRET}", cli.image,
             "cat", "/etc/hosts", "/etc/hostname")
     assert r.returncode == 0 and "localhost" in r.stdout, r.stderr
+    cli("run", "-d", "--name", "un", "--userns", "private", cli.image, "sleep", "1000",
+        check=True)
+    r = cli("exec", "un", "cat", "/etc/resolv.conf", "/etc/hostname")
+    assert r.returncode == 0, r.stderr
+    assert _as_nobody(cli) == []

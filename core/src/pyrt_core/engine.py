@@ -211,7 +211,7 @@ class Engine:
             rootfs = self.driver.get(container.layer_id)
         self.pm.hook.pyrt_storage_rootfs_mounted(container=container, rootfs=rootfs)
         bundle = self.containers.bundle_dir(container.id)
-        os.makedirs(bundle, mode=0o711, exist_ok=True)  # a user namespace must reach the bind sources
+        os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
         hostname = container.config.hostname or container.id[:12]
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)
@@ -223,7 +223,7 @@ class Engine:
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
         from .containers.store import RECORD_MODE
 
-        # it holds the -e values: root's only (the bundle directory itself is 0711)
+        # it holds the -e values: root's only (and so is the bundle directory)
         atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), RECORD_MODE,
                      durable=False)
         if not load:

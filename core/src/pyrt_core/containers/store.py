@@ -47,13 +47,14 @@ class ContainerStore:
         self.names = os.path.join(self.dir, "names")
         self.rundir = os.path.join(runroot, "containers")
         self.lock_path = os.path.join(root, "containers.lock")
-        # records hold the containers' environment (-e values): root's only.  The bundles'
-        # directory is 0711, not 0700: a user-namespaced container's root must reach the
-        # bind sources in its bundle (hosts, hostname, resolv.conf); its config.json is 0600
+        # records and bundles hold the containers' environment (-e values): root's only.
+        # Nobody else needs to traverse them: conmon and the runtime run as root, and the
+        # runtime opens a bundle's bind sources (hosts, hostname, resolv.conf) before it
+        # enters a user namespace, so a user-namespaced container needs no path to them.
         if private_dir(self.dir, 0o700):
             _tighten_files(self.dir, "container.json")  # a store made by an earlier pyrt
         os.makedirs(self.names, mode=0o700, exist_ok=True)
-        if private_dir(self.rundir, 0o711):
+        if private_dir(self.rundir, 0o700):
             _tighten_files(self.rundir, "config.json")
 
     def lock(self):
