@@ -132,11 +132,12 @@ def test_a_store_made_by_an_older_pyrt_is_tightened(world_cli):
     # config.json 0644 (the records' directories were 0700, the bundles' 0711)
     cli = world_cli
     cid = _containers_with_the_secret(cli)
-    for top, name in ((os.path.join(cli.root, "containers"), "container.json"),
-                      (os.path.join(cli.runroot, "containers"), "config.json")):
+    for top, name, dir_mode in ((os.path.join(cli.root, "containers"), "container.json", 0o700),
+                                (os.path.join(cli.runroot, "containers"), "config.json", 0o711)):
         os.chmod(top, 0o755)
         for e in os.listdir(top):
             if os.path.exists(os.path.join(top, e, name)):
+                os.chmod(os.path.join(top, e), dir_mode)
                 os.chmod(os.path.join(top, e, name), 0o644)
     assert _as_nobody(cli) != []  # the old layout leaks
     cli("ps", check=True)  # any container command opens the store
