@@ -25,10 +25,12 @@ def busybox_layout(dest: str, work: str, *, entries=(), skip=(), config=None) ->
     return dest
 
 
-def one_line_error(r, code: int = 125, *words: str) -> None:
-    """``r`` (a finished pyrt) failed with ``code`` and one line on stderr, no traceback."""
+def one_line_error(r, code: int = 125, *words: str, progress: str | None = None) -> None:
+    """``r`` (a finished pyrt) failed with ``code`` and one line on stderr, no traceback
+    (besides progress lines that start with ``progress``, as pull's "Trying to pull")."""
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
+    lines = [ln for ln in r.stderr.strip().splitlines()
+             if not (progress and ln.startswith(progress))]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])

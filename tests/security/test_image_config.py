@@ -74,3 +74,42 @@ def test_a_long_working_directory_from_the_command_line(demo_cli):
     r = cli("run", "--rm", "-w", "/w" * 3000, cli.image, "pwd")
     one_line_error(r, 125, "working directory", "longer than 4095 bytes")
     assert cli("ps", "-aq").stdout == ""
+
+
+PULLED = ("cmd-number", "user-number", "workdir-6000", "env-number")
+
+
+@pytest.fixture(scope="module")
+def hostile_registry(tmp_path_factory):
+    """A registry on 127.0.0.1 holding some of the hostile images (pushed by skopeo,
+    which copies the config blob as it is)."""
+    from registry_fixtures import Registry, registry_missing, skopeo_push
+
+    if registry_missing():
+        pytest.skip("registry tools missing: " + ", ".join(registry_missing()))
+    work = str(tmp_path_factory.mktemp("hostile-registry"))
+    reg = Registry(os.path.join(work, "registry"))
+    try:
+        for name in PULLED:
+            layout = busybox_layout(os.path.join(work, name), work,
+                                    config={"Cmd": ["/bin/true"], **HOSTILE[name]})
+            skopeo_push(f"oci:{layout}:latest", reg.host, f"hostile/{name}:1")
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.mark.parametrize("name", PULLED)
+def test_a_hostile_config_is_refused_at_pull(pyrt_cli, hostile_registry, tmp_path, name):
+    # the registry plugin's pull shares the check (parse_config), before any layer is fetched
+    env = dict(os.environ, REGISTRY_AUTH_FILE=str(tmp_path / "auth.json"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), PYRT_INSECURE_REGISTRIES=hostile_registry.host)
+    ref = f"{hostile_registry.host}/hostile/{name}:1"
+    r = pyrt_cli("pull", ref, env=env, timeout=120)
+    one_line_error(r, 125, "invalid image config", progress="Trying to pull ")
+    r = pyrt_cli("run", "--rm", ref, env=env, timeout=120)  # run's own pull
+    one_line_error(r, 125, "invalid image config", progress="Trying to pull ")
+    assert pyrt_cli("images", "-q", env=env).stdout == ""
+    blobs = os.path.join(pyrt_cli.root, "images", "blobs", "sha256")
+    assert not os.path.isdir(blobs) or os.listdir(blobs) == []
+    assert pyrt_cli("ps", "-aq", env=env).stdout == ""
