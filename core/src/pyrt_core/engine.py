@@ -189,14 +189,13 @@ class Engine:
         limit = self.settings.pids_limit
         if not limit or limit <= 0 or "pids" in (config.resources or {}):
             return  # --pids-limit given (-1 and 0 too: unlimited), or no default wanted
-        from .errors import UsageError
         from .runtime.config import resources_from_spec
 
         wanted = dict(config.resources or {})
         wanted["pids"] = {"limit": limit}
         try:
             manager = self.pm.hook.pyrt_resources_validate(resources=resources_from_spec(wanted))
-        except UsageError:
+        except (PyrtError, OSError):
             return  # no resource plugin, cgroups off, or no pids controller here
         if manager not in (None, "none"):
             config.resources = wanted
