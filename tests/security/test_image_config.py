@@ -113,3 +113,16 @@ def test_a_hostile_config_is_refused_at_pull(pyrt_cli, hostile_registry, tmp_pat
     blobs = os.path.join(pyrt_cli.root, "images", "blobs", "sha256")
     assert not os.path.isdir(blobs) or os.listdir(blobs) == []
     assert pyrt_cli("ps", "-aq", env=env).stdout == ""
+
+
+def test_a_container_that_made_a_very_deep_tree_can_be_removed(demo_cli):
+    # removing its layer recursed once per level (shutil.rmtree): RecursionError, and the
+    # container could never be removed.  (busybox's cd stops at PATH_MAX: ~2,000 levels)
+    cli = demo_cli
+    r = cli("run", "--name", "deep", cli.image, "sh", "-c",
+            "i=0; while mkdir d 2>/dev/null && cd d 2>/dev/null; do i=$((i+1)); done; echo $i",
+            timeout=120)
+    assert r.returncode == 0 and int(r.stdout) > 1500, (r.stdout, r.stderr)
+    r = cli("rm", "deep", timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert cli("ps", "-aq").stdout == ""
