@@ -117,6 +117,10 @@ def test_make_dirs_in_the_root_long_and_through_symlinks(mode, tree):
     made = root / str(host).lstrip("/")
     assert (made / "a").is_dir() and (made / "b").is_dir()
     assert oct((made / "b").stat().st_mode & 0o777) == "0o755"
+    if os.geteuid() == 0:  # the last directory is the container user's, the others root's
+        inroot.make_dirs(str(root), "/own/er", 1234, 4321)
+        assert ((root / "own").stat().st_uid, (root / "own/er").stat().st_uid) == (0, 1234)
+        assert (root / "own/er").stat().st_gid == 4321
     # 1,500 components (within PATH_MAX): no recursion (os.makedirs recursed once per
     # component and failed at a thousand)
     deep = "/d" + "/x" * 1500

@@ -77,7 +77,8 @@ def _parts(path: str) -> list[str]:
 def _walk(rootfd: int, path: str, create_dirs: tuple[int, int] | None = None) -> int:
     """An ``O_PATH`` descriptor of ``path`` resolved inside ``rootfd`` without openat2
     (see the module docstring).  ``create_dirs=(uid, gid)`` makes missing components
-    as directories (mode 0755, owned by uid:gid), as ``mkdir -p`` would in the root."""
+    as directories (mode 0755), as ``mkdir -p`` would in the root; the last one is
+    owned by uid:gid, the others by the caller."""
     stack = [os.dup(rootfd)]  # the directories walked through; stack[0] is the root
     pending = _parts(path)
     pending.reverse()  # next component at the end
@@ -95,7 +96,8 @@ def _walk(rootfd: int, path: str, create_dirs: tuple[int, int] | None = None) ->
             except FileNotFoundError:
                 if create_dirs is None:
                     raise
-                fd = _make_dir(cur, comp, *create_dirs)
+                owner = create_dirs if not pending else (os.geteuid(), os.getegid())
+                fd = _make_dir(cur, comp, *owner)
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode):
                 try:
@@ -222,8 +224,8 @@ def read_file(root: str, path: str, limit: int = MAX_FILE) -> bytes | None:
 
 def make_dirs(root: str, path: str, uid: int, gid: int) -> None:
     """``mkdir -p path`` inside ``root`` (symlinks resolved inside it, as the container
-    will see them); the directories made are owned by ``uid:gid``.  Iterative: a path of
-    thousands of components is no deeper a recursion than one of two."""
+    will see them); the last directory, if made, is owned by ``uid:gid``.  Iterative: a
+    path of thousands of components is no deeper a recursion than one of two."""
     rootfd = os.open(root, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.close(_walk(rootfd, path, create_dirs=(uid, gid)))
