@@ -179,7 +179,8 @@ def make_layer_tar(entries) -> bytes:
 
     ``("file", name, data[, mode])``, ``("dir", name[, mode])``,
     ``("symlink", name, target)``, ``("hardlink", name, target)``,
-    ``("whiteout", name)`` (writes ``dir/.wh.base``), ``("opaque", dir)``.
+    ``("whiteout", name)`` (writes ``dir/.wh.base``), ``("opaque", dir)``,
+    ``("fifo", name)``, ``("chardev", name, major, minor)``.
     Names are written as given (so ``../escape`` is possible)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
@@ -209,10 +210,35 @@ def make_layer_tar(entries) -> bytes:
             elif kind == "opaque":
                 ti.name = os.path.join(name, ".wh..wh..opq")
                 ti.size = 0
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+                ti.mode = 0o644
+            elif kind == "chardev":
+                ti.type = tarfile.CHRTYPE
+                ti.devmajor, ti.devminor = e[2], e[3]
+                ti.mode = 0o666
             else:
                 raise ValueError(kind)
             tf.addfile(ti, io.BytesIO(data) if data is not None else None)
     return buf.getvalue()
+
+
+def dir_layer_tar(src_dir: str, skip=(), entries=()) -> bytes:
+    """An uncompressed layer tar of directory ``src_dir`` (names relative to it), without
+    the paths in ``skip``, followed by ``entries`` (as :func:`make_layer_tar` takes them)."""
+    skip = {p.strip("/") for p in skip}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        tf.add(src_dir, arcname=".", filter=lambda ti: None if ti.name.lstrip("./") in skip else ti)
+    tar = buf.getvalue()
+    if not entries:
+        return tar
+    extra = make_layer_tar(entries)
+    # both end with two zero blocks (and padding): keep the first archive's members only
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        tf.getmembers()
+        end = tf.offset  # where the end-of-archive blocks start
+    return tar[:end] + extra
 
 
 def _digest(data: bytes) -> str:

@@ -91,25 +91,25 @@ def test_stop_signal_flag(cli):
 
 
 def test_kill_and_signals(cli):
-    cli("run", "-d", "--name", "k", cli.image, "sh", "-c",
+    cli("run", "-d", "--name", "kk", cli.image, "sh", "-c",
         'trap "echo usr1" USR1; echo ready; while true; do sleep 0.1; done', check=True)
-    wait_for(lambda: "ready" in _logs(cli, "k").stdout)
-    assert cli("kill", "-s", "USR1", "k").returncode == 0
-    wait_for(lambda: "usr1" in _logs(cli, "k").stdout, what="trap output")
-    assert state(cli, "k")["Running"]
-    assert cli("kill", "k").stdout == "k\n"  # SIGKILL by default
-    assert cli("wait", "k").stdout.strip() == "137"
-    r = cli("kill", "k")
+    wait_for(lambda: "ready" in _logs(cli, "kk").stdout)
+    assert cli("kill", "-s", "USR1", "kk").returncode == 0
+    wait_for(lambda: "usr1" in _logs(cli, "kk").stdout, what="trap output")
+    assert state(cli, "kk")["Running"]
+    assert cli("kill", "kk").stdout == "kk\n"  # SIGKILL by default
+    assert cli("wait", "kk").stdout.strip() == "137"
+    r = cli("kill", "kk")
     assert r.returncode == 1 and "not running" in r.stderr
-    r = cli("kill", "-s", "NOSUCH", "k")
+    r = cli("kill", "-s", "NOSUCH", "kk")
     assert r.returncode == 125 and "invalid signal" in r.stderr
 
 
 def test_restart_command(cli):
-    cli("run", "-d", "--name", "r", cli.image, "sh", "-c", TRAP, check=True)
-    pid1 = state(cli, "r")["Pid"]
-    assert cli("restart", "-t", "5", "r").returncode == 0
-    s = state(cli, "r")
+    cli("run", "-d", "--name", "rr", cli.image, "sh", "-c", TRAP, check=True)
+    pid1 = state(cli, "rr")["Pid"]
+    assert cli("restart", "-t", "5", "rr").returncode == 0
+    s = state(cli, "rr")
     assert s["Running"] and s["Pid"] != pid1
 
 
@@ -228,7 +228,7 @@ def test_bad_input(cli):
     r = cli("run", "-d", "--name", "dup", cli.image, "true")
     assert r.returncode == 125 and 'name "dup" is already in use' in r.stderr
     r = cli("create", "--name", "bad/name", cli.image, "true")
-    assert r.returncode == 125 and "invalid container name" in r.stderr
+    assert r.returncode == 125 and "Invalid container name (bad/name)" in r.stderr
     # stopping a stopped container is not an error (docker)
     assert cli("stop", "dup").returncode == 0
     r = cli("run", "-d", "--restart", "sometimes", cli.image, "true")

@@ -71,28 +71,28 @@ def test_killed_during_create(cli, point):
 
 @pytest.mark.parametrize("point", ["start:mounted", "start:created"])
 def test_killed_during_start(cli, point):
-    cli("create", "--name", "s", cli.image, "sh", "-c", TRAP, check=True)
-    r = cli("start", "s", env=faulty(point))
+    cli("create", "--name", "ss", cli.image, "sh", "-c", TRAP, check=True)
+    r = cli("start", "ss", env=faulty(point))
     assert r.returncode == -signal.SIGKILL
-    st = state(cli, "s")  # inspect recovers first
+    st = state(cli, "ss")  # inspect recovers first
     assert st["Status"] == "exited" and not st["Running"]
     wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
     assert_clean(cli)
     # and it can be started again
-    assert cli("start", "s").returncode == 0
-    assert state(cli, "s")["Running"]
-    assert cli("stop", "s").returncode == 0
-    assert state(cli, "s")["ExitCode"] == 3
+    assert cli("start", "ss").returncode == 0
+    assert state(cli, "ss")["Running"]
+    assert cli("stop", "ss").returncode == 0
+    assert state(cli, "ss")["ExitCode"] == 3
     assert_clean(cli)
 
 
 def test_killed_right_after_exec(cli):
-    cli("create", "--name", "s", cli.image, "sh", "-c", TRAP, check=True)
-    assert cli("start", "s", env=faulty("start:started")).returncode == -signal.SIGKILL
-    st = state(cli, "s")
+    cli("create", "--name", "ss", cli.image, "sh", "-c", TRAP, check=True)
+    assert cli("start", "ss", env=faulty("start:started")).returncode == -signal.SIGKILL
+    st = state(cli, "ss")
     assert st["Status"] == "running" and st["Pid"] > 0  # the container did start: keep it
-    assert cli("stop", "s").returncode == 0
-    assert state(cli, "s")["ExitCode"] == 3
+    assert cli("stop", "ss").returncode == 0
+    assert state(cli, "ss")["ExitCode"] == 3
     assert_clean(cli)
 
 
@@ -165,17 +165,17 @@ def test_killed_during_rm(cli, point):
 
 
 def test_monitor_killed(cli):
-    cli("run", "-d", "--name", "m", cli.image, "sh", "-c", TRAP, check=True)
+    cli("run", "-d", "--name", "mm", cli.image, "sh", "-c", TRAP, check=True)
     [mon] = conmon_pids(cli)
-    pid = state(cli, "m")["Pid"]
+    pid = state(cli, "mm")["Pid"]
     os.kill(mon, signal.SIGKILL)
     wait_for(lambda: conmon_pids(cli) == [], timeout=10)
-    st = state(cli, "m")  # recovery: the container lost its monitor -> killed, cleaned up
+    st = state(cli, "mm")  # recovery: the container lost its monitor -> killed, cleaned up
     assert st["Status"] == "exited" and st["ExitCode"] == 137
     gone(pid)
     assert_clean(cli)
-    assert cli("start", "m").returncode == 0  # and it starts again
-    assert cli("stop", "m").returncode == 0
+    assert cli("start", "mm").returncode == 0  # and it starts again
+    assert cli("stop", "mm").returncode == 0
 
 
 def test_monitor_killed_restart_policy_waits_for_start_or_boot(cli):
@@ -204,11 +204,11 @@ def test_monitor_killed_restart_policy_waits_for_start_or_boot(cli):
 
 def test_cleanup_exit_command_killed(cli):
     # the monitor's exit command (`pyrt container cleanup`) inherits PYRT_FAULT from run -d
-    cli("run", "-d", "--name", "c", cli.image, "sh", "-c", TRAP, env=faulty("cleanup:released"),
+    cli("run", "-d", "--name", "cc", cli.image, "sh", "-c", TRAP, env=faulty("cleanup:released"),
         check=True)
-    assert cli("kill", "-s", "TERM", "c").returncode == 0
+    assert cli("kill", "-s", "TERM", "cc").returncode == 0
     wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
-    st = state(cli, "c")
+    st = state(cli, "cc")
     assert st["Status"] == "exited" and st["ExitCode"] == 3
     assert_clean(cli)
 
@@ -237,11 +237,11 @@ def test_foreground_cli_killed(cli):
 
 
 def test_after_reboot(cli):
-    for n in ("a", "b"):
+    for n in ("aa", "bb"):
         cli("run", "-d", "--name", n, cli.image, "sh", "-c", TRAP, check=True)
     cli("create", "--name", "never", cli.image, "true", check=True)
     # "reboot": every process gone, every mount gone, the run root (tmpfs) gone
-    pids = conmon_pids(cli) + [state(cli, n)["Pid"] for n in ("a", "b")]
+    pids = conmon_pids(cli) + [state(cli, n)["Pid"] for n in ("aa", "bb")]
     for p in pids:
         os.kill(p, signal.SIGKILL)
     for p in pids:
@@ -253,19 +253,19 @@ def test_after_reboot(cli):
     shutil.rmtree(cli.runroot)
     ps = json.loads(cli("ps", "-a", "--format", "json").stdout)
     by = {c["Name"]: c["State"] for c in ps}
-    assert by["a"]["Status"] == by["b"]["Status"] == "exited"
+    assert by["aa"]["Status"] == by["bb"]["Status"] == "exited"
     assert by["never"]["Status"] == "created"
-    for n in ("a", "b", "never"):
+    for n in ("aa", "bb", "never"):
         assert cli("start", n).returncode == 0, n
-    assert state(cli, "a")["Running"]
-    assert cli("stop", "a", "b").returncode == 0
+    assert state(cli, "aa")["Running"]
+    assert cli("stop", "aa", "bb").returncode == 0
     assert_clean(cli)
 
 
 def test_start_after_failed_unmount(cli):
-    cli("run", "-d", "--name", "u", cli.image, "sh", "-c", TRAP, check=True)
-    assert cli("stop", "u").returncode == 0
-    cid = inspect(cli, "u")["Id"]
+    cli("run", "-d", "--name", "uu", cli.image, "sh", "-c", TRAP, check=True)
+    assert cli("stop", "uu").returncode == 0
+    cid = inspect(cli, "uu")["Id"]
     merged = os.path.join(cli.root, "storage", "overlay", cid, "merged")
     # the unmount "failed": the root filesystem is still mounted when the container is started again
     env = dict(os.environ)
@@ -273,8 +273,8 @@ def test_start_after_failed_unmount(cli):
             f"e = Engine(load_settings(root={cli.root!r}, runroot={cli.runroot!r})); e.driver.get({cid!r})")
     subprocess.run([os.path.join(os.path.dirname(cli.exe), "python"), "-c", code], check=True, env=env)
     assert os.path.ismount(merged)
-    assert cli("start", "u").returncode == 0
-    assert cli("stop", "u").returncode == 0
+    assert cli("start", "uu").returncode == 0
+    assert cli("stop", "uu").returncode == 0
     assert not os.path.ismount(merged)
     # and `system recover` releases such a stale mount
     subprocess.run([os.path.join(os.path.dirname(cli.exe), "python"), "-c", code], check=True, env=env)

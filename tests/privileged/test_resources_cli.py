@@ -50,22 +50,22 @@ def test_pause_stops_progress_and_unpause_resumes(cli, tmp_path):
 
 
 def test_stats_and_update(cli):
-    cli("run", "-d", "--name", "s", "-m", "48m", "--pids-limit", "50", cli.image, "sleep", "1000", check=True)
-    r = cli("stats", "--no-stream", "--format", "json", "s", check=True, timeout=30)
+    cli("run", "-d", "--name", "ss", "-m", "48m", "--pids-limit", "50", cli.image, "sleep", "1000", check=True)
+    r = cli("stats", "--no-stream", "--format", "json", "ss", check=True, timeout=30)
     [row] = json.loads(r.stdout)
-    assert row["Name"] == "s" and row["PIDs"] >= 1 and row["MemUsage"] > 0
+    assert row["Name"] == "ss" and row["PIDs"] >= 1 and row["MemUsage"] > 0
     assert row["MemLimit"] == 48 << 20
-    cli("update", "--memory", "96m", "--pids-limit", "20", "s", check=True)
-    [row] = json.loads(cli("stats", "--no-stream", "--format", "json", "s", check=True, timeout=30).stdout)
+    cli("update", "--memory", "96m", "--pids-limit", "20", "ss", check=True)
+    [row] = json.loads(cli("stats", "--no-stream", "--format", "json", "ss", check=True, timeout=30).stdout)
     assert row["MemLimit"] == 96 << 20
-    c = json.loads(cli("inspect", "--type", "container", "s", check=True).stdout)[0]
+    c = json.loads(cli("inspect", "--type", "container", "ss", check=True).stdout)[0]
     assert c["Config"]["resources"]["pids"] == {"limit": 20}
-    r = cli("stats", "--no-stream", "s")  # the table form
+    r = cli("stats", "--no-stream", "ss")  # the table form
     assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID")
     assert "/ 101MB" in r.stdout.splitlines()[1]  # 96 MiB, shown in docker's decimal units
-    r = cli("update", "--memory", "10x", "s")
+    r = cli("update", "--memory", "10x", "ss")
     assert r.returncode == 125 and "invalid" in r.stderr.lower()
-    r = cli("update", "s")
+    r = cli("update", "ss")
     assert r.returncode == 125 and "at least one resource flag" in r.stderr
 
 

@@ -122,9 +122,9 @@ def test_exec_it(cli):
 
 
 def test_detached_tty_attach_and_detach(cli):
-    cid = cli("run", "-dit", "--name", "d", cli.image, "sh", check=True).stdout.strip()
+    cid = cli("run", "-dit", "--name", "dd", cli.image, "sh", check=True).stdout.strip()
     assert len(cid) == 64
-    t = Term(cli.argv("attach", "d"), rows=50, cols=132)
+    t = Term(cli.argv("attach", "dd"), rows=50, cols=132)
     try:
         time.sleep(0.5)
         t.send(b"stty size; echo ma$((0))rk\n")
@@ -133,13 +133,13 @@ def test_detached_tty_attach_and_detach(cli):
         assert t.wait() == 0
     finally:
         t.close()
-    assert state(cli, "d")["Running"]
-    assert "ma0rk" in cli("logs", "d").stdout
-    t = Term(cli.argv("attach", "d"))
+    assert state(cli, "dd")["Running"]
+    assert "ma0rk" in cli("logs", "dd").stdout
+    t = Term(cli.argv("attach", "dd"))
     try:
         time.sleep(0.5)
         t.send(b"exit 9\n")
         assert t.wait() == 9
     finally:
         t.close()
-    assert state(cli, "d")["ExitCode"] == 9
+    assert state(cli, "dd")["ExitCode"] == 9

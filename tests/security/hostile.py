@@ -5,6 +5,9 @@ read, and names where a container must never write; :func:`climb` is the
 relative path from any directory on the host to one of them.
 :func:`load_image` builds a busybox image with a hand-written config and
 extra layer entries (what an attacker controls) and loads it into a store.
+:func:`busybox_layout` writes such an image as an OCI layout by hand (umoci refuses
+some of these; nothing here needs the network); :func:`one_line_error` checks a
+refusal's shape.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 import secrets
 import tarfile
 
+import imagebuilder as ib
 from imagebuilder import busybox_rootfs, make_layer_tar, write_oci_layout
 
 
@@ -80,3 +84,31 @@ def static_elf(code: bytes, machine: int = 62, base: int = 0x400000) -> bytes:
                                  64, 56, 1, 0, 0, 0)
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
     return header + phdr + code
+
+
+DEFAULT_CONFIG = {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"]}
+
+
+def busybox_layout(dest: str, work: str, *, entries=(), skip=(), config=None) -> str:
+    """An OCI layout at ``dest`` (ref "latest"): busybox without the paths in ``skip``,
+    plus ``entries`` (imagebuilder.make_layer_tar's tuples); ``config`` is the image
+    config's ``config`` object (default: Cmd /bin/sh)."""
+    rootfs = os.path.join(work, "busybox-rootfs")
+    if not os.path.isdir(rootfs):
+        ib.busybox_rootfs(rootfs)
+    layer = ib.dir_layer_tar(rootfs, skip=skip, entries=entries)
+    os.makedirs(dest)
+    ib.write_oci_layout(dest, [layer], ref_name="latest", compress="gzip",
+                        config={"config": DEFAULT_CONFIG if config is None else config})
+    return dest
+
+
+def one_line_error(r, code: int = 125, *words: str, progress: str | None = None) -> None:
+    """``r`` (a finished pyrt) failed with ``code`` and one line on stderr, no traceback
+    (besides progress lines that start with ``progress``, as pull's "Trying to pull")."""
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.strip().splitlines()
+             if not (progress and ln.startswith(progress))]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])

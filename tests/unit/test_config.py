@@ -74,6 +74,60 @@ def test_cgroup_manager_from_file_and_environment(tmp_path):
         load_settings(config=_toml(tmp_path, "[cgroups]\nmanager = 3\n"), env={})
 
 
+def test_default_pids_limit_from_the_config_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("pyrt_core.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
+    assert load_settings(env={}).pids_limit == 2048  # podman's default
+    assert load_settings(config=_toml(tmp_path, "[containers]\npids_limit = 100\n"),
+                         env={}).pids_limit == 100
+    assert load_settings(config=_toml(tmp_path, "[containers]\npids_limit = -1\n"),
+                         env={}).pids_limit == -1
+    for bad in ('"100"', "true", "-2", "1.5"):
+        with pytest.raises(UsageError, match="containers.pids_limit"):
+            load_settings(config=_toml(tmp_path, f"[containers]\npids_limit = {bad}\n"), env={})
+
+
+def _engine_with_manager(tmp_path, manager, pids_limit=2048, refuse=False):
+    """An Engine whose resource plugin answers ``manager`` (or refuses a pids limit)."""
+    from pyrt_core.config import Settings
+    from pyrt_core.engine import Engine
+
+    seen = []
+
+    class Hook:
+        @staticmethod
+        def pyrt_resources_validate(resources):
+            seen.append(resources.pids_limit)
+            if refuse or (manager == "none" and not resources.is_empty()):
+                raise UsageError("no pids controller")
+            return manager
+
+    class PM:
+        hook = Hook()
+
+    e = Engine(Settings(root=str(tmp_path / "r"), runroot=str(tmp_path / "rr"),
+                        pids_limit=pids_limit), PM())
+    return e, seen
+
+
+@pytest.mark.parametrize("manager, refuse, resources, limit, want", [
+    ("cgroupfs-v1", False, {}, 2048, {"pids": {"limit": 2048}}),
+    ("cgroupfs-v1", False, {"memory": {"limit": 1 << 30}}, 100,
+     {"memory": {"limit": 1 << 30}, "pids": {"limit": 100}}),
+    ("cgroupfs-v1", False, {"pids": {"limit": -1}}, 2048, {"pids": {"limit": -1}}),  # -1/0 win
+    ("cgroupfs-v1", False, {"pids": {"limit": 7}}, 2048, {"pids": {"limit": 7}}),
+    ("cgroupfs-v1", False, {}, -1, {}),  # no default wanted
+    ("cgroupfs-v2", True, {}, 2048, {}),  # no pids controller: no default, no error
+    ("none", False, {}, 2048, {}),  # no resource plugin: never refused for a default
+])
+def test_the_default_pids_limit_is_the_engines(tmp_path, manager, refuse, resources, limit, want):
+    from pyrt_core.models import ContainerConfig
+
+    e, _ = _engine_with_manager(tmp_path, manager, limit, refuse)
+    c = ContainerConfig(image="x", resources=dict(resources))
+    e._default_pids_limit(c)
+    assert c.resources == want
+
+
 def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
     from pyrt_core.engine import Engine
 

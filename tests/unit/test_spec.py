@@ -60,9 +60,22 @@ def test_unknown_user(rootfs, user):
 
 
 def test_passwd_symlink_out_of_rootfs_is_not_followed(tmp_path):
+    # resolved inside the root (containers.inroot): /etc/shadow of the rootfs, which it lacks
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").symlink_to("/etc/shadow")
+    with pytest.raises(ExecError):
+        spec.resolve_user(str(tmp_path), "root")
+    (tmp_path / "etc/group").symlink_to("../../../../../../../../../etc/gshadow")
+    with pytest.raises(ExecError):  # the host's group "root" is not the image's
+        spec.resolve_user(str(tmp_path), "0:root")
+
+
+def test_passwd_symlink_to_itself_is_a_clear_error(tmp_path):
+    from pyrt_core.errors import ImageError
+
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/passwd").symlink_to("/etc/passwd")
-    with pytest.raises(ExecError):
+    with pytest.raises(ImageError, match="cannot read /etc/passwd in the container"):
         spec.resolve_user(str(tmp_path), "root")
 
 

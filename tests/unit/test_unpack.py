@@ -674,3 +674,12 @@ def test_zstd_process_killed_when_closed_early(monkeypatch):
     proc = s._proc
     s.close()
     assert proc.poll() is not None
+
+
+def test_a_file_replaces_a_tree_deeper_than_the_recursion_limit(root):
+    # a hostile lower layer: 1,100 nested directories (within PATH_MAX); the next layer
+    # puts a file where the tree's top was (shutil.rmtree failed with RecursionError)
+    deep = [dir_("/".join(["d"] * (i + 1))) for i in range(1100)]
+    apply(mktar(*deep), root)
+    apply(mktar(reg("d", b"flat")), root)
+    assert (root / "d").read_bytes() == b"flat"

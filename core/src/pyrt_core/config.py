@@ -26,6 +26,9 @@ Config file format::
 
     [cgroups]
     manager = "auto"   # cgroupfs-v1, cgroupfs-v2, none; PYRT_CGROUP_MANAGER wins
+
+    [containers]
+    pids_limit = 2048  # the default --pids-limit (podman's); 0 or -1: no default limit
 """
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ from .errors import UsageError
 
 DEFAULT_ROOT = "/var/lib/pyrt"
 DEFAULT_RUNROOT = "/run/pyrt"
+#: the pids limit of a container run without --pids-limit, where a resource plugin with
+#: the pids controller is installed (podman's default; docker has none): a fork bomb in
+#: one container cannot take every pid of the host
+DEFAULT_PIDS_LIMIT = 2048
 SYSTEM_CONFIG = "/etc/pyrt/pyrt.toml"
 
 
@@ -44,12 +51,13 @@ class Settings:
     of start-up the monitor's runtime then overlaps, see docs/lifecycle.md)."""
 
     __slots__ = ("root", "runroot", "storage_driver", "storage_driver_source", "storage_options",
-                 "disabled_plugins", "cgroup_manager", "config_file")
+                 "disabled_plugins", "cgroup_manager", "config_file", "pids_limit")
 
     def __init__(self, root: str = DEFAULT_ROOT, runroot: str = DEFAULT_RUNROOT,
                  storage_driver: str | None = None, storage_driver_source: str = "default",
                  storage_options: list[str] | None = None, disabled_plugins: list[str] | None = None,
-                 cgroup_manager: str | None = None, config_file: str | None = None):
+                 cgroup_manager: str | None = None, config_file: str | None = None,
+                 pids_limit: int = DEFAULT_PIDS_LIMIT):
         self.root = root
         self.runroot = runroot
         self.storage_driver = storage_driver
@@ -58,6 +66,7 @@ class Settings:
         self.disabled_plugins = list(disabled_plugins or [])
         self.cgroup_manager = cgroup_manager  # for the resource plugin: [cgroups] manager
         self.config_file = config_file
+        self.pids_limit = pids_limit  # [containers] pids_limit; <= 0: no default limit
 
     def __repr__(self) -> str:
         return "Settings(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -133,6 +142,15 @@ def load_settings(
         if manager is not None and not isinstance(manager, str):
             raise UsageError(f"config file {path}: cgroups.manager must be a string")
         s.cgroup_manager = manager
+        containers = data.get("containers", {})
+        if not isinstance(containers, dict):
+            raise UsageError(f"config file {path}: [containers] must be a table")
+        if "pids_limit" in containers:
+            limit = containers["pids_limit"]
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < -1:
+                raise UsageError(f"config file {path}: containers.pids_limit must be an integer "
+                                 "(-1 or 0: no default limit)")
+            s.pids_limit = limit
     if env.get("PYRT_ROOT"):
         s.root = env["PYRT_ROOT"]
     if env.get("PYRT_RUNROOT"):

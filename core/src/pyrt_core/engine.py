@@ -126,8 +126,18 @@ class Engine:
 
     def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing",
                cid: str | None = None) -> Container:
+        if name:  # docker's rule, checked before anything exists ("" means a generated name)
+            from .containers.store import check_name
+
+            name = check_name(name)
+        else:
+            name = None
         self._validate_resources(config)
+        self._default_pids_limit(config)
         image = self.resolve_image(config.image, pull)
+        from .images.configcheck import check_image
+
+        check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists
         store = self.containers
         cid = cid or store.new_id()
         lk = store.begin_create(cid)
@@ -172,14 +182,38 @@ class Engine:
             resources.devices.insert(0, DeviceRule(False))  # the bundle's "deny all" first
         self.pm.hook.pyrt_resources_validate(resources=resources)
 
+    def _default_pids_limit(self, config: ContainerConfig) -> None:
+        """The engine's default ``--pids-limit`` (``[containers] pids_limit``, podman's
+        2048), for a container given none, where the resource plugin that takes it can
+        apply it (the pids controller is there): a fork bomb then stops at the limit
+        instead of taking every pid of the host.  Without such a plugin the container
+        runs without a limit, as before (never refused for a default).  The default is
+        the engine's: pyrt-runtime applies what a spec says and adds nothing."""
+        limit = self.settings.pids_limit
+        if not limit or limit <= 0 or "pids" in (config.resources or {}):
+            return  # --pids-limit given (-1 and 0 too: unlimited), or no default wanted
+        from .runtime.config import resources_from_spec
+
+        wanted = dict(config.resources or {})
+        wanted["pids"] = {"limit": limit}
+        try:
+            manager = self.pm.hook.pyrt_resources_validate(resources=resources_from_spec(wanted))
+        except (PyrtError, OSError):
+            return  # no resource plugin, cgroups off, or no pids controller here
+        if manager not in (None, "none"):
+            config.resources = wanted
+
     def _mount_and_write_bundle(self, container: Container, image: Image, load: bool = True):
         from .containers import spec as specmod
+        from .images.configcheck import check_image
+
+        check_image(image)
 
         with self.storage_lock():
             rootfs = self.driver.get(container.layer_id)
         self.pm.hook.pyrt_storage_rootfs_mounted(container=container, rootfs=rootfs)
         bundle = self.containers.bundle_dir(container.id)
-        os.makedirs(bundle, mode=0o711, exist_ok=True)  # a user namespace must reach the bind sources
+        os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
         hostname = container.config.hostname or container.id[:12]
         specmod.write_bundle_files(bundle, hostname, container.config.network)
         spec = specmod.build_spec(container, image, rootfs, bundle)
@@ -189,7 +223,11 @@ class Engine:
             spec["annotations"][SECCOMP_CACHE_ANNOTATION] = os.path.join(self.settings.runroot,
                                                                          "seccomp")
         _ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
-        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), durable=False)
+        from .containers.store import RECORD_MODE
+
+        # it holds the -e values: root's only (and so is the bundle directory)
+        atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), RECORD_MODE,
+                     durable=False)
         if not load:
             return None
         from .runtime.executor import load_bundle
@@ -642,6 +680,8 @@ class Engine:
                 text = self.images.get(c.image_id).config.stop_signal
             except (NotFoundError, UsageError):
                 text = None
+            if not isinstance(text, str):  # an image an earlier pyrt stored unchecked
+                text = None
         try:
             return parse_signal(text or "SIGTERM")
         except RuntimeFailure as e:
@@ -916,17 +956,14 @@ def _rfc3339(t: float) -> str:
 
 
 def _ensure_workdir(rootfs: str, cwd: str, user: dict) -> None:
-    """Create the working directory in the rootfs if missing, as docker does, never
-    following a symlink out of the rootfs."""
+    """Create the working directory in the rootfs if missing, as docker does: resolved
+    inside the rootfs (containers.inroot), owned by the container's user.  A path that
+    cannot be made is left to the runtime, which reports the missing directory."""
     if cwd == "/":
         return
-    real_root = os.path.realpath(rootfs)
-    target = os.path.realpath(os.path.join(rootfs, cwd.lstrip("/")))
-    if target != real_root and not target.startswith(real_root + os.sep):
-        return  # leave it to the runtime, which reports the missing directory
-    if not os.path.isdir(target):
-        try:
-            os.makedirs(target, mode=0o755)
-            os.chown(target, user.get("uid", 0), user.get("gid", 0))
-        except OSError:
-            pass
+    from .containers.inroot import make_dirs
+
+    try:
+        make_dirs(rootfs, cwd, user.get("uid", 0), user.get("gid", 0))
+    except OSError:
+        pass

@@ -87,6 +87,11 @@ def _list(v):
     return list(v) if v is not None else None
 
 
+def _str_slice(v):
+    """docker's StrSlice: a plain string stands for a one-element list."""
+    return [v] if isinstance(v, str) else v
+
+
 @define
 class ImageConfig:
     """The runtime-relevant part of an image's config (OCI ``config`` object)."""
@@ -105,8 +110,8 @@ class ImageConfig:
     def from_oci(cls, cfg: dict | None) -> "ImageConfig":
         cfg = cfg or {}
         return cls(
-            entrypoint=cfg.get("Entrypoint"),
-            cmd=cfg.get("Cmd"),
+            entrypoint=_str_slice(cfg.get("Entrypoint")),
+            cmd=_str_slice(cfg.get("Cmd")),
             env=list(cfg.get("Env") or []),
             working_dir=cfg.get("WorkingDir") or "",
             user=cfg.get("User") or "",

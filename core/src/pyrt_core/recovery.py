@@ -37,9 +37,7 @@ MONITOR_LOST = "the monitor (conmon) died; restart policies wait for `pyrt start
 
 
 def reconcile(engine, full: bool = False) -> list[str]:
-    from . import procutil
     from .containers.store import ContainerLock
-    from .engine import now as engine_now
     from .errors import NotFoundError
 
     store = engine.containers
@@ -88,46 +86,62 @@ def reconcile(engine, full: bool = False) -> list[str]:
         if c.state.status == "starting" and engine.monitor_alive(c) and c.monitor != "conmon":
             continue  # a foreground run between create and exec
         try:
-            lk = store.container_lock(c.id, blocking=False)
-        except NotFoundError:
-            continue
-        if lk is None:
-            continue  # someone is working on it
-        with lk:
-            c = store.load(c.id)
-            if c is None:
-                continue
-            status = c.state.status
-            if status == "creating":
-                with engine.storage_lock():
-                    engine.driver.remove(c.layer_id)
-                store.delete(c)
-                actions.append(f"removed half-created container {c.short_id}")
-            elif status == "removing":
-                engine._remove_locked(c)
-                actions.append(f"finished removing container {c.short_id}")
-            elif status == "starting" and c.monitor == "conmon" and engine.monitor_alive(c):
-                # the starter died while holding the lock: finish or undo its start
-                if engine.process_alive(c) and "pyrt-runtime" not in procutil.cmdline(c.state.pid):
-                    c.state.status = "running"
-                    c.state.started_at = c.state.started_at or engine_now()
-                    store.save(c, durable=False)
-                    actions.append(f"container {c.short_id} ({c.name}) had started: marked running")
-                else:
-                    engine._cleanup_locked(c, error="start interrupted")
-                    actions.append(f"container {c.short_id} ({c.name}): start interrupted, "
-                                   "cleaned up")
-            elif status in ("starting", "running") and not engine.monitor_alive(c):
-                # never restarted here (podman's rule): restart policies act on the exit
-                # the monitor reports; without it `pyrt start` or `system boot` starts it
-                engine._cleanup_locked(c, error=MONITOR_LOST if c.monitor == "conmon" else "")
-                actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
-                               f"marked exited ({c.state.exit_code}) and cleaned up")
+            _reconcile_one(engine, store, c, actions)
+        except Exception as e:  # noqa: BLE001 - one bad record must not stop every command
+            actions.append(f"skipped container {c.short_id} ({c.name!r}): {_one_line(e)}")
     _release_dangling_names(store, actions)
     _expire_exit_files(engine, full)
     if full:
         _sweep(engine, actions)
     return actions
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _reconcile_one(engine, store, c, actions: list[str]) -> None:
+    """Finish or undo the step a dead writer left ``c`` in (the module's rules)."""
+    from . import procutil
+    from .engine import now as engine_now
+    from .errors import NotFoundError
+
+    try:
+        lk = store.container_lock(c.id, blocking=False)
+    except NotFoundError:
+        return
+    if lk is None:
+        return  # someone is working on it
+    with lk:
+        c = store.load(c.id)
+        if c is None:
+            return
+        status = c.state.status
+        if status == "creating":
+            with engine.storage_lock():
+                engine.driver.remove(c.layer_id)
+            store.delete(c)
+            actions.append(f"removed half-created container {c.short_id}")
+        elif status == "removing":
+            engine._remove_locked(c)
+            actions.append(f"finished removing container {c.short_id}")
+        elif status == "starting" and c.monitor == "conmon" and engine.monitor_alive(c):
+            # the starter died while holding the lock: finish or undo its start
+            if engine.process_alive(c) and "pyrt-runtime" not in procutil.cmdline(c.state.pid):
+                c.state.status = "running"
+                c.state.started_at = c.state.started_at or engine_now()
+                store.save(c, durable=False)
+                actions.append(f"container {c.short_id} ({c.name}) had started: marked running")
+            else:
+                engine._cleanup_locked(c, error="start interrupted")
+                actions.append(f"container {c.short_id} ({c.name}): start interrupted, "
+                               "cleaned up")
+        elif status in ("starting", "running") and not engine.monitor_alive(c):
+            # never restarted here (podman's rule): restart policies act on the exit
+            # the monitor reports; without it `pyrt start` or `system boot` starts it
+            engine._cleanup_locked(c, error=MONITOR_LOST if c.monitor == "conmon" else "")
+            actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
+                           f"marked exited ({c.state.exit_code}) and cleaned up")
 
 
 def _remove_unfinished_run(engine, cid: str) -> None:

@@ -488,7 +488,8 @@ def container_inspect(engine, c) -> dict:
                        "Privileged": c.config.privileged,
                        "CapAdd": c.config.cap_add or None,
                        "CapDrop": c.config.cap_drop or None,
-                       "SecurityOpt": c.config.security_opt or None},
+                       "SecurityOpt": c.config.security_opt or None,
+                       "PidsLimit": _pids_limit(c.config)},
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
@@ -498,6 +499,13 @@ def container_inspect(engine, c) -> dict:
         "OCIRuntime": c.runtime,
         "LogPath": engine.containers.log_path(c.id) if c.monitor == "conmon" else "",
     }
+
+
+def _pids_limit(config):
+    """HostConfig.PidsLimit as docker shows it: the limit, or null when there is none
+    (unlimited: --pids-limit -1 or 0, or no resource plugin to apply the default)."""
+    limit = ((config.resources or {}).get("pids") or {}).get("limit")
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 # -- create / run / start ---------------------------------------------------------------------
@@ -534,6 +542,10 @@ def _run_detached(args) -> int:
     from .common import settings_from_args
 
     settings = settings_from_args(args)
+    if args.name:  # before the monitor starts: a bad name leaves nothing behind
+        from ..containers.store import check_name
+
+        args.name = check_name(args.name)
     store = ContainerStore(settings.root, settings.runroot)
     cid = store.new_id()
     launched = None

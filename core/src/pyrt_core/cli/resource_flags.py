@@ -87,7 +87,8 @@ def add_resource_flags(p) -> None:
                        ("write-iops", "write rate (I/O operations per second)")):
         a(f"--device-{name}", action="append", default=[], metavar="PATH:RATE",
           help=f"limit the {what} of a host block device (repeatable)")
-    a("--pids-limit", metavar="N", help="maximum number of processes (-1 or 0: unlimited)")
+    a("--pids-limit", metavar="N", help="maximum number of processes (-1 or 0: unlimited; "
+      "default: [containers] pids_limit, 2048, where a resource plugin applies it)")
     a("--device", action="append", default=[], metavar="HOST[:CTR[:rwm]]",
       help="give the container a host device (repeatable)")
     a("--cgroup-parent", metavar="PATH", help="parent cgroup of the container's cgroup")

@@ -50,15 +50,17 @@ def merge_env(image_env: list[str], user_env: list[str], hostname: str, tty: boo
 
 
 def _read_db(rootfs: str, name: str) -> list[list[str]]:
-    path = os.path.join(rootfs, "etc", name)
-    # never follow a symlink out of the rootfs: /etc/passwd is read as a plain file only
-    try:
-        if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
-            return []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-    except OSError:
+    """The entries of the image's /etc/passwd or /etc/group.  Read as the container
+    would see it (symlinks resolved inside the root, never on the host), a regular
+    file of at most 1 MiB, or refused (ImageError, exit 125): see containers.inroot.
+    A missing file has no entries (numeric users need none)."""
+    from .inroot import read_file
+
+    data = read_file(rootfs, f"/etc/{name}")
+    if data is None:
         return []
+    text = data.decode("utf-8", errors="replace")
+    return [line.split(":") for line in text.split("\n") if line.strip() and not line.startswith("#")]
 
 
 def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
@@ -159,6 +161,12 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     cwd = cfg.workdir or image.config.working_dir or "/"
     if not cwd.startswith("/"):
         raise UsageError(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
+    from ..images.configcheck import MAX_PATH
+
+    if len(cwd.encode("utf-8", "surrogateescape")) > MAX_PATH or "\x00" in cwd:
+        raise UsageError(f"the working directory {cwd[:64]!r}... is invalid: longer than "
+                         f"{MAX_PATH} bytes or holding a NUL" if len(cwd) > 64 else
+                         f"the working directory {cwd!r} is invalid: it holds a NUL")
     from ..capabilities import effective_set
 
     caps = effective_set(cfg.cap_add, cfg.cap_drop, cfg.privileged)

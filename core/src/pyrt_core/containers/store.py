@@ -28,7 +28,13 @@ TYPE_CHECKING = False  # (not typing's: importing typing costs ~3 ms of `run -d`
 if TYPE_CHECKING:
     from ..models import Container
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+#: docker's rule for a new name (moby's RestrictedNamePattern): two characters at least, a
+#: letter or digit first; a leading "/" is accepted and dropped, as docker does
+NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+_NEW_NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # fullmatch: no "$" (it allows a final "\n")
+#: what a name lookup or a name release accepts: any name an earlier pyrt may have stored
+#: that is a plain file name in ``containers/names`` (never "", ".", ".." or a path)
+_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ADJ = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
         "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
 _NOUN = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra",
@@ -41,7 +47,15 @@ class ContainerStore:
         self.names = os.path.join(self.dir, "names")
         self.rundir = os.path.join(runroot, "containers")
         self.lock_path = os.path.join(root, "containers.lock")
+        # records and bundles hold the containers' environment (-e values): root's only.
+        # Nobody else needs to traverse them: conmon and the runtime run as root, and the
+        # runtime opens a bundle's bind sources (hosts, hostname, resolv.conf) before it
+        # enters a user namespace, so a user-namespaced container needs no path to them.
+        if private_dir(self.dir, 0o700):
+            _tighten_files(self.dir, "container.json")  # a store made by an earlier pyrt
         os.makedirs(self.names, mode=0o700, exist_ok=True)
+        if private_dir(self.rundir, 0o700):
+            _tighten_files(self.rundir, "config.json")
 
     def lock(self):
         return FileLock(self.lock_path)
@@ -79,7 +93,7 @@ class ContainerStore:
         tmp = os.path.join(self.dir, f".tmp-create-{c.id}")
         final = self.path(c.id)
         atomic_write(os.path.join(tmp, "container.json"),
-                     json.dumps(c.to_dict(), indent=1, sort_keys=True), durable=False)
+                     json.dumps(c.to_dict(), indent=1, sort_keys=True), RECORD_MODE, durable=False)
         try:
             os.rename(tmp, final)
         except OSError as e:
@@ -139,9 +153,8 @@ class ContainerStore:
 
     def reserve_name(self, name: str | None, cid: str) -> str:
         """Claim ``name`` (or a generated one) for container ``cid``, atomically."""
-        if name is not None and not _NAME_RE.match(name):
-            raise UsageError(
-                f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if name is not None:
+            name = check_name(name)
         for _ in range(20):
             candidate = name or self._random_name()
             try:
@@ -156,12 +169,22 @@ class ContainerStore:
         raise ConflictError("could not generate a free container name")
 
     def release_name(self, name: str, cid: str) -> None:
+        """Drop ``name`` if it is ``cid``'s.  A name that cannot be an entry of the names
+        directory (".", "..", "a/b": a record left by an older pyrt, which stored the name
+        before checking it) names nothing to release."""
+        if not _is_entry_name(name):
+            return
         path = os.path.join(self.names, name)
         try:
             if os.readlink(path) == cid:
                 os.unlink(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass
+        except OSError as e:  # EINVAL: not a symlink, so not a name pyrt made
+            import errno
+
+            if e.errno != errno.EINVAL:
+                raise
 
     # -- records ---------------------------------------------------------------------
     def path(self, cid: str) -> str:
@@ -177,7 +200,7 @@ class ContainerStore:
 
         os.makedirs(self.path(c.id), mode=0o700, exist_ok=True)
         atomic_write(os.path.join(self.path(c.id), "container.json"),
-                     json.dumps(c.to_dict(), indent=1, sort_keys=True), durable=durable)
+                     json.dumps(c.to_dict(), indent=1, sort_keys=True), RECORD_MODE, durable=durable)
 
     def load(self, cid: str) -> Container | None:
         d = read_json(os.path.join(self.path(cid), "container.json"), None)
@@ -195,7 +218,15 @@ class ContainerStore:
             return out
         for e in entries:
             if len(e) == 64:
-                c = self.load(e)
+                try:
+                    c = self.load(e)
+                except (ValueError, TypeError, KeyError, AttributeError) as err:
+                    # a damaged record must not break every command that lists containers
+                    import sys
+
+                    sys.stderr.write(f"pyrt: warning: skipping the unreadable container record "
+                                     f"{e[:12]}: {' '.join(str(err).split())}\n")
+                    continue
                 if c is not None:
                     out.append(c)
         out.sort(key=lambda c: c.created, reverse=True)
@@ -204,7 +235,7 @@ class ContainerStore:
     def get(self, ref: str) -> Container:
         """Look up by name, full id, or unique id prefix."""
         link = os.path.join(self.names, ref)
-        if _NAME_RE.match(ref or "") and os.path.islink(link):
+        if _is_entry_name(ref) and os.path.islink(link):
             c = self.load(os.readlink(link))
             if c is not None:
                 return c
@@ -235,6 +266,67 @@ class ContainerStore:
 
     def log_path(self, cid: str) -> str:
         return os.path.join(self.path(cid), "ctr.log")
+
+
+#: container.json and the bundle's config.json hold the -e values: readable by root only
+RECORD_MODE = 0o600
+
+
+def private_dir(path: str, mode: int) -> bool:
+    """Make directory ``path`` with exactly ``mode`` (its parents as usual), or give an
+    existing one that mode.  True when an existing directory had other permissions
+    (made by an earlier pyrt, or by hand): its files may need tightening too."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            pass
+        os.chmod(path, mode)  # not cut by the umask
+        return False
+    if stat.S_IMODE(st.st_mode) == mode:
+        return False
+    os.chmod(path, mode)
+    return True
+
+
+def _tighten_files(top: str, name: str) -> None:
+    """``top/*/name`` -> RECORD_MODE (the records and bundles an earlier pyrt wrote 0644)."""
+    try:
+        entries = os.listdir(top)
+    except OSError:
+        return
+    import stat
+
+    for e in entries:
+        try:  # never through a symlink, never a fifo's open
+            fd = os.open(os.path.join(top, e, name),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, RECORD_MODE)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def check_name(name: str) -> str:
+    """``name`` as docker accepts it for a new container (a leading "/" dropped), else
+    docker's error (exit 125).  Checked before anything of the container exists."""
+    if not isinstance(name, str) or not _NEW_NAME_RE.fullmatch(name):
+        raise UsageError(f"Invalid container name ({name}), only {NAME_CHARS} are allowed")
+    return name[1:] if name.startswith("/") else name
+
+
+def _is_entry_name(name) -> bool:
+    return isinstance(name, str) and bool(_NAME_RE.fullmatch(name)) and name not in (".", "..")
 
 
 class ContainerLock:

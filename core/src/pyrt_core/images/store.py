@@ -834,6 +834,9 @@ def parse_config(config_bytes: bytes) -> dict:
         check_digest(d, "layer diff id")
     if cfg.get("config") is not None and not isinstance(cfg.get("config"), dict):
         raise ImageError("malformed image config: \"config\" is not an object")
+    from .configcheck import check_config
+
+    check_config(cfg.get("config"))  # the field types, before anything is stored
     return cfg
 
 

@@ -476,7 +476,9 @@ class _Applier:
     def remove(self, rel: str, st: os.stat_result) -> None:
         path = self.full(rel)
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(path)
+            from ..storage.copy import remove_tree
+
+            remove_tree(path)  # iterative: a lower layer's tree may be 2,000 levels deep
             self.resolved = {"": ""}
         else:
             os.unlink(path)

@@ -209,7 +209,7 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     conmon = conmon or find_conmon()
     runtime = runtime or find_runtime()
     for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root, paths.bundle):
-        os.makedirs(d, mode=0o711 if d == paths.bundle else 0o700, exist_ok=True)
+        os.makedirs(d, mode=0o700, exist_ok=True)
     for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile,
               paths.ready):
         try:

@@ -86,34 +86,43 @@ def copy_tree_python(src: str, dst: str) -> None:
 
 
 def _copy_dir(src: str, dst: str, links: dict[tuple[int, int], str]) -> None:
-    with os.scandir(src) as it:
-        entries = list(it)
-    for e in entries:
-        s = e.path
-        d = os.path.join(dst, e.name)
-        st = e.stat(follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            os.mkdir(d, 0o700)
-            _copy_dir(s, d, links)
-            _copy_meta(s, d, st)
+    """Copy the contents of ``src`` into ``dst``.  Iterative (an image layer may be two
+    thousand directories deep: a recursion per level would pass Python's limit); a
+    directory's own metadata is applied once its contents are copied (its times)."""
+    todo: list[tuple[str, str, os.stat_result | None]] = [(src, dst, None)]
+    while todo:
+        s_dir, d_dir, st_dir = todo.pop()
+        if st_dir is not None:  # the contents are done: now the directory itself
+            _copy_meta(s_dir, d_dir, st_dir)
             continue
-        if st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino)
-            first = links.get(key)
-            if first is not None:
-                os.link(first, d)
+        with os.scandir(s_dir) as it:
+            entries = list(it)
+        for e in entries:
+            s = e.path
+            d = os.path.join(d_dir, e.name)
+            st = e.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                os.mkdir(d, 0o700)
+                todo.append((s, d, st))  # its metadata, after...
+                todo.append((s, d, None))  # ...its contents
                 continue
-            links[key] = d
-        if stat.S_ISREG(mode):
-            _copy_file(s, d)
-        elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(s), d)
-        elif stat.S_ISFIFO(mode):
-            os.mkfifo(d, 0o600)
-        else:  # character / block device, socket
-            os.mknod(d, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-        _copy_meta(s, d, st)
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                first = links.get(key)
+                if first is not None:
+                    os.link(first, d)
+                    continue
+                links[key] = d
+            if stat.S_ISREG(mode):
+                _copy_file(s, d)
+            elif stat.S_ISLNK(mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISFIFO(mode):
+                os.mkfifo(d, 0o600)
+            else:  # character / block device, socket
+                os.mknod(d, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+            _copy_meta(s, d, st)
 
 
 def _copy_file(s: str, d: str) -> None:
@@ -179,25 +188,113 @@ def _copy_meta(s: str, d: str, st: os.stat_result) -> None:
 def remove_tree(path: str) -> None:
     """Remove ``path`` and everything under it; a missing path is fine.
 
-    Directories whose modes forbid listing or unlinking (a layer may hold
-    ``d---------`` directories, overlay's ``work/work`` is one) are made
-    accessible and retried, which matters when not running as root.
+    Iterative, on directory descriptors: a container can make a tree thousands of
+    directories deep (``mkdir d; cd d`` in a loop), deeper than PATH_MAX and than
+    Python's recursion limit, where ``shutil.rmtree`` failed with RecursionError and
+    the container could never be removed.  Never follows a symlink.  Directories whose
+    modes forbid listing or unlinking (a layer may hold ``d---------`` directories,
+    overlay's ``work/work`` is one) are made accessible and retried, which matters when
+    not running as root.
     """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+    # the directories being emptied, outermost first: [descriptor or None, name in its
+    # parent, (st_dev, st_ino)]; at most _OPEN_FDS descriptors stay open (a tree can be
+    # deeper than the descriptor limit): a closed parent is reopened through ".." of its
+    # child and must be the same directory
+    top = _open_dir(path, None)
+    stack: list[list] = [[top, "", _ident(top)]]
+    open_count = 1
+    try:
+        while stack:
+            entry = stack[-1]
+            sub = _empty_but_subdir(entry[0])
+            if sub is not None:  # go down into it first
+                fd = _open_dir(sub, entry[0])
+                stack.append([fd, sub, _ident(fd)])
+                open_count += 1
+                if open_count > _OPEN_FDS:
+                    far = next(e for e in stack[1:] if e[0] is not None)
+                    os.close(far[0])
+                    far[0] = None
+                    open_count -= 1
+                continue
+            fd, name, _ = stack.pop()
+            if stack:
+                parent = stack[-1]
+                if parent[0] is None:
+                    pfd = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                    if _ident(pfd) != parent[2]:
+                        os.close(pfd)
+                        raise OSError(errno.EBUSY, "a directory moved while it was removed",
+                                      path)
+                    parent[0] = pfd
+                    open_count += 1
+                os.close(fd)
+                open_count -= 1
+                _writable(lambda: os.rmdir(name, dir_fd=parent[0]), parent[0])
+            else:
+                os.close(fd)
+                open_count -= 1
+    finally:
+        for e in stack:
+            if e[0] is not None:
+                os.close(e[0])
+    os.rmdir(path)
 
-    def retry(func, p, exc_info):
-        exc = exc_info[1]
-        if isinstance(exc, FileNotFoundError):
-            return
+
+_OPEN_FDS = 64
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    """A descriptor of directory ``name`` (made readable first if it is not)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        # only without root (root opens any directory); a directory a moment ago
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _writable(op, dir_fd: int) -> None:
+    """Run ``op`` (an unlink or rmdir in ``dir_fd``); on EACCES make the directory
+    writable and try once more."""
+    try:
+        op()
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        os.fchmod(dir_fd, 0o700)
+        op()
+
+
+def _empty_but_subdir(fd: int) -> str | None:
+    """Unlink every non-directory in the directory ``fd``; return the name of a
+    subdirectory left in it, or None once it is empty."""
+    try:
+        names = os.listdir(fd)
+    except PermissionError:
+        os.fchmod(fd, 0o700)
+        names = os.listdir(fd)
+    for name in names:
         try:
-            os.chmod(os.path.dirname(p), 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-        except OSError:
-            raise exc from None
-        func(p)
-
-    if os.path.lexists(path):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, onerror=retry)
-        else:
-            os.unlink(path)
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            return name
+        _writable(lambda: os.unlink(name, dir_fd=fd), fd)
+    return None
