@@ -37,3 +37,15 @@ def test_runs_a_container_on_overlay(pyrt_cli, demo_layout):
     loaded = {p["name"] for p in info["plugins"] if p["status"] == "loaded"}
     assert loaded == {"core", "namespaces"}
     assert {d["name"] for d in info["storage"]["drivers"]} == {"overlay", "vfs"}
+
+
+def test_registry_commands_say_which_plugin_to_install(pyrt_cli):
+    """pull/push/login/logout come with pyrt-image-registry (pyrt.commands entry points):
+    without it, one line naming the distribution, exit 125, as docker's errors."""
+    for argv in (["pull", "busybox"], ["push", "x"], ["login", "r.example"], ["logout", "--all"]):
+        r = pyrt_cli(*argv)
+        assert r.returncode == 125, (argv, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "pyrt-image-registry" in lines[0], r.stderr
+    r = pyrt_cli("run", "--help")
+    assert "--tls-verify" not in r.stdout  # that plugin's flags of run are not there either

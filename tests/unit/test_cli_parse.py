@@ -73,15 +73,18 @@ def test_command_table_matches_the_area_modules():
     for area, names in climain.AREAS.items():
         mod = importlib.import_module(f"pyrt_core.cli.{area}")
         assert tuple(mod.PARSERS) == names, area
+    from pyrt_core.cli.extensions import plugin_commands
+
     listed = build_parser()._subparsers._group_actions[0].choices
-    assert list(listed) == [n for names in climain.AREAS.values() for n in names]
+    assert list(listed) == [n for names in climain.AREAS.values() for n in names] + \
+        list(plugin_commands())
 
 
 @pytest.mark.parametrize("argv, word", [
     (["rm", "x"], "rm"),
     (["--root", "/r", "--runroot=/rr", "-s", "vfs", "stop", "-t", "1", "x"], "stop"),
     (["--storage-opt", "overlay.a=b", "run", "--rm", "img"], "run"),
-    (["--help"], None), ([], None), (["--roo", "/r", "ps"], None), (["nosuch"], None),
+    (["--help"], None), ([], None), (["--roo", "/r", "ps"], None),
 ])
 def test_only_the_named_command_is_built(argv, word):
     from pyrt_core.cli.main import command_word
@@ -94,6 +97,16 @@ def test_only_the_named_command_is_built(argv, word):
         a, b = p.parse_args(argv), build_parser().parse_args(argv)
         assert {k: v for k, v in vars(a).items() if k != "func"} == \
             {k: v for k, v in vars(b).items() if k != "func"}
+
+
+def test_an_unknown_command_is_refused_by_the_whole_parser(capsys):
+    from pyrt_core.cli.main import command_word
+
+    assert command_word(["nosuch", "x"]) == "nosuch"  # maybe a plugin's: looked up
+    with pytest.raises(SystemExit) as e:
+        main(["nosuch", "x"])
+    assert e.value.code == 125
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
 
 
 def test_abbreviated_global_option_still_parses():

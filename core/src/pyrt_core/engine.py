@@ -37,6 +37,8 @@ class Engine:
     def __init__(self, settings, pm=None):
         self.settings = settings
         self._pm = pm
+        #: values of the plugins' flags of the command (cli/extensions.py), for the plugins
+        self.plugin_options: dict = {}
         if settings.cgroup_manager:
             # the resource plugin reads its manager from the environment, which also
             # carries it to pyrt-runtime under conmon
@@ -108,8 +110,9 @@ class Engine:
             except NotFoundError:
                 if pull == "never":
                     raise NotFoundError(f"image {text} not found locally (--pull never)") from None
+        settings = dict(self.plugin_options, config_file=self.settings.config_file)
         image = self.pm.hook.pyrt_image_fetch(reference=ref, store=self.images,
-                                              options=FetchOptions(pull=pull))
+                                              options=FetchOptions(pull=pull, settings=settings))
         if image is None:
             raise NotFoundError(
                 f"image {text} is not in the local store, and no plugin can fetch "

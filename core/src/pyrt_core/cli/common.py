@@ -14,10 +14,13 @@ def settings_from_args(args):
 
 
 def engine_from_args(args, pm=None):
-    """An Engine for the global flags."""
+    """An Engine for the global flags (and the plugins' flags of the command:
+    ``args.plugin_options``, see cli/extensions.py)."""
     from ..engine import Engine
 
-    return Engine(settings_from_args(args), pm)
+    engine = Engine(settings_from_args(args), pm)
+    engine.plugin_options = dict(getattr(args, "plugin_options", None) or {})
+    return engine
 
 
 

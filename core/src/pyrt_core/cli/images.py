@@ -1,4 +1,7 @@
-"""Image commands: load, images, tag, rmi, pull, push, login, logout, save, image prune."""
+"""Image commands: load, images, tag, rmi, save, image prune.
+
+``pull``, ``push``, ``login`` and ``logout`` are pyrt-image-registry's (cli/extensions.py).
+"""
 from __future__ import annotations
 
 import json
@@ -39,44 +42,6 @@ def _p_rmi(cmd) -> None:
     rmi.add_argument("images", nargs="+", metavar="IMAGE")
 
 
-def _p_pull(cmd) -> None:
-    pl = cmd("pull", "Pull an image from a registry", cmd_pull)
-    pl.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pull (default: the host's)")
-    pl.add_argument("--quiet", "-q", action="store_true", help="print only the image id")
-    pl.add_argument("--max-concurrent-downloads", type=int, metavar="N",
-                    help="layers downloaded at once (default 3)")
-    _registry_flags(pl)
-    pl.add_argument("image", metavar="IMAGE", help="[REGISTRY/]REPOSITORY[:TAG|@DIGEST]")
-
-
-def _p_push(cmd) -> None:
-    ps = cmd("push", "Push an image to a registry", cmd_push)
-    ps.add_argument("--quiet", "-q", action="store_true", help="print only the manifest digest")
-    ps.add_argument("--chunk-size", type=int, metavar="BYTES",
-                    help="send blobs larger than this in chunks (default 16 MiB)")
-    ps.add_argument("--digestfile", metavar="FILE", help="write the pushed manifest's digest to FILE")
-    _registry_flags(ps)
-    ps.add_argument("image", metavar="IMAGE")
-    ps.add_argument("destination", nargs="?", metavar="DEST", help="[REGISTRY/]REPOSITORY[:TAG] (default: IMAGE)")
-
-
-def _p_login(cmd) -> None:
-    li = cmd("login", "Log in to a registry", cmd_login)
-    li.add_argument("--username", "-u", metavar="USER")
-    li.add_argument("--password", "-p", metavar="PASSWORD")
-    li.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    _registry_flags(li, creds=False)
-    li.add_argument("registry", metavar="REGISTRY")
-
-
-def _p_logout(cmd) -> None:
-    lo = cmd("logout", "Log out of a registry", cmd_logout)
-    lo.add_argument("--authfile", metavar="FILE", help="auth file (default: $REGISTRY_AUTH_FILE or "
-                                                      "$XDG_RUNTIME_DIR/containers/auth.json)")
-    lo.add_argument("--all", "-a", action="store_true", help="forget every registry")
-    lo.add_argument("registry", nargs="?", metavar="REGISTRY")
-
-
 def _p_save(cmd) -> None:
     sv = cmd("save", "Save images to an archive (docker-archive or oci-archive)", cmd_save)
     sv.add_argument("--output", "-o", metavar="FILE", help="archive to write (default: stdout)")
@@ -96,53 +61,13 @@ def _p_image(cmd) -> None:
     pr.add_argument("--force", "-f", action="store_true", help="do not ask")
 
 
-PARSERS = {"load": _p_load, "images": _p_images, "tag": _p_tag, "rmi": _p_rmi, "pull": _p_pull,
-           "push": _p_push, "login": _p_login, "logout": _p_logout, "save": _p_save,
+PARSERS = {"load": _p_load, "images": _p_images, "tag": _p_tag, "rmi": _p_rmi, "save": _p_save,
            "image": _p_image}
 
 
 def add_parsers(cmd) -> None:
     for build in PARSERS.values():
         build(cmd)
-
-
-def _registry_flags(p, creds: bool = True) -> None:
-    p.add_argument("--authfile", metavar="FILE", help="auth file (default: $REGISTRY_AUTH_FILE or "
-                                                     "$XDG_RUNTIME_DIR/containers/auth.json)")
-    p.add_argument("--cert-dir", metavar="DIR",
-                   help="directory with HOST:PORT/ca.crt (default /etc/pyrt/certs.d, "
-                        "/etc/containers/certs.d, /etc/docker/certs.d)")
-    p.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL",
-                   help="require HTTPS and verify certificates (default: true unless the registry "
-                        "is listed as insecure); false allows plain HTTP")
-    if creds:
-        p.add_argument("--creds", metavar="USER:PASSWORD", help="credentials for this command")
-
-
-def _bool(v: str) -> bool:
-    v = v.lower()
-    if v in ("true", "1", "yes", "on"):
-        return True
-    if v in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(v)
-
-
-def _registry_settings(args, engine) -> dict:
-    return {
-        "config_file": engine.settings.config_file,
-        "authfile": getattr(args, "authfile", None),
-        "certs_dir": getattr(args, "cert_dir", None),
-        "tls_verify": getattr(args, "tls_verify", None),
-        "creds": getattr(args, "creds", None),
-        "max_concurrent_downloads": getattr(args, "max_concurrent_downloads", None),
-        "chunk_size": getattr(args, "chunk_size", None),
-        "progress": "quiet" if getattr(args, "quiet", False) else "auto",
-    }
-
-
-def _registry_plugin_missing(what: str) -> NotFoundError:
-    return NotFoundError(f"no plugin can {what} registry images: install pyrt-image-registry")
 
 
 def cmd_load(args) -> int:
@@ -241,116 +166,6 @@ def cmd_rmi(args) -> int:
             sys.stderr.write(f"Error: {e}\n")
             code = 1
     return code
-
-
-def cmd_pull(args) -> int:
-    from ..models import FetchOptions, ImageReference
-
-    ref = ImageReference.parse(args.image)
-    engine = engine_from_args(args)
-    settings = _registry_settings(args, engine)
-    opts = FetchOptions(platform=args.platform, quiet=args.quiet, pull="always", settings=settings)
-    img = engine.pm.hook.pyrt_image_fetch(reference=ref, store=engine.images, options=opts)
-    if img is None:
-        raise _registry_plugin_missing("pull")
-    print(img.id)
-    return 0
-
-
-def cmd_push(args) -> int:
-    from ..models import FetchOptions, ImageReference
-
-    engine = engine_from_args(args)
-    img = engine.images.get(args.image)
-    dest_text = args.destination or args.image
-    if dest_text.startswith("docker://"):
-        dest_text = dest_text[len("docker://"):]
-    ref = ImageReference.parse(dest_text)
-    if ref.transport == "registry" and not args.destination and ref.digest:
-        raise UsageError(f"cannot push to {dest_text!r}: name a tag")
-    settings = _registry_settings(args, engine)
-    opts = FetchOptions(quiet=args.quiet, settings=settings)
-    digest = engine.pm.hook.pyrt_image_push(image=img, reference=ref, store=engine.images, options=opts)
-    if digest is None:
-        raise _registry_plugin_missing("push") if ref.transport == "registry" else \
-            UsageError(f"cannot push to {ref.transport}: references")
-    if args.digestfile:
-        with open(args.digestfile, "w") as f:
-            f.write(digest)
-    print(digest)
-    return 0
-
-
-def _registry_host(text: str) -> str:
-    for prefix in ("https://", "http://"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    text = text.rstrip("/")
-    if text.endswith("/v1") or text.endswith("/v2"):
-        text = text[:-3]
-    host = text.split("/", 1)[0]
-    if host in ("index.docker.io", "registry-1.docker.io"):
-        host = "docker.io"
-    if not host:
-        raise UsageError("name a registry (HOST[:PORT])")
-    return host
-
-
-def cmd_login(args) -> int:
-    try:
-        from pyrt_image_registry import authfile
-        from pyrt_image_registry.client import Client
-        from pyrt_image_registry.options import from_settings
-    except ImportError:
-        raise _registry_plugin_missing("log in to") from None
-    engine = engine_from_args(args)
-    host = _registry_host(args.registry)
-    user = args.username
-    password = args.password
-    if args.password_stdin:
-        if password:
-            raise UsageError("--password and --password-stdin cannot be used together")
-        password = sys.stdin.readline().rstrip("\n")
-    if not user:
-        if not sys.stdin.isatty():
-            raise UsageError("name the user with --username (stdin is not a terminal)")
-        user = input("Username: ").strip()
-    if password is None:
-        if not sys.stdin.isatty():
-            raise UsageError("give the password with --password or --password-stdin")
-        import getpass
-
-        password = getpass.getpass("Password: ")
-    settings = _registry_settings(args, engine)
-    settings["creds"] = f"{user}:{password}"
-    opts = from_settings(settings)
-    client = Client(host, opts)
-    try:
-        client.login_check()
-    finally:
-        client.close()
-    path = authfile.store(host, user, password, opts.authfile)
-    print("Login Succeeded!")
-    return 0
-
-
-def cmd_logout(args) -> int:
-    try:
-        from pyrt_image_registry import authfile
-    except ImportError:
-        raise _registry_plugin_missing("log out of") from None
-    authfile_path = args.authfile or os.environ.get("REGISTRY_AUTH_FILE")
-    if args.all:
-        authfile.remove(None, authfile_path)
-        print("Removed login credentials for all registries")
-        return 0
-    if not args.registry:
-        raise UsageError("name a registry, or use --all")
-    host = _registry_host(args.registry)
-    if not authfile.remove(host, authfile_path):
-        raise NotFoundError(f"not logged into {host}")
-    print(f"Removed login credentials for {host}")
-    return 0
 
 
 def cmd_save(args) -> int:

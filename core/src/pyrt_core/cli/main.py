@@ -41,7 +41,7 @@ AREAS = {
     "containers": ("run", "create", "inspect", "ps", "rm", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
                    "container", "system"),
-    "images": ("load", "images", "tag", "rmi", "pull", "push", "login", "logout", "save", "image"),
+    "images": ("load", "images", "tag", "rmi", "save", "image"),
     "system": ("info", "version", "runtime"),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
@@ -51,8 +51,9 @@ _GLOBAL_VALUE = ("--root", "--runroot", "--storage-driver", "-s", "--storage-opt
 
 def command_word(argv) -> str | None:
     """The command ``argv`` names, when that is certain without argparse: the first word
-    after the global options, spelt out in full.  None for anything else (no command,
-    --help, --version, abbreviated options), where the whole parser is built."""
+    after the global options, spelt out in full (a core command's, or another word: a
+    plugin's command, looked up in :func:`build_parser`).  None for anything else (no
+    command, --help, --version, abbreviated options), where the whole parser is built."""
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -63,7 +64,7 @@ def command_word(argv) -> str | None:
         elif a.startswith("-"):
             return None
         else:
-            return a if a in _AREA_OF else None
+            return a
     return None
 
 
@@ -77,21 +78,41 @@ def build_parser(only: str | None = None) -> Parser:
     _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
+    made = {}
+
     def cmd(name, help, func, aliases=(), add_help=True, storage_opt=True):
         sp = sub.add_parser(name, help=help, description=help, aliases=list(aliases),
                             add_help=add_help)
         _global_options(sp, suppress=True, storage_opt=storage_opt)
         sp.set_defaults(func=func)
+        made[name] = sp
         return sp
 
     # one module per area; each command's builder adds its flags (argparse only: heavy
-    # imports happen inside the command functions)
+    # imports happen inside the command functions); plugins add commands and flags
+    # (cli/extensions.py)
+    from . import extensions
+
     if only is not None:
-        area = importlib.import_module(f"{__package__}.{_AREA_OF[only]}")
-        area.PARSERS[only](cmd)
-        return p
+        if only in _AREA_OF:
+            area = importlib.import_module(f"{__package__}.{_AREA_OF[only]}")
+            area.PARSERS[only](cmd)
+            extensions.add_plugin_flags(only, made[only])
+            return p
+        ep = extensions.plugin_commands(_AREA_OF.keys()).get(only)
+        if ep is not None:
+            extensions.add_plugin_command(ep, cmd)
+            return p
+        missing = extensions.missing_command(only)
+        if missing is not None:
+            raise missing
+        only = None  # not a command: the whole parser says so, and what there is
     for area_name in AREAS:
         importlib.import_module(f"{__package__}.{area_name}").add_parsers(cmd)
+    for ep in extensions.plugin_commands(_AREA_OF.keys()).values():
+        extensions.add_plugin_command(ep, cmd)
+    for name in extensions.EXTENSIBLE:
+        extensions.add_plugin_flags(name, made[name])
     return p
 
 
@@ -135,13 +156,20 @@ def _main(argv) -> int:
             runtime_args = argv[argv.index("runtime") + 1:]
 
         return cmd_runtime(_Args)
-    parser = build_parser(only=word)
+    from ..errors import PyrtError
+
+    try:
+        parser = build_parser(only=word)
+    except PyrtError as e:  # a plugin's command that cannot be had
+        sys.stderr.write(f"Error: {str(e).splitlines()[0]}\n")
+        return e.exit_code
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    from ..errors import PyrtError
+    from .extensions import collect_plugin_options
 
+    collect_plugin_options(args)
     try:
         return _dispatch(args) or 0
     except PyrtError as e:
@@ -155,6 +183,11 @@ def _main(argv) -> int:
 
 
 def _dispatch(args) -> int:
+    if getattr(args, "_plugin_distribution", None):
+        from .common import settings_from_args
+        from .extensions import check_enabled
+
+        check_enabled(args, settings_from_args(args))
     return args.func(args)
 
 
