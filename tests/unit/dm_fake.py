@@ -234,12 +234,17 @@ class FakeOps:
         return self.dm._pool_by_dev(pool_dev), int(did)
 
     def attach(self, path, readonly=False, retries=20, autoclear=True):
-        dev = f"/dev/loop{len(self.loops)}"
+        # a file attached again gets its former number back (the kernel reuses a freed
+        # loop number first): the fake keeps a pool's data by that device name
+        dev = self.loops.get(path) or f"/dev/loop{len(self.loops)}"
         self.loops[path] = dev
         return dev, -1
 
     def find_backing(self, path):
         return self.loops.get(path)
+
+    def backing_devices(self, path):
+        return [self.loops[path]] if path in self.loops else []
 
     def dev_numbers(self, devpath):
         if devpath.startswith("/dev/loop"):

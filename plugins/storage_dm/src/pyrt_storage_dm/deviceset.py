@@ -41,8 +41,6 @@ from .options import POOL_OPTIONS, Options
 from .units import human_size
 
 
-class _StaleLoop(Exception):
-    """The pool's table was refused over loop devices this process did not attach."""
 
 BASE = "_base"
 SECTOR = 512
@@ -58,6 +56,7 @@ class HostOps:
 
     attach = staticmethod(loopmod.attach_fd)
     find_backing = staticmethod(loopmod.find_backing)
+    backing_devices = staticmethod(loopmod.backing_devices)
     dev_numbers = staticmethod(loopmod.dev_numbers)
     device_size = staticmethod(loopmod.device_size)
     discard = staticmethod(loopmod.discard)
@@ -304,32 +303,22 @@ class DeviceSet:
         if os.listdir(self._path("deleted")):
             self.retry_deferred_deletions()
 
-    def _activate_pool(self, exists: bool, attempts: int = 3) -> None:
-        for _ in range(attempts - 1):
-            try:
-                return self._load_pool(exists)
-            except _StaleLoop:
-                # a loop device found still attached was in its autoclear rundown (the
-                # previous pool had just released it): look again
-                exists = False
-                time.sleep(0.2)
-        self._load_pool(exists, last=True)
-
-    def _load_pool(self, exists: bool, last: bool = False) -> None:
+    def _activate_pool(self, exists: bool) -> None:
+        """Make the pool device over our metadata and data (fresh loop devices for loop
+        files: a loop device still attached to a file while no pool is active is one in
+        its autoclear rundown after the previous pool released it, or someone else's;
+        adopting it raced with its teardown: the pool's table was refused, or the pool's
+        I/O failed).  Two loop devices over one file share its page cache."""
         meta_src, data_src = self._pool_devices()
         fds = []
         try:
             if self.pool.get("data_dev"):
                 meta_dev, data_dev = meta_src, data_src
             else:
-                meta_dev = self.ops.find_backing(meta_src)
-                if meta_dev is None:
-                    meta_dev, fd = self.ops.attach(meta_src)
-                    fds.append(fd)
-                data_dev = self.ops.find_backing(data_src)
-                if data_dev is None:
-                    data_dev, fd = self.ops.attach(data_src)
-                    fds.append(fd)
+                meta_dev, fd = self.ops.attach(meta_src)
+                fds.append(fd)
+                data_dev, fd = self.ops.attach(data_src)
+                fds.append(fd)
             block_sectors = self.pool["blocksize"] // SECTOR
             data_sectors = self.ops.device_size(data_dev) // SECTOR // block_sectors * block_sectors
             params = dmmod.pool_table(data_sectors, self.ops.dev_numbers(meta_dev),
@@ -340,8 +329,6 @@ class DeviceSet:
             try:
                 self.dm.create(self.pool_name, [(0, data_sectors, "thin-pool", params)])
             except dmmod.DMError as e:
-                if e.errno == errno.EINVAL and not fds and not self.pool.get("data_dev") and not last:
-                    raise _StaleLoop() from None
                 raise StorageError(
                     f"devicemapper: cannot create thin pool {self.pool_name} over {meta_dev} "
                     f"(metadata) and {data_dev} (data): {e.strerror} (is dm-thin-pool loaded? "
@@ -355,11 +342,11 @@ class DeviceSet:
         is adopted only when its table's devices are the ones backing our files)."""
         table = self._pool_table_of(self.pool_name)
         meta_src, data_src = self._pool_devices()
-        want = []
-        for src in (meta_src, data_src):
-            dev = src if self.pool.get("data_dev") else self.ops.find_backing(src)
-            want.append(self.ops.dev_numbers(dev) if dev else None)
-        if [table["metadata_dev"], table["data_dev"]] != want:
+        ok = True
+        for src, used in ((meta_src, table["metadata_dev"]), (data_src, table["data_dev"])):
+            devs = [src] if self.pool.get("data_dev") else self.ops.backing_devices(src)
+            ok = ok and used in [self.ops.dev_numbers(d) for d in devs]
+        if not ok:
             raise StorageError(
                 f"devicemapper: a thin pool named {self.pool_name} is active but is not backed by "
                 f"this store's devices (its table uses {table['metadata_dev']} and "

@@ -88,19 +88,27 @@ def backing_file(loopname: str) -> str | None:
 
 
 def find_backing(path: str) -> str | None:
-    """The loop device (``/dev/loopN``) backing file ``path``, None when there is none.
-    Compared by device and inode (LOOP_GET_STATUS64), so renames do not fool it."""
+    """The first loop device (``/dev/loopN``) backing file ``path``, None when there is
+    none.  Compared by device and inode (LOOP_GET_STATUS64), so renames do not fool it."""
+    found = backing_devices(path)
+    return found[0] if found else None
+
+
+def backing_devices(path: str) -> list[str]:
+    """Every loop device backing file ``path`` (one being torn down may still be listed
+    beside the one in use)."""
     import fcntl
 
+    out: list[str] = []
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return None
+        return out
     try:
         names = [n for n in os.listdir("/sys/block") if n.startswith("loop")]
     except OSError:
-        return None
-    for n in sorted(names):
+        return out
+    for n in sorted(names, key=lambda n: int(n[4:]) if n[4:].isdigit() else -1):
         if backing_file(n) is None:
             continue
         dev = f"/dev/{n}"
@@ -117,8 +125,8 @@ def find_backing(path: str) -> str | None:
             os.close(fd)
         lo_device, lo_inode = struct.unpack_from("=QQ", buf, 0)
         if lo_inode == st.st_ino and _same_dev(lo_device, st.st_dev):
-            return dev
-    return None
+            out.append(dev)
+    return out
 
 
 def _same_dev(kernel_dev: int, st_dev: int) -> bool:
