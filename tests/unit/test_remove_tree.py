@@ -1,10 +1,10 @@
-"""storage.copy.remove_tree: what every storage driver removes layers with.  A container
-can make a directory tree deeper than PATH_MAX and than Python's recursion limit; the
-tree must still go (shutil.rmtree failed with RecursionError, so such a container could
-never be removed)."""
+"""fsutil.remove_tree (also importable from storage.copy): what every storage driver and
+the layer unpacker remove trees with.  A container can make a directory tree deeper than
+PATH_MAX and than Python's recursion limit; the tree must still go (shutil.rmtree failed
+with RecursionError, so such a container could never be removed)."""
 import os
 
-from pyrt_core.storage.copy import remove_tree
+from pyrt_core.fsutil import remove_tree
 
 
 def _deep(top, depth: int) -> None:

@@ -11,8 +11,9 @@ import tarfile
 
 import pytest
 
+from pyrt_core.archive.decompress import open_layer_stream
+from pyrt_core.archive.unpack import apply_layer
 from pyrt_core.errors import LayerError
-from pyrt_core.images.unpack import apply_layer, open_layer_stream
 
 MTIME = 1_600_000_000
 

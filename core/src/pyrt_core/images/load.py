@@ -276,7 +276,7 @@ def _decompress_to_temp(path: str, kind: str, tmpdir: str, label: str) -> str:
     try:
         with open(path, "rb") as raw, open(tmp, "xb") as out:
             if kind in ("gzip", "zstd"):
-                from .unpack import open_layer_stream
+                from ..archive.decompress import open_layer_stream
 
                 stream = open_layer_stream(raw)
             elif kind == "xz":
@@ -671,7 +671,7 @@ class _VerifiedLayer(io.RawIOBase):
 
 def _opener(src: _Source, name: str, digest: str | None, size: int | None) -> Callable[[], BinaryIO]:
     def open_layer():
-        from .unpack import open_layer_stream
+        from ..archive.decompress import open_layer_stream
 
         raw = src.open(name)
         hashed = HashingReader(raw)

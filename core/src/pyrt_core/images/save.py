@@ -106,7 +106,7 @@ def _export(store: ImageStore, image, tmpfiles: list[str]):
 
 
 def _spool_uncompressed(store: ImageStore, blob_path: str, diff_id: str, tmpfiles: list[str], work: str) -> str:
-    from .unpack import open_layer_stream
+    from ..archive.decompress import open_layer_stream
 
     path = os.path.join(work, f".tmp-save-{os.urandom(6).hex()}")
     tmpfiles.append(path)

@@ -517,7 +517,7 @@ def _opener(t: Transfer | None, progress: Progress):
     def open_layer():
         if t is None:
             raise ImageError("internal error: a stored layer was asked for again")
-        from pyrt_core.images.unpack import open_layer_stream
+        from pyrt_core.archive.decompress import open_layer_stream
 
         progress.state(t.digest, "Extracting")
         f = Follower(t)
