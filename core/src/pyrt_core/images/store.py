@@ -43,12 +43,12 @@ from ..errors import (
     StorageError,
 )
 from ..models import Image, Layer
-from .batch import Batch, LayerOpener
 from .digests import DIGEST_RE, HEX_RE, HashingReader, _sha256, check_digest, sha256_digest
 from .names import assign_name, name_key, name_priority, normalize_name
 
 if TYPE_CHECKING:
     from ..storage.driver import StorageDriver
+    from .batch import LayerOpener
 
 _CHUNK = 1 << 20
 
@@ -367,6 +367,8 @@ class ImageStore:
 
         Yields a :class:`Batch`; an exception inside the block removes the
         layers and blobs it created and restores the image index."""
+        from .batch import Batch  # not needed by commands that only read the store
+
         with self._locked():
             b = Batch(self)
             self._update_layers(lambda data: data.__setitem__("pending", True))
@@ -532,6 +534,9 @@ class ImageStore:
         interrupted batch or removal) layers no image uses.  Cheap when there is
         nothing to do; skipped when another process holds the store lock.
         Returns the removed chain ids."""
+        data = self._read_layers_file()
+        if not data.get("pending") and not any(r.get("incomplete") for r in data["layers"].values()):
+            return []  # the usual case, at every start: no need to import the removal code
         from .removal import recover
 
         return recover(self)
