@@ -13,11 +13,11 @@ from typing import BinaryIO, Sequence
 
 from ..errors import ImageError
 
-__all__ = ["DIGEST_RE", "HEX_RE", "sha256_digest", "check_digest", "chain_id", "chain_ids",
-           "HashingReader", "short"]
+__all__ = ["DIGEST_RE", "HEX_RE", "sha256", "sha256_digest", "check_digest", "chain_id",
+           "chain_ids", "HashingReader", "short"]
 
 
-def _sha256(data: bytes = b""):
+def sha256(data: bytes = b""):
     """hashlib's sha256, imported on first use: loading OpenSSL costs ~3-5 ms, and most
     commands open the image store without hashing anything (stop reads a StopSignal)."""
     import hashlib
@@ -32,7 +32,7 @@ _CHUNK = 1 << 20
 
 def sha256_digest(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""
-    return "sha256:" + _sha256(data).hexdigest()
+    return "sha256:" + sha256(data).hexdigest()
 
 
 def check_digest(digest: str, what: str = "digest") -> str:
@@ -67,7 +67,7 @@ class HashingReader(io.RawIOBase):
     def __init__(self, f: BinaryIO):
         super().__init__()
         self._f = f
-        self._h = _sha256()
+        self._h = sha256()
         self.count = 0
 
     def readable(self) -> bool:

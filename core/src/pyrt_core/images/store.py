@@ -43,7 +43,7 @@ from ..errors import (
     StorageError,
 )
 from ..models import Image, Layer
-from .digests import DIGEST_RE, HEX_RE, HashingReader, _sha256, check_digest, sha256_digest
+from .digests import DIGEST_RE, HEX_RE, HashingReader, check_digest, sha256, sha256_digest
 from .names import assign_name, name_key, name_priority, normalize_name
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class ImageStore:
             fsutil.atomic_write(path, data)
             return digest, True
         tmp = fsutil.temp_path(os.path.join(self.blobs_dir, "blob"))
-        h = _sha256()
+        h = sha256()
         try:
             with open(tmp, "xb") as f:
                 while True:
