@@ -65,3 +65,11 @@ def test_the_python_copy_of_a_deep_layer(tmp_path):
     os.close(fd)
     remove_tree(src)
     remove_tree(dst)
+
+
+def test_storage_copy_still_exports_it():
+    """Storage drivers outside this repository import it from pyrt_core.storage.copy, as
+    examples/pyrt-storage-example shows."""
+    from pyrt_core.storage import copy
+
+    assert copy.remove_tree is remove_tree
