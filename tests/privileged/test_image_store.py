@@ -23,7 +23,8 @@ from fixtures_images import copy_image_dir
 from pyrt_core import fsutil
 from pyrt_core.errors import ConflictError, ImageError, LayerError, NotFoundError, UsageError
 from pyrt_core.images.load import load_archive
-from pyrt_core.images.store import ImageStore, chain_ids, sha256_digest
+from pyrt_core.images.digests import chain_ids, sha256_digest
+from pyrt_core.images.store import ImageStore
 from pyrt_core.storage.vfs import VfsDriver
 
 

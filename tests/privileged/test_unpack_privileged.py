@@ -10,9 +10,9 @@ import tarfile
 
 import pytest
 
-from pyrt_core.images.pack import pack_overlay_diff, pack_paths
-from pyrt_core.images.unpack import apply_layer
-from pyrt_core.storage.naivediff import compare_trees
+from pyrt_core.archive.changes import compare_trees
+from pyrt_core.archive.pack import pack_overlay_diff, pack_paths
+from pyrt_core.archive.unpack import apply_layer
 
 MTIME = 1_600_000_000
 # vfs_cap_data revision 2, effective bit, permitted = CAP_NET_BIND_SERVICE (10)

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from pyrt_core.errors import ImageError
-from pyrt_core.images.configcheck import check_config, check_image
-from pyrt_core.images.store import parse_config
+from pyrt_core.images.configcheck import check_config, check_image, parse_config
 from pyrt_core.models import Image, ImageConfig
 
 ROOTFS = {"type": "layers", "diff_ids": []}

@@ -8,11 +8,11 @@ import stat
 
 import pytest
 
-from pyrt_core.images.pack import pack_paths
-from pyrt_core.images.unpack import apply_layer
+from pyrt_core.archive.changes import compare_trees
+from pyrt_core.archive.pack import pack_paths
+from pyrt_core.archive.unpack import apply_layer
 from pyrt_core.storage import naivediff
 from pyrt_core.storage.driver import Change
-from pyrt_core.storage.naivediff import compare_trees
 
 
 def make_old(path):

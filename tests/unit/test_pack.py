@@ -9,8 +9,8 @@ import tarfile
 import pytest
 
 from pyrt_core.errors import StorageError
-from pyrt_core.images.pack import pack_overlay_diff, pack_paths
-from pyrt_core.images.unpack import apply_layer
+from pyrt_core.archive.pack import pack_overlay_diff, pack_paths
+from pyrt_core.archive.unpack import apply_layer
 from pyrt_core.storage.driver import Change
 
 

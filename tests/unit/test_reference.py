@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pyrt_core.errors import UsageError
-from pyrt_core.images.store import _name_key, chain_id, chain_ids, normalize_name
+from pyrt_core.images.digests import chain_id, chain_ids
+from pyrt_core.images.names import name_key, normalize_name
 from pyrt_core.models import ImageReference
 
 D = "sha256:" + "ab" * 32
@@ -94,14 +95,14 @@ def test_normalize_name_refuses(text):
 
 
 def test_name_key_equivalences():
-    k = _name_key("busybox")
-    assert k == _name_key("busybox:latest")
-    assert k == _name_key("docker.io/library/busybox:latest")
-    assert k == _name_key("localhost/busybox")
-    assert k != _name_key("busybox:1")
-    assert k != _name_key("quay.io/busybox")
-    assert _name_key("docker.io/me/app") == _name_key("me/app:latest")
-    assert _name_key("Not Valid") is None
+    k = name_key("busybox")
+    assert k == name_key("busybox:latest")
+    assert k == name_key("docker.io/library/busybox:latest")
+    assert k == name_key("localhost/busybox")
+    assert k != name_key("busybox:1")
+    assert k != name_key("quay.io/busybox")
+    assert name_key("docker.io/me/app") == name_key("me/app:latest")
+    assert name_key("Not Valid") is None
 
 
 def test_chain_ids():

@@ -1,10 +1,10 @@
-"""storage.copy.remove_tree: what every storage driver removes layers with.  A container
-can make a directory tree deeper than PATH_MAX and than Python's recursion limit; the
-tree must still go (shutil.rmtree failed with RecursionError, so such a container could
-never be removed)."""
+"""fsutil.remove_tree (also importable from storage.copy): what every storage driver and
+the layer unpacker remove trees with.  A container can make a directory tree deeper than
+PATH_MAX and than Python's recursion limit; the tree must still go (shutil.rmtree failed
+with RecursionError, so such a container could never be removed)."""
 import os
 
-from pyrt_core.storage.copy import remove_tree
+from pyrt_core.fsutil import remove_tree
 
 
 def _deep(top, depth: int) -> None:
@@ -65,3 +65,11 @@ def test_the_python_copy_of_a_deep_layer(tmp_path):
     os.close(fd)
     remove_tree(src)
     remove_tree(dst)
+
+
+def test_storage_copy_still_exports_it():
+    """Storage drivers outside this repository import it from pyrt_core.storage.copy, as
+    examples/pyrt-storage-example shows."""
+    from pyrt_core.storage import copy
+
+    assert copy.remove_tree is remove_tree

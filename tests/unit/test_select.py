@@ -92,3 +92,26 @@ def test_probe_all_reports_reasons(fakes):
     assert rows["fake-works"]["usable"] and rows["vfs"]["usable"]
     order = [r["name"] for r in select.probe_all(_settings(fakes / "s6"))]
     assert order.index("fake-unsupported") < order.index("fake-works") < order.index("vfs")
+
+
+def test_conformance_suite_loads_drivers_the_way_pyrt_does(fakes, monkeypatch):
+    """One loading path: the conformance suite gets its class from load_driver_class
+    (stevedore over the checked entry points), the function select_driver uses."""
+    from pyrt_core.testing.storage_conformance import load_driver_entry_point
+
+    cls = load_driver_entry_point("fake-works")
+    assert cls is select.load_driver_class("fake-works")
+    assert cls.__module__ == "fake_drivers" and cls.__name__ == "Works"
+    with pytest.raises(LookupError, match=r"no storage driver 'zfs' is installed \(installed: .*fake-works"):
+        load_driver_entry_point("zfs")
+    # and through no other way: without stevedore's manager there is no class
+    calls = []
+
+    def refusing(name):
+        calls.append(name)
+        raise StorageError("stevedore said no")
+
+    monkeypatch.setattr(select, "load_driver_class", refusing)
+    with pytest.raises(StorageError, match="stevedore said no"):
+        load_driver_entry_point("fake-works")
+    assert calls == ["fake-works"]

@@ -11,8 +11,9 @@ import tarfile
 
 import pytest
 
+from pyrt_core.archive.decompress import open_layer_stream
+from pyrt_core.archive.unpack import apply_layer
 from pyrt_core.errors import LayerError
-from pyrt_core.images.unpack import apply_layer, open_layer_stream
 
 MTIME = 1_600_000_000
 
@@ -683,3 +684,11 @@ def test_a_file_replaces_a_tree_deeper_than_the_recursion_limit(root):
     apply(mktar(*deep), root)
     apply(mktar(reg("d", b"flat")), root)
     assert (root / "d").read_bytes() == b"flat"
+
+
+def test_the_documented_import_path_for_drivers_is_kept():
+    """docs/writing-a-storage-plugin.md named pyrt_core.images.unpack.apply_layer before the
+    unpacker moved to pyrt_core.archive: drivers outside this repository may import it there."""
+    from pyrt_core.images import unpack as documented
+
+    assert documented.apply_layer is apply_layer

@@ -8,8 +8,8 @@ cannot unmarshal number into ... of type []string``); this is that decoding's ch
 for the fields of docker's ``ContainerConfig`` that an image carries.  Unknown fields
 are ignored, as Go ignores them.
 
-:func:`check_config` runs in :func:`pyrt_core.images.store.parse_config` (so ``load``,
-``pull`` and ``add_image`` share it) and again before a container is made from an
+:func:`check_config` runs in :func:`parse_config` (so ``load``, ``pull`` and
+``add_image`` share it) and again before a container is made from an
 image (:func:`check_image`), for images an earlier pyrt stored unchecked.
 """
 from __future__ import annotations
@@ -143,3 +143,28 @@ def check_image(image) -> None:
         raise ImageError(f"image {image.short_id}: {e}") from None
     except (TypeError, AttributeError, ValueError):
         raise ImageError(f"image {image.short_id}: invalid image config") from None
+
+
+def parse_config(config_bytes: bytes) -> dict:
+    """The image config blob parsed, its ``rootfs`` and ``config`` checked; any fault is
+    an :class:`ImageError` (one line) before anything is stored."""
+    import json
+
+    from .digests import check_digest
+
+    try:
+        cfg = json.loads(config_bytes)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ImageError(f"malformed image config: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ImageError("malformed image config: not a JSON object")
+    rootfs = cfg.get("rootfs")
+    if not isinstance(rootfs, dict) or rootfs.get("type") != "layers" \
+            or not isinstance(rootfs.get("diff_ids", []), list):
+        raise ImageError("malformed image config: rootfs must be {\"type\": \"layers\", \"diff_ids\": [...]}")
+    for d in rootfs.get("diff_ids") or []:
+        check_digest(d, "layer diff id")
+    if cfg.get("config") is not None and not isinstance(cfg.get("config"), dict):
+        raise ImageError("malformed image config: \"config\" is not an object")
+    check_config(cfg.get("config"))  # the field types, before anything is stored
+    return cfg

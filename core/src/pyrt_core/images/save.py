@@ -27,12 +27,15 @@ import os
 import tarfile
 import time
 import zlib
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import fsutil
 from ..errors import ImageError, UsageError
-from . import load as L
-from .store import ImageStore, parse_config
+from . import mediatypes as MT
+from .configcheck import parse_config
+
+if TYPE_CHECKING:
+    from .store import ImageStore
 
 _CHUNK = 1 << 20
 
@@ -50,7 +53,7 @@ def manifest_for(store: ImageStore, image, tmpfiles: list[str]) -> tuple[bytes, 
             descs = [doc["config"]] + doc["layers"]
             if all(isinstance(d, dict) and isinstance(d.get("digest"), str) and store.has_blob(d["digest"])
                    for d in descs):
-                mtype = doc.get("mediaType") or L.OCI_MANIFEST
+                mtype = doc.get("mediaType") or MT.OCI_MANIFEST
                 blobs = [(d["digest"], os.path.getsize(store.blob_path(d["digest"])),
                           store.blob_path(d["digest"])) for d in descs]
                 return mbytes, mtype, blobs
@@ -95,18 +98,18 @@ def _export(store: ImageStore, image, tmpfiles: list[str]):
     tmpfiles.append(cpath)
     with open(cpath, "wb") as f:
         f.write(cbytes)
-    manifest = {"schemaVersion": 2, "mediaType": L.OCI_MANIFEST,
+    manifest = {"schemaVersion": 2, "mediaType": MT.OCI_MANIFEST,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": cdigest, "size": len(cbytes)},
                 "layers": ldescs}
     mbytes = json.dumps(manifest, separators=(",", ":")).encode()
-    return mbytes, L.OCI_MANIFEST, [(cdigest, len(cbytes), cpath)] + blobs
+    return mbytes, MT.OCI_MANIFEST, [(cdigest, len(cbytes), cpath)] + blobs
 
 
 
 
 def _spool_uncompressed(store: ImageStore, blob_path: str, diff_id: str, tmpfiles: list[str], work: str) -> str:
-    from .unpack import open_layer_stream
+    from ..archive.decompress import open_layer_stream
 
     path = os.path.join(work, f".tmp-save-{os.urandom(6).hex()}")
     tmpfiles.append(path)
@@ -151,7 +154,7 @@ def _add_dir(tf: tarfile.TarFile, name: str) -> None:
 
 
 def _names_for(store: ImageStore, img, ref_text: str) -> list[str]:
-    from .store import normalize_name
+    from .names import normalize_name
 
     if img.names and ref_text in img.names:
         return [ref_text]
@@ -246,6 +249,6 @@ def _write_oci(store, images, tf, tmpfiles) -> None:
         names = _names_for(store, img, ref_text)
         desc = {"mediaType": mtype, "digest": mdigest, "size": len(mbytes)}
         if names:
-            desc["annotations"] = {L.REF_NAME: names[0]}
+            desc["annotations"] = {MT.REF_NAME: names[0]}
         descs.append(desc)
     _add_file(tf, "index.json", data=json.dumps({"schemaVersion": 2, "manifests": descs}).encode())

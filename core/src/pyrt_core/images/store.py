@@ -9,8 +9,8 @@ Layout under ``root``::
     storage.lock                the store lock (flock)
 
 An image's id is its config blob's digest; its layers are chain ids
-(``chain(L1) = diff_id(L1)``, ``chain(Ln) = sha256(chain(Ln-1) + " " + diff_id(Ln))``),
-so a layer shared by several images is stored once.  Layer records carry
+(:mod:`pyrt_core.images.digests`), so a layer shared by several images is stored
+once.  Layer records carry
 the diff id, the parent chain id, the content size the driver reported, the
 uncompressed tar size and an ``incomplete`` mark that is set before any
 driver work and cleared when the diff has been applied and verified.
@@ -28,12 +28,10 @@ Several changes that must succeed or fail together go through
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
-import re
 import threading
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Sequence
 
 from .. import fsutil
 from ..errors import (
@@ -43,156 +41,16 @@ from ..errors import (
     NotFoundError,
     PyrtError,
     StorageError,
-    UsageError,
 )
-from ..models import Image, ImageConfig, ImageReference, Layer
-from ..storage.driver import StorageDriver
+from ..models import Image, Layer
+from .digests import DIGEST_RE, HEX_RE, HashingReader, check_digest, sha256, sha256_digest
+from .names import assign_name, name_key, name_priority, normalize_name
 
+if TYPE_CHECKING:
+    from ..storage.driver import StorageDriver
+    from .batch import LayerOpener
 
-def _sha256(data: bytes = b""):
-    """hashlib's sha256, imported on first use: loading OpenSSL costs ~3-5 ms, and most
-    commands open the image store without hashing anything (stop reads a StopSignal)."""
-    import hashlib
-
-    return hashlib.sha256(data)
-
-
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
 _CHUNK = 1 << 20
-PARALLEL_LAYERS = 3
-
-#: opener of one layer: returns the *uncompressed* layer tar as a stream
-LayerOpener = Callable[[], BinaryIO]
-
-
-# ---------------------------------------------------------------------------
-# digests
-# ---------------------------------------------------------------------------
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + _sha256(data).hexdigest()
-
-
-def check_digest(digest: str, what: str = "digest") -> str:
-    """Refuse anything but ``sha256:<64 hex>`` (digests become file names)."""
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        if isinstance(digest, str) and ":" in digest and not digest.startswith("sha256:"):
-            raise ImageError(f"unsupported digest algorithm in {what} {digest!r} (only sha256)")
-        raise ImageError(f"invalid {what} {digest!r}")
-    return digest
-
-
-def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
-    if not parent_chain_id:
-        return diff_id
-    return sha256_digest(f"{parent_chain_id} {diff_id}".encode())
-
-
-def chain_ids(diff_ids: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    parent = None
-    for d in diff_ids:
-        parent = chain_id(parent, d)
-        out.append(parent)
-    return out
-
-
-class HashingReader(io.RawIOBase):
-    """A read-only stream that hashes (sha256) and counts what passes through."""
-
-    def __init__(self, f: BinaryIO):
-        super().__init__()
-        self._f = f
-        self._h = _sha256()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            chunks = []
-            while True:
-                c = self.read(_CHUNK)
-                if not c:
-                    return b"".join(chunks)
-                chunks.append(c)
-        data = self._f.read(n)
-        if data:
-            self._h.update(data)
-            self.count += len(data)
-        return data
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._h.hexdigest()
-
-
-def short(digest: str | None) -> str:
-    if not digest:
-        return ""
-    return digest.split(":", 1)[-1][:12]
-
-
-# ---------------------------------------------------------------------------
-# names
-# ---------------------------------------------------------------------------
-
-_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
-
-
-def normalize_name(name: str) -> str:
-    """``busybox`` -> ``busybox:latest``; registry kept as written.  Digests refused."""
-    try:
-        ref = ImageReference.parse(name)
-    except UsageError as e:
-        raise UsageError(str(e)) from None
-    if ref.transport != "registry":
-        raise UsageError(f"invalid image name {name!r}")
-    if ref.digest:
-        raise UsageError(f"invalid image name {name!r}: a name cannot carry a digest")
-    return str(ref)
-
-
-def _name_key(name: str):
-    """A key under which ``busybox``, ``docker.io/library/busybox`` and
-    ``localhost/busybox`` compare equal (tag defaulting to latest)."""
-    try:
-        ref = ImageReference.parse(name)
-    except PyrtError:
-        return None
-    if ref.transport != "registry":
-        return None
-    reg, repo = ref.registry, ref.repository
-    if reg in _HUB and repo.startswith("library/") and repo.count("/") == 1:
-        repo = repo[len("library/"):]
-    if reg in _HUB or reg == "localhost":
-        reg = None
-    return (reg, repo, ref.tag, ref.digest)
-
-
-def _name_priority(name: str) -> int:
-    if name.startswith("localhost/"):
-        return 1
-    if name.startswith(_HUB):
-        return 2
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# the store
-# ---------------------------------------------------------------------------
 
 
 class ImageStore:
@@ -379,7 +237,7 @@ class ImageStore:
             fsutil.atomic_write(path, data)
             return digest, True
         tmp = fsutil.temp_path(os.path.join(self.blobs_dir, "blob"))
-        h = _sha256()
+        h = sha256()
         try:
             with open(tmp, "xb") as f:
                 while True:
@@ -509,6 +367,8 @@ class ImageStore:
 
         Yields a :class:`Batch`; an exception inside the block removes the
         layers and blobs it created and restores the image index."""
+        from .batch import Batch  # not needed by commands that only read the store
+
         with self._locked():
             b = Batch(self)
             self._update_layers(lambda data: data.__setitem__("pending", True))
@@ -573,25 +433,25 @@ class ImageStore:
             return names[ref], ref
         base, _, digest = ref.partition("@")
         if digest:
-            key = _name_key(base)
+            key = name_key(base)
             if key is None:
                 return None
             key = key[:2]
             for img in images.values():
-                if img.digest == digest and any((_name_key(n) or ())[:2] == key for n in img.names):
+                if img.digest == digest and any((name_key(n) or ())[:2] == key for n in img.names):
                     return img.id, ""
             for iid, rds in self._read_repo_digests().items():
                 for rd in rds:
                     rbase, _, rdig = rd.rpartition("@")
-                    if rdig == digest and iid in images and (_name_key(rbase) or ())[:2] == key:
+                    if rdig == digest and iid in images and (name_key(rbase) or ())[:2] == key:
                         return iid, ""
             return None
         if ":" not in ref.rsplit("/", 1)[-1] and ref + ":latest" in names:
             return names[ref + ":latest"], ref + ":latest"
-        key = _name_key(ref)
+        key = name_key(ref)
         if key is None:
             return None
-        cands = sorted((n for n in names if _name_key(n) == key), key=lambda n: (_name_priority(n), n))
+        cands = sorted((n for n in names if name_key(n) == key), key=lambda n: (name_priority(n), n))
         if cands:
             return names[cands[0]], cands[0]
         return None
@@ -607,13 +467,13 @@ class ImageStore:
             return ref, None
         hexpart = ref[len("sha256:"):] if ref.startswith("sha256:") else None
         if hexpart is None:
-            if len(ref) == 64 and _HEX_RE.match(ref) and "sha256:" + ref in images:
+            if len(ref) == 64 and HEX_RE.match(ref) and "sha256:" + ref in images:
                 return "sha256:" + ref, None
             found = self._resolve_name(images, ref)
             if found:
                 return found
             hexpart = ref
-        if len(hexpart) >= 3 and _HEX_RE.match(hexpart):
+        if len(hexpart) >= 3 and HEX_RE.match(hexpart):
             matches = [i for i in images if i.startswith("sha256:" + hexpart)]
             if len(matches) == 1:
                 return matches[0], None
@@ -628,7 +488,7 @@ class ImageStore:
         with self._locked():
             images = self._read_images()
             iid, _ = self._resolve(images, image)
-            _assign_name(images, iid, name)
+            assign_name(images, iid, name)
             self._write_images(images)
             return images[iid]
 
@@ -644,7 +504,7 @@ class ImageStore:
             self._write_images(images)
             return images[iid]
 
-    # -- removal -------------------------------------------------------------------------
+    # -- removal (pyrt_core.images.removal) ---------------------------------------------
     def remove(self, ref: str | Image, force: bool = False) -> list[str]:
         """``rmi`` as docker does it.  Returns the report lines
         (``Untagged: NAME`` / ``Deleted: ID``).
@@ -657,126 +517,18 @@ class ImageStore:
         :class:`ConflictError`; with ``force`` its names are removed and the
         image is kept (untagged) for those containers.
         """
-        with self._locked():
-            images = self._read_images()
-            iid, by_name = self._resolve(images, ref)
-            img = images[iid]
-            out: list[str] = []
-            if by_name and len(img.names) > 1:
-                img.names.remove(by_name)
-                self._write_images(images)
-                return [f"Untagged: {by_name}"]
-            if not by_name and len(img.names) > 1 and not force:
-                raise ConflictError(
-                    f"unable to delete {img.short_id} (must be forced) - image is referenced "
-                    f"in multiple repositories ({', '.join(img.names)})"
-                )
-            users = self.in_use(iid) if self.in_use is not None else None
-            if users:
-                who = ""
-                if not isinstance(users, bool) and isinstance(users, Iterable):
-                    users = sorted(str(u) for u in users)
-                    who = " " + ", ".join(users[:3]) + (" ..." if len(users) > 3 else "")
-                if not force:
-                    what = f"repository reference {by_name!r}" if by_name else img.short_id
-                    raise ConflictError(
-                        f"unable to remove {what} (must force) - image {img.short_id} "
-                        f"is used by container(s){who}"
-                    )
-                out = [f"Untagged: {n}" for n in img.names]
-                img.names = []
-                self._write_images(images)
-                return out
-            out = [f"Untagged: {n}" for n in img.names]
-            self._delete_image(images, img)
-            out.append(f"Deleted: {iid}")
-            return out
+        from .removal import remove
 
-    def _delete_image(self, images: dict[str, Image], img: Image) -> None:
-        """Drop an image record, then the layers and blobs no other image uses (lock held)."""
-        rds = self._read_repo_digests()
-        blobs = self.image_blobs(img, rds)
-        del images[img.id]
-        self._update_layers(lambda data: data.__setitem__("pending", True))
-        self._write_images(images, rds)
-        self._gc_layers(images, img.layers)
-        self._gc_blobs(images, blobs)
-        self._update_layers(lambda data: data.__setitem__("pending", False))
+        return remove(self, ref, force)
 
     def prune(self, all_images: bool = False) -> list[str]:
         """``image prune``: delete dangling images (no names), or with
         ``all_images`` every image no container uses; also drop leftover
         downloads.  Returns the report lines."""
-        out: list[str] = []
-        with self._locked():
-            images = self._read_images()
-            for img in list(images.values()):
-                if img.names and not all_images:
-                    continue
-                if self.in_use is not None and self.in_use(img.id):
-                    continue
-                out += [f"Untagged: {n}" for n in img.names]
-                self._delete_image(images, img)
-                out.append(f"Deleted: {img.id}")
-            ddir = os.path.join(self.images_dir, "downloads")
-            if os.path.isdir(ddir):
-                import shutil
+        from .removal import prune
 
-                shutil.rmtree(ddir, ignore_errors=True)
-            self._gc_orphan_blobs(images)
-        return out
+        return prune(self, all_images)
 
-    def _gc_orphan_blobs(self, images: dict[str, Image]) -> None:
-        """Remove blobs no image owns (left by an interrupted pull or removal)."""
-        rds = self._read_repo_digests()
-        used = set()
-        for img in images.values():
-            used |= self.image_blobs(img, rds)
-        try:
-            names = os.listdir(self.blobs_dir)
-        except FileNotFoundError:
-            return
-        for n in names:
-            if _HEX_RE.match(n) and len(n) == 64 and "sha256:" + n not in used:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.blobs_dir, n))
-
-    def _gc_layers(self, images: dict[str, Image], candidates: Iterable[str] | None) -> list[str]:
-        """Remove layers (of ``candidates``, or all) that no image uses; children first."""
-        used = {c for img in images.values() for c in img.layers}
-        recs = self._read_layers_file()["layers"]
-        pool = set(recs) if candidates is None else set(candidates) & set(recs)
-        doomed = [c for c in pool if c not in used]
-
-        def depth(c):
-            d = 0
-            while c in recs and recs[c].get("parent"):
-                c = recs[c]["parent"]
-                d += 1
-            return d
-
-        doomed.sort(key=depth, reverse=True)
-        # a doomed layer that is the parent of a kept layer must stay
-        keep_parents = {recs[c].get("parent") for c in recs if c not in doomed}
-        removed = []
-        for c in doomed:
-            if c in keep_parents:
-                continue
-            self._drop_layer(c)
-            removed.append(c)
-        return removed
-
-    def _gc_blobs(self, images: dict[str, Image], candidates: Iterable[str | None]) -> None:
-        rds = self._read_repo_digests()
-        used: set[str] = set()
-        for i in images.values():
-            used |= self.image_blobs(i, rds)
-        for d in candidates:
-            if d and d not in used:
-                with contextlib.suppress(FileNotFoundError, ImageError):
-                    os.unlink(self.blob_path(d))
-
-    # -- recovery --------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Undo what an interrupted process left: incomplete layers, and (after an
         interrupted batch or removal) layers no image uses.  Cheap when there is
@@ -784,227 +536,7 @@ class ImageStore:
         Returns the removed chain ids."""
         data = self._read_layers_file()
         if not data.get("pending") and not any(r.get("incomplete") for r in data["layers"].values()):
-            return []
-        lock = fsutil.FileLock(self.lock_path)
-        if not lock.acquire(blocking=False):
-            return []  # someone is working; their state is consistent when they finish
-        self._tls.depth = 1
-        try:
-            data = self._read_layers_file()
-            removed = []
-            incomplete = [c for c, r in data["layers"].items() if r.get("incomplete")]
-            images = self._read_images()
-            used = {c for img in images.values() for c in img.layers}
-            # children first, so a driver never loses a parent under a child
-            incomplete.sort(key=lambda c: c in used)
-            for c in incomplete:
-                self._drop_layer(c)
-                removed.append(c)
-            if data.get("pending"):
-                removed += self._gc_layers(images, None)
-                for d in (self.images_dir, self.blobs_dir, os.path.dirname(self.layers_path)):
-                    fsutil.clean_temp_files(d)
-                self._update_layers(lambda d: d.__setitem__("pending", False))
-            return removed
-        finally:
-            self._tls.depth = 0
-            lock.release()
+            return []  # the usual case, at every start: no need to import the removal code
+        from .removal import recover
 
-
-def _assign_name(images: dict[str, Image], iid: str, name: str) -> None:
-    for other in images.values():
-        if other.id != iid and name in other.names:
-            other.names.remove(name)
-    if name not in images[iid].names:
-        images[iid].names.append(name)
-
-
-def parse_config(config_bytes: bytes) -> dict:
-    try:
-        cfg = json.loads(config_bytes)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ImageError(f"malformed image config: {e}") from None
-    if not isinstance(cfg, dict):
-        raise ImageError("malformed image config: not a JSON object")
-    rootfs = cfg.get("rootfs")
-    if not isinstance(rootfs, dict) or rootfs.get("type") != "layers" \
-            or not isinstance(rootfs.get("diff_ids", []), list):
-        raise ImageError("malformed image config: rootfs must be {\"type\": \"layers\", \"diff_ids\": [...]}")
-    for d in rootfs.get("diff_ids") or []:
-        check_digest(d, "layer diff id")
-    if cfg.get("config") is not None and not isinstance(cfg.get("config"), dict):
-        raise ImageError("malformed image config: \"config\" is not an object")
-    from .configcheck import check_config
-
-    check_config(cfg.get("config"))  # the field types, before anything is stored
-    return cfg
-
-
-class Batch:
-    """Changes made under one hold of the store lock; see :meth:`ImageStore.batch`."""
-
-    def __init__(self, store: ImageStore):
-        self.store = store
-        self._created_layers: list[str] = []
-        self._created_blobs: list[str] = []
-        self._raw_before = {p: _read_raw(p) for p in (store.images_path, store.layers_path)}
-
-    # -- layers ---------------------------------------------------------------
-    def add_layer(self, diff_id: str, parent: str | None, opener: LayerOpener) -> Layer:
-        s = self.store
-        cid = chain_id(parent, diff_id)
-        found = s._prepare_layer(cid, diff_id, parent)
-        if found is not None:
-            return found
-        self._created_layers.append(cid)
-        size, tar_size = s._apply_layer(cid, diff_id, parent, opener)
-        return s._finish_layer(cid, size, tar_size)
-
-    def add_layers(self, layers: Sequence[tuple[str, LayerOpener]], parallel: bool | None = None) -> list[Layer]:
-        """Apply a whole chain; layers already stored are reused.  With a
-        driver that supports it, up to 3 layers are applied at once."""
-        s = self.store
-        if parallel is None:
-            parallel = s.driver.supports_parallel_apply()
-        if not parallel:
-            out, parent = [], None
-            for diff_id, opener in layers:
-                layer = self.add_layer(diff_id, parent, opener)
-                out.append(layer)
-                parent = layer.chain_id
-            return out
-        cids = chain_ids([d for d, _ in layers])
-        todo = []
-        for i, (diff_id, opener) in enumerate(layers):
-            parent = cids[i - 1] if i else None
-            if s._prepare_layer(cids[i], diff_id, parent, parent_may_be_incomplete=True) is None:
-                self._created_layers.append(cids[i])
-                todo.append((cids[i], diff_id, parent, opener))
-        if todo:
-            import concurrent.futures
-
-            with concurrent.futures.ThreadPoolExecutor(PARALLEL_LAYERS, thread_name_prefix="pyrt-layer") as ex:
-                futs = {ex.submit(s._apply_layer, *t): t[0] for t in todo}
-                first_error = None
-                for fut in concurrent.futures.as_completed(futs):
-                    try:
-                        size, tar_size = fut.result()
-                    except BaseException as e:
-                        if first_error is None:
-                            first_error = e
-                            for f in futs:
-                                f.cancel()
-                        continue
-                    if first_error is None:
-                        s._finish_layer(futs[fut], size, tar_size)
-                if first_error is not None:
-                    raise first_error
-        return [s.layer(c) for c in cids]
-
-    # -- blobs and images -----------------------------------------------------------
-    def put_blob(self, data, expected_digest: str | None = None) -> str:
-        digest, created = self.store._put_blob(data, expected_digest)
-        if created:
-            self._created_blobs.append(digest)
-        return digest
-
-    def add_image(self, config_bytes: bytes, layers: Sequence[tuple[str, LayerOpener]],
-                  manifest_bytes: bytes | None = None, names: Iterable[str] = (),
-                  parallel: bool | None = None) -> Image:
-        """Store an image: apply its layers (``(diff_id, opener)`` base first,
-        matching the config's ``rootfs.diff_ids``), keep the config and
-        manifest blobs, register it under ``names`` (taken from any other
-        image that had them).  Loading an image that is already stored adds
-        the names and reuses everything."""
-        names = [normalize_name(n) for n in names]
-        cfg = parse_config(config_bytes)
-        diff_ids = list(cfg["rootfs"].get("diff_ids") or [])
-        given = [d for d, _ in layers]
-        if given != diff_ids:
-            raise ImageError(
-                f"the layers ({len(given)}) do not match the config's rootfs.diff_ids ({len(diff_ids)})"
-                if len(given) != len(diff_ids) else
-                "the layers do not match the config's rootfs.diff_ids"
-            )
-        stored = self.add_layers(layers, parallel=parallel)
-        iid = self.put_blob(config_bytes)
-        s = self.store
-        with s._mutex:
-            images = s._read_images()
-            img = images.get(iid)
-            digest = None
-            if manifest_bytes is not None and (img is None or not img.digest):
-                digest = self.put_blob(manifest_bytes)
-            if img is None:
-                img = Image(
-                    id=iid,
-                    names=[],
-                    digest=digest,
-                    layers=[l.chain_id for l in stored],
-                    diff_ids=diff_ids,
-                    config=ImageConfig.from_oci(cfg.get("config")),
-                    architecture=str(cfg.get("architecture") or ""),
-                    os=str(cfg.get("os") or "linux"),
-                    created=str(cfg.get("created") or ""),
-                    size=sum(l.size for l in stored),
-                )
-                images[iid] = img
-            elif digest:
-                img.digest = digest
-            for n in names:
-                _assign_name(images, iid, n)
-            s._write_images(images)
-            return images[iid]
-
-    def add_repo_digest(self, image_id: str, repo_digest: str) -> None:
-        self.store.add_repo_digest(image_id, repo_digest)
-
-    def adopt_blob(self, path: str, digest: str) -> None:
-        """Move a verified file (same file system) into the blob store as ``digest``."""
-        dest = self.store.blob_path(digest)
-        if os.path.exists(dest):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            return
-        os.chmod(path, 0o644)
-        os.rename(path, dest)
-        self._created_blobs.append(digest)
-
-    # -- undo ----------------------------------------------------------------------------
-    def _rollback(self) -> None:
-        """Undo the batch; the index files get back their exact former bytes."""
-        s = self.store
-        errors = []
-        try:
-            _restore_raw(s.images_path, self._raw_before[s.images_path])
-        except Exception as e:  # pragma: no cover - disk trouble
-            errors.append(e)
-        for cid in reversed(self._created_layers):
-            try:
-                s._drop_layer(cid)
-            except Exception as e:  # pragma: no cover - driver trouble
-                errors.append(e)
-        for d in self._created_blobs:
-            with contextlib.suppress(OSError):
-                os.unlink(s.blob_path(d))
-        if not errors:
-            # every layer this batch made is gone: the old layer index is right again
-            with contextlib.suppress(Exception):
-                _restore_raw(s.layers_path, self._raw_before[s.layers_path])
-        # with errors the pending mark stays, so recover() finishes the job later
-
-
-def _read_raw(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def _restore_raw(path: str, data: bytes | None) -> None:
-    if data is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    else:
-        fsutil.atomic_write(path, data)
+        return recover(self)

@@ -19,6 +19,11 @@ import os
 import shutil
 import stat
 
+# remove_tree lives in pyrt_core.fsutil (the layer unpacker, below storage, needs it too);
+# it stays importable from here because storage drivers outside this repository import
+# it from here, as examples/pyrt-storage-example does.
+from ..fsutil import remove_tree
+
 __all__ = ["copy_tree", "copy_tree_python", "remove_tree"]
 
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int)
@@ -183,118 +188,3 @@ def _copy_meta(s: str, d: str, st: os.stat_result) -> None:
     if not is_link:
         os.chmod(d, stat.S_IMODE(st.st_mode))
     os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
-def remove_tree(path: str) -> None:
-    """Remove ``path`` and everything under it; a missing path is fine.
-
-    Iterative, on directory descriptors: a container can make a tree thousands of
-    directories deep (``mkdir d; cd d`` in a loop), deeper than PATH_MAX and than
-    Python's recursion limit, where ``shutil.rmtree`` failed with RecursionError and
-    the container could never be removed.  Never follows a symlink.  Directories whose
-    modes forbid listing or unlinking (a layer may hold ``d---------`` directories,
-    overlay's ``work/work`` is one) are made accessible and retried, which matters when
-    not running as root.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(path)
-        return
-    # the directories being emptied, outermost first: [descriptor or None, name in its
-    # parent, (st_dev, st_ino)]; at most _OPEN_FDS descriptors stay open (a tree can be
-    # deeper than the descriptor limit): a closed parent is reopened through ".." of its
-    # child and must be the same directory
-    top = _open_dir(path, None)
-    stack: list[list] = [[top, "", _ident(top)]]
-    open_count = 1
-    try:
-        while stack:
-            entry = stack[-1]
-            sub = _empty_but_subdir(entry[0])
-            if sub is not None:  # go down into it first
-                fd = _open_dir(sub, entry[0])
-                stack.append([fd, sub, _ident(fd)])
-                open_count += 1
-                if open_count > _OPEN_FDS:
-                    far = next(e for e in stack[1:] if e[0] is not None)
-                    os.close(far[0])
-                    far[0] = None
-                    open_count -= 1
-                continue
-            fd, name, _ = stack.pop()
-            if stack:
-                parent = stack[-1]
-                if parent[0] is None:
-                    pfd = os.open("..", _DIR_FLAGS, dir_fd=fd)
-                    if _ident(pfd) != parent[2]:
-                        os.close(pfd)
-                        raise OSError(errno.EBUSY, "a directory moved while it was removed",
-                                      path)
-                    parent[0] = pfd
-                    open_count += 1
-                os.close(fd)
-                open_count -= 1
-                _writable(lambda: os.rmdir(name, dir_fd=parent[0]), parent[0])
-            else:
-                os.close(fd)
-                open_count -= 1
-    finally:
-        for e in stack:
-            if e[0] is not None:
-                os.close(e[0])
-    os.rmdir(path)
-
-
-_OPEN_FDS = 64
-
-
-def _ident(fd: int) -> tuple[int, int]:
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
-
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _open_dir(name: str, dir_fd: int | None) -> int:
-    """A descriptor of directory ``name`` (made readable first if it is not)."""
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except PermissionError:
-        # only without root (root opens any directory); a directory a moment ago
-        os.chmod(name, 0o700, dir_fd=dir_fd)
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-
-
-def _writable(op, dir_fd: int) -> None:
-    """Run ``op`` (an unlink or rmdir in ``dir_fd``); on EACCES make the directory
-    writable and try once more."""
-    try:
-        op()
-    except FileNotFoundError:
-        pass
-    except PermissionError:
-        os.fchmod(dir_fd, 0o700)
-        op()
-
-
-def _empty_but_subdir(fd: int) -> str | None:
-    """Unlink every non-directory in the directory ``fd``; return the name of a
-    subdirectory left in it, or None once it is empty."""
-    try:
-        names = os.listdir(fd)
-    except PermissionError:
-        os.fchmod(fd, 0o700)
-        names = os.listdir(fd)
-    for name in names:
-        try:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            return name
-        _writable(lambda: os.unlink(name, dir_fd=fd), fd)
-    return None

@@ -25,15 +25,10 @@ from __future__ import annotations
 import abc
 from typing import BinaryIO, Iterator
 
-import attrs
+# the result type of ``changes``: part of this contract, so drivers import it from here
+from ..archive.changes import Change
 
-
-@attrs.frozen
-class Change:
-    """One filesystem change between a layer and its parent."""
-
-    path: str  # absolute within the layer, e.g. "/etc/passwd"
-    kind: str  # "A" added, "C" changed, "D" deleted
+__all__ = ["Change", "StorageDriver", "NaiveDiffDriver"]
 
 
 class StorageDriver(abc.ABC):
@@ -162,10 +157,10 @@ class NaiveDiffDriver(StorageDriver):
         return naivediff.changes(self, id, parent)
 
     def apply_diff(self, id, parent, tar):
-        from ..images import unpack
+        from ..archive.unpack import apply_layer
 
         root = self.get(id)
         try:
-            return unpack.apply_layer(tar, root, whiteouts="delete")
+            return apply_layer(tar, root, whiteouts="delete")
         finally:
             self.put(id)

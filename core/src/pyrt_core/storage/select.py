@@ -9,6 +9,24 @@ Order of choice:
 3. the first of :data:`PRIORITY` that is installed and initialises on this
    host, then any other installed driver in name order.  Only
    "not supported" and "prerequisites missing" move the search on.
+
+How a driver *class* is loaded: one path, :func:`load_driver_class` (stevedore's
+``DriverManager`` over the ``pyrt.storage.drivers`` entry points of
+:mod:`pyrt_core.entrypoints`, whose cache is checked; stevedore's own unchecked cache
+is never read, see :func:`_feed_stevedore`).  Everything that wants a class by name
+goes through it: :func:`select_driver` and :func:`probe_all` (``pyrt info``), the
+storage-driver conformance suite
+(:func:`pyrt_core.testing.storage_conformance.load_driver_entry_point`) and the
+benches.  One documented exception:
+
+* :func:`init_driver` first imports the class the store recorded when it was
+  created (:func:`_recorded_class`), because importing stevedore and building its
+  manager costs about 100 ms, on every command that touches storage.  The record is
+  used only while an installed distribution declares exactly that class for that name
+  in the same checked entry points; otherwise :func:`load_driver_class` decides.
+
+Tests that construct a driver class directly (``OverlayDriver(home, {})``) test the
+class, not its loading.
 """
 from __future__ import annotations
 

@@ -141,16 +141,17 @@ def unmount_all_under(path: str) -> None:
 
 
 def load_driver_entry_point(name: str) -> type[StorageDriver]:
-    """The driver class registered as ``name`` in ``pyrt.storage.drivers``
-    (read with importlib.metadata, so no entry-point cache is touched)."""
-    from importlib.metadata import entry_points
+    """The driver class registered as ``name`` in ``pyrt.storage.drivers``, loaded the
+    way pyrt loads it (:func:`pyrt_core.storage.select.load_driver_class`), so the
+    suite tests what ``pyrt --storage-driver NAME`` would use.  A name no installed
+    distribution declares is a :class:`LookupError`."""
+    from pyrt_core.storage import select
 
-    eps = entry_points(group="pyrt.storage.drivers", name=name)
-    if not eps:
-        installed = sorted(ep.name for ep in entry_points(group="pyrt.storage.drivers"))
+    if name not in select.installed_drivers():
+        installed = select.installed_drivers()
         raise LookupError(f"no storage driver {name!r} is installed "
-                                f"(installed: {', '.join(installed) or 'none'})")
-    return next(iter(eps)).load()
+                          f"(installed: {', '.join(installed) or 'none'})")
+    return select.load_driver_class(name)
 
 
 def _info(name: str, type: bytes, mode: int, uid: int, gid: int, mtime: int) -> tarfile.TarInfo:

@@ -37,8 +37,11 @@ import threading
 import time
 
 from pyrt_core.errors import ImageError, NotFoundError, PyrtError, UsageError
-from pyrt_core.images import load as L
-from pyrt_core.images.store import ImageStore, chain_ids, check_digest, parse_config, short
+from pyrt_core.images import mediatypes as MT
+from pyrt_core.images.configcheck import parse_config
+from pyrt_core.images.digests import chain_ids, check_digest, short
+from pyrt_core.images.platforms import host_platform, platform_matches, platform_of
+from pyrt_core.images.store import ImageStore
 
 from .client import Client, RegistryError, split_reference
 from .options import RegistryOptions
@@ -48,7 +51,7 @@ MAX_MANIFEST = 4 << 20
 MAX_CONFIG = 32 << 20
 CHUNK = 1 << 20
 
-ACCEPT = ", ".join([L.OCI_INDEX, L.DOCKER_LIST, L.OCI_MANIFEST, L.DOCKER_MANIFEST, *L.SCHEMA1])
+ACCEPT = ", ".join([MT.OCI_INDEX, MT.DOCKER_LIST, MT.OCI_MANIFEST, MT.DOCKER_MANIFEST, *MT.SCHEMA1])
 
 
 def _json(data: bytes, what: str):
@@ -67,7 +70,7 @@ def _schema1(name: str) -> ImageError:
 
 
 def check_platform(text: str | None) -> str:
-    want = text or L.host_platform()
+    want = text or host_platform()
     parts = want.split("/")
     if len(parts) not in (2, 3) or not all(parts):
         raise UsageError(f"invalid platform {want!r}: expected OS/ARCH[/VARIANT]")
@@ -76,9 +79,9 @@ def check_platform(text: str | None) -> str:
 
 def pick_platform(descs: list, want: str, name: str) -> dict:
     for d in descs:
-        if isinstance(d, dict) and L._matches(d, want):
+        if isinstance(d, dict) and platform_matches(d, want):
             return d
-    avail = ", ".join(sorted({L._platform_of(d) for d in descs if isinstance(d, dict)}))
+    avail = ", ".join(sorted({platform_of(d) for d in descs if isinstance(d, dict)}))
     raise NotFoundError(f"{name}: no image for platform {want} in the manifest list (available: {avail})")
 
 
@@ -114,16 +117,16 @@ class Remote:
             raise ImageError(f"{what}: manifest digest mismatch: Docker-Content-Digest says {header}, "
                              f"the content is {digest}")
         ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
-        if ctype in L.SCHEMA1:
+        if ctype in MT.SCHEMA1:
             raise _schema1(what)
         doc = _json(data, f"manifest {what}")
         if doc.get("schemaVersion") == 1:
             raise _schema1(what)
-        mt = doc.get("mediaType") or (ctype if ctype in L.INDEX_TYPES + L.MANIFEST_TYPES else None) \
-            or L._media_type({}, doc)
-        if mt in L.SCHEMA1:
+        mt = doc.get("mediaType") or (ctype if ctype in MT.INDEX_TYPES + MT.MANIFEST_TYPES else None) \
+            or MT.media_type({}, doc)
+        if mt in MT.SCHEMA1:
             raise _schema1(what)
-        if mt not in L.INDEX_TYPES + L.MANIFEST_TYPES:
+        if mt not in MT.INDEX_TYPES + MT.MANIFEST_TYPES:
             raise ImageError(f"{what}: unsupported manifest media type {mt!r}")
         return data, mt, doc, digest
 
@@ -146,7 +149,7 @@ class Remote:
         data, mt, doc, digest = self.get_manifest(reference)
         top, top_bytes = digest, data
         depth = 0
-        while mt in L.INDEX_TYPES:
+        while mt in MT.INDEX_TYPES:
             subs = doc.get("manifests")
             if not isinstance(subs, list) or not subs:
                 raise ImageError(f"{self.label}: malformed manifest list {digest}: no manifests")
@@ -404,7 +407,7 @@ def _pull(remote: Remote, ref, store: ImageStore, options: RegistryOptions, want
     if not isinstance(cdesc, dict):
         raise ImageError(f"{label}: malformed manifest {mdigest}: no config descriptor")
     cmt = cdesc.get("mediaType")
-    if cmt and cmt not in L.CONFIG_TYPES:
+    if cmt and cmt not in MT.CONFIG_TYPES:
         raise ImageError(f"{label}: unsupported config media type {cmt!r} (not a container image)")
     try:
         cdigest = check_digest(cdesc.get("digest"), "config digest")
@@ -420,7 +423,7 @@ def _pull(remote: Remote, ref, store: ImageStore, options: RegistryOptions, want
             if size is not None and (not isinstance(size, int) or size < 0):
                 raise ImageError(f"malformed manifest {mdigest}: bad layer size {size!r}")
             lmt = ld.get("mediaType")
-            if lmt and lmt not in L.LAYER_TYPES:
+            if lmt and lmt not in MT.LAYER_TYPES:
                 raise ImageError(f"unsupported layer media type {lmt!r}")
             layers.append((d, size))
     except ImageError as e:
@@ -517,7 +520,7 @@ def _opener(t: Transfer | None, progress: Progress):
     def open_layer():
         if t is None:
             raise ImageError("internal error: a stored layer was asked for again")
-        from pyrt_core.images.unpack import open_layer_stream
+        from pyrt_core.archive.decompress import open_layer_stream
 
         progress.state(t.digest, "Extracting")
         f = Follower(t)

@@ -23,9 +23,9 @@ import os
 from urllib.parse import urlencode
 
 from pyrt_core.errors import ImageError, UsageError
-from pyrt_core.images.store import ImageStore, short
-
+from pyrt_core.images.digests import short
 from pyrt_core.images.save import manifest_for
+from pyrt_core.images.store import ImageStore
 
 from .client import split_reference
 from .options import RegistryOptions

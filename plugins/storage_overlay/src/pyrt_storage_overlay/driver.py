@@ -551,7 +551,7 @@ class OverlayDriver(StorageDriver):
         return self._native and self._recorded_parent_is(id, parent)
 
     def apply_diff(self, id, parent, tar) -> int:
-        from pyrt_core.images.unpack import apply_layer
+        from pyrt_core.archive.unpack import apply_layer
 
         if not self.exists(id):
             raise NotFoundError(f"layer {id} does not exist")
@@ -559,7 +559,7 @@ class OverlayDriver(StorageDriver):
 
     def diff(self, id, parent):
         if self._use_native(id, parent):
-            from pyrt_core.images.pack import pack_overlay_diff
+            from pyrt_core.archive.pack import pack_overlay_diff
 
             return pack_overlay_diff(os.path.join(self.home, id, "diff"))
         from pyrt_core.storage import naivediff
@@ -598,7 +598,7 @@ class OverlayDriver(StorageDriver):
 def _upper_changes(upper: str, lower_root: str | None) -> list[Change]:
     """Changes recorded in an overlay upper dir against the mounted parent
     ``lower_root`` (None: no parent).  A path counts as changed by the same
-    rules as :mod:`pyrt_core.storage.naivediff` (mode, owner, rdev; for
+    rules as :mod:`pyrt_core.archive.changes` (mode, owner, rdev; for
     non-directories mtime, size and symlink target; ``security.capability``;
     directories holding changes), so both give the same answer; only the
     upper dir is walked, not the whole tree."""

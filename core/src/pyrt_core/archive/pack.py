@@ -19,17 +19,19 @@ import stat
 from typing import Iterable, Iterator
 
 from ..errors import StorageError
-from ..storage.driver import Change
+from .changes import Change
+from .layerformat import (
+    BLOCK,
+    CAP_XATTR as _CAP_XATTR,
+    CHUNK,
+    OVERLAY_OPAQUE_XATTRS as _OPAQUE_XATTRS,
+    WHITEOUT_OPAQUE,
+    WHITEOUT_PREFIX,
+)
 
 __all__ = ["pack_paths", "pack_overlay_diff"]
 
-CHUNK = 1 << 20
-BLOCK = 512
 _END = bytes(2 * BLOCK)
-_CAP_XATTR = "security.capability"
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-WHITEOUT_PREFIX = ".wh."
-WHITEOUT_OPAQUE = ".wh..wh..opq"
 
 _MAX7 = 0o7777777
 _MAX11 = 0o77777777777
