@@ -248,7 +248,7 @@ def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
     entrypoints.record_hooks({"pyrt_info": None}, [str(plugin)])
     assert entrypoints.implemented_hooks() == {"pyrt_info"}
     engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
-    engine._notify("pyrt_container_removed", container=None)
+    engine.notify("pyrt_container_removed", container=None)
     assert "pm" not in engine.__dict__
     os.utime(plugin, ns=(1, 1))  # the plugin changed since: the record is stale
     assert entrypoints.implemented_hooks() is None

@@ -554,7 +554,8 @@ def _run_detached(args) -> int:
             launched = conmon.prelaunch(settings, store, cid, name=args.name,
                                         stdin=args.interactive, tty=args.tty,
                                         log_size_max=_log_size_max(args))
-        from ..engine import Engine, fault
+        from ..engine import Engine
+        from ..engine.common import fault
 
         fault("run:launched")
         config = container_config_from_args(args)
