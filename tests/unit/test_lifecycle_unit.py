@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from pyrt_core import logs, procutil
-from pyrt_core.cli.containers import parse_restart
+from pyrt_core.cli.containers.run import parse_restart
 from pyrt_core.errors import NotFoundError, UsageError
 from pyrt_core.monitor.attach import _DetachScanner
 from pyrt_core.runtime.cli import RuntimeFailure, parse_signal
