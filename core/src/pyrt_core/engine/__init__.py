@@ -24,6 +24,13 @@ the module that implements it, one module per operation, imported when it runs:
 Everything is created lazily, so a command pays only for what it uses
 (``pyrt images`` never loads the isolation plugin's heavy modules, ``pyrt
 --help`` never scans entry points).
+
+The operations are functions of the engine (``create(engine, config, ...)``): they use
+its public face only (settings, the parts above, ``lock``/``reload``/``paths``, the
+state checks), never the façade's module, so the package has no import cycle.  They
+reach plugins two ways: ``engine.pm.hook.NAME(...)`` for calls whose result counts,
+and :meth:`Engine.notify` for events that may have no listener (the plugins are then
+not loaded at all).
 """
 from __future__ import annotations
 
