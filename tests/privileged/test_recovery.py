@@ -2,7 +2,7 @@
 check the next pyrt command leaves a consistent state and nothing leaked.
 
 ``PYRT_FAULT=point`` makes a pyrt process SIGKILL itself at ``point`` (see
-pyrt_core.engine.fault); monitors are killed from outside.  The leak guard of
+pyrt_core.engine.common.fault); monitors are killed from outside.  The leak guard of
 tests/privileged (mounts, cgroups, processes in other pid namespaces) runs after
 every test as well.
 """

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from pyrt_core.cli.main import build_parser, main
-from pyrt_core.cli.containers import container_config_from_args
+from pyrt_core.cli.containers.run import container_config_from_args
 from pyrt_core.errors import UsageError
 
 
@@ -78,6 +78,27 @@ def test_command_table_matches_the_area_modules():
     listed = build_parser()._subparsers._group_actions[0].choices
     assert list(listed) == [n for names in climain.AREAS.values() for n in names] + \
         list(plugin_commands())
+
+
+def test_each_container_command_is_built_by_its_own_module():
+    """The container commands' table names the module of each; that module, and no other,
+    builds its parser (so a command imports only its own module)."""
+    import importlib
+
+    from pyrt_core.cli import containers
+
+    modules = set(containers.MODULE_OF.values())
+    for module in modules:
+        mod = importlib.import_module(f"pyrt_core.cli.containers.{module}")
+        assert sorted(mod.PARSERS) == sorted(n for n, m in containers.MODULE_OF.items()
+                                             if m == module), module
+
+
+def test_a_container_command_imports_its_module_alone():
+    code = ("import sys; from pyrt_core.cli.main import build_parser; build_parser(only='ps'); "
+            "print(sorted(m for m in sys.modules if m.startswith('pyrt_core.cli.containers')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "['pyrt_core.cli.containers', 'pyrt_core.cli.containers.inventory']", r.stderr
 
 
 @pytest.mark.parametrize("argv, word", [

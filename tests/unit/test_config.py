@@ -120,11 +120,12 @@ def _engine_with_manager(tmp_path, manager, pids_limit=2048, refuse=False):
     ("none", False, {}, 2048, {}),  # no resource plugin: never refused for a default
 ])
 def test_the_default_pids_limit_is_the_engines(tmp_path, manager, refuse, resources, limit, want):
+    from pyrt_core.engine.create import default_pids_limit
     from pyrt_core.models import ContainerConfig
 
     e, _ = _engine_with_manager(tmp_path, manager, limit, refuse)
     c = ContainerConfig(image="x", resources=dict(resources))
-    e._default_pids_limit(c)
+    default_pids_limit(e, c)
     assert c.resources == want
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from pyrt_core import logs, procutil
-from pyrt_core.cli.containers import parse_restart
+from pyrt_core.cli.containers.run import parse_restart
 from pyrt_core.errors import NotFoundError, UsageError
 from pyrt_core.monitor.attach import _DetachScanner
 from pyrt_core.runtime.cli import RuntimeFailure, parse_signal
@@ -248,7 +248,7 @@ def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
     entrypoints.record_hooks({"pyrt_info": None}, [str(plugin)])
     assert entrypoints.implemented_hooks() == {"pyrt_info"}
     engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
-    engine._notify("pyrt_container_removed", container=None)
+    engine.notify("pyrt_container_removed", container=None)
     assert "pm" not in engine.__dict__
     os.utime(plugin, ns=(1, 1))  # the plugin changed since: the record is stale
     assert entrypoints.implemented_hooks() is None

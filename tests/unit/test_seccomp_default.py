@@ -259,7 +259,7 @@ def test_config_record_round_trip():
 
 def test_cli_flag_parsed(tmp_path):
     from pyrt_core.cli.main import build_parser
-    from pyrt_core.cli.containers import container_config_from_args
+    from pyrt_core.cli.containers.run import container_config_from_args
 
     args = build_parser().parse_args(["run", "--security-opt", "seccomp=unconfined", "img"])
     cfg = container_config_from_args(args)

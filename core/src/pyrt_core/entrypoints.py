@@ -247,7 +247,7 @@ def implemented_hooks() -> set[str] | None:
     """Names of the hooks the core and the installed plugins implement, as recorded by
     the last full plugin load (:func:`record_hooks`); None when not recorded, or when a
     plugin's module changed since.  Lets a command skip loading every plugin for an
-    event hook nobody implements (``Engine._notify``)."""
+    event hook nobody implements (``Engine.notify``)."""
     calls = hook_calls()
     return None if calls is None else set(calls)
 

@@ -25,6 +25,9 @@ idempotent), deletes runtime state, bundles and exit files no running
 container owns, removes record-less container directories and bundles older
 than a minute (a ``run -d`` killed before its create, see Engine.prelaunch),
 and removes ``pyrt-<id>`` cgroups of containers that are not running.
+
+What it finishes or undoes uses the operations' own steps (engine.teardown's
+``cleanup_locked`` and ``remove_locked``), never the engine's internals.
 """
 from __future__ import annotations
 
@@ -37,8 +40,8 @@ MONITOR_LOST = "the monitor (conmon) died; restart policies wait for `pyrt start
 
 
 def reconcile(engine, full: bool = False) -> list[str]:
-    from .containers.store import ContainerLock
-    from .errors import NotFoundError
+    from ..containers.store import ContainerLock
+    from ..errors import NotFoundError
 
     store = engine.containers
     actions: list[str] = []
@@ -102,9 +105,10 @@ def _one_line(e: Exception) -> str:
 
 def _reconcile_one(engine, store, c, actions: list[str]) -> None:
     """Finish or undo the step a dead writer left ``c`` in (the module's rules)."""
-    from . import procutil
-    from .engine import now as engine_now
-    from .errors import NotFoundError
+    from .. import procutil
+    from ..errors import NotFoundError
+    from .common import now
+    from .teardown import cleanup_locked, remove_locked
 
     try:
         lk = store.container_lock(c.id, blocking=False)
@@ -123,23 +127,23 @@ def _reconcile_one(engine, store, c, actions: list[str]) -> None:
             store.delete(c)
             actions.append(f"removed half-created container {c.short_id}")
         elif status == "removing":
-            engine._remove_locked(c)
+            remove_locked(engine, c)
             actions.append(f"finished removing container {c.short_id}")
         elif status == "starting" and c.monitor == "conmon" and engine.monitor_alive(c):
             # the starter died while holding the lock: finish or undo its start
             if engine.process_alive(c) and "pyrt-runtime" not in procutil.cmdline(c.state.pid):
                 c.state.status = "running"
-                c.state.started_at = c.state.started_at or engine_now()
+                c.state.started_at = c.state.started_at or now()
                 store.save(c, durable=False)
                 actions.append(f"container {c.short_id} ({c.name}) had started: marked running")
             else:
-                engine._cleanup_locked(c, error="start interrupted")
+                cleanup_locked(engine, c, error="start interrupted")
                 actions.append(f"container {c.short_id} ({c.name}): start interrupted, "
                                "cleaned up")
         elif status in ("starting", "running") and not engine.monitor_alive(c):
             # never restarted here (podman's rule): restart policies act on the exit
             # the monitor reports; without it `pyrt start` or `system boot` starts it
-            engine._cleanup_locked(c, error=MONITOR_LOST if c.monitor == "conmon" else "")
+            cleanup_locked(engine, c, error=MONITOR_LOST if c.monitor == "conmon" else "")
             actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
                            f"marked exited ({c.state.exit_code}) and cleaned up")
 
@@ -148,7 +152,7 @@ def _remove_unfinished_run(engine, cid: str) -> None:
     """What a `run -d` killed between starting its monitor and writing its record left:
     the container directory (conmon's empty log), the bundle, conmon's socket link.  Its
     runtime never got the go, so it exits (EOF), and conmon with it."""
-    from .monitor.conmon import Paths
+    from ..monitor.conmon import Paths
 
     p = Paths(engine.settings.root, engine.settings.runroot, cid)
     shutil.rmtree(p.bundle, ignore_errors=True)
@@ -188,8 +192,8 @@ def _release_dangling_names(store, actions: list[str]) -> None:
 
 
 def _sweep(engine, actions: list[str]) -> None:
-    from .monitor.conmon import Paths
-    from .runtime import cli as rtcli
+    from ..monitor.conmon import Paths
+    from ..runtime import cli as rtcli
 
     store = engine.containers
     running = set()

@@ -1,0 +1,128 @@
+"""``exec``, ``attach``, ``logs``, ``top``: a running container's processes and output."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ...errors import UsageError
+from ..common import table
+from . import engine_for
+
+
+def _p_logs(cmd) -> None:
+    lg = cmd("logs", "Show a container's output", cmd_logs)
+    lg.add_argument("--follow", "-f", action="store_true")
+    lg.add_argument("--tail", "-n", default="all", metavar="N")
+    lg.add_argument("--timestamps", "-t", action="store_true")
+    lg.add_argument("--format", choices=("text", "json"), default="text",
+                    help="json: docker json-file lines (log, stream, time)")
+    lg.add_argument("container", metavar="CONTAINER")
+
+
+def _p_exec(cmd) -> None:
+    import argparse
+
+    ex = cmd("exec", "Run a command in a running container", cmd_exec, add_help=False)
+    ex.add_argument("--help", action="help")
+    ex.add_argument("--interactive", "-i", action="store_true")
+    ex.add_argument("--tty", "-t", action="store_true")
+    ex.add_argument("--detach", "-d", action="store_true")
+    ex.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
+    ex.add_argument("--user", "-u", default=None, metavar="USER[:GROUP]")
+    ex.add_argument("--workdir", "-w", default=None, metavar="DIR")
+    ex.add_argument("container", metavar="CONTAINER")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _p_attach(cmd) -> None:
+    at = cmd("attach", "Attach to a running container's stdio", cmd_attach)
+    at.add_argument("--no-stdin", action="store_true")
+    at.add_argument("container", metavar="CONTAINER")
+
+
+def _p_top(cmd) -> None:
+    tp = cmd("top", "Show the processes of a container", cmd_top)
+    tp.add_argument("container", metavar="CONTAINER")
+
+
+PARSERS = {"logs": _p_logs, "exec": _p_exec, "attach": _p_attach, "top": _p_top}
+
+
+def cmd_exec(args) -> int:
+    if not args.cmd:
+        raise UsageError("exec needs a command to run")
+    from .run import parse_env
+    from .terminal import terminal_stdio
+
+    engine = engine_for(args)
+    env = parse_env(args.env, [])
+    with terminal_stdio(args.tty, args.interactive, detach=args.detach) as (stdio, proxy):
+        return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
+                           workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
+                           on_started=(lambda pid: proxy.start()) if proxy else None,
+                           on_console=getattr(proxy, "adopt", None))
+
+
+def cmd_attach(args) -> int:
+    from ...errors import ConflictError
+    from ...monitor import attach as att
+    from ...monitor import conmon
+
+    engine = engine_for(args)
+    c = engine.get(args.container)
+    if not engine.is_running(c):
+        raise ConflictError(f"you cannot attach to a stopped container {c.name}: start it first")
+    if c.monitor != "conmon":
+        raise ConflictError(f"container {c.name} runs in the foreground of another pyrt: "
+                            "only detached containers can be attached to")
+    paths = engine.paths(c.id)
+    stdin = 0 if (c.config.interactive and not args.no_stdin) else None
+    result = att.attach_conmon(paths.attach, stdin_fd=stdin, tty=c.config.tty,
+                               on_resize=lambda r, col: conmon.resize(paths, r, col))
+    if result == "detached":
+        return 0
+    return engine.wait(c.id)
+
+
+def cmd_logs(args) -> int:
+    from ... import logs
+
+    engine = engine_for(args)
+    c = engine.get(args.container)
+    if c.monitor == "pyrt":
+        raise UsageError(f"container {c.name} ran in the foreground: its output went to the terminal, "
+                         "not to a log (use `run -d` for a logged container)")
+    tail = None
+    if args.tail not in ("all", "-1"):
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise UsageError(f"invalid --tail {args.tail!r}: a number or 'all'") from None
+
+    def running():
+        cur = engine.containers.load(c.id)
+        return cur is not None and cur.state.status in ("running", "starting")
+
+    logs.show(engine.containers.log_path(c.id), sys.stdout.buffer, sys.stderr.buffer, tail=tail,
+              timestamps=args.timestamps, follow=args.follow, running=running, fmt=args.format)
+    return 0
+
+
+def cmd_top(args) -> int:
+    from ... import procutil
+
+    engine = engine_for(args)
+    c = engine.get(args.container)
+    if not engine.is_running(c) or not engine.process_alive(c):
+        from ...errors import ConflictError
+
+        raise ConflictError(f"container {c.name} is not running")
+    rows = [("UID", "PID", "PPID", "CMD")]
+    for pid in procutil.pids_in_namespace_of(c.state.pid):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        rows.append((uid, pid, procutil.ppid(pid) or 0, procutil.cmdline(pid)))
+    table(rows)
+    return 0

@@ -1,0 +1,325 @@
+"""``run`` (in the foreground, or ``-d`` under conmon) and ``create``, and their container
+flags (docker's names and meanings) with the :class:`~pyrt_core.models.ContainerConfig`
+they make, checked before anything exists."""
+from __future__ import annotations
+
+import os
+
+from ...errors import NotFoundError, UsageError
+from . import engine_for, recover
+
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    import argparse
+
+
+def _p_run_create(cmd, name, help, func) -> None:
+    # `run -h` means --hostname, as in docker: run's help is --help only
+    # and, as in docker and podman, `run --storage-opt` is per container (size=...);
+    # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
+    import argparse
+
+    from ..resource_flags import add_resource_flags
+
+    r = cmd(name, help, func, add_help=False, storage_opt=False)
+    add_container_flags(r)
+    add_resource_flags(r)
+    r.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    if name == "run":
+        r.add_argument("--detach", "-d", action="store_true",
+                       help="run in the background (under its monitor) and print its id")
+    r.add_argument("image", metavar="IMAGE")
+    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _p_run(cmd) -> None:
+    _p_run_create(cmd, "run", "Run a command in a new container", cmd_run)
+
+
+def _p_create(cmd) -> None:
+    _p_run_create(cmd, "create", "Create a new container", cmd_create)
+
+
+PARSERS = {"run": _p_run, "create": _p_create}
+
+
+def cmd_create(args) -> int:
+    config = container_config_from_args(args)
+    engine = engine_for(args)
+    c = engine.create(config, name=args.name, pull=args.pull)
+    print(c.id)
+    return 0
+
+
+def cmd_run(args) -> int:
+    if args.detach:
+        return _run_detached(args)
+    config = container_config_from_args(args)
+    engine = engine_for(args)
+    if config.restart_policy != "no":
+        # the restart policy outlives this CLI: run under the monitor and attach to it
+        from .lifecycle import start_attached
+
+        c = engine.create(config, name=args.name, pull=args.pull)
+        return start_attached(engine, c.id, stdin=config.interactive)
+    return _run_foreground(engine, config, args)
+
+
+def _run_detached(args) -> int:
+    """``run -d``.  The container's monitor starts first of all, right after the settings
+    are known (conmon.prelaunch: no attrs, no engine yet): its runtime is a second
+    Python process whose start-up then overlaps this one's loading of the models,
+    the flag checks, the recovery pass, create, mount and bundle.  A bad flag or a
+    failed create stops that monitor again (conmon.abandon)."""
+    from ...containers.store import ContainerStore
+    from ...monitor import conmon
+    from ..common import settings_from_args
+
+    settings = settings_from_args(args)
+    if args.name:  # before the monitor starts: a bad name leaves nothing behind
+        from ...containers.store import check_name
+
+        args.name = check_name(args.name)
+    store = ContainerStore(settings.root, settings.runroot)
+    cid = store.new_id()
+    launched = None
+    try:
+        if _name_free(store, args.name):  # a taken name fails the create anyway
+            launched = conmon.prelaunch(settings, store, cid, name=args.name,
+                                        stdin=args.interactive, tty=args.tty,
+                                        log_size_max=log_size_max_from_args(args))
+        from ...engine import Engine
+        from ...engine.common import fault
+
+        fault("run:launched")
+        config = container_config_from_args(args)
+        engine = Engine(settings)
+        recover(engine)
+        c = engine.create(config, name=args.name, pull=args.pull, cid=cid)
+    except BaseException:
+        if launched is not None:
+            conmon.abandon(launched, store)
+        raise
+    try:
+        engine.start(c, launched=launched)
+    except Exception:
+        if config.auto_remove:
+            try:
+                engine.remove(c.id, force=True)
+            except NotFoundError:
+                pass
+        raise
+    print(c.id)
+    return 0
+
+
+def _name_free(store, name: str | None) -> bool:
+    return name is None or not os.path.lexists(os.path.join(store.names, name))
+
+
+def _run_foreground(engine, config, args) -> int:
+    """The CLI is the container's monitor: fastest path, stdio passed straight through
+    (or a pty pyrt owns for -t)."""
+    from .terminal import terminal_stdio
+
+    with terminal_stdio(config.tty, config.interactive) as (stdio, proxy):
+        return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
+                          on_started=(lambda pid: proxy.start()) if proxy else None,
+                          on_exited=(lambda code: proxy.finish()) if proxy else None,
+                          on_console=getattr(proxy, "adopt", None))
+
+
+# -- the container flags -------------------------------------------------------------
+
+
+def add_container_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="assign a name to the container")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an environment variable (KEY alone passes the host's value)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read variables from a file")
+    p.add_argument("--workdir", "-w", metavar="DIR", help="working directory inside the container")
+    p.add_argument("--user", "-u", metavar="USER[:GROUP]", help="user name or uid, and group")
+    p.add_argument("--hostname", "-h", metavar="NAME", help="container host name")
+    p.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
+    p.add_argument("--network", "--net", default="none", metavar="MODE",
+                   help="network mode: none (loopback only, default) or host")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind-mount a host path")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format; "
+                        "default: a profile like Docker's) | no-new-privileges=false "
+                        "(default: true, unlike Docker)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a Linux capability (NET_ADMIN, CAP_SYS_TIME, ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a Linux capability (CHOWN, ALL)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, the host's devices, no seccomp filter, no masked "
+                        "or read-only /proc paths, a writable /sys")
+    p.add_argument("--userns", metavar="MODE", choices=("host", "private"), default=None,
+                   help="user namespace: host (default) or private (maps root to 100000:65536 unless --uidmap)")
+    p.add_argument("--uidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="uid mapping (implies a user namespace)")
+    p.add_argument("--gidmap", action="append", default=[], metavar="CTR:HOST:SIZE", help="gid mapping (implies a user namespace)")
+    p.add_argument("--interactive", "-i", action="store_true", help="keep stdin open")
+    p.add_argument("--tty", "-t", action="store_true", help="allocate a pseudo-terminal (set TERM)")
+    p.add_argument("--storage-opt", action="append", default=[], dest="container_storage_opt",
+                   metavar="KEY=VALUE", help="storage option for this container's layer (e.g. size=1G)")
+    p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                   help="pull the image: missing (default), always, never")
+    p.add_argument("--restart", default="no", metavar="POLICY",
+                   help="no (default), on-failure[:N], always, unless-stopped")
+    p.add_argument("--stop-signal", default=None, metavar="SIG",
+                   help="signal `pyrt stop` sends first (default: the image's StopSignal, else SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, default=None, metavar="N",
+                   help="seconds `pyrt stop` waits before SIGKILL (default 10)")
+    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
+                   help="log options: max-size (default 10m; the log restarts when full)")
+    p.add_argument("--help", action="help", help="show this help message and exit")
+
+
+def parse_env(items: list[str], files: list[str]) -> list[str]:
+    """``-e`` values and ``--env-file`` lines as KEY=VALUE (a bare KEY takes the host's
+    value, or is dropped when the host has none), as docker does."""
+    out = []
+    lines = []
+    for path in files:
+        try:
+            with open(path) as f:
+                lines += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as e:
+            raise UsageError(f"cannot read env file {path}: {e.strerror}") from None
+    for item in lines + items:
+        key, sep, _ = item.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise UsageError(f"invalid environment variable {item!r}")
+        if sep:
+            out.append(item)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def container_config_from_args(args):
+    from ...models import ContainerConfig, IdMap, VolumeSpec
+
+    if args.network not in ("none", "host"):
+        raise UsageError(
+            f"network mode {args.network!r} is not supported: use --network none or --network host")
+    uidmaps = [IdMap.parse(m) for m in args.uidmap]
+    gidmaps = [IdMap.parse(m) for m in args.gidmap]
+    userns = args.userns == "private" or bool(uidmaps or gidmaps)
+    if args.userns == "host" and (uidmaps or gidmaps):
+        raise UsageError("--uidmap/--gidmap need a user namespace; they conflict with --userns host")
+    if gidmaps and not uidmaps:
+        raise UsageError("--gidmap needs --uidmap too")
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    storage_opts = {}
+    for opt in args.container_storage_opt:
+        k, sep, v = opt.partition("=")
+        if not sep or not k or not v:
+            raise UsageError(f"invalid --storage-opt {opt!r}: expected KEY=VALUE")
+        storage_opts[k] = v
+    from ..resource_flags import resources_from_args
+
+    rf = resources_from_args(args)
+    policy, restart_max = parse_restart(getattr(args, "restart", "no") or "no")
+    if policy != "no" and getattr(args, "rm", False):
+        raise UsageError("conflicting options: --restart and --rm")
+    log_size_max = log_size_max_from_args(args)
+    stop_signal = getattr(args, "stop_signal", None)
+    if stop_signal:
+        from ...runtime.cli import RuntimeFailure, parse_signal
+
+        try:
+            parse_signal(stop_signal)
+        except RuntimeFailure as e:
+            raise UsageError(f"invalid --stop-signal: {e}") from None
+    hostname = args.hostname
+    if hostname is not None and (not hostname or len(hostname) > 64 or "/" in hostname):
+        raise UsageError(f"invalid hostname {hostname!r}")
+    from ...capabilities import parse_flag
+
+    cap_add = parse_flag(getattr(args, "cap_add", None), "--cap-add")
+    cap_drop = parse_flag(getattr(args, "cap_drop", None), "--cap-drop")
+    privileged = bool(getattr(args, "privileged", False))
+    if privileged and (userns or uidmaps):
+        raise UsageError("--privileged cannot be used with a user namespace "
+                         "(--userns private, --uidmap, --gidmap)")
+    return ContainerConfig(
+        image=args.image,
+        command=list(args.cmd) or None,
+        entrypoint=entrypoint,
+        env=parse_env(args.env, args.env_file),
+        workdir=args.workdir,
+        user=args.user,
+        hostname=hostname,
+        network=args.network,
+        volumes=[VolumeSpec.parse(v) for v in args.volume],
+        read_only=args.read_only,
+        userns=userns,
+        uidmaps=uidmaps,
+        gidmaps=gidmaps,
+        tty=args.tty,
+        interactive=args.interactive,
+        auto_remove=getattr(args, "rm", False),
+        storage_opts=storage_opts,
+        resources=rf.resources,
+        devices=rf.devices,
+        cgroup_parent=rf.cgroup_parent,
+        restart_policy=policy,
+        restart_max=restart_max,
+        stop_signal=stop_signal,
+        stop_timeout=getattr(args, "stop_timeout", None),
+        log_size_max=log_size_max,
+        security_opt=list(getattr(args, "security_opt", []) or []),
+        seccomp=_seccomp_setting(getattr(args, "security_opt", []) or []),
+        detach=bool(getattr(args, "detach", False)),
+        cap_add=cap_add,
+        cap_drop=cap_drop,
+        privileged=privileged,
+        no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
+    )
+
+
+def _no_new_privileges(opts: list[str]) -> bool:
+    if not opts:
+        return True
+    from ...containers.seccomp_default import no_new_privileges
+
+    return no_new_privileges(opts)
+
+
+def _seccomp_setting(opts: list[str]) -> str | None:
+    if not opts:
+        return None
+    from ...containers.defaults import DEFAULT_CAPS
+    from ...containers.seccomp_default import parse_security_opts
+
+    return parse_security_opts(opts, DEFAULT_CAPS)
+
+
+def log_size_max_from_args(args) -> int | None:
+    """``--log-opt max-size=SIZE`` in bytes (None: the monitor's default)."""
+    log_size_max = None
+    for opt in getattr(args, "log_opt", []) or []:
+        k, sep, v = opt.partition("=")
+        if k != "max-size" or not sep:
+            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
+        from ..resource_flags import parse_size
+
+        log_size_max = parse_size(v, "--log-opt max-size")
+    return log_size_max
+
+
+def parse_restart(text: str) -> tuple[str, int]:
+    name, _, n = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise UsageError(f"invalid restart policy {text!r}: no, on-failure[:N], always or unless-stopped")
+    if n and name != "on-failure":
+        raise UsageError(f"invalid restart policy {text!r}: only on-failure takes a count")
+    if n and (not n.isdigit() or int(n) < 0):
+        raise UsageError(f"invalid restart policy {text!r}: the count must be a number >= 0")
+    return name, int(n) if n else 0

@@ -1,0 +1,259 @@
+"""The engine: images + storage + container records -> OCI bundles -> the runtime.
+
+:class:`Engine` is a façade: it holds the settings and the lazily built parts (plugin
+manager, storage driver, image store, container store) and hands each operation to
+the module that implements it, one module per operation, imported when it runs:
+
+=================  =====================================================================
+``create``         a container's record and writable layer (``create``, the image lookup)
+``run``            ``pyrt run`` in the foreground (this process is the monitor)
+``start``          a start under conmon (``start``, ``prelaunch``, ``abandon``)
+``exit_command``   conmon's exit command: record the exit, ``--rm``, the restart policy
+``stop``           ``stop``, ``kill``, ``wait``
+``exec``           a process joining a running container
+``resources``      ``pause``/``unpause``, ``stats``, ``update`` of a running container
+``remove``         ``rm``
+``recover``        make the records match reality after a crash
+``teardown``       what several of them share, under the container's lock: release what
+                   a run held and record its exit (``cleanup_locked``), remove a
+                   container (``remove_locked``)
+``bundle``         mount the root filesystem and write the OCI bundle
+``common``         docker's time stamps, the recovery tests' fault points
+=================  =====================================================================
+
+Everything is created lazily, so a command pays only for what it uses
+(``pyrt images`` never loads the isolation plugin's heavy modules, ``pyrt
+--help`` never scans entry points).
+
+The operations are functions of the engine (``create(engine, config, ...)``): they use
+its public face only (settings, the parts above, ``lock``/``reload``/``paths``, the
+state checks), never the façade's module, so the package has no import cycle.  They
+reach plugins two ways: ``engine.pm.hook.NAME(...)`` for calls whose result counts,
+and :meth:`Engine.notify` for events that may have no listener (the plugins are then
+not loaded at all).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from ..errors import NotFoundError
+
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    from ..models import Container, ContainerConfig, Image
+
+
+class Engine:
+    def __init__(self, settings, pm=None):
+        self.settings = settings
+        self._pm = pm
+        #: values of the plugins' flags of the command (cli/extensions.py), for the plugins
+        self.plugin_options: dict = {}
+        if settings.cgroup_manager:
+            # the resource plugin reads its manager from the environment, which also
+            # carries it to pyrt-runtime under conmon
+            os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
+
+    # -- lazily built parts ------------------------------------------------------------
+    @functools.cached_property
+    def pm(self):
+        if self._pm is not None:
+            return self._pm
+        from ..plugins import make_plugin_manager
+
+        return make_plugin_manager(blocked=self.settings.disabled_plugins)
+
+    @functools.cached_property
+    def _driver(self):
+        from ..storage.select import select_driver
+
+        os.makedirs(self.settings.root, mode=0o700, exist_ok=True)
+        return select_driver(self.settings, _LazyHooks(self))
+
+    @property
+    def driver_name(self) -> str:
+        return self._driver[0]
+
+    @property
+    def driver(self):
+        return self._driver[1]
+
+    @functools.cached_property
+    def images(self):
+        from ..images.store import ImageStore
+
+        store = ImageStore(self.settings.root, self.driver, self.driver_name,
+                           in_use=self._image_in_use)
+        store.recover()  # drop layers a killed pyrt left incomplete (cheap when none)
+        return store
+
+    @functools.cached_property
+    def containers(self):
+        from ..containers.store import ContainerStore
+
+        return ContainerStore(self.settings.root, self.settings.runroot)
+
+    def notify(self, hook: str, **kw) -> None:
+        """Fire an event hook.  With the plugins not loaded yet, the record of implemented
+        hooks (entrypoints.implemented_hooks) decides whether they must be: `rm` of a
+        stopped container then never loads them (~9 ms) when no plugin listens."""
+        if self._pm is None and "pm" not in self.__dict__:
+            from ..entrypoints import implemented_hooks
+
+            known = implemented_hooks()
+            if known is not None and hook not in known:
+                return
+        getattr(self.pm.hook, hook)(**kw)
+
+    def storage_lock(self):
+        from ..fsutil import FileLock
+
+        return FileLock(os.path.join(self.settings.root, "storage.lock"))
+
+    def _image_in_use(self, image_id: str) -> list[str]:
+        return [c.short_id for c in self.containers.list() if c.image_id == image_id]
+
+    # -- records, locks, paths ------------------------------------------------------------
+    #
+    # Every change to a container happens under its lock (containers/<id>/lock, see
+    # containers.store), and a record's status says which step it is at: creating ->
+    # created -> starting -> running -> exited (-> starting ...) -> removing.  A free
+    # lock on a record in a transitional state means its writer died: recovery
+    # (engine.recover) finishes or undoes the step.
+
+    def get(self, ref: str) -> Container:
+        return self.containers.get(ref)
+
+    def reload(self, cid: str) -> Container:
+        c = self.containers.load(cid)
+        if c is None:
+            raise NotFoundError(f"no such container: {cid[:12]}")
+        return c
+
+    def lock(self, cid: str, blocking: bool = True):
+        return self.containers.container_lock(cid, blocking)
+
+    def paths(self, cid: str):
+        from ..monitor.conmon import Paths
+
+        return Paths(self.settings.root, self.settings.runroot, cid)
+
+    # -- state checks -------------------------------------------------------------------
+    @staticmethod
+    def monitor_alive(c: Container) -> bool:
+        from .. import procutil
+
+        s = c.state
+        return procutil.alive(s.monitor_pid, s.monitor_start, s.boot_id)
+
+    @staticmethod
+    def process_alive(c: Container) -> bool:
+        from .. import procutil
+
+        s = c.state
+        return procutil.alive(s.pid, s.pid_start, s.boot_id)
+
+    def is_running(self, c: Container) -> bool:
+        return c.state.status in ("running", "starting") and (
+            self.monitor_alive(c) or self.process_alive(c))
+
+    # -- the operations (each in its module; see the module docstring) ---------------------
+    def resolve_image(self, text: str, pull: str = "missing") -> Image:
+        from .create import resolve_image
+
+        return resolve_image(self, text, pull)
+
+    def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing",
+               cid: str | None = None) -> Container:
+        from .create import create
+
+        return create(self, config, name, pull, cid)
+
+    def run(self, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2), pull: str = "missing",
+            on_started=None, on_exited=None, on_console=None) -> int:
+        from .run import run
+
+        return run(self, config, name, stdio, pull, on_started=on_started,
+                   on_exited=on_exited, on_console=on_console)
+
+    def start(self, ref: str | Container, before_start=None, launched=None) -> Container:
+        from .start import start
+
+        return start(self, ref, before_start, launched)
+
+    def prelaunch(self, cid: str, **kw):
+        from .start import prelaunch
+
+        return prelaunch(self, cid, **kw)
+
+    def abandon(self, launched) -> None:
+        from .start import abandon
+
+        abandon(self, launched)
+
+    def cleanup(self, cid: str, run: int | None = None) -> Container | None:
+        from .exit_command import cleanup
+
+        return cleanup(self, cid, run)
+
+    def stop(self, ref: str | Container, timeout: int | None = None) -> Container:
+        from .stop import stop
+
+        return stop(self, ref, timeout)
+
+    def kill(self, ref: str | Container, sig: int) -> Container:
+        from .stop import kill
+
+        return kill(self, ref, sig)
+
+    def wait(self, ref: str | Container, poll: float = 0.02) -> int:
+        from .stop import wait
+
+        return wait(self, ref, poll)
+
+    def exec(self, ref: str | Container, args: list[str], *, env: list[str] | None = None,
+             user: str | None = None, workdir: str | None = None, tty: bool = False,
+             stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None) -> int:
+        from .exec import exec_in
+
+        return exec_in(self, ref, args, env=env, user=user, workdir=workdir, tty=tty,
+                       stdio=stdio, detach=detach, on_started=on_started, on_console=on_console)
+
+    def pause(self, ref: str | Container, paused: bool = True) -> Container:
+        from .resources import pause
+
+        return pause(self, ref, paused)
+
+    def stats(self, ref: str | Container) -> dict:
+        from .resources import stats
+
+        return stats(self, ref)
+
+    def update(self, ref: str | Container, resources: dict) -> Container:
+        from .resources import update
+
+        return update(self, ref, resources)
+
+    def remove(self, ref: str | Container, force: bool = False) -> None:
+        from .remove import remove
+
+        remove(self, ref, force)
+
+    def recover(self, full: bool = False) -> list[str]:
+        """Reconcile records with reality (see :mod:`pyrt_core.engine.recover`)."""
+        from .recover import reconcile
+
+        return reconcile(self, full=full)
+
+
+class _LazyHooks:
+    """What select_driver wants of a plugin manager (``.hook.NAME(**kw)``), with each call
+    going through Engine.notify."""
+
+    def __init__(self, engine: Engine):
+        self.hook = self
+        self._engine = engine
+
+    def __getattr__(self, name: str):
+        return lambda **kw: self._engine.notify(name, **kw)

@@ -1,0 +1,62 @@
+"""Mount a container's root filesystem and write its OCI bundle (``config.json``,
+``hostname``, ``hosts``, ``resolv.conf``): what both a foreground run and a start
+under conmon do before the runtime creates the container."""
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    from ..models import Container, Image
+
+
+def mount_and_write_bundle(engine, container: Container, image: Image, load: bool = True):
+    """Mount the root (the driver's ``get``), fire ``pyrt_storage_rootfs_mounted``, write
+    the bundle.  With ``load``, returns the runtime's configuration of it (a foreground
+    run executes that in this process); else None (pyrt-runtime reads the bundle)."""
+    import json
+
+    from ..containers import spec as specmod
+    from ..fsutil import atomic_write
+    from ..images.configcheck import check_image
+
+    check_image(image)
+
+    with engine.storage_lock():
+        rootfs = engine.driver.get(container.layer_id)
+    engine.pm.hook.pyrt_storage_rootfs_mounted(container=container, rootfs=rootfs)
+    bundle = engine.containers.bundle_dir(container.id)
+    os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
+    hostname = container.config.hostname or container.id[:12]
+    specmod.write_bundle_files(bundle, hostname, container.config.network)
+    spec = specmod.build_spec(container, image, rootfs, bundle)
+    if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
+        from ..runtime.config import SECCOMP_CACHE_ANNOTATION
+
+        spec["annotations"][SECCOMP_CACHE_ANNOTATION] = os.path.join(engine.settings.runroot,
+                                                                     "seccomp")
+    ensure_workdir(rootfs, spec["process"]["cwd"], spec["process"]["user"])
+    from ..containers.store import RECORD_MODE
+
+    # it holds the -e values: root's only (and so is the bundle directory)
+    atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), RECORD_MODE,
+                 durable=False)
+    if not load:
+        return None
+    from ..runtime.executor import load_bundle
+
+    return load_bundle(bundle, container.id)
+
+
+def ensure_workdir(rootfs: str, cwd: str, user: dict) -> None:
+    """Create the working directory in the rootfs if missing, as docker does: resolved
+    inside the rootfs (containers.inroot), owned by the container's user.  A path that
+    cannot be made is left to the runtime, which reports the missing directory."""
+    if cwd == "/":
+        return
+    from ..containers.inroot import make_dirs
+
+    try:
+        make_dirs(rootfs, cwd, user.get("uid", 0), user.get("gid", 0))
+    except OSError:
+        pass

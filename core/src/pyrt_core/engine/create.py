@@ -1,0 +1,112 @@
+"""Create: resolve the image, check the limits, reserve the name, make the record and the
+writable layer.  Nothing runs yet (``start``/``run`` do that)."""
+from __future__ import annotations
+
+from ..errors import NotFoundError, PyrtError
+from ..models import Container, ContainerConfig, FetchOptions, Image, ImageReference
+from .common import fault, now
+
+
+def resolve_image(engine, text: str, pull: str = "missing") -> Image:
+    """The image ``text`` names: the local store's (``pull`` missing or never), else what
+    a plugin's ``pyrt_image_fetch`` brings (a registry, an OCI layout, an archive)."""
+    ref = ImageReference.parse(text)
+    if ref.transport == "registry" and pull != "always":
+        try:
+            return engine.images.get(text)
+        except NotFoundError:
+            if pull == "never":
+                raise NotFoundError(f"image {text} not found locally (--pull never)") from None
+    settings = dict(engine.plugin_options, config_file=engine.settings.config_file)
+    image = engine.pm.hook.pyrt_image_fetch(reference=ref, store=engine.images,
+                                            options=FetchOptions(pull=pull, settings=settings))
+    if image is None:
+        raise NotFoundError(
+            f"image {text} is not in the local store, and no plugin can fetch "
+            f"{ref.transport} references (install pyrt-image-registry to pull from registries)")
+    return image
+
+
+def create(engine, config: ContainerConfig, name: str | None = None, pull: str = "missing",
+           cid: str | None = None) -> Container:
+    """A new container in state ``created``: its record (under a reserved name) and its
+    writable layer on the image's top layer.  A failure leaves neither behind; a killed
+    creator leaves a ``creating`` record that recovery removes."""
+    if name:  # docker's rule, checked before anything exists ("" means a generated name)
+        from ..containers.store import check_name
+
+        name = check_name(name)
+    else:
+        name = None
+    validate_resources(engine, config)
+    default_pids_limit(engine, config)
+    image = engine.resolve_image(config.image, pull)
+    from ..images.configcheck import check_image
+
+    check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists
+    store = engine.containers
+    cid = cid or store.new_id()
+    lk = store.begin_create(cid)
+    try:
+        container = Container(
+            id=cid, name=name or "", image_id=image.id, image_name=config.image, created=now(),
+            storage_driver=engine.driver_name, config=config,
+        )
+        container.state.status = "creating"
+        store.publish(container, lk)
+        fault("create:published")
+        layer_made = False
+        try:
+            container.name = store.reserve_name(name, cid)
+            store.save(container, durable=False)
+            parent = image.top_layer.split(":", 1)[-1] if image.top_layer else None
+            with engine.storage_lock():
+                engine.driver.create_rw(cid, parent, dict(config.storage_opts) or None)
+            layer_made = True
+            fault("create:layer")
+            container.state.status = "created"
+            store.save(container)
+        except BaseException:
+            if layer_made:
+                with engine.storage_lock():
+                    engine.driver.remove(cid)
+            store.delete(container)
+            raise
+    finally:
+        lk.release()
+    engine.pm.hook.pyrt_container_created(container=container)
+    return container
+
+
+def validate_resources(engine, config: ContainerConfig) -> None:
+    """Refuse limits the resource manager cannot honour before anything exists.  Device
+    rules count: but for ``--privileged``, the bundle denies every device but the
+    allowed ones (containers/spec), which only a resource manager enforces."""
+    from ..runtime.config import DeviceRule, resources_from_spec
+
+    resources = resources_from_spec(config.resources)
+    if not config.privileged:
+        resources.devices.insert(0, DeviceRule(False))  # the bundle's "deny all" first
+    engine.pm.hook.pyrt_resources_validate(resources=resources)
+
+
+def default_pids_limit(engine, config: ContainerConfig) -> None:
+    """The engine's default ``--pids-limit`` (``[containers] pids_limit``, podman's
+    2048), for a container given none, where the resource plugin that takes it can
+    apply it (the pids controller is there): a fork bomb then stops at the limit
+    instead of taking every pid of the host.  Without such a plugin the container
+    runs without a limit, as before (never refused for a default).  The default is
+    the engine's: pyrt-runtime applies what a spec says and adds nothing."""
+    limit = engine.settings.pids_limit
+    if not limit or limit <= 0 or "pids" in (config.resources or {}):
+        return  # --pids-limit given (-1 and 0 too: unlimited), or no default wanted
+    from ..runtime.config import resources_from_spec
+
+    wanted = dict(config.resources or {})
+    wanted["pids"] = {"limit": limit}
+    try:
+        manager = engine.pm.hook.pyrt_resources_validate(resources=resources_from_spec(wanted))
+    except (PyrtError, OSError):
+        return  # no resource plugin, cgroups off, or no pids controller here
+    if manager not in (None, "none"):
+        config.resources = wanted

@@ -1,0 +1,35 @@
+"""Remove a container (``rm``): a running one only with ``force``, killed first; then its
+run is cleaned up and it is removed (engine.teardown)."""
+from __future__ import annotations
+
+from ..models import Container
+from .common import fault
+from .teardown import cleanup_locked, remove_locked
+
+
+def remove(engine, ref: str | Container, force: bool = False) -> None:
+    """Remove a container: its writable layer, bundle, log and record.  A running
+    one needs ``force`` (it is killed first)."""
+    from ..errors import ConflictError
+
+    cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
+    with engine.lock(cid):
+        c = engine.reload(cid)
+        if c.state.status in ("running", "starting") and engine.is_running(c):
+            if not force:
+                raise ConflictError(
+                    f"cannot remove container {c.name}: container is running: stop the "
+                    "container before removing or force remove (-f)")
+            import signal
+
+            from .. import procutil
+
+            c.state.stop_requested = True
+            engine.containers.save(c, durable=False)
+            st = c.state
+            procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+            fault("rm:killed")
+            procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+        if c.state.status in ("running", "starting"):
+            cleanup_locked(engine, c, remove=False, wait_exit=1.0)
+        remove_locked(engine, c)

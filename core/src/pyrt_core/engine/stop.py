@@ -1,0 +1,128 @@
+"""Stop, kill and wait: signal a running container's process and wait for its end; the
+exit is recorded by its monitor, or here when the monitor is slow or gone."""
+from __future__ import annotations
+
+from ..errors import NotFoundError
+from ..models import Container
+from .common import fault
+from .resources import thaw_if_paused
+from .teardown import cleanup_locked
+
+
+def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
+    """The stop signal (``--stop-signal``, else the image's StopSignal, else SIGTERM),
+    then SIGKILL after ``timeout`` seconds; returns once the container is cleaned up.
+    Stopping a container that is not running does nothing (as docker)."""
+    import signal as _signal
+
+    from .. import procutil
+
+    cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
+    with engine.lock(cid):
+        c = engine.reload(cid)
+        if c.state.status not in ("running", "starting"):
+            return c
+        if not engine.is_running(c):
+            cleanup_locked(engine, c)
+            return c
+        c.state.stop_requested = True
+        engine.containers.save(c, durable=False)
+        thaw_if_paused(engine, c)
+    st = c.state
+    sig = stop_signal(engine, c)
+    if timeout is None:
+        timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
+    procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
+    fault("stop:signalled")
+    if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
+        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, _signal.SIGKILL)
+        procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
+    return finish_exit(engine, cid, st.run)
+
+
+def stop_signal(engine, c: Container) -> int:
+    """The signal ``stop`` sends first: ``--stop-signal``, else the image's, else SIGTERM."""
+    from ..errors import UsageError
+    from ..runtime.cli import RuntimeFailure, parse_signal
+
+    text = c.config.stop_signal
+    if not text:
+        try:
+            text = engine.images.get(c.image_id).config.stop_signal
+        except (NotFoundError, UsageError):
+            text = None
+        if not isinstance(text, str):  # an image an earlier pyrt stored unchecked
+            text = None
+    try:
+        return parse_signal(text or "SIGTERM")
+    except RuntimeFailure as e:
+        raise UsageError(str(e)) from None
+
+
+def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> Container:
+    """After the init died: the monitor records the exit; do it here if the
+    monitor is slow or gone."""
+    import time
+
+    from ..monitor import conmon
+
+    deadline = time.monotonic() + timeout
+    paths = engine.paths(cid)
+    while True:
+        c = engine.reload(cid)
+        if c.state.run != run or c.state.status not in ("running", "starting"):
+            return c
+        mon_alive = engine.monitor_alive(c)
+        if (c.monitor == "conmon" and conmon.read_exit_file(paths.exit_file) is not None) \
+                or not mon_alive or time.monotonic() > deadline:
+            with engine.lock(cid):
+                c = engine.reload(cid)
+                if c.state.run == run and c.state.status in ("running", "starting"):
+                    if c.monitor == "conmon" or not mon_alive or time.monotonic() > deadline:
+                        cleanup_locked(engine, c, wait_exit=1.0)
+                        return engine.containers.load(cid) or c
+        time.sleep(0.005)
+
+
+def kill(engine, ref: str | Container, sig: int) -> Container:
+    """Send ``sig`` to the container's init (a paused one is thawed first)."""
+    from .. import procutil
+    from ..errors import ConflictError
+
+    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    st = c.state
+    if c.state.paused:
+        with engine.lock(c.id):
+            thaw_if_paused(engine, c)
+    if c.state.status not in ("running", "starting") or not procutil.signal_verified(
+            st.pid, st.pid_start, st.boot_id, sig):
+        raise ConflictError(f"container {c.name} is not running")
+    return c
+
+
+def wait(engine, ref: str | Container, poll: float = 0.02) -> int:
+    """Block until the container is not running; return its exit code."""
+    import time
+
+    from ..monitor import conmon
+
+    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    cid = c.id
+    exit_file = engine.paths(cid).exit_file
+    while True:
+        cur = engine.containers.load(cid)
+        if cur is None:
+            got = conmon.read_exit_file(exit_file)
+            return got[0] if got else c.state.exit_code
+        c = cur
+        if c.state.status not in ("running", "starting", "creating"):
+            return c.state.exit_code
+        elif c.state.status != "creating" and not engine.monitor_alive(c):
+            lk = engine.lock(cid, blocking=False)
+            if lk is not None:
+                with lk:
+                    c2 = engine.reload(cid)
+                    if c2.state.status in ("running", "starting") and not engine.monitor_alive(c2):
+                        cleanup_locked(engine, c2)
+        time.sleep(poll)
+        poll = min(poll * 1.5, 0.1)
