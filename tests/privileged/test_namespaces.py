@@ -18,8 +18,9 @@ from pyrt_core import hookspecs
 from pyrt_core.errors import ExecError, RuntimeError_
 from pyrt_core.runtime.config import (
     Capabilities, Device, IdMapping, Mount, Namespace, ProcessConfig, Rlimit, RuntimeConfig,
-    evolve, parse_mount_options,
+    evolve,
 )
+from pyrt_core.runtime.spec_mounts import parse_mount_options
 from pyrt_namespaces import caps, handle, plugin, spawn
 
 DEFAULT_NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup")

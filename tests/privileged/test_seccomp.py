@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pyrt_core.runtime.config import ProcessConfig, evolve
-from pyrt_core.runtime.seccomp_config import seccomp_from_spec
+from pyrt_core.runtime.spec_seccomp import seccomp_from_spec
 from pyrt_namespaces import spawn
 from test_namespaces import (  # noqa: F401  (reaped: every child is reaped)
     DEFAULT_NAMESPACES, PATH, Run, docker_config, read_all, reaped, run)

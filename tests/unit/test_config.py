@@ -143,9 +143,10 @@ def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
     assert os.environ["PYRT_CGROUP_MANAGER"] == "none"
 
 
-# -- the OCI runtime configuration (pyrt_core.runtime.config.from_spec) ------------------
+# -- the OCI runtime configuration (pyrt_core.runtime.spec.from_spec) ------------------
 
 from pyrt_core.runtime import config as rc  # noqa: E402
+from pyrt_core.runtime import spec as rspec  # noqa: E402
 from pyrt_core.runtime.hooks import run_hooks  # noqa: E402
 from pyrt_core.errors import RuntimeError_  # noqa: E402
 
@@ -165,7 +166,7 @@ def _spec(**over):
 
 
 def _cfg(**over):
-    return rc.from_spec(_spec(**over), "c1", "/bundle")
+    return rspec.from_spec(_spec(**over), "c1", "/bundle")
 
 
 def test_hooks_are_resolved_per_phase():

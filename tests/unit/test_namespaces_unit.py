@@ -390,7 +390,7 @@ def test_personality_domains():
 
 
 def test_hook_state_and_plan_of_a_config(tmp_path):
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
     from pyrt_namespaces import spawn
 
     spec = {"root": {"path": str(tmp_path)}, "process": {"args": ["sh"]}, "annotations": {"k": "v"},

@@ -200,7 +200,7 @@ def test_lean_start_up():
 
 
 def test_default_device_rules_follow_a_restrictive_config():
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
 
     base = {"root": {"path": "/r"}, "process": {"args": ["sh"]}}
     cfg = from_spec(dict(base, linux={"resources": {"devices": [

@@ -175,7 +175,8 @@ class Engine:
         """Refuse limits the resource manager cannot honour before anything exists.  Device
         rules count: but for ``--privileged``, the bundle denies every device but the
         allowed ones (containers/spec), which only a resource manager enforces."""
-        from .runtime.config import DeviceRule, resources_from_spec
+        from .runtime.config import DeviceRule
+        from .runtime.spec import resources_from_spec
 
         resources = resources_from_spec(config.resources)
         if not config.privileged:
@@ -192,7 +193,7 @@ class Engine:
         limit = self.settings.pids_limit
         if not limit or limit <= 0 or "pids" in (config.resources or {}):
             return  # --pids-limit given (-1 and 0 too: unlimited), or no default wanted
-        from .runtime.config import resources_from_spec
+        from .runtime.spec import resources_from_spec
 
         wanted = dict(config.resources or {})
         wanted["pids"] = {"limit": limit}
@@ -743,7 +744,7 @@ class Engine:
     def update(self, ref: str | Container, resources: dict) -> Container:
         """Change the limits of a running container (``resources``: OCI linux.resources);
         the new values are kept in its config for later starts."""
-        from .runtime.config import resources_from_spec
+        from .runtime.spec import resources_from_spec
 
         c = self._running_for_resources(ref, "update")
         with self.lock(c.id):
@@ -817,7 +818,7 @@ class Engine:
         overridden.  Returns its exit code (0 at once with ``detach``)."""
         from .containers.spec import resolve_user
         from .errors import ConflictError, ExecError
-        from .runtime.config import process_from_spec
+        from .runtime.spec import process_from_spec
         from .runtime.executor import forward_signals
 
         c = ref if isinstance(ref, Container) else self.containers.get(ref)
@@ -851,7 +852,7 @@ class Engine:
         pconf = process_from_spec(proc)
         if tty and on_console is not None:
             pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
-        from .runtime.seccomp_config import seccomp_from_spec
+        from .runtime.spec_seccomp import seccomp_from_spec
 
         pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
         from .runtime.config import SECCOMP_CACHE_ANNOTATION

@@ -24,9 +24,9 @@ def _has(module: str) -> bool:
 
 
 def features() -> dict:
-    from . import config
+    from .spec_mounts import known_options
 
-    mount_options = sorted(set(config._MOUNT_FLAGS) | set(config._PROPAGATION))
+    mount_options = known_options()
     linux: dict = {}
     if _has("pyrt_namespaces"):
         from pyrt_namespaces import caps, nstypes

@@ -128,7 +128,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     """Create the container ``cid`` from ``bundle``; return its state record."""
     from .. import procutil
     from ..errors import PyrtError
-    from .config import from_spec
+    from .spec import from_spec
     from .executor import Executor
 
     ready = os.environ.get("PYRT_RUNTIME_READY")
