@@ -12,7 +12,8 @@ from pyrt_namespaces import channel
 
 # Every create imports these (spawn.create, the cgroups hooks; ebpf on cgroup v2 hosts).
 CREATE_PATH = ("pyrt_namespaces.plugin", "pyrt_namespaces.spawn", "pyrt_cgroups.plugin",
-               "pyrt_cgroups.manager", "pyrt_cgroups.detect", "pyrt_cgroups.v1",
+               "pyrt_cgroups.manager", "pyrt_cgroups.base", "pyrt_cgroups.limits",
+               "pyrt_cgroups.detect", "pyrt_cgroups.v1",
                "pyrt_cgroups.v2", "pyrt_cgroups.ebpf")
 # ~5-15 ms each on a slow VM; attrs is left to pyrt_core.runtime.config's own test
 HEAVY = ("typing", "re", "enum", "inspect", "socket", "selectors", "json", "dataclasses",

@@ -27,7 +27,8 @@ from pyrt_core.runtime.config import Resources
 from . import detect
 from .cgfs import CgroupFS
 from .errors import CgroupError
-from .manager import DEFAULT_PARENT, Manager, from_record, resolve_path, select
+from .base import DEFAULT_PARENT, Manager, resolve_path
+from .manager import from_record, select
 
 __all__ = ["Cgroup", "Resources", "CgroupError", "as_resources", "DEFAULT_PARENT"]
 

@@ -41,7 +41,7 @@ def _select():
 
 @hookimpl
 def pyrt_info():
-    from . import manager
+    from .base import DEFAULT_PARENT
 
     host, cls, why = _select()
     mode = {"v2": "v2", "hybrid": "v1 (hybrid)", "v1": "v1", "none": "none"}[host.mode]
@@ -49,7 +49,7 @@ def pyrt_info():
         "manager": cls.name if cls else "none",
         "cgroup version": mode,
         "controllers": cls.controllers(host) if cls else [],
-        "parent": manager.DEFAULT_PARENT,
+        "parent": DEFAULT_PARENT,
     }
     if why:
         info["reason"] = why
@@ -74,7 +74,7 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
     from pyrt_core.errors import UsageError
 
     from .cgfs import procs
-    from .manager import resolve_path
+    from .base import resolve_path
 
     host, cls, why = _select()
     if cls is None:
