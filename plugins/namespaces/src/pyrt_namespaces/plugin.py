@@ -10,23 +10,23 @@ from pyrt_core.hookspecs import hookimpl
 
 @hookimpl
 def pyrt_isolation_create(config, stdio, place_process, join_resources):
-    from . import spawn
+    from .create import create
 
-    return spawn.create(config, stdio, place_process, join_resources)
+    return create(config, stdio, place_process, join_resources)
 
 
 @hookimpl
 def pyrt_isolation_join(pid, namespaces, process, stdio):
-    from . import spawn
+    from .join import join
 
-    return spawn.join(pid, namespaces, process, stdio)
+    return join(pid, namespaces, process, stdio)
 
 
 @hookimpl
 def pyrt_isolation_unshare(namespaces):
-    from . import spawn
+    from .unshare import unshare
 
-    spawn.unshare(namespaces)
+    unshare(namespaces)
     return True
 
 
