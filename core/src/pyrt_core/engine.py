@@ -37,26 +37,28 @@ class Engine:
     def __init__(self, settings, pm=None):
         self.settings = settings
         self._pm = pm
-        if settings.cgroup_manager:
-            # the resource plugin reads its manager from the environment, which also
-            # carries it to pyrt-runtime under conmon
-            os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
+        # the plugins read their config file settings from the environment, which also
+        # carries them to pyrt-runtime under conmon
+        settings.export_plugin_env()
 
     # -- lazily built parts ------------------------------------------------------------
     @functools.cached_property
     def pm(self):
+        """The plugin manager (pyrt_core.hookcall): hooks are called from the recorded
+        plans, so a hook no plugin implements loads none, and pluggy is built only when
+        the record cannot be used."""
         if self._pm is not None:
             return self._pm
-        from .plugins import make_plugin_manager
+        from .hookcall import plugin_manager
 
-        return make_plugin_manager(blocked=self.settings.disabled_plugins)
+        return plugin_manager(self.settings.disabled_plugins)
 
     @functools.cached_property
     def _driver(self):
         from .storage.select import select_driver
 
         os.makedirs(self.settings.root, mode=0o700, exist_ok=True)
-        return select_driver(self.settings, _LazyHooks(self))
+        return select_driver(self.settings, self.pm)
 
     @property
     def driver_name(self) -> str:
@@ -80,18 +82,6 @@ class Engine:
         from .containers.store import ContainerStore
 
         return ContainerStore(self.settings.root, self.settings.runroot)
-
-    def _notify(self, hook: str, **kw) -> None:
-        """Fire an event hook.  With the plugins not loaded yet, the record of implemented
-        hooks (entrypoints.implemented_hooks) decides whether they must be: `rm` of a
-        stopped container then never loads them (~9 ms) when no plugin listens."""
-        if self._pm is None and "pm" not in self.__dict__:
-            from .entrypoints import implemented_hooks
-
-            known = implemented_hooks()
-            if known is not None and hook not in known:
-                return
-        getattr(self.pm.hook, hook)(**kw)
 
     def storage_lock(self):
         return FileLock(os.path.join(self.settings.root, "storage.lock"))
@@ -449,7 +439,7 @@ class Engine:
             except BaseException:
                 launched.abort()
                 raise
-            _preload("pyrt_namespaces.handle")  # start's code, loaded while the runtime works
+            rtcli.warm_up("start", self.pm)  # start's code, loaded while the runtime works
             pid, mon = launched.wait()
             ident = procutil.identity(pid)
             st.pid, st.pid_start = pid, ident["start"]
@@ -918,7 +908,7 @@ class Engine:
             except OSError:
                 pass
         self.containers.delete(c)
-        self._notify("pyrt_container_removed", container=c)
+        self.pm.hook.pyrt_container_removed(container=c)
 
     # kept for callers of the old API
     def _release_rootfs(self, container: Container) -> None:
@@ -927,27 +917,6 @@ class Engine:
                 self.driver.put(container.layer_id)
         except OSError as e:
             raise StorageError(f"cannot unmount the root filesystem of {container.short_id}: {e}") from None
-
-
-class _LazyHooks:
-    """What select_driver wants of a plugin manager (``.hook.NAME(**kw)``), with each call
-    going through Engine._notify."""
-
-    def __init__(self, engine: Engine):
-        self.hook = self
-        self._engine = engine
-
-    def __getattr__(self, name: str):
-        return lambda **kw: self._engine._notify(name, **kw)
-
-
-def _preload(module: str) -> None:
-    import importlib
-
-    try:
-        importlib.import_module(module)
-    except Exception:  # noqa: BLE001 - only a warm-up; the real import reports
-        pass
 
 
 def _rfc3339(t: float) -> str:

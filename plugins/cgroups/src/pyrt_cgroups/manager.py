@@ -17,8 +17,8 @@ from . import detect
 from .base import Manager
 from .cgfs import CgroupFS
 from .errors import CgroupError
+from .settings import ENV_MANAGER
 
-ENV_MANAGER = "PYRT_CGROUP_MANAGER"
 MANAGER_NAMES = ("cgroupfs-v1", "cgroupfs-v2")
 
 

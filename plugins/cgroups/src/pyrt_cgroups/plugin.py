@@ -20,6 +20,11 @@ from pyrt_core.hookspecs import hookimpl
 
 _MINE = ("cgroupfs-v1", "cgroupfs-v2")
 
+#: what the hooks below import on first call, for callers with time to spare
+#: (pyrt_core.hookspecs, "declarations"): the manager choice and what it builds on
+WARM_UP = {"pyrt_resources_validate": ("pyrt_cgroups.manager",),
+           "pyrt_resources_apply": ("pyrt_cgroups.manager",)}
+
 
 def _select():
     """(host, manager class or None, why None)."""
@@ -54,6 +59,12 @@ def pyrt_info():
     if why:
         info["reason"] = why
     return {"cgroups": info}
+
+
+@hookimpl
+def pyrt_runtime_features():
+    # both versions (the systemd driver is not implemented)
+    return {"cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False}}
 
 
 @hookimpl
