@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from ..records import FrozenRecord, Record, evolve  # noqa: F401 - evolve: for callers
 
-#: the annotation naming the directory where compiled seccomp filters are cached (pyrt's
-#: engine sets it to ``<runroot>/seccomp``); the isolation plugin keeps its compiled filters there
+#: the annotation naming the directory where the isolation plugin caches compiled seccomp
+#: filters (pyrt's engine sets it to ``<runroot>/seccomp``)
 SECCOMP_CACHE_ANNOTATION = "io.pyrt.seccomp-cache"
 
 #: a stdio entry (of pyrt_isolation_create/_join's ``stdio``) meaning "the container's own
