@@ -353,7 +353,7 @@ def executor():
 
 def _config(rootfs, tmp_path, args, resources):
     from pyrt_core.containers import defaults
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
 
     cid = uuid.uuid4().hex
     spec = {

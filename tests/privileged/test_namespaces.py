@@ -18,9 +18,12 @@ from pyrt_core import hookspecs
 from pyrt_core.errors import ExecError, RuntimeError_
 from pyrt_core.runtime.config import (
     Capabilities, Device, IdMapping, Mount, Namespace, ProcessConfig, Rlimit, RuntimeConfig,
-    evolve, parse_mount_options,
+    evolve,
 )
-from pyrt_namespaces import caps, handle, plugin, spawn
+from pyrt_core.runtime.spec_mounts import parse_mount_options
+from pyrt_namespaces import caps, handle, plugin
+from pyrt_namespaces import create as nscreate
+from pyrt_namespaces import join as nsjoin
 
 DEFAULT_NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup")
 MASKED_PATHS = [
@@ -126,7 +129,7 @@ class Run:
         self.r, w = os.pipe()
         self.null = os.open("/dev/null", os.O_RDONLY)
         try:
-            self.proc = spawn.create(config, (self.null, w, w), place or self.placed.append)
+            self.proc = nscreate.create(config, (self.null, w, w), place or self.placed.append)
         except BaseException:
             os.close(self.r)
             raise
@@ -425,7 +428,7 @@ def test_new_session_and_terminal(busybox_rootfs):
     master, slave = os.openpty()
     try:
         cfg = docker_config(busybox_rootfs, ["sh", "-c", script], process={"terminal": True})
-        p = spawn.create(cfg, (slave, slave, slave), lambda pid: None)
+        p = nscreate.create(cfg, (slave, slave, slave), lambda pid: None)
         try:
             os.close(slave)
             slave = None
@@ -785,7 +788,7 @@ def test_join_a_user_namespace_container(busybox_rootfs):
         r.proc.start()
         rr, w = os.pipe()
         try:
-            joined = spawn.join(r.proc.pid, list(DEFAULT_NAMESPACES) + ["user"],
+            joined = nsjoin.join(r.proc.pid, list(DEFAULT_NAMESPACES) + ["user"],
                                 ProcessConfig(args=["sh", "-c", "id -u; cat /proc/self/uid_map"],
                                               env=[PATH]), (None, w, w))
         finally:

@@ -247,9 +247,14 @@ def test_create_imports_neither_pluggy_nor_attrs_once_hooks_are_recorded(rt, tmp
                  rt.bundle, cid], env=env)
         assert r.stdout.startswith("0 "), r.stdout + r.stderr
         loaded.append(r.stdout.split(" ", 1)[1].strip())
+        # start calls the isolation plugin's pyrt_isolation_start from the plan create
+        # kept in the state: no plugin record read, nothing heavy imported
+        r = run([sys.executable, "-c", code, "--root", rt.root, "start", cid], env=env)
+        assert r.stdout.startswith("0 "), r.stdout + r.stderr
+        loaded.append(r.stdout.split(" ", 1)[1].strip())
         rt("delete", "--force", cid, check=True)
     assert "'pluggy'" in loaded[0]
-    assert loaded[1] == "[]"
+    assert loaded[1:] == ["[]", "[]", "[]"]
 
 
 def test_signals_by_number_name_and_prefix(rt):

@@ -1,4 +1,4 @@
-"""Seccomp against the real kernel: the runtime's filters (spawn level, busybox
+"""Seccomp against the real kernel: the runtime's filters (create/join level, busybox
 rootfs) and `pyrt run`'s default profile, --security-opt and exec."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import pytest
 
 from pyrt_core.runtime.config import ProcessConfig, evolve
-from pyrt_core.runtime.seccomp_config import seccomp_from_spec
-from pyrt_namespaces import spawn
+from pyrt_core.runtime.spec_seccomp import seccomp_from_spec
+from pyrt_namespaces import join as nsjoin
 from test_namespaces import (  # noqa: F401  (reaped: every child is reaped)
     DEFAULT_NAMESPACES, PATH, Run, docker_config, read_all, reaped, run)
 
@@ -115,7 +115,7 @@ def test_join_applies_the_process_profile(busybox_rootfs):
             proc = ProcessConfig(args=["sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/j"],
                                  env=[PATH], no_new_privileges=True,
                                  seccomp=seccomp_from_spec(deny_mkdir()))
-            joined = spawn.join(r.proc.pid, list(DEFAULT_NAMESPACES), proc, (None, w, w))
+            joined = nsjoin.join(r.proc.pid, list(DEFAULT_NAMESPACES), proc, (None, w, w))
         finally:
             os.close(w)
         try:

@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
 
-from pyrt_cgroups import detect, manager
+from pyrt_cgroups import base, detect, manager
 from pyrt_core.errors import UsageError
 
 HYBRID = """\
@@ -115,13 +115,13 @@ def test_format_cpu_list():
     (None, "/pyrt/name"),
 ])
 def test_resolve_path(given, want):
-    assert manager.resolve_path(given, "name") == want
+    assert base.resolve_path(given, "name") == want
 
 
 @pytest.mark.parametrize("bad", ["/", "../x", "/a/../../b", "system.slice:pyrt:abc"])
 def test_resolve_path_refuses(bad):
     with pytest.raises(UsageError):
-        manager.resolve_path(bad)
+        base.resolve_path(bad)
 
 
 def test_select_by_name(monkeypatch):
@@ -140,3 +140,15 @@ def test_select_by_name(monkeypatch):
     assert manager.select(u).name == "cgroupfs-v2"
     with pytest.raises(UsageError, match="no cgroup v1 controller"):
         manager.select(u, "cgroupfs-v1")
+
+
+def test_implementations_do_not_import_the_chooser():
+    """manager (select, from_record) imports v1/v2; they build on base and limits and
+    never import manager back (no cycle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pyrt_cgroups.v1, pyrt_cgroups.v2\n"
+            "print('pyrt_cgroups.manager' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.stdout.strip() == "False", r.stdout + r.stderr

@@ -66,11 +66,50 @@ def test_bad_storage_option():
         s.driver_options("vfs")
 
 
-def test_cgroup_manager_from_file_and_environment(tmp_path):
+@pytest.fixture
+def declared(tmp_path, monkeypatch):
+    """A plugin declaring the table [demo] (a pyrt.config entry point): key ``mode`` goes
+    to PYRT_DEMO_MODE."""
+    from pyrt_core import entrypoints
+
+    (tmp_path / "demo_decl.py").write_text('SECTION = {"mode": "PYRT_DEMO_MODE"}\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = entrypoints.EntryPoint("demo", "demo_decl:SECTION", "pyrt.config", "pyrt-demo", "1")
+    monkeypatch.setattr(entrypoints, "entry_points",
+                        lambda group: [ep] if group == "pyrt.config" else [])
+
+
+def test_plugin_tables_come_from_the_plugins_declarations(tmp_path, declared, monkeypatch):
+    cfg = _toml(tmp_path, '[demo]\nmode = "fast"\nother = 1\n[nobody]\nx = 2\n')
+    # keys the plugin does not declare and tables no plugin declares are left alone
+    assert load_settings(config=cfg, env={}).plugin_env == {"PYRT_DEMO_MODE": "fast"}
+    # the environment wins over the file
+    assert load_settings(config=cfg, env={"PYRT_DEMO_MODE": "slow"}).plugin_env == {
+        "PYRT_DEMO_MODE": "slow"}
+    with pytest.raises(UsageError, match="demo.mode must be a string"):
+        load_settings(config=_toml(tmp_path, "[demo]\nmode = 3\n"), env={})
+    with pytest.raises(UsageError, match=r"\[demo\] must be a table"):
+        load_settings(config=_toml(tmp_path, "demo = 3\n"), env={})
+
+
+def test_no_plugin_table_no_entry_point_read(tmp_path, monkeypatch):
+    from pyrt_core import entrypoints
+
+    def no_index(group):
+        raise AssertionError("the entry points were read")
+
+    monkeypatch.setattr(entrypoints, "entry_points", no_index)
+    core_only = _toml(tmp_path, '[storage]\ndriver = "vfs"\n[containers]\npids_limit = 5\n')
+    assert load_settings(config=core_only, env={}).plugin_env == {}
+
+
+def test_the_cgroups_table_is_pyrt_cgroups_declaration(tmp_path):
+    pytest.importorskip("pyrt_cgroups")  # its pyrt.config entry point declares [cgroups]
     cfg = _toml(tmp_path, '[cgroups]\nmanager = "cgroupfs-v2"\n')
-    assert load_settings(config=cfg, env={}).cgroup_manager == "cgroupfs-v2"
-    assert load_settings(config=cfg, env={"PYRT_CGROUP_MANAGER": "none"}).cgroup_manager == "none"
-    with pytest.raises(UsageError, match="cgroups.manager"):
+    assert load_settings(config=cfg, env={}).plugin_env == {"PYRT_CGROUP_MANAGER": "cgroupfs-v2"}
+    assert load_settings(config=cfg, env={"PYRT_CGROUP_MANAGER": "none"}).plugin_env == {
+        "PYRT_CGROUP_MANAGER": "none"}
+    with pytest.raises(UsageError, match="cgroups.manager must be a string"):
         load_settings(config=_toml(tmp_path, "[cgroups]\nmanager = 3\n"), env={})
 
 
@@ -129,24 +168,25 @@ def test_the_default_pids_limit_is_the_engines(tmp_path, manager, refuse, resour
     assert c.resources == want
 
 
-def test_engine_hands_the_cgroup_manager_to_the_plugin(tmp_path, monkeypatch):
+def test_engine_hands_the_plugin_settings_to_the_plugins(tmp_path, declared, monkeypatch):
     from pyrt_core.engine import Engine
 
     # set, then deleted: monkeypatch then removes what the engine exports at teardown
     # (a bare delenv of an absent variable records nothing, and the engine's value
     # would reach every later test's pyrt-runtime)
-    monkeypatch.setenv("PYRT_CGROUP_MANAGER", "unset-by-the-test")
-    monkeypatch.delenv("PYRT_CGROUP_MANAGER")
-    cfg = _toml(tmp_path, '[cgroups]\nmanager = "none"\n')
+    monkeypatch.setenv("PYRT_DEMO_MODE", "unset-by-the-test")
+    monkeypatch.delenv("PYRT_DEMO_MODE")
+    cfg = _toml(tmp_path, '[demo]\nmode = "none"\n')
     Engine(load_settings(config=cfg, env={}, root=str(tmp_path / "r")))
     import os
 
-    assert os.environ["PYRT_CGROUP_MANAGER"] == "none"
+    assert os.environ["PYRT_DEMO_MODE"] == "none"
 
 
-# -- the OCI runtime configuration (pyrt_core.runtime.config.from_spec) ------------------
+# -- the OCI runtime configuration (pyrt_core.runtime.spec.from_spec) ------------------
 
 from pyrt_core.runtime import config as rc  # noqa: E402
+from pyrt_core.runtime import spec as rspec  # noqa: E402
 from pyrt_core.runtime.hooks import run_hooks  # noqa: E402
 from pyrt_core.errors import RuntimeError_  # noqa: E402
 
@@ -166,7 +206,7 @@ def _spec(**over):
 
 
 def _cfg(**over):
-    return rc.from_spec(_spec(**over), "c1", "/bundle")
+    return rspec.from_spec(_spec(**over), "c1", "/bundle")
 
 
 def test_hooks_are_resolved_per_phase():

@@ -13,7 +13,7 @@ import pytest
 
 from pyrt_core import entrypoints, hookcall, hookspecs
 from pyrt_core.errors import PluginError
-from pyrt_core.plugins import PluginManager, _call_plan, make_plugin_manager
+from pyrt_core.plugins import PluginManager, call_plan, make_plugin_manager
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def plugins():
 
 def test_lean_calls_match_pluggy(plugins):
     pm, log = plugins
-    calls = {name: _call_plan(getattr(pm.hook, name)) for name in ("pyrt_info", "pyrt_resources_validate")}
+    calls = {name: call_plan(getattr(pm.hook, name)) for name in ("pyrt_info", "pyrt_resources_validate")}
     lean = hookcall.LeanPluginManager(calls)
     for name, kwargs in (("pyrt_info", {}), ("pyrt_resources_validate", {"resources": None})):
         log.clear()
@@ -143,8 +143,8 @@ def test_wrappers_and_object_plugins_are_left_to_pluggy(plugins, monkeypatch):
 
     pm.register(Plugin(), name="hc_obj")
     try:
-        assert _call_plan(pm.hook.pyrt_info) is None
-        assert _call_plan(pm.hook.pyrt_resources_validate) is None
+        assert call_plan(pm.hook.pyrt_info) is None
+        assert call_plan(pm.hook.pyrt_resources_validate) is None
         lean = hookcall.LeanPluginManager({"pyrt_info": None})
         monkeypatch.setattr(lean, "full", lambda: pm)
         assert lean.hook.pyrt_info() == pm.hook.pyrt_info()
@@ -187,6 +187,60 @@ def test_runtime_plugin_manager_skips_pluggy_once_recorded(tmp_path):
                           check=True).stdout.split() for _ in range(2)]
     assert out[0] == ["PluginManager", "True"]  # first: pluggy, which records the plans
     assert out[1] == ["LeanPluginManager", "False"]
+
+
+def test_the_lean_manager_is_pluggys_for_everything_but_hook_calls(monkeypatch):
+    lean = hookcall.LeanPluginManager({})
+    monkeypatch.setattr(lean, "full", lambda: types.SimpleNamespace(records=["r"]))
+    assert lean.records == ["r"]  # pyrt info's plugin list: the full manager's
+    with pytest.raises(AttributeError):
+        lean.__wrapped__  # noqa: B018 - dunders are not delegated
+
+
+def test_a_plan_travels_and_calls_what_pluggy_calls(plugins):
+    # what create keeps in the state for start (pyrt_core.runtime.lifecycle)
+    pm, log = plugins
+    lean = hookcall.LeanPluginManager({"pyrt_info": call_plan(pm.hook.pyrt_info)})
+    for manager in (pm, lean):
+        plan = json.loads(json.dumps(hookcall.plan_of(manager, "pyrt_info")))
+        log.clear()
+        assert hookcall.call_planned("pyrt_info", plan) == pm.hook.pyrt_info()
+        assert log[: len(log) // 2] == log[len(log) // 2:]  # same order both times
+    # implemented by nobody: an empty plan, which calls nothing
+    assert hookcall.plan_of(lean, "pyrt_isolation_start") == {"firstresult": True, "impls": []}
+    assert hookcall.call_planned("pyrt_isolation_start", hookcall.plan_of(
+        lean, "pyrt_isolation_start"), container_id="c", fifo="f", status_fifo="s") is None
+    assert hookcall.plan_of(types.SimpleNamespace(hook=object()), "pyrt_info") is None
+    # a plan naming what is not an implementation of the hook is refused
+    with pytest.raises(PluginError, match="not an implementation of pyrt_isolation_start"):
+        hookcall.call_planned("pyrt_isolation_start", {"firstresult": True, "impls": [
+            ["pyrt_core.builtin", "pyrt_info", []]]})
+
+
+def test_warm_up_imports_what_the_implementations_declare(plugins):
+    pm, _ = plugins
+    for name in ("hc_warm_x", "hc_warm_y"):
+        sys.modules.pop(name, None)
+    sys.modules["hc_c"].WARM_UP = {"pyrt_info": ("hc_no_such_module", "json"),
+                                   "pyrt_resources_validate": ("hc_never",)}
+    sys.modules["hc_a"].WARM_UP = {"pyrt_info": ("hc_also_missing",)}
+    hookcall.warm_up(pm, ["pyrt_info"])  # a missing module is only a missed warm-up
+    assert "json" in sys.modules
+    lean = hookcall.LeanPluginManager({"pyrt_info": call_plan(pm.hook.pyrt_info),
+                                       "pyrt_container_removed": None})
+    hookcall.warm_up(lean, ["pyrt_info", "pyrt_container_removed", "pyrt_resources_apply"])
+    assert lean._full is None  # never builds pluggy's manager for a warm-up
+
+
+def test_plugins_declare_their_warm_up():
+    # create and start import these ahead of time (pyrt_core.runtime.lifecycle.warm_up)
+    pytest.importorskip("pyrt_namespaces")
+    from pyrt_namespaces import plugin
+
+    for hook, modules in plugin.WARM_UP.items():
+        assert hasattr(plugin, hook), hook
+        for m in modules:
+            __import__(m)
 
 
 # -- a record root may act on ------------------------------------------------------------

@@ -235,20 +235,27 @@ def test_settings_need_no_attrs():
 
 
 def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
-    # `rm` of a stopped container fires pyrt_container_removed: with the record of
-    # implemented hooks saying no plugin listens, the plugins are not loaded at all
-    from pyrt_core import entrypoints
+    # `rm` of a stopped container fires pyrt_container_removed: with the recorded plans
+    # saying no plugin implements it, the engine's plugin manager (pyrt_core.hookcall)
+    # calls nothing and loads no plugin; a stale record builds pluggy's manager
+    from pyrt_core import entrypoints, hookcall
     from pyrt_core.config import load_settings
     from pyrt_core.engine import Engine
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert entrypoints.implemented_hooks() is None  # nothing recorded: load, to be safe
+    assert entrypoints.hook_calls() is None  # nothing recorded: load, to be safe
     plugin = tmp_path / "plugin.py"
     plugin.write_text("def pyrt_container_removed(container): pass\n")
     entrypoints.record_hooks({"pyrt_info": None}, [str(plugin)])
-    assert entrypoints.implemented_hooks() == {"pyrt_info"}
-    engine = Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"), env={}))
-    engine.notify("pyrt_container_removed", container=None)
-    assert "pm" not in engine.__dict__
+    assert entrypoints.hook_calls() == {"pyrt_info": None}
+
+    def engine():
+        return Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"),
+                                    env={}))
+
+    e = engine()
+    assert e.pm.hook.pyrt_container_removed(container=None) == []
+    assert isinstance(e.pm, hookcall.LeanPluginManager) and e.pm._full is None
     os.utime(plugin, ns=(1, 1))  # the plugin changed since: the record is stale
-    assert entrypoints.implemented_hooks() is None
+    assert entrypoints.hook_calls() is None
+    assert not isinstance(engine().pm, hookcall.LeanPluginManager)

@@ -10,9 +10,13 @@ import sys
 
 from pyrt_namespaces import channel
 
-# Every create imports these (spawn.create, the cgroups hooks; ebpf on cgroup v2 hosts).
-CREATE_PATH = ("pyrt_namespaces.plugin", "pyrt_namespaces.spawn", "pyrt_cgroups.plugin",
-               "pyrt_cgroups.manager", "pyrt_cgroups.detect", "pyrt_cgroups.v1",
+# Every create imports these (namespaces' create and what its children use, the cgroups
+# hooks; ebpf on cgroup v2 hosts); exec imports join.
+CREATE_PATH = ("pyrt_namespaces.plugin", "pyrt_namespaces.create", "pyrt_namespaces.join",
+               "pyrt_namespaces.plans", "pyrt_namespaces.container_init",
+               "pyrt_namespaces.parent", "pyrt_cgroups.plugin",
+               "pyrt_cgroups.manager", "pyrt_cgroups.base", "pyrt_cgroups.limits",
+               "pyrt_cgroups.detect", "pyrt_cgroups.v1",
                "pyrt_cgroups.v2", "pyrt_cgroups.ebpf")
 # ~5-15 ms each on a slow VM; attrs is left to pyrt_core.runtime.config's own test
 HEAVY = ("typing", "re", "enum", "inspect", "socket", "selectors", "json", "dataclasses",

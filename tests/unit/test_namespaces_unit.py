@@ -316,10 +316,10 @@ def test_sysctls_must_be_namespaced():
     from types import SimpleNamespace
 
     from pyrt_core.errors import RuntimeError_
-    from pyrt_namespaces import spawn
+    from pyrt_namespaces import plans
 
     def plan(sysctl, namespaces=("ipc", "network", "uts")):
-        return spawn._sysctl_plan(SimpleNamespace(sysctl=sysctl), lambda t: t in namespaces)
+        return plans.sysctl_plan(SimpleNamespace(sysctl=sysctl), lambda t: t in namespaces)
 
     assert plan({"net.ipv4.ip_forward": "1", "kernel.shmmax": 10, "fs.mqueue.msg_max": "5"}) == [
         ("/proc/sys/net/ipv4/ip_forward", "1"), ("/proc/sys/kernel/shmmax", "10"),
@@ -390,8 +390,8 @@ def test_personality_domains():
 
 
 def test_hook_state_and_plan_of_a_config(tmp_path):
-    from pyrt_core.runtime.config import from_spec
-    from pyrt_namespaces import spawn
+    from pyrt_core.runtime.spec import from_spec
+    from pyrt_namespaces import plans
 
     spec = {"root": {"path": str(tmp_path)}, "process": {"args": ["sh"]}, "annotations": {"k": "v"},
             "domainname": "d.example", "linux": {"personality": {"domain": "LINUX32"},
@@ -399,12 +399,12 @@ def test_hook_state_and_plan_of_a_config(tmp_path):
             "hooks": {"prestart": [{"path": "/bin/true"}],
                       "startContainer": [{"path": "/bin/true"}]}}
     cfg = from_spec(spec, "c9", str(tmp_path))
-    assert spawn.oci_state(cfg, "creating", 42) == {
+    assert plans.oci_state(cfg, "creating", 42) == {
         "ociVersion": "1.0.2", "id": "c9", "status": "creating", "pid": 42,
         "bundle": str(tmp_path), "annotations": {"k": "v"}}
     opened = []
     try:
-        plan = spawn._create_plan(cfg, None, opened)
+        plan = plans.create_plan(cfg, None, opened)
     finally:
         for fd in opened:
             os.close(fd)

@@ -9,7 +9,7 @@ from pyrt_core.cli import resource_flags as rf
 from pyrt_core.containers.defaults import DEFAULT_DEVICE_RULES
 from pyrt_core.errors import UsageError
 from pyrt_core.containers import spec
-from pyrt_core.runtime.config import resources_from_spec
+from pyrt_core.runtime.spec import resources_from_spec
 
 MiB = 1 << 20
 

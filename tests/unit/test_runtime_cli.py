@@ -187,6 +187,23 @@ def test_features_reports_what_is_installed(capsys):
         importlib.util.find_spec("pyrt_core.runtime.seccomp_config") is not None)
 
 
+def test_features_report_only_enabled_plugins(capsys):
+    # what a plugin adds comes from its pyrt_runtime_features: a disabled one adds nothing
+    pytest.importorskip("pyrt_cgroups")
+    pytest.importorskip("pyrt_namespaces")
+    assert cli.main(["features"]) == 0
+    linux = json.loads(capsys.readouterr().out)["linux"]
+    assert linux["cgroup"]["v1"] is linux["cgroup"]["v2"] is True and linux["namespaces"]
+    assert cli.main(["--disable-plugins", "cgroups", "features"]) == 0
+    linux = json.loads(capsys.readouterr().out)["linux"]
+    assert linux["cgroup"] == {"v1": False, "v2": False, "systemd": False, "systemdUser": False}
+    assert "pid" in linux["namespaces"] and "CAP_SYS_ADMIN" in linux["capabilities"]
+    assert cli.main(["--disable-plugins", "namespaces", "features"]) == 0
+    linux = json.loads(capsys.readouterr().out)["linux"]
+    assert linux["namespaces"] == linux["capabilities"] == []
+    assert linux["seccomp"] == {"enabled": False} and linux["cgroup"]["v1"] is True
+
+
 def test_lean_start_up():
     """``state`` must not load the plugin machinery or the namespaces code."""
     import subprocess
@@ -200,7 +217,7 @@ def test_lean_start_up():
 
 
 def test_default_device_rules_follow_a_restrictive_config():
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
 
     base = {"root": {"path": "/r"}, "process": {"args": ["sh"]}}
     cfg = from_spec(dict(base, linux={"resources": {"devices": [

@@ -143,10 +143,21 @@ def test_import_loads_no_heavy_module():
     code = ("import sys\n"
             "before = set(sys.modules)\n"
             "import pyrt_core.runtime.config, pyrt_core.runtime.seccomp_config\n"
+            "import pyrt_core.runtime.spec, pyrt_core.runtime.spec_seccomp\n"
             f"print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {heavy!r}),"
             f" sorted(m for m in before if m.split('.')[0] in {heavy!r}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.stdout.strip() == "[] []", r.stdout + r.stderr
+
+
+def test_types_import_no_conversion():
+    """The types (config, seccomp_config) stand alone: the spec conversion (spec,
+    spec_mounts, spec_seccomp) imports them, never the other way round (no cycle)."""
+    code = ("import sys\n"
+            "import pyrt_core.runtime.config, pyrt_core.runtime.seccomp_config\n"
+            "print(sorted(m for m in sys.modules if m.startswith('pyrt_core.runtime.spec')))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
 def _spec_with(linux_extra: dict, namespaces=("pid", "mount", "time")) -> dict:
@@ -155,7 +166,7 @@ def _spec_with(linux_extra: dict, namespaces=("pid", "mount", "time")) -> dict:
 
 
 def test_time_offsets_from_spec():
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
 
     cfg = from_spec(_spec_with({"timeOffsets": {"monotonic": {"secs": -5, "nanosecs": 7},
                                                 "boottime": {"secs": 3600}}}), "c", "/b")
@@ -173,7 +184,7 @@ def test_time_offsets_from_spec():
 ])
 def test_time_offsets_bad_input(offsets, namespaces, why):
     from pyrt_core.errors import UsageError
-    from pyrt_core.runtime.config import from_spec
+    from pyrt_core.runtime.spec import from_spec
 
     with pytest.raises(UsageError, match=why):
         from_spec(_spec_with({"timeOffsets": offsets}, namespaces), "c", "/b")

@@ -153,6 +153,54 @@ def test_delete_releases_through_the_hook_and_skips_it_for_none(tmp_path, monkey
     assert len(released) == 1 and not os.path.exists(st.dir)
 
 
+def test_start_calls_the_isolation_plugin_create_found(tmp_path, monkeypatch):
+    """start calls pyrt_isolation_start from the plan create kept in the state (the plugin
+    that made the container starts it); a record without one (an older pyrt's) goes
+    through the plugin manager; nobody starting it is an error."""
+    import types
+
+    from pyrt_core import hookspecs, procutil
+
+    started = []
+
+    @hookspecs.hookimpl
+    def pyrt_isolation_start(container_id, fifo, status_fifo):
+        started.append((container_id, os.path.basename(fifo), os.path.basename(status_fifo)))
+        return True
+
+    mod = types.ModuleType("rtf_isolation")
+    mod.pyrt_isolation_start = pyrt_isolation_start
+    monkeypatch.setitem(sys.modules, "rtf_isolation", mod)
+    plan = {"firstresult": True,
+            "impls": [["rtf_isolation", "pyrt_isolation_start", ["container_id", "fifo",
+                                                                 "status_fifo"]]]}
+    ident = procutil.identity(os.getpid())  # a live "init": the container is "created"
+
+    def created(**extra):
+        st = RuntimeState(str(tmp_path), "c1")
+        os.makedirs(st.dir, exist_ok=True)
+        st.save({"id": "c1", "pid": os.getpid(), "pid_start": ident["start"],
+                 "boot": ident["boot"], "started": False, **extra})
+        return st
+
+    monkeypatch.setattr(lifecycle, "plugin_manager",
+                        lambda disabled=None: pytest.fail("the plugin manager was built"))
+    st = created(calls={"pyrt_isolation_start": plan})
+    lifecycle.start(str(tmp_path), "c1")
+    assert started == [("c1", "exec.fifo", "exec.status")] and st.load()["started"] is True
+
+    class PM:
+        hook = types.SimpleNamespace(pyrt_isolation_start=pyrt_isolation_start)
+
+    monkeypatch.setattr(lifecycle, "plugin_manager", lambda disabled=None: PM())
+    created(started=False)  # no "calls": an older pyrt's record
+    lifecycle.start(str(tmp_path), "c1")
+    assert len(started) == 2
+    created(calls={"pyrt_isolation_start": {"firstresult": True, "impls": []}})
+    with pytest.raises(lifecycle.RuntimeFailure, match="no isolation plugin starts it"):
+        lifecycle.start(str(tmp_path), "c1")
+
+
 def test_jsonlean_refuses_malformed_documents_without_json_imported():
     # _json raises its decode error only when json.decoder is imported: without it,
     # loads must still give a ValueError with json's message, not a SystemError

@@ -1,4 +1,4 @@
-"""linux.seccomp validation (pyrt_core.runtime.seccomp_config) and the BPF compiler
+"""linux.seccomp validation (pyrt_core.runtime.spec_seccomp, types in seccomp_config) and the BPF compiler
 of the namespaces plugin (libseccomp through ctypes).  The filters are installed
 in forked children with no_new_privs set, which needs no root."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from pyrt_core import trusted
 from pyrt_core.errors import UsageError
-from pyrt_core.runtime.seccomp_config import (
-    SeccompArg, SeccompConfig, SeccompRule, action_value, seccomp_from_spec)
+from pyrt_core.runtime.seccomp_config import SeccompArg, SeccompConfig, SeccompRule, action_value
+from pyrt_core.runtime.spec_seccomp import seccomp_from_spec
 
 FULL = {
     "defaultAction": "SCMP_ACT_ERRNO",

@@ -10,7 +10,7 @@ import pytest
 from pyrt_core.containers import seccomp_default as sd
 from pyrt_core.containers.defaults import DEFAULT_CAPS
 from pyrt_core.errors import UsageError
-from pyrt_core.runtime.seccomp_config import seccomp_from_spec
+from pyrt_core.runtime.spec_seccomp import seccomp_from_spec
 
 CLONE_NEWUSER = 0x10000000
 

@@ -92,7 +92,8 @@ def test_build_spec_defaults(rootfs, tmp_path):
     assert "ro" in data["options"] and data["source"] == rootfs
     assert "/proc/kcore" in s["linux"]["maskedPaths"]
     # round-trips through the runtime's resolver
-    from pyrt_core.runtime.config import from_spec, MS_RDONLY, MS_BIND
+    from pyrt_core.runtime.config import MS_BIND, MS_RDONLY
+    from pyrt_core.runtime.spec import from_spec
     rc = from_spec(s, c.id, str(tmp_path / "bundle"))
     m = [m for m in rc.mounts if m.destination == "/data"][0]
     assert m.flags & MS_RDONLY and m.flags & MS_BIND

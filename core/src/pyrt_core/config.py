@@ -24,11 +24,16 @@ Config file format::
     [plugins]
     disabled = ["someplugin"]
 
-    [cgroups]
-    manager = "auto"   # cgroupfs-v1, cgroupfs-v2, none; PYRT_CGROUP_MANAGER wins
-
     [containers]
     pids_limit = 2048  # the default --pids-limit (podman's); 0 or -1: no default limit
+
+Other tables belong to plugins, which declare them (``pyrt.config`` entry points, see
+:mod:`pyrt_core.hookspecs`): the entry's name is the table, its value maps the table's
+keys to the environment variables that carry them to the plugin, for example
+pyrt-cgroups' ``[cgroups] manager = "auto"`` -> ``PYRT_CGROUP_MANAGER`` (the
+environment wins over the file).  The core names no plugin's table; a table no
+installed plugin declares is ignored, as are keys its plugin does not declare (a plugin
+may read its table itself: pyrt-image-registry's ``[registries]``).
 """
 from __future__ import annotations
 
@@ -38,6 +43,10 @@ from .errors import UsageError
 
 DEFAULT_ROOT = "/var/lib/pyrt"
 DEFAULT_RUNROOT = "/run/pyrt"
+#: the config file's tables the core reads itself; the others are the plugins' (above)
+CORE_SECTIONS = ("storage", "plugins", "containers")
+#: the entry-point group of the plugins' configuration sections
+CONFIG_GROUP = "pyrt.config"
 #: the pids limit of a container run without --pids-limit, where a resource plugin with
 #: the pids controller is installed (podman's default; docker has none): a fork bomb in
 #: one container cannot take every pid of the host
@@ -51,12 +60,12 @@ class Settings:
     of start-up the monitor's runtime then overlaps, see docs/lifecycle.md)."""
 
     __slots__ = ("root", "runroot", "storage_driver", "storage_driver_source", "storage_options",
-                 "disabled_plugins", "cgroup_manager", "config_file", "pids_limit")
+                 "disabled_plugins", "plugin_env", "config_file", "pids_limit")
 
     def __init__(self, root: str = DEFAULT_ROOT, runroot: str = DEFAULT_RUNROOT,
                  storage_driver: str | None = None, storage_driver_source: str = "default",
                  storage_options: list[str] | None = None, disabled_plugins: list[str] | None = None,
-                 cgroup_manager: str | None = None, config_file: str | None = None,
+                 plugin_env: dict[str, str] | None = None, config_file: str | None = None,
                  pids_limit: int = DEFAULT_PIDS_LIMIT):
         self.root = root
         self.runroot = runroot
@@ -64,7 +73,9 @@ class Settings:
         self.storage_driver_source = storage_driver_source  # flag | environment | config file | default
         self.storage_options = list(storage_options or [])
         self.disabled_plugins = list(disabled_plugins or [])
-        self.cgroup_manager = cgroup_manager  # for the resource plugin: [cgroups] manager
+        # the plugins' settings from their config file tables, as the environment variables
+        # that carry them (the environment's own value winning): see export_plugin_env
+        self.plugin_env = dict(plugin_env or {})
         self.config_file = config_file
         self.pids_limit = pids_limit  # [containers] pids_limit; <= 0: no default limit
 
@@ -74,6 +85,11 @@ class Settings:
     def __eq__(self, other) -> bool:
         return isinstance(other, Settings) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def export_plugin_env(self) -> None:
+        """Put :attr:`plugin_env` in this process's environment, where the plugins read
+        it, and from where it reaches the processes pyrt starts (conmon, pyrt-runtime)."""
+        os.environ.update(self.plugin_env)
 
     def driver_options(self, driver: str) -> dict[str, str]:
         """Options for one driver: ``overlay.k=v`` (or ``k=v``, for the chosen driver)."""
@@ -110,6 +126,35 @@ def _split(v: str | None) -> list[str]:
     return [x.strip() for x in (v or "").split(",") if x.strip()]
 
 
+def _plugin_sections(data: dict, path: str) -> dict[str, str]:
+    """The environment variables the plugins' tables of the config file set: each
+    installed plugin's ``pyrt.config`` entry point names its table and maps its keys to
+    variables.  The entry-point index is read only when the file has such tables."""
+    if all(name in CORE_SECTIONS for name in data):
+        return {}
+    from .entrypoints import entry_points
+
+    out: dict[str, str] = {}
+    for ep in entry_points(CONFIG_GROUP):
+        table = data.get(ep.name)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise UsageError(f"config file {path}: [{ep.name}] must be a table")
+        try:
+            keys = ep.load()
+        except Exception:  # noqa: BLE001 - a broken plugin: pyrt info reports it
+            continue
+        for key, var in dict(keys).items():
+            if key not in table:
+                continue
+            value = table[key]
+            if not isinstance(value, str):
+                raise UsageError(f"config file {path}: {ep.name}.{key} must be a string")
+            out[var] = value
+    return out
+
+
 def load_settings(
     *,
     root: str | None = None,
@@ -138,10 +183,7 @@ def load_settings(
             raise UsageError(f"config file {path}: storage.options must be a list of strings")
         s.storage_options = [str(o) for o in opts]
         s.disabled_plugins = list(data.get("plugins", {}).get("disabled", []))
-        manager = data.get("cgroups", {}).get("manager")
-        if manager is not None and not isinstance(manager, str):
-            raise UsageError(f"config file {path}: cgroups.manager must be a string")
-        s.cgroup_manager = manager
+        s.plugin_env = _plugin_sections(data, path)
         containers = data.get("containers", {})
         if not isinstance(containers, dict):
             raise UsageError(f"config file {path}: [containers] must be a table")
@@ -159,8 +201,9 @@ def load_settings(
         s.storage_driver, s.storage_driver_source = env["PYRT_STORAGE_DRIVER"], "environment PYRT_STORAGE_DRIVER"
     if env.get("PYRT_STORAGE_OPTS"):
         s.storage_options = _split(env["PYRT_STORAGE_OPTS"])
-    if env.get("PYRT_CGROUP_MANAGER"):
-        s.cgroup_manager = env["PYRT_CGROUP_MANAGER"]
+    for var in s.plugin_env:
+        if env.get(var):
+            s.plugin_env[var] = env[var]
     if env.get("PYRT_DISABLE_PLUGINS"):
         s.disabled_plugins = _split(env["PYRT_DISABLE_PLUGINS"])
     if root:

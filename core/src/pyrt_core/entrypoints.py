@@ -243,18 +243,9 @@ def is_plugin_module(module: str) -> bool:
 
 # -- the hook plans ---------------------------------------------------------------------
 
-def implemented_hooks() -> set[str] | None:
-    """Names of the hooks the core and the installed plugins implement, as recorded by
-    the last full plugin load (:func:`record_hooks`); None when not recorded, or when a
-    plugin's module changed since.  Lets a command skip loading every plugin for an
-    event hook nobody implements (``Engine.notify``)."""
-    calls = hook_calls()
-    return None if calls is None else set(calls)
-
-
 def hook_calls() -> dict | None:
     """Per implemented hook, how to call its implementations without pluggy (see
-    :func:`pyrt_core.plugins._call_plan`; None: only pluggy can), as recorded by the last
+    :func:`pyrt_core.plugins.call_plan`; None: only pluggy can), as recorded by the last
     full plugin load; None when not recorded, when a plugin's module changed since, or
     when the record is not to be trusted (written by another user, or naming a module
     that is not an installed plugin's: :func:`is_plugin_module`)."""

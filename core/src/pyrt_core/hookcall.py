@@ -1,20 +1,30 @@
-"""Calling hooks without pluggy, for the OCI runtime's hot path.
+"""The one way pyrt calls hooks: from recorded plans, with pluggy as the fallback.
 
-An engine runs ``pyrt-runtime`` four times per container; building pluggy's
-plugin manager costs each call ~20 ms (pluggy imports ``inspect``) plus the
-import of every installed plugin, several times ``create``'s own work.  The
-last full plugin load (:func:`pyrt_core.plugins.make_plugin_manager`, any
-``pyrt`` command) records, per hook, the implementations in the order pluggy
-calls them: module, function name and the argument names each accepts
-(:func:`pyrt_core.entrypoints.hook_calls`).  :class:`LeanPluginManager` calls
-them from that record with pluggy's semantics (``firstresult`` stops at the
-first result that is not None; other hooks return the list of results that
-are not None), importing only the modules of the hooks it calls.
+Every caller -- the engine (``Engine.pm``), the OCI runtime (``runtime.common
+.plugin_manager``), recovery -- gets its plugin manager from :func:`plugin_manager`.
+Building pluggy's manager costs ~20 ms (pluggy imports ``inspect``) plus the import of
+every installed plugin: several times the whole work of ``pyrt-runtime start`` or
+``delete``, run four times per container, and a good part of ``pyrt rm``.  So the
+last full plugin load (:func:`pyrt_core.plugins.make_plugin_manager`) records, per
+hook, the implementations in the order pluggy calls them: module, function name and
+the argument names each accepts (:func:`pyrt_core.entrypoints.hook_calls`).
+:class:`LeanPluginManager` calls them from that record with pluggy's semantics
+(``firstresult`` stops at the first result that is not None; other hooks return the
+list of results that are not None), importing only the modules of the hooks it calls;
+a hook nobody implements costs nothing (no plugin is loaded for an event no plugin
+listens to).
 
 pluggy stays the authority: with no record, a stale one (a plugin module
 changed, a distribution was installed or removed), a disabled plugin, or a hook
 whose implementations pluggy must call itself (wrappers, plugins that are not
-modules), the full plugin manager is built and used instead.
+modules), the full plugin manager is built and used instead; anything else asked of
+the manager (``records`` for ``pyrt info``, ``get_plugins``...) builds it too.
+tests/unit/test_hookcall.py calls the same plugins both ways and compares.
+
+A plan can also travel: :func:`plan_of` gives the plan of one hook and
+:func:`call_planned` calls it, which the runtime uses to call, in ``start``, the
+implementation of ``pyrt_isolation_start`` that ``create`` found (kept in the
+container's state, a file only root can write), without reading the record again.
 
 The record is a cache root acts on, so it is only read when no other user can have
 written it, and only when every module it names is the core's plugin or an
@@ -22,6 +32,10 @@ installed plugin's (:func:`pyrt_core.entrypoints.hook_calls`); otherwise pluggy
 loads the plugins and records the plans again.  What it names in a module must be
 marked as an implementation of the hook called (checked before the call): a
 record naming anything else is discarded and the call fails.
+
+Plugins may declare, as a module attribute ``WARM_UP`` (``{hook name: (module,
+...)}``), the modules their implementations import on first call; :func:`warm_up`
+imports them ahead of time for a caller that has time to spare (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -112,8 +126,9 @@ def _firstresult(name: str) -> bool:
 
 
 class LeanPluginManager:
-    """The part of pluggy's ``PluginManager`` the runtime uses (``.hook.NAME(**kwargs)``),
-    from the recorded plans; :meth:`full` builds the real one when a hook needs it."""
+    """pluggy's ``PluginManager`` as its callers use it: ``.hook.NAME(**kwargs)`` from the
+    recorded plans; :meth:`full` builds the real one when a hook needs it, and anything
+    else (``records``, ``get_plugins``, ...) is the real one's."""
 
     def __init__(self, calls: dict):
         self.calls = calls
@@ -126,6 +141,11 @@ class LeanPluginManager:
 
             self._full = make_plugin_manager()
         return self._full
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("calls", "hook", "_full"):
+            raise AttributeError(name)
+        return getattr(self.full(), name)
 
 
 def plugin_manager(blocked=()):
@@ -140,3 +160,51 @@ def plugin_manager(blocked=()):
     from .plugins import make_plugin_manager
 
     return make_plugin_manager(blocked=blocked)
+
+
+def plan_of(pm, name: str) -> dict | None:
+    """The call plan of hook ``name`` in ``pm`` (lean or pluggy's), to call it later with
+    :func:`call_planned`; None when only pluggy can call it (or ``pm`` is neither)."""
+    if isinstance(pm, LeanPluginManager):
+        plan = pm.calls.get(name, _UNKNOWN)
+        return {"firstresult": _firstresult(name), "impls": []} if plan is _UNKNOWN else plan
+    caller = getattr(getattr(pm, "hook", None), name, None)
+    if caller is None or not hasattr(caller, "get_hookimpls"):
+        return None
+    from .plugins import call_plan
+
+    return call_plan(caller)
+
+
+def call_planned(name: str, plan: dict, **kwargs):
+    """Call hook ``name`` from a plan :func:`plan_of` gave, with pluggy's semantics; what
+    it names must be marked as an implementation of ``name`` (else PluginError)."""
+    return _Call(name, plan)(**kwargs)
+
+
+def _impl_modules(pm, name: str) -> list:
+    """The plugin modules (imported or not) implementing ``name`` in ``pm``, without
+    building pluggy's manager: module names for the lean one, modules for pluggy's."""
+    if isinstance(pm, LeanPluginManager):
+        plan = pm.calls.get(name)
+        return [impl[0] for impl in plan["impls"]] if isinstance(plan, dict) else []
+    caller = getattr(getattr(pm, "hook", None), name, None)
+    get = getattr(caller, "get_hookimpls", None)
+    return [impl.plugin for impl in get()] if get is not None else []
+
+
+def warm_up(pm, hooks) -> None:
+    """Import, ahead of time, what the implementations of ``hooks`` will import on their
+    first call: the modules each implementing plugin module declares in ``WARM_UP``
+    (``{hook name: (module, ...)}``).  Failures are ignored: the real call reports."""
+    for name in hooks:
+        for module in _impl_modules(pm, name):
+            try:
+                if isinstance(module, str):
+                    __import__(module)
+                    module = sys.modules[module]
+                for wanted in (getattr(module, "WARM_UP", None) or {}).get(name, ()):
+                    __import__(wanted)
+            except Exception:  # noqa: BLE001 - only a warm-up
+                pass
+

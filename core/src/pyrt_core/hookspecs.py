@@ -23,6 +23,25 @@ Conventions, as in pytest:
   grow without breaking plugins.
 * Mechanisms receive resolved, validated configuration objects
   (:mod:`pyrt_core.models`, :mod:`pyrt_core.runtime.config`), never raw JSON.
+
+Hooks are called through :mod:`pyrt_core.hookcall` (from the plans recorded by the
+last full load, pluggy as the fallback; docs/architecture.md, "The hot path"), so an
+implementation must be a module-level function of the registered plugin module to be
+called without pluggy; anything else still works, through pluggy.
+
+Besides hooks, a plugin *declares* (read without calling it):
+
+* ``WARM_UP``, a module attribute of the plugin module: ``{hook name: (module, ...)}``,
+  the modules its implementation of that hook imports on first call.  A caller with
+  time to spare imports them ahead (:func:`pyrt_core.hookcall.warm_up`): the runtime's
+  ``create`` while the engine writes the bundle (for ``pyrt_resources_validate``,
+  ``_apply`` and ``pyrt_isolation_create``), the engine while ``create`` runs (for
+  ``pyrt_isolation_start``).  Keep the plugin module itself cheap to import.
+* configuration sections, as entry points of the ``pyrt.config`` group: the entry's
+  name is the config file's table (``[cgroups]``), its value a mapping of the table's
+  keys to the environment variables that carry them to the plugin (``{"manager":
+  "PYRT_CGROUP_MANAGER"}``), in every pyrt process and across conmon to the runtime; the
+  environment wins over the file.  :func:`pyrt_core.config.load_settings` reads them.
 """
 from __future__ import annotations
 
@@ -199,6 +218,26 @@ def pyrt_isolation_create(config, stdio, place_process, join_resources):
 
 
 @hookspec(firstresult=True)
+def pyrt_isolation_start(container_id, fifo, status_fifo):
+    """Start a created container whose init waits on a FIFO, from another process.
+
+    Receives the ``container_id``, ``fifo`` (the path of the FIFO the container's process
+    was handed by ``ContainerProcess.detach_start(fifo, status_fifo)`` in the process that
+    created it) and ``status_fifo`` (the FIFO it reports a failed exec on).
+
+    Called by the runtime's ``start`` (``pyrt-runtime start``, and the engine's start),
+    a process other than the ``create`` that made the container.  The runtime keeps, in
+    the container's state, the plan of this hook found at ``create`` and calls that, so
+    the isolation plugin that created a container starts it.  The first implementation
+    lets the process exec and returns ``True`` once the exec is done; a failed exec
+    raises :class:`pyrt_core.errors.ExecError` (exit code 127 when the command is not
+    found, 126 when it cannot be run), another failure
+    :class:`pyrt_core.errors.RuntimeError_`.  Implementations return ``None`` for a
+    container they did not create.
+    """
+
+
+@hookspec(firstresult=True)
 def pyrt_isolation_join(pid, namespaces, process, stdio):
     """Start a new process inside an existing container's namespaces (setns).
 
@@ -220,6 +259,22 @@ def pyrt_isolation_unshare(namespaces):
     Receives ``namespaces``, a list of namespace type names.  Called by tools and tests that
     need the current process isolated (the talk's third interface).  The
     first implementation does the work and returns ``True``.
+    """
+
+
+@hookspec
+def pyrt_runtime_features():
+    """Report what this plugin makes the OCI runtime implement, for ``pyrt-runtime features``.
+
+    Receives nothing.  Called by ``pyrt-runtime features`` on every enabled plugin (a
+    disabled plugin is not asked, so what it would add is not reported).
+
+    Return a mapping of keys of the ``linux`` object of runc's features document
+    (``namespaces``, ``capabilities``, ``cgroup``, ``seccomp``, ...) to their values,
+    or ``None``.  The core starts from "nothing implemented" (no namespaces, no
+    capabilities, cgroup v1/v2 false, seccomp disabled) and merges the results, the
+    first implementation pluggy calls winning: a value that is a mapping updates the
+    core's mapping key by key (``{"cgroup": {"v1": True}}``), any other value replaces it.
     """
 
 

@@ -1,7 +1,15 @@
 """Data types the engine passes around: images, layers, containers, configs.
 
-All are attrs classes.  ``to_dict``/``from_dict`` give the JSON form stored
-on disk; the JSON form uses the OCI/docker field names where one exists.
+Style: attrs classes (``@define`` / ``@frozen``), the project's default for data
+types: fields with defaults, validators and converters, ``==``, repr and
+``attrs.evolve`` for free.  Only the engine's commands import them, and those import
+attrs anyway; the OCI runtime's hot path never does (its types are plain classes on
+:mod:`pyrt_core.records`, see :mod:`pyrt_core.runtime.config` and
+docs/architecture.md, "The hot path"), and neither does ``pyrt run -d`` before it
+starts the container's monitor (:class:`pyrt_core.config.Settings`).
+
+``to_dict``/``from_dict`` give the JSON form stored on disk; the JSON form uses the
+OCI/docker field names where one exists.
 """
 from __future__ import annotations
 

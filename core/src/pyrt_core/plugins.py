@@ -77,14 +77,13 @@ def make_plugin_manager(blocked=(), load_entry_points: bool = True) -> PluginMan
 
 
 def _record_hooks(pm: PluginManager) -> None:
-    """Record which hooks are implemented at all (entrypoints.implemented_hooks reads it)
-    and, per hook, the implementations in pluggy's call order (pyrt_core.hookcall calls
-    them from this record without pluggy)."""
+    """Record, per implemented hook, the implementations in pluggy's call order
+    (pyrt_core.hookcall calls them from this record without pluggy)."""
     import sys
 
     from .entrypoints import record_hooks
 
-    calls = {name: _call_plan(caller) for name, caller in vars(pm.hook).items()
+    calls = {name: call_plan(caller) for name, caller in vars(pm.hook).items()
              if not name.startswith("_") and caller.get_hookimpls()}
     files = [hookspecs.__file__]  # a spec's options (firstresult) are in the record too
     for plugin in pm.get_plugins():
@@ -96,7 +95,7 @@ def _record_hooks(pm: PluginManager) -> None:
     record_hooks(calls, files)
 
 
-def _call_plan(caller) -> dict | None:
+def call_plan(caller) -> dict | None:
     """``{"firstresult": bool, "impls": [[module, function name, [argnames]], ...]}`` in
     the order pluggy calls them (the reverse of ``get_hookimpls``), or None when pluggy
     itself must call this hook: an implementation is a wrapper, or is not a module-level

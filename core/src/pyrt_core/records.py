@@ -1,12 +1,14 @@
 """Value classes without attrs, for the OCI runtime's hot path.
 
-The project's data types are attrs classes; these bases are the measured
-exception for the types ``pyrt-runtime create`` builds on every call.  attrs
-costs ~30 ms of imports there (typing, inspect, re, enum) and
+Style: the project's data types are attrs classes (:mod:`pyrt_core.models`); these
+bases are the measured exception for the types ``pyrt-runtime create`` builds on
+every call (the rule: docs/architecture.md, "The hot path"): the runtime's config
+types (:mod:`pyrt_core.runtime.config`, :mod:`pyrt_core.runtime.seccomp_config`), the
+entry points of the plugin index, and the namespaces and cgroups plugins' plans and
+records.  attrs costs ~30 ms of imports there (typing, inspect, re, enum) and
 ``typing.NamedTuple`` ~10 ms, on a command whose whole budget is runc's ~40 ms
-(``python -c "import pyrt_core.runtime.config"``, median of 30: 51 ms with
-attrs, 11 ms without; ``python -c pass``: 10 ms).  Keep this module free of
-imports.
+(``python -c "import pyrt_core.runtime.config"``, median of 30: 51 ms with attrs,
+11 ms without; ``python -c pass``: 10 ms).  Keep this module free of imports.
 
 * :class:`Record` / :class:`FrozenRecord`: what attrs' ``@define`` / ``@frozen``
   gave the runtime's config types (:mod:`pyrt_core.runtime.config`).  The

@@ -377,7 +377,7 @@ def parse_security_opts(opts: Iterable[str], capabilities: Iterable[str]) -> str
     ``seccomp=unconfined``, ``seccomp=PROFILE.json`` (read and checked now, so a
     bad profile fails before anything is created), ``no-new-privileges[=true|false]``
     (see :func:`no_new_privileges`).  Anything else is refused."""
-    from ..runtime.seccomp_config import seccomp_from_spec
+    from ..runtime.spec_seccomp import seccomp_from_spec
 
     setting = None
     for opt in opts:

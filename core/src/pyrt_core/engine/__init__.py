@@ -28,9 +28,9 @@ Everything is created lazily, so a command pays only for what it uses
 The operations are functions of the engine (``create(engine, config, ...)``): they use
 its public face only (settings, the parts above, ``lock``/``reload``/``paths``, the
 state checks), never the façade's module, so the package has no import cycle.  They
-reach plugins two ways: ``engine.pm.hook.NAME(...)`` for calls whose result counts,
-and :meth:`Engine.notify` for events that may have no listener (the plugins are then
-not loaded at all).
+reach plugins one way, ``engine.pm.hook.NAME(...)``: the plugin manager is
+pyrt_core.hookcall's lean caller, so an event no plugin implements loads no plugin
+(see docs/architecture.md, "One way to call hooks").
 """
 from __future__ import annotations
 
@@ -50,26 +50,28 @@ class Engine:
         self._pm = pm
         #: values of the plugins' flags of the command (cli/extensions.py), for the plugins
         self.plugin_options: dict = {}
-        if settings.cgroup_manager:
-            # the resource plugin reads its manager from the environment, which also
-            # carries it to pyrt-runtime under conmon
-            os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
+        # the plugins read their config file settings from the environment, which also
+        # carries them to pyrt-runtime under conmon
+        settings.export_plugin_env()
 
     # -- lazily built parts ------------------------------------------------------------
     @functools.cached_property
     def pm(self):
+        """The plugin manager (pyrt_core.hookcall): hooks are called from the recorded
+        plans, so a hook no plugin implements loads none, and pluggy is built only when
+        the record cannot be used."""
         if self._pm is not None:
             return self._pm
-        from ..plugins import make_plugin_manager
+        from ..hookcall import plugin_manager
 
-        return make_plugin_manager(blocked=self.settings.disabled_plugins)
+        return plugin_manager(self.settings.disabled_plugins)
 
     @functools.cached_property
     def _driver(self):
         from ..storage.select import select_driver
 
         os.makedirs(self.settings.root, mode=0o700, exist_ok=True)
-        return select_driver(self.settings, _LazyHooks(self))
+        return select_driver(self.settings, self.pm)
 
     @property
     def driver_name(self) -> str:
@@ -93,18 +95,6 @@ class Engine:
         from ..containers.store import ContainerStore
 
         return ContainerStore(self.settings.root, self.settings.runroot)
-
-    def notify(self, hook: str, **kw) -> None:
-        """Fire an event hook.  With the plugins not loaded yet, the record of implemented
-        hooks (entrypoints.implemented_hooks) decides whether they must be: `rm` of a
-        stopped container then never loads them (~9 ms) when no plugin listens."""
-        if self._pm is None and "pm" not in self.__dict__:
-            from ..entrypoints import implemented_hooks
-
-            known = implemented_hooks()
-            if known is not None and hook not in known:
-                return
-        getattr(self.pm.hook, hook)(**kw)
 
     def storage_lock(self):
         from ..fsutil import FileLock
@@ -245,15 +235,3 @@ class Engine:
         from .recover import reconcile
 
         return reconcile(self, full=full)
-
-
-class _LazyHooks:
-    """What select_driver wants of a plugin manager (``.hook.NAME(**kw)``), with each call
-    going through Engine.notify."""
-
-    def __init__(self, engine: Engine):
-        self.hook = self
-        self._engine = engine
-
-    def __getattr__(self, name: str):
-        return lambda **kw: self._engine.notify(name, **kw)

@@ -82,7 +82,8 @@ def validate_resources(engine, config: ContainerConfig) -> None:
     """Refuse limits the resource manager cannot honour before anything exists.  Device
     rules count: but for ``--privileged``, the bundle denies every device but the
     allowed ones (containers/spec), which only a resource manager enforces."""
-    from ..runtime.config import DeviceRule, resources_from_spec
+    from ..runtime.config import DeviceRule
+    from ..runtime.spec import resources_from_spec
 
     resources = resources_from_spec(config.resources)
     if not config.privileged:
@@ -100,7 +101,7 @@ def default_pids_limit(engine, config: ContainerConfig) -> None:
     limit = engine.settings.pids_limit
     if not limit or limit <= 0 or "pids" in (config.resources or {}):
         return  # --pids-limit given (-1 and 0 too: unlimited), or no default wanted
-    from ..runtime.config import resources_from_spec
+    from ..runtime.spec import resources_from_spec
 
     wanted = dict(config.resources or {})
     wanted["pids"] = {"limit": limit}

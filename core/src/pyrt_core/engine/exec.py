@@ -18,7 +18,7 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
 
     from ..containers.spec import resolve_user
     from ..errors import ConflictError, ExecError
-    from ..runtime.config import process_from_spec
+    from ..runtime.spec import process_from_spec
     from ..runtime.executor import forward_signals
 
     c = ref if isinstance(ref, Container) else engine.containers.get(ref)
@@ -52,7 +52,7 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     pconf = process_from_spec(proc)
     if tty and on_console is not None:
         pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
-    from ..runtime.seccomp_config import seccomp_from_spec
+    from ..runtime.spec_seccomp import seccomp_from_spec
 
     pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
     from ..runtime.config import SECCOMP_CACHE_ANNOTATION

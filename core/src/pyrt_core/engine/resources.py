@@ -41,7 +41,7 @@ def stats(engine, ref: str | Container) -> dict:
 def update(engine, ref: str | Container, resources: dict) -> Container:
     """Change the limits of a running container (``resources``: OCI linux.resources);
     the new values are kept in its config for later starts."""
-    from ..runtime.config import resources_from_spec
+    from ..runtime.spec import resources_from_spec
 
     c = running_for_resources(engine, ref, "update")
     with engine.lock(c.id):

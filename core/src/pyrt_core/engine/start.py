@@ -97,7 +97,7 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
         except BaseException:
             launched.abort()
             raise
-        _preload("pyrt_namespaces.handle")  # start's code, loaded while the runtime works
+        rtcli.warm_up("start", engine.pm)  # start's code, loaded while the runtime works
         pid, mon = launched.wait()
         ident = procutil.identity(pid)
         st.pid, st.pid_start = pid, ident["start"]
@@ -125,12 +125,3 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
                        remove=False, wait_exit=0.5)
         raise
     engine.pm.hook.pyrt_container_started(container=c, pid=st.pid)
-
-
-def _preload(module: str) -> None:
-    import importlib
-
-    try:
-        importlib.import_module(module)
-    except Exception:  # noqa: BLE001 - only a warm-up; the real import reports
-        pass

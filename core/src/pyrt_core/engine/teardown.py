@@ -138,4 +138,4 @@ def remove_locked(engine, c: Container) -> None:
         except OSError:
             pass
     engine.containers.delete(c)
-    engine.notify("pyrt_container_removed", container=c)
+    engine.pm.hook.pyrt_container_removed(container=c)

@@ -291,8 +291,7 @@ def prelaunch(settings, store, cid: str, *, name: str | None = None, stdin: bool
     driver = settings.storage_driver or recorded_driver(settings.root)
     if not driver:
         return None
-    if settings.cgroup_manager:  # as Engine(): the runtime reads it from its environment
-        os.environ["PYRT_CGROUP_MANAGER"] = settings.cgroup_manager
+    settings.export_plugin_env()  # as Engine(): the runtime's plugins read their settings there
     paths = Paths(settings.root, settings.runroot, cid)
     dir_lock = store.prepare_dir(cid)  # conmon opens the log there at once
     try:

@@ -37,12 +37,13 @@ import sys
 from .common import RuntimeFailure, parse_signal  # noqa: F401 - the engine imports them here
 from .state import DEFAULT_ROOT, RuntimeState  # noqa: F401 - RuntimeState: the engine
 
-_LIFECYCLE = ("create", "delete", "kill", "start", "state")
+_LIFECYCLE = ("create", "delete", "kill", "start", "state", "warm_up")
 
 
 def __getattr__(name):
-    """``create``, ``start``, ``state``, ``kill``, ``delete`` (the engine and recovery use
-    them from here): imported on first use, so that a command pays only for its own."""
+    """``create``, ``start``, ``state``, ``kill``, ``delete``, ``warm_up`` (the engine and
+    recovery use them from here): imported on first use, so that a command pays only for
+    its own."""
     if name in _LIFECYCLE:
         from . import lifecycle
 
@@ -347,7 +348,7 @@ def _dispatch(args) -> int:
     if cmd == "start":
         from .lifecycle import start
 
-        start(args.root, args.id)
+        start(args.root, args.id, args.disable_plugins)
     elif cmd == "state":
         from .lifecycle import state
 
@@ -386,7 +387,7 @@ def _dispatch(args) -> int:
     elif cmd == "features":
         from .features import features
 
-        print(_json().dumps(features(), indent=2))
+        print(_json().dumps(features(args.disable_plugins), indent=2))
     return 0
 
 

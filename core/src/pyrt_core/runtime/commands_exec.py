@@ -75,7 +75,7 @@ def _container_seccomp(raw):
     from ..errors import PyrtError
 
     try:
-        from .seccomp_config import seccomp_from_spec
+        from .spec_seccomp import seccomp_from_spec
     except ImportError:
         return None
     try:
@@ -91,7 +91,7 @@ def exec_(root: str, cid: str, process: dict, *, detach: bool = False,
 
     Returns 0 at once with ``detach``, else the process's exit code."""
     from ..errors import ExecError, PyrtError
-    from .config import process_from_spec
+    from .spec import process_from_spec
 
     _, data = load(root, cid)
     status = RuntimeState.status(data)

@@ -116,7 +116,7 @@ def resources_doc(base: dict | None, flags: dict) -> dict:
 
 def update(root: str, cid: str, doc: dict, disabled: str | None = None, pm=None) -> None:
     from ..errors import PyrtError
-    from .config import resources_from_spec
+    from .spec import resources_from_spec
 
     _, data = load(root, cid)
     status = RuntimeState.status(data)

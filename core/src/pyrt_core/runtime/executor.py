@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from ..errors import RuntimeError_, UsageError
-from .config import RuntimeConfig, from_spec
+from .config import RuntimeConfig
+from .spec import from_spec
 
 #: signals a foreground ``pyrt run`` passes on to the container (docker's --sig-proxy),
 #: by number: the ``signal`` module (and its enums) is not imported on the runtime's

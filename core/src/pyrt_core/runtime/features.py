@@ -1,14 +1,13 @@
 """``features``: what this runtime implements, in runc's JSON shape.
 
-Reported from what is installed: the namespace types and capabilities the
-namespaces plugin knows, cgroup v1/v2 when the cgroups plugin is installed
-(no systemd driver), seccomp only when pyrt's seccomp support
-(:mod:`pyrt_core.runtime.seccomp_config`) is present; AppArmor and SELinux
-are not implemented.
+The core reports what it implements itself (the OCI versions, the hooks, the mount
+options it parses) and the defaults of ``linux`` (nothing); the installed plugins
+report the rest through ``pyrt_runtime_features`` (the namespace types, capabilities
+and seccomp support of the isolation plugin, the cgroup versions of the resource
+plugin), so a plugin that is disabled or missing is not reported.  AppArmor and
+SELinux are not implemented.
 """
 from __future__ import annotations
-
-import importlib.util
 
 from .state import OCI_VERSION
 
@@ -16,63 +15,37 @@ HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer",
               "poststart", "poststop"]
 
 
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+def _linux_defaults() -> dict:
+    return {"namespaces": [], "capabilities": [],
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False}, "selinux": {"enabled": False}}
 
 
-def features() -> dict:
-    from . import config
+def merge_linux(linux: dict, reports) -> dict:
+    """``linux`` updated with the plugins' reports, the first plugin pluggy calls winning:
+    a key whose value is a mapping is updated key by key, any other value replaced."""
+    for report in reversed(list(reports)):
+        for key, value in (report or {}).items():
+            if isinstance(value, dict) and isinstance(linux.get(key), dict):
+                linux[key] = {**linux[key], **value}
+            else:
+                linux[key] = value
+    return linux
 
-    mount_options = sorted(set(config._MOUNT_FLAGS) | set(config._PROPAGATION))
-    linux: dict = {}
-    if _has("pyrt_namespaces"):
-        from pyrt_namespaces import caps, nstypes
 
-        linux["namespaces"] = sorted(nstypes.NAMESPACES)
-        linux["capabilities"] = list(caps.CAP_NAMES)
-    else:
-        linux["namespaces"] = []
-        linux["capabilities"] = []
-    cgroups = _has("pyrt_cgroups")
-    linux["cgroup"] = {"v1": cgroups, "v2": cgroups, "systemd": False, "systemdUser": False}
-    if _has("pyrt_core.runtime.seccomp_config") and _seccomp_available():
-        from . import seccomp_config as sc
-
-        linux["seccomp"] = {
-            "enabled": True,
-            "actions": sorted(getattr(sc, "ACTIONS", {})),
-            "operators": sorted(getattr(sc, "OPERATORS", {})),
-            "archs": sorted(getattr(sc, "ARCHITECTURES", {})),
-        }
-        flags = getattr(sc, "FLAGS", None)
-        if flags:
-            linux["seccomp"]["knownFlags"] = sorted(flags)
-            linux["seccomp"]["supportedFlags"] = sorted(flags)
-    else:
-        linux["seccomp"] = {"enabled": False}
-    linux["apparmor"] = {"enabled": False}
-    linux["selinux"] = {"enabled": False}
+def features(disabled: str | None = None, pm=None) -> dict:
     from .. import __version__
+    from .common import plugin_manager
+    from .spec_mounts import known_options
 
-    hooks = HOOK_NAMES if _has("pyrt_core.runtime.hooks") else []
+    pm = pm or plugin_manager(disabled)
+    linux = merge_linux(_linux_defaults(), pm.hook.pyrt_runtime_features())
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": hooks,
-        "mountOptions": mount_options,
+        "hooks": HOOK_NAMES,
+        "mountOptions": known_options(),
         "linux": linux,
         "annotations": {"org.pyrt.runtime.version": __version__},
     }
-
-
-def _seccomp_available() -> bool:
-    """The filters are built by the namespaces plugin with libseccomp: enabled only when
-    both are there."""
-    try:
-        from pyrt_namespaces.seccomp import available
-    except ImportError:
-        return False
-    return available()

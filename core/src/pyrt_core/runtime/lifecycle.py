@@ -17,15 +17,21 @@ from .common import (RuntimeFailure, check_preserve_fds, console_socket as check
 from .state import RuntimeState
 
 
-def _warm_up() -> None:
-    """Import what create will need while the engine still writes the bundle."""
-    import importlib
+#: the hooks each command calls that plugins may declare modules to warm up for
+_WARM = {"create": ("pyrt_resources_validate", "pyrt_resources_apply", "pyrt_isolation_create"),
+         "start": ("pyrt_isolation_start",)}
+#: the hook plans create keeps in the state for the later commands (see start)
+_PINNED = ("pyrt_isolation_start",)
 
-    for mod in ("pyrt_namespaces.spawn", "pyrt_cgroups.manager", "pyrt_cgroups.detect"):
-        try:
-            importlib.import_module(mod)
-        except Exception:  # noqa: BLE001 - only a warm-up
-            pass
+
+def warm_up(command: str, pm) -> None:
+    """Import what ``command`` (``create``, ``start``) will need while the caller waits
+    anyway: the runtime's create while the engine writes the bundle, the engine while
+    create runs.  What is imported is the plugins' to say (``WARM_UP``, see
+    pyrt_core.hookcall.warm_up), for the hooks the command calls."""
+    from ..hookcall import warm_up as warm
+
+    warm(pm, _WARM[command])
 
 
 def _wait_ready(path: str) -> None:
@@ -128,13 +134,13 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     """Create the container ``cid`` from ``bundle``; return its state record."""
     from .. import procutil
     from ..errors import PyrtError
-    from .config import from_spec
+    from .spec import from_spec
     from .executor import Executor
 
     ready = os.environ.get("PYRT_RUNTIME_READY")
     if ready:
         pm = pm or plugin_manager(disabled)
-        _warm_up()
+        warm_up("create", pm)
         _wait_ready(ready)
     check_preserve_fds(preserve_fds)
     st = RuntimeState(root, cid)
@@ -180,7 +186,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
                     "terminal": config.process.terminal,
                     "namespaces": [ns.type for ns in config.namespaces],
                     "process": spec.get("process"), "hooks": _hooks_record(config),
-                    "seccomp": (spec.get("linux") or {}).get("seccomp")}
+                    "seccomp": (spec.get("linux") or {}).get("seccomp"),
+                    "calls": _pinned_plans(pm)}
             st.save(data)
             if pid_file:
                 try:
@@ -202,7 +209,35 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         raise
 
 
-def start(root: str, cid: str) -> dict:
+def _pinned_plans(pm) -> dict:
+    """The call plans of the hooks later commands call (``pyrt_isolation_start``), kept in
+    the state: the isolation plugin that created the container starts it, and ``start``
+    calls it without reading the plugin record again (pyrt_core.hookcall.plan_of)."""
+    from ..hookcall import plan_of
+
+    out = {}
+    for name in _PINNED:
+        plan = plan_of(pm, name)
+        if plan is not None:
+            out[name] = plan
+    return out
+
+
+def _isolation_start(cid: str, data: dict, st: RuntimeState, pm, disabled: str | None):
+    """``pyrt_isolation_start`` for the container: from ``pm`` when given, else from the
+    plan create kept in the state (a record only root can write, see RuntimeState.load),
+    else from the runtime's plugin manager (a record of an older pyrt)."""
+    kw = {"container_id": cid, "fifo": st.fifo, "status_fifo": st.status_fifo}
+    plan = (data.get("calls") or {}).get("pyrt_isolation_start")
+    if pm is None and isinstance(plan, dict):
+        from ..hookcall import call_planned
+
+        return call_planned("pyrt_isolation_start", plan, **kw)
+    pm = pm or plugin_manager(disabled)
+    return pm.hook.pyrt_isolation_start(**kw)
+
+
+def start(root: str, cid: str, disabled: str | None = None, pm=None) -> dict:
     """Let a created container exec its process; raises RuntimeFailure (127/126 for exec)."""
     st, data = load(root, cid)
     status = RuntimeState.status(data)
@@ -213,16 +248,15 @@ def start(root: str, cid: str) -> dict:
         raise RuntimeFailure(f"cannot start a container that is {status}")
     from ..errors import PyrtError
 
-    try:
-        from pyrt_namespaces.fifo import start_fifo
-    except ImportError:  # pragma: no cover - the namespaces plugin made the FIFO
-        raise RuntimeFailure("pyrt-namespaces is not installed") from None
     data["started"] = True
     st.save(data)
     try:
-        start_fifo(st.fifo, st.status_fifo)
+        started = _isolation_start(cid, data, st, pm, disabled)
     except PyrtError as e:
         raise RuntimeFailure(str(e), _code(e)) from None
+    if not started:
+        raise RuntimeFailure(f"cannot start container {cid}: no isolation plugin starts it "
+                             "(install pyrt-namespaces)")
     for p in (st.fifo, st.status_fifo):
         try:
             os.unlink(p)

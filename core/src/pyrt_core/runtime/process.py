@@ -33,6 +33,18 @@ class ContainerProcess(abc.ABC):
         is not found, 126 when it cannot be run) after reaping the process.
         """
 
+    def detach_start(self, fifo: str, status_fifo: str) -> None:
+        """Hand the wait for :meth:`start` over to the FIFOs, for a start by another process.
+
+        The OCI runtime's ``create`` exits before ``start``: it calls this, and a later
+        ``start`` calls ``pyrt_isolation_start(container_id, fifo, status_fifo)``, which
+        the same plugin implements (it alone knows what to write and read there).  After
+        this, :meth:`start` may no longer be called on this handle.
+        """
+        from ..errors import RuntimeError_
+
+        raise RuntimeError_(f"{type(self).__name__} cannot be started by another process")
+
     @abc.abstractmethod
     def wait(self) -> int:
         """Block until the process ends; return its exit code (128+N for signal N)."""

@@ -27,7 +27,8 @@ from pyrt_core.runtime.config import Resources
 from . import detect
 from .cgfs import CgroupFS
 from .errors import CgroupError
-from .manager import DEFAULT_PARENT, Manager, from_record, resolve_path, select
+from .base import DEFAULT_PARENT, Manager, resolve_path
+from .manager import from_record, select
 
 __all__ = ["Cgroup", "Resources", "CgroupError", "as_resources", "DEFAULT_PARENT"]
 
@@ -39,7 +40,7 @@ def as_resources(resources) -> Resources:
     if isinstance(resources, Resources):
         return resources
     if isinstance(resources, dict):
-        from pyrt_core.runtime.config import resources_from_spec
+        from pyrt_core.runtime.spec import resources_from_spec
 
         return resources_from_spec(resources)
     raise TypeError(f"resources must be a Resources or an OCI linux.resources dict, not {type(resources).__name__}")

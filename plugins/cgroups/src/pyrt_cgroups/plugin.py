@@ -20,6 +20,11 @@ from pyrt_core.hookspecs import hookimpl
 
 _MINE = ("cgroupfs-v1", "cgroupfs-v2")
 
+#: what the hooks below import on first call, for callers with time to spare
+#: (pyrt_core.hookspecs, "declarations"): the manager choice and what it builds on
+WARM_UP = {"pyrt_resources_validate": ("pyrt_cgroups.manager",),
+           "pyrt_resources_apply": ("pyrt_cgroups.manager",)}
+
 
 def _select():
     """(host, manager class or None, why None)."""
@@ -41,7 +46,7 @@ def _select():
 
 @hookimpl
 def pyrt_info():
-    from . import manager
+    from .base import DEFAULT_PARENT
 
     host, cls, why = _select()
     mode = {"v2": "v2", "hybrid": "v1 (hybrid)", "v1": "v1", "none": "none"}[host.mode]
@@ -49,11 +54,17 @@ def pyrt_info():
         "manager": cls.name if cls else "none",
         "cgroup version": mode,
         "controllers": cls.controllers(host) if cls else [],
-        "parent": manager.DEFAULT_PARENT,
+        "parent": DEFAULT_PARENT,
     }
     if why:
         info["reason"] = why
     return {"cgroups": info}
+
+
+@hookimpl
+def pyrt_runtime_features():
+    # both versions (the systemd driver is not implemented)
+    return {"cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False}}
 
 
 @hookimpl
@@ -74,7 +85,7 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
     from pyrt_core.errors import UsageError
 
     from .cgfs import procs
-    from .manager import resolve_path
+    from .base import resolve_path
 
     host, cls, why = _select()
     if cls is None:

@@ -13,11 +13,10 @@ import time
 from pyrt_core.errors import UsageError
 
 from . import detect
-from .cgfs import CgroupFS
+from .base import SIGKILL, Manager, cgroup_tree, signal_checked
+from .cgfs import CgroupFS, procs
 from .errors import CgroupError
-from .manager import (SIGKILL, THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
-                      needed_controllers, signal_checked)
-from .cgfs import procs
+from .limits import THROTTLE_KEYS, check_cpuset, check_values, needed_controllers
 
 UNLIMITED = 1 << 60  # v1 reports "no limit" as 2**63 - 1 rounded down to a page
 
@@ -447,7 +446,7 @@ class V1Manager(Manager):
                 c = ctrls[0]
                 mp = self._mountpoint(c, d)
                 root = self.host.v1_roots.get(c, "/")
-                for sub in _tree(self.fs, d):
+                for sub in cgroup_tree(self.fs, d):
                     expected = os.path.normpath(_j(root, os.path.relpath(sub, mp)))
                     for pid in procs(self.fs, sub):
                         if pid not in seen:

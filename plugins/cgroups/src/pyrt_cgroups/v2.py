@@ -14,10 +14,10 @@ import time
 from pyrt_core.errors import UsageError
 
 from . import detect
+from .base import SIGKILL, Manager, cgroup_tree, signal_checked
 from .cgfs import CgroupFS, procs
 from .errors import CgroupError
-from .manager import (SIGKILL, THROTTLE_KEYS, Manager, _tree, check_cpuset, check_values,
-                      needed_controllers, signal_checked)
+from .limits import THROTTLE_KEYS, check_cpuset, check_values, needed_controllers
 
 _GENERIC_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuset": "cpuset", "blkio": "io", "pids": "pids"}
 
@@ -341,7 +341,7 @@ class V2Manager(Manager):
         try:
             root = self._root()
             base = self.host.unified_root or "/"
-            for sub in _tree(self.fs, d):
+            for sub in cgroup_tree(self.fs, d):
                 expected = os.path.normpath(_j(base, os.path.relpath(sub, root)))
                 for pid in procs(self.fs, sub):
                     signal_checked(pid, "", expected, sig)

@@ -201,7 +201,7 @@ def seccomp_can_wait(plan: ExecPlan) -> bool:
 
 def install_seccomp(plan: ExecPlan) -> None:
     # imported here: ctypes and hashlib cost a container without seccomp ~7 ms; one
-    # with a filter has it imported already (compiled by the parent, spawn)
+    # with a filter has it imported already (compiled by the parent, plans.exec_plan)
     from . import seccomp
 
     with stage("installing the seccomp filter"):

@@ -7,26 +7,41 @@ from __future__ import annotations
 
 from pyrt_core.hookspecs import hookimpl
 
+#: what the hooks below import on first call, for callers with time to spare
+#: (pyrt_core.hookspecs, "declarations"): create's code, and start's
+WARM_UP = {"pyrt_isolation_create": ("pyrt_namespaces.create",),
+           "pyrt_isolation_start": ("pyrt_namespaces.fifo",)}
+
 
 @hookimpl
 def pyrt_isolation_create(config, stdio, place_process, join_resources):
-    from . import spawn
+    from .create import create
 
-    return spawn.create(config, stdio, place_process, join_resources)
+    return create(config, stdio, place_process, join_resources)
+
+
+@hookimpl
+def pyrt_isolation_start(container_id, fifo, status_fifo):
+    # the FIFOs were handed to the init by NamespacedProcess.detach_start; fifo.py is kept
+    # lean: pyrt-runtime start imports nothing else of this plugin
+    from .fifo import start_fifo
+
+    start_fifo(fifo, status_fifo)
+    return True
 
 
 @hookimpl
 def pyrt_isolation_join(pid, namespaces, process, stdio):
-    from . import spawn
+    from .join import join
 
-    return spawn.join(pid, namespaces, process, stdio)
+    return join(pid, namespaces, process, stdio)
 
 
 @hookimpl
 def pyrt_isolation_unshare(namespaces):
-    from . import spawn
+    from .unshare import unshare
 
-    spawn.unshare(namespaces)
+    unshare(namespaces)
     return True
 
 
@@ -45,3 +60,18 @@ def pyrt_info():
         "user namespaces": userns,
         "version": __version__,
     }}
+
+
+@hookimpl
+def pyrt_runtime_features():
+    from pyrt_core.runtime import seccomp_config as sc
+
+    from . import caps, nstypes
+    from .seccomp import available
+
+    out = {"namespaces": sorted(nstypes.NAMESPACES), "capabilities": list(caps.CAP_NAMES)}
+    if available():  # the filters are compiled with libseccomp
+        out["seccomp"] = {"enabled": True, "actions": sorted(sc.ACTIONS),
+                          "operators": sorted(sc.OPERATORS), "archs": sorted(sc.ARCHITECTURES),
+                          "knownFlags": sorted(sc.FLAGS), "supportedFlags": sorted(sc.FLAGS)}
+    return out
