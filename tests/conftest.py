@@ -6,9 +6,11 @@
 * Security tests (``tests/security``, markers ``security`` and ``privileged``):
   one attack per known escape class, as a hostile image or container process
   would make it (docs/security.md); their own tox environment.
-* Every privileged test runs under the ``no_leaks`` guard: mounts, loop
-  devices, cgroups, network namespaces and foreign-pid-namespace processes
-  that appear during the test and remain after it fail the test.
+* Every privileged test runs under the ``no_leaks`` guard
+  (``pyrt_core.testing.leaks``): mounts, loop devices, device-mapper devices,
+  cgroups, network namespaces and foreign-pid-namespace processes that appear
+  during the test and remain after it fail the test; fixtures that clean up
+  after ``pyrt`` (``pyrt_cli``) let it compare before their safety nets run.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import shutil
 import subprocess
 
 import pytest
+
+pytest_plugins = ["pyrt_core.testing.leaks", "pyrt_core.testing.machine"]
 
 IS_ROOT = os.geteuid() == 0
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -31,6 +35,8 @@ APPLETS = [
 
 
 def pytest_collection_modifyitems(config, items):
+    from pyrt_core.testing import machine
+
     for item in items:
         if "/privileged/" in str(item.fspath):
             item.add_marker(pytest.mark.privileged)
@@ -38,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.security)
             item.add_marker(pytest.mark.privileged)
         if item.get_closest_marker("privileged") and not IS_ROOT:
-            item.add_marker(pytest.mark.skip(reason="needs root (privileged tier)"))
+            item.add_marker(pytest.mark.skip(reason=machine.reason("root", detail="privileged tier")))
 
 
 def make_busybox_rootfs(path) -> str:
@@ -67,65 +73,6 @@ def busybox_rootfs(tmp_path):
     return make_busybox_rootfs(tmp_path / "rootfs")
 
 
-def _leakcheck_path():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in (os.path.join(here, "..", "..", "shared", "tools", "leakcheck"),
-                 os.environ.get("PYRT_LEAKCHECK", "")):
-        if cand and os.path.exists(cand):
-            return cand
-    return None
-
-
-def _state():
-    """Kernel resources a test may leak (same sources as shared/tools/leakcheck)."""
-    out = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            out.add("mount " + parts[4])
-    try:
-        r = subprocess.run(["losetup", "-a"], capture_output=True, text=True, timeout=10)
-        out.update("loop " + line.split(":")[0] for line in r.stdout.splitlines() if line.strip())
-    except OSError:
-        pass
-    for base in ("/sys/fs/cgroup",):
-        for dirpath, dirnames, _ in os.walk(base):
-            if dirpath[len(base):].count("/") > 4:
-                dirnames[:] = []
-                continue
-            for d in dirnames:
-                p = os.path.join(dirpath, d)
-                if p.count("/") > 4:
-                    out.add("cgroup " + p)
-    try:
-        out.update("netns " + n for n in os.listdir("/run/netns"))
-    except OSError:
-        pass
-    mine = os.readlink("/proc/self/ns/pid")
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.readlink(f"/proc/{pid}/ns/pid") != mine:
-                    out.add(f"process {pid} in another pid namespace")
-            except OSError:
-                pass
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_leaks(request):
-    """Fail a privileged test that leaves kernel resources behind."""
-    if not (IS_ROOT and request.node.get_closest_marker("privileged")):
-        yield
-        return
-    before = _state()
-    yield
-    after = _state()
-    leaked = sorted(after - before)
-    if leaked:
-        pytest.fail("test leaked kernel resources:\n  " + "\n  ".join(leaked[:30]), pytrace=False)
-
-
 # -- the CLI and a real image -------------------------------------------------------
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,8 +92,10 @@ def demo_layout(tmp_path_factory):
 
 
 @pytest.fixture
-def pyrt_cli(tmp_path):
-    """A `pyrt` runner with its own store (automatic driver choice)."""
+def pyrt_cli(tmp_path, no_leaks):
+    """A `pyrt` runner with its own store (automatic driver choice); at the end its
+    containers are removed and the leak guard looks before the safety net runs
+    (:meth:`clitools.PyrtCLI.cleanup`)."""
     cli = PyrtCLI(tmp_path / "root", tmp_path / "run")
     yield cli
-    cli.cleanup()
+    cli.cleanup(no_leaks)

@@ -31,7 +31,7 @@ def detached_cli(demo_cli):
 
     pyrt_cli = demo_cli
     yield pyrt_cli
-    ids = pyrt_cli("ps", "-aq").stdout.split()
-    if ids:
-        pyrt_cli("rm", "-f", *ids)
+    # only the running ones: pyrt_cli's clean-up checks for leaks before it removes the
+    # stopped ones (whose removal could hide what their exit left behind)
+    pyrt_cli.remove_running()
     wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")

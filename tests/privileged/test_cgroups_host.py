@@ -18,7 +18,9 @@ import pytest
 
 from pyrt_core.runtime.config import DeviceRule, Resources
 
-cgapi = pytest.importorskip("pyrt_cgroups.api")
+from pyrt_core.testing import machine  # noqa: E402
+
+cgapi = machine.import_plugin_module("pyrt_cgroups.api", "pyrt-cgroups")
 from pyrt_cgroups import detect  # noqa: E402
 
 Cgroup = cgapi.Cgroup
@@ -26,7 +28,7 @@ MiB = 1 << 20
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 HOST = detect.find_hierarchies()
 
-pytestmark = pytest.mark.skipif(HOST.version != 1, reason=f"needs cgroup v1 controllers (host: {HOST.mode})")
+pytestmark = machine.needs("cgroup-v1")
 
 
 def _name(what: str) -> str:
@@ -94,19 +96,34 @@ def test_memory_hog_is_oom_killed_at_its_limit(cgroups, procs):
 # -- cpu ------------------------------------------------------------------------------------
 
 
+def _quota_held(cg, quota_ns: int, periods: int = 20) -> tuple[float, int]:
+    """Wait (by the kernel's count, not the clock) until the cgroup ran ``periods`` more
+    CFS periods; return the CPU time it used per period over them, as a fraction of
+    its quota, and how many of them were throttled.  A busy machine can only lower the
+    first figure: what it may not do is exceed the quota (a per-CPU slice of slack)."""
+    def stat():
+        with open(os.path.join(cg.paths["cpu"], "cpu.stat")) as f:
+            return {k: int(v) for k, v in (line.split() for line in f)}
+
+    s0, u0 = stat(), _cpu_ns(cg)
+    deadline = time.monotonic() + 120  # a hang guard only
+    while stat()["nr_periods"] < s0["nr_periods"] + periods:
+        assert time.monotonic() < deadline, "the cgroup's CFS periods did not advance"
+        time.sleep(0.05)
+    s1, u1 = stat(), _cpu_ns(cg)
+    n = s1["nr_periods"] - s0["nr_periods"]
+    return (u1 - u0) / (n * quota_ns), s1["nr_throttled"] - s0["nr_throttled"]
+
+
 def test_cpu_quota_holds_a_busy_loop_near_half_a_cpu(cgroups, procs):
     cg = cgroups("cpu", Resources(cpu_quota=50000, cpu_period=100000))  # --cpus 0.5
     _busy(cg, procs)
-    time.sleep(0.3)
-    u0, t0 = _cpu_ns(cg), time.monotonic()
-    time.sleep(2.0)
-    u1, t1 = _cpu_ns(cg), time.monotonic()
-    share = (u1 - u0) / ((t1 - t0) * 1e9)
-    st = cg.stats()["cpu"]
-    print(f"\n--cpus 0.5: busy loop used {share:.3f} CPU over {t1 - t0:.2f}s "
-          f"(throttled {st['nr_throttled']}/{st['nr_periods']} periods)")
-    assert 0.35 <= share <= 0.65
-    assert st["nr_throttled"] > 0
+    _busy(cg, procs)  # two loops want two CPUs: throttled however busy the machine is
+    used, throttled = _quota_held(cg, 50_000_000)
+    print(f"\n--cpus 0.5: the busy loops used {used:.2f} of the quota per period; "
+          f"{throttled} periods throttled (bench/cgroup_effects.py measures the share)")
+    assert used <= 1.25
+    assert throttled > 0 and cg.stats()["cpu"]["nr_throttled"] > 0
 
 
 def test_cpuset_pins_to_one_cpu(cgroups, procs):
@@ -198,7 +215,9 @@ def test_paused_cgroup_makes_no_progress(cgroups, procs, tmp_path):
     assert a == b and ua == ub
     cg.thaw()
     assert cg.state == "THAWED"
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # progress again, however long a busy machine takes
+    while value() == b and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert value() > b
 
 
@@ -210,9 +229,9 @@ def loop_device(tmp_path):
     img = tmp_path / "disk.img"
     with open(img, "wb") as f:
         f.truncate(64 * MiB)
+    machine.skip_unless("loop-devices")
     r = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot attach a loop device: {r.stderr.strip()}")
+    assert r.returncode == 0, f"cannot attach a loop device: {r.stderr.strip()}"
     dev = r.stdout.strip()
     try:
         yield dev
@@ -233,13 +252,10 @@ def test_device_write_bps_slows_direct_writes(cgroups, procs, loop_device):
     written = cg.stats()["blkio"]["write_bytes"]
     print(f"\n--device-write-bps 1mb: 4 MiB written in {elapsed:.2f}s "
           f"({4 / elapsed:.2f} MiB/s); blkio counted {written / MiB:.1f} MiB")
+    # a rate limit is a minimum duration: a busy machine can only make it longer (the
+    # unthrottled write for comparison is in bench/cgroup_effects.py)
     assert elapsed >= 2.8
     assert written >= 4 * MiB
-    # the same write outside the cgroup is not throttled
-    t0 = time.monotonic()
-    subprocess.run(["dd", "if=/dev/zero", f"of={loop_device}", "bs=64k", "count=64", "oflag=direct"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert time.monotonic() - t0 < elapsed / 2
 
 
 # -- the standalone API on a plain host process ------------------------------------------------
@@ -256,11 +272,8 @@ def test_standalone_api_limits_a_plain_host_process(procs):
         with open(f"/proc/{p.pid}/cgroup") as f:
             lines = f.read()
         assert f":memory:{cg.path}\n" in lines and f":pids:{cg.path}\n" in lines
-        time.sleep(0.2)
-        u0, t0 = _cpu_ns(cg), time.monotonic()
-        time.sleep(1.5)
-        share = (_cpu_ns(cg) - u0) / ((time.monotonic() - t0) * 1e9)
-        assert 0.1 <= share <= 0.3, share
+        used, throttled = _quota_held(cg, 20_000_000, periods=10)
+        assert used <= 1.25 and throttled > 0, (used, throttled)
         cg.update(Resources(cpu_quota=-1))
         assert cg.stats()["cpu"]["quota"] is None
         rec = cg.record()
@@ -293,8 +306,10 @@ def test_remove_kills_only_members(cgroups, procs):
 def test_v2_manager_and_ebpf_device_filter_on_the_unified_hierarchy(procs):
     """The hybrid host's cgroup2 mount has no controllers, but the v2 manager's
     create / add / freeze / kill / remove and the eBPF device filter work there."""
-    if not HOST.unified:
-        pytest.skip("no cgroup2 mount")
+    machine.skip_unless("cgroup2")
+    # probed with bare syscalls, not with the plugin's code: where the kernel takes a
+    # cgroup device program, the plugin failing to attach one fails this test
+    machine.skip_unless("cgroup-device-bpf")
     from pyrt_cgroups.v2 import V2Manager
 
     view = detect.Hierarchies(unified=HOST.unified)
@@ -302,10 +317,7 @@ def test_v2_manager_and_ebpf_device_filter_on_the_unified_hierarchy(procs):
     rules = [DeviceRule(False), DeviceRule(True, "c", 1, 5, "rwm"), DeviceRule(True, "c", 1, 3, "r")]
     m.create()
     try:
-        try:
-            m.set(Resources(devices=rules))
-        except Exception as e:  # noqa: BLE001
-            pytest.skip(f"cannot attach a cgroup device program here: {e}")
+        m.set(Resources(devices=rules))
 
         def run(script):
             p = subprocess.Popen([BUSYBOX, "sh", "-c", script], stdout=subprocess.PIPE,
@@ -344,10 +356,10 @@ def executor():
     from pyrt_core.plugins import make_plugin_manager
     from pyrt_core.runtime.executor import Executor
 
+    machine.skip_unless("distribution", "pyrt-namespaces")
     pm = make_plugin_manager()
     names = {r.name for r in pm.records if r.status == "loaded"}
-    if "namespaces" not in names or "cgroups" not in names:
-        pytest.skip(f"needs the namespaces and cgroups plugins (loaded: {sorted(names)})")
+    assert {"namespaces", "cgroups"} <= names, [(r.name, r.status) for r in pm.records]
     return Executor(pm)
 
 

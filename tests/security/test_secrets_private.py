@@ -84,7 +84,7 @@ def _as_nobody(cli) -> list[str]:
 
 
 @pytest.fixture
-def world_cli(demo_layout):
+def world_cli(demo_layout, no_leaks):
     """A pyrt whose store root and run root lie in world-traversable directories (0755,
     as an administrator might make /var/lib/pyrt and /run/pyrt), with the demo image."""
     if not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
@@ -101,8 +101,9 @@ def world_cli(demo_layout):
     finally:
         from lifecycle_helpers import conmon_pids, wait_for
 
-        cli.cleanup()
+        cli.remove_running()
         wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+        cli.cleanup(no_leaks)
         shutil.rmtree(base, ignore_errors=True)
 
 

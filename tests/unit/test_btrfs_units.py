@@ -3,7 +3,9 @@ import struct
 
 import pytest
 
-units = pytest.importorskip("pyrt_storage_btrfs.units")
+from pyrt_core.testing import machine
+
+units = machine.import_plugin_module("pyrt_storage_btrfs.units", "pyrt-storage-btrfs")
 from pyrt_storage_btrfs import ioctl as B  # noqa: E402
 from pyrt_storage_btrfs.driver import BtrfsDriver  # noqa: E402
 
@@ -63,8 +65,7 @@ def test_vol_args_layout():
 
 
 def test_refuses_home_not_on_btrfs(tmp_path):
-    if B.statfs_type(str(tmp_path)) == B.BTRFS_SUPER_MAGIC:
-        pytest.skip("the temporary directory is on btrfs")
+    machine.skip_unless("tmp-not-btrfs")
     with pytest.raises(DriverPrerequisitesMissing, match="not btrfs"):
         BtrfsDriver(str(tmp_path / "home"), {})
     with pytest.raises(DriverPrerequisitesMissing, match="btrfs"):

@@ -1,7 +1,9 @@
 """cgroup layout detection from mountinfo text, paths, manager choice (no root)."""
 import pytest
 
-pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+from pyrt_core.testing import machine  # noqa: E402
+
+machine.skip_unless("distribution", "pyrt-cgroups")
 
 from pyrt_cgroups import detect, manager
 from pyrt_core.errors import UsageError

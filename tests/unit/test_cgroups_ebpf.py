@@ -4,7 +4,9 @@ import struct
 
 import pytest
 
-pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+from pyrt_core.testing import machine  # noqa: E402
+
+machine.skip_unless("distribution", "pyrt-cgroups")
 
 from pyrt_cgroups import ebpf
 from pyrt_core.containers.defaults import DEFAULT_DEVICE_RULES

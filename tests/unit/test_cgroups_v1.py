@@ -3,7 +3,9 @@ import os
 
 import pytest
 
-pytest.importorskip("pyrt_cgroups", reason="pyrt-cgroups is not installed")
+from pyrt_core.testing import machine  # noqa: E402
+
+machine.skip_unless("distribution", "pyrt-cgroups")
 
 from pyrt_cgroups import Cgroup, CgroupError
 from pyrt_cgroups.testing import fake_hybrid, fake_v1

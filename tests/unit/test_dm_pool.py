@@ -13,7 +13,9 @@ import pytest
 
 from pyrt_core.errors import ConflictError, DriverNotSupported, NotFoundError, StorageError, UsageError
 
-pytest.importorskip("pyrt_storage_dm.driver")
+from pyrt_core.testing import machine  # noqa: E402
+
+machine.skip_unless("distribution", "pyrt-storage-dm")
 from pyrt_storage_dm import dm as dmmod  # noqa: E402
 from pyrt_storage_dm.deviceset import BASE  # noqa: E402
 from pyrt_storage_dm.driver import DeviceMapperDriver  # noqa: E402

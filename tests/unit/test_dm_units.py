@@ -8,7 +8,9 @@ import pytest
 
 from pyrt_core.errors import UsageError
 
-dm = pytest.importorskip("pyrt_storage_dm.dm")
+from pyrt_core.testing import machine  # noqa: E402
+
+dm = machine.import_plugin_module("pyrt_storage_dm.dm", "pyrt-storage-dm")
 from pyrt_storage_dm import fs as fsmod  # noqa: E402
 from pyrt_storage_dm import loop  # noqa: E402
 from pyrt_storage_dm.options import parse_options  # noqa: E402

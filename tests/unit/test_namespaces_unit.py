@@ -261,12 +261,16 @@ def test_plugin_module_is_cheap_to_import():
     import subprocess
     import sys
 
-    code = ("import sys, time; t = time.perf_counter(); import pyrt_namespaces.plugin; "
-            "print(time.perf_counter() - t, 'ctypes' in sys.modules)")
+    # what it costs is measured by bench/startup.py; here: what it imports
+    code = ("import sys; before = set(sys.modules); import pyrt_namespaces.plugin; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds, ctypes_loaded = out.stdout.split()
-    assert ctypes_loaded == "False"  # the heavy modules load only when a hook runs
-    assert float(seconds) < 0.2
+    loaded = out.stdout.split()
+    assert "pyrt_namespaces.plugin" in loaded
+    # the heavy modules load only when a hook runs
+    heavy = [m for m in loaded if m in ("ctypes", "json", "re", "typing", "enum", "subprocess",
+                                        "socket", "pluggy", "attr", "attrs", "threading")]
+    assert heavy == [], loaded
 
 
 # -- cgroup hierarchies and sysctls -------------------------------------------------------

@@ -26,8 +26,10 @@ import tempfile
 
 import pytest
 
+from pyrt_core.testing import machine
+
 IN_VM = os.environ.get("PYRT_IN_VM") == "1"
-SKIP_REASON = "runs in the VM tier (scripts/test-vm)"
+SKIP_REASON = machine.reason("vm-tier")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -83,7 +85,7 @@ def demo_layout(tmp_path_factory):
 
 
 @pytest.fixture
-def pyrt_cli(vm_scratch):
+def pyrt_cli(vm_scratch, no_leaks):
     """A ``pyrt`` runner with its own store (automatic driver choice), as in
     tests/conftest.py, but on the session tmpfs instead of the guest's /tmp."""
     from clitools import PyrtCLI
@@ -91,7 +93,7 @@ def pyrt_cli(vm_scratch):
     base = tempfile.mkdtemp(prefix="cli-", dir=vm_scratch)
     cli = PyrtCLI(os.path.join(base, "root"), os.path.join(base, "run"))
     yield cli
-    cli.cleanup()
+    cli.cleanup(no_leaks, timeout=300)
     os.rmdir(base)
 
 
@@ -112,11 +114,14 @@ def _demo_store(vm_scratch, demo_layout):
 
 
 @pytest.fixture
-def demo_cli(_demo_store):
+def demo_cli(_demo_store, no_leaks):
     """A ``pyrt`` runner on the session's shared store that holds :func:`demo_image`
-    (automatic driver choice: overlay); containers a test leaves are removed after it."""
+    (automatic driver choice: overlay); containers a test leaves are removed after it,
+    the running ones first, then the leak guard looks, then the stopped ones."""
     cli = _demo_store[0]
     yield cli
+    cli.remove_running(timeout=300)
+    no_leaks.check("left when the test ended, its running containers removed by `pyrt rm -f`")
     for cid in cli("ps", "-aq", "--no-trunc", timeout=300).stdout.split():
         cli("rm", "-f", cid, timeout=300)
 

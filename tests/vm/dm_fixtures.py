@@ -21,6 +21,8 @@ import tempfile
 
 import pytest
 
+from pyrt_core.testing import machine
+
 IN_VM = os.environ.get("PYRT_IN_VM") == "1"
 SMALL = {"loopdatasize": "1G", "loopmetadatasize": "32M", "basesize": "64M"}
 
@@ -31,11 +33,10 @@ __all__ = ["wait_loops_detached", "dm_store", "dm_devices", "thin_check", "thin_
 @pytest.fixture(scope="session")
 def dm_loaded():
     if not IN_VM:
-        pytest.skip("runs in the VM tier (scripts/test-vm)")
+        pytest.skip(machine.reason("vm-tier"))
     for mod in ("loop", "dm_thin_pool"):
         subprocess.run(["modprobe", mod], check=False)
-    if not os.path.exists("/dev/mapper/control"):
-        pytest.skip("no device-mapper in this kernel")
+    machine.skip_unless("device-mapper")
     return True
 
 

@@ -110,15 +110,22 @@ def test_cpu_max_holds_a_busy_loop_near_half_a_cpu(cgroups, procs):
     cg = cgroups("cpu", Resources(cpu_quota=50000, cpu_period=100000))  # --cpus 0.5
     assert _read(cg, "cpu.max").split() == ["50000", "100000"]
     procs.append(cg.popen([BUSYBOX, "sh", "-c", BUSY]))
-    time.sleep(1.0)
-    u0, t0 = _usage_usec(cg), time.monotonic()
-    time.sleep(4.0)
-    u1, t1 = _usage_usec(cg), time.monotonic()
-    share = (u1 - u0) / ((t1 - t0) * 1e6)
+    procs.append(cg.popen([BUSYBOX, "sh", "-c", BUSY]))  # two CPUs wanted: throttled for sure
+    # by the kernel's count of periods, not the clock (emulation and load only lower the
+    # CPU time per period; exceeding the quota is what must not happen)
+    k0 = _kv(cg, "cpu.stat")
+    deadline = time.monotonic() + 300  # a hang guard only
+    while _kv(cg, "cpu.stat")["nr_periods"] < k0["nr_periods"] + 20:
+        assert time.monotonic() < deadline, "the cgroup's CFS periods did not advance"
+        time.sleep(0.1)
+    k1 = _kv(cg, "cpu.stat")
+    periods = k1["nr_periods"] - k0["nr_periods"]
+    used = (k1["usage_usec"] - k0["usage_usec"]) / (periods * 50000)
     st = cg.stats()["cpu"]
-    print(f"\ncpu.max 50000 100000: busy loop used {share:.3f} CPU over {t1 - t0:.2f}s "
-          f"(throttled {st['nr_throttled']}/{st['nr_periods']} periods)")
-    assert 0.3 <= share <= 0.7, share
+    print(f"\ncpu.max 50000 100000: the busy loops used {used:.2f} of the quota per period "
+          f"(throttled {k1['nr_throttled'] - k0['nr_throttled']}/{periods} periods)")
+    assert used <= 1.25, used
+    assert k1["nr_throttled"] > k0["nr_throttled"]
     assert st["nr_throttled"] > 0 and st["quota"] == 50000 and st["period"] == 100000
     cg.update(Resources(cpu_quota=-1))  # lifted in place
     assert _read(cg, "cpu.max").split() == ["max", "100000"]
@@ -197,20 +204,18 @@ def test_io_max_wbps_slows_direct_writes(cgroups, procs, loop_device):
     major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
     cg = cgroups("io", Resources(blkio_throttle={"throttleWriteBpsDevice": [(major, minor, MiB)]}))
     assert f"{major}:{minor} rbps=max wbps={MiB} riops=max wiops=max" in _read(cg, "io.max")
-    # the same write outside the cgroup first: the baseline under emulation
-    t0 = time.monotonic()
-    subprocess.run(_dd(loop_device), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    free = time.monotonic() - t0
     t0 = time.monotonic()
     dd = cg.popen(_dd(loop_device), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(dd)
     assert dd.wait(timeout=120) == 0
     limited = time.monotonic() - t0
     written = cg.stats()["blkio"]["write_bytes"]
-    print(f"\nio.max wbps=1MiB: 2 MiB written in {limited:.2f}s ({2 / limited:.2f} MiB/s), "
-          f"unlimited {free:.2f}s; io.stat wbytes {written / MiB:.1f} MiB")
-    assert limited >= 1.4  # 2 MiB at 1 MiB/s (the first slice may pass at once)
-    assert limited > 2 * free
+    print(f"\nio.max wbps=1MiB: 2 MiB written in {limited:.2f}s ({2 / limited:.2f} MiB/s); "
+          f"io.stat wbytes {written / MiB:.1f} MiB")
+    # 2 MiB at 1 MiB/s (the first slice may pass at once): a rate limit is a minimum
+    # duration, which emulation and load only lengthen (bench/cgroup_effects.py compares
+    # with an unthrottled write)
+    assert limited >= 1.4
     assert written >= 2 * MiB
 
 

@@ -24,7 +24,7 @@ def flags(*extra):
 
 
 @pytest.fixture
-def dm_cli(dm_loaded, tmp_path):
+def dm_cli(dm_loaded, tmp_path, no_leaks):
     """A ``pyrt`` on devicemapper with its own store on a private tmpfs; at teardown
     its containers are removed and the pool deactivated (its loop devices go with it)
     before the store is deleted."""
@@ -39,6 +39,11 @@ def dm_cli(dm_loaded, tmp_path):
     try:
         yield cli
     finally:
+        cli.remove_running(timeout=T)
+        # the store's pool (its device-mapper devices and loop devices) stays active until
+        # the shutdown below; anything else new is a leak of the test or of the engine
+        no_leaks.check("left when the test ended, its running containers removed by `pyrt rm -f`",
+                       ignore=lambda item: item.startswith(("dm ", "loop ")))
         r = cli("ps", "-aq", "--no-trunc", timeout=T)
         for cid in r.stdout.split():
             cli("rm", "-f", cid, timeout=T)
@@ -48,7 +53,7 @@ def dm_cli(dm_loaded, tmp_path):
 
             DeviceMapperDriver(home, {}).shutdown()
         wait_loops_detached(base)
-        cli.cleanup()
+        cli.cleanup(no_leaks, timeout=T)
         subprocess.run(["umount", base], check=False)
     assert sorted(set(dm_devices()) - before) == []
 
