@@ -5,7 +5,7 @@ Run as root from the repository (after a dev install with the cgroups plugin):
 
     .venv/bin/python bench/cgroup_effects.py [--seconds 3]
 
-The tests (tests/privileged/test_cgroups_host.py, tests/vm/test_cgroups_v2.py) check
+The tests (plugins/cgroups/tests: privileged/test_cgroups_host.py, vm/test_cgroups_v2_vm.py) check
 the limits by the kernel's own counters (CPU time per CFS period, throttled periods,
 bytes written, a rate limit's minimum duration), which no busy machine can make fail.
 The shares and rates over a wall-clock window, which a busy machine does change, are

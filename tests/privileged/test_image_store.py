@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-import imagebuilder as ib
-from fixtures_images import *  # noqa: F401,F403  (session fixtures with built images)
-from fixtures_images import copy_image_dir
+from pyrt_core.testing import imagebuilder as ib
+from pyrt_core.testing.images import *  # noqa: F401,F403  (session fixtures with built images)
+from pyrt_core.testing.images import copy_image_dir
 from pyrt_core import fsutil
 from pyrt_core.errors import ConflictError, ImageError, LayerError, NotFoundError, UsageError
 from pyrt_core.images.load import load_archive

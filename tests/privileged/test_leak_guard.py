@@ -1,5 +1,5 @@
 """The leak guard can fail: a pytest session of planted leaks, run with this suite's
-own fixtures (tests/conftest.py), must report each of them.
+own fixtures (pyrt_core.testing.fixtures), must report each of them.
 
 The planted leaks are ones the fixtures' safety nets remove (a mount under a
 ``pyrt_cli`` store: what an engine that forgot to unmount a root filesystem leaves),
@@ -7,23 +7,10 @@ and ones the inner session's module fixture removes after the guard looked (a
 process in another pid namespace, a mount outside any store), so this test leaves
 nothing behind itself.
 """
-import os
-
 
 pytest_plugins = ["pytester"]
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-INNER_CONFTEST = f'''
-import importlib.util, sys
-sys.path.insert(0, {TESTS!r})
-_spec = importlib.util.spec_from_file_location("_pyrt_suite_conftest", {os.path.join(TESTS, "conftest.py")!r})
-_suite = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_suite)
-pytest_plugins = getattr(_suite, "pytest_plugins", [])
-globals().update({{k: v for k, v in vars(_suite).items()
-                  if not k.startswith("__") and k != "pytest_plugins"}})
-'''
+INNER_CONFTEST = 'pytest_plugins = ["pyrt_core.testing.fixtures"]'
 
 INNER_TESTS = '''
 import os, signal, subprocess

@@ -243,7 +243,7 @@ def test_storage_driver_choice_and_no_silent_switch(cli, demo_layout):
 
 
 def test_vfs_driver(tmp_path, demo_layout):
-    from clitools import PyrtCLI
+    from pyrt_core.testing.cli import PyrtCLI
 
     v = PyrtCLI(tmp_path / "vroot", tmp_path / "vrun", driver="vfs")
     try:

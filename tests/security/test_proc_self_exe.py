@@ -113,7 +113,7 @@ def test_exec_never_runs_the_host_interpreter(pyrt_cli, tmp_path):
             "exec ran the host's interpreter in the container"
     finally:
         pyrt_cli("rm", "-f", "selfexe")
-        from lifecycle_helpers import conmon_pids, wait_for
+        from pyrt_core.testing.lifecycle import conmon_pids, wait_for
 
         wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
 

@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from clitools import PyrtCLI
+from pyrt_core.testing.cli import PyrtCLI
 
 SECRET = "s3cr3t-" + os.urandom(6).hex()
 
@@ -99,7 +99,7 @@ def world_cli(demo_layout, no_leaks):
     try:
         yield cli
     finally:
-        from lifecycle_helpers import conmon_pids, wait_for
+        from pyrt_core.testing.lifecycle import conmon_pids, wait_for
 
         cli.remove_running()
         wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")

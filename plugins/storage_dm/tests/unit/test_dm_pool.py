@@ -20,7 +20,7 @@ from pyrt_storage_dm import dm as dmmod  # noqa: E402
 from pyrt_storage_dm.deviceset import BASE  # noqa: E402
 from pyrt_storage_dm.driver import DeviceMapperDriver  # noqa: E402
 
-from .dm_fake import Crash, FakeDM, FakeOps  # noqa: E402
+from dm_fake import Crash, FakeDM, FakeOps  # noqa: E402
 
 OPTS = {"loopdatasize": "1G", "loopmetadatasize": "16M", "basesize": "64M"}
 

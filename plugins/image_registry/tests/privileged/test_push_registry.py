@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from pyrt_core.testing import machine
+from pyrt_core.testing.registry import *  # noqa: F401,F403
 from test_registry_pull import pull, skopeo_digest, store_state
 
 pytestmark = pytest.mark.usefixtures("registry_tools")
@@ -43,6 +44,7 @@ def test_push_pulled_image_keeps_digest(pyrt_cli, reg_env, anon_registry, fresh_
     other = type(pyrt_cli)(pyrt_cli.root + "2", pyrt_cli.runroot + "2")
     try:
         pull(other, reg_env, f"{fresh_registry.host}/team/other:1")
+        machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
         assert other("run", "--rm", f"{fresh_registry.host}/team/other:1", "cat", "/etc/hello",
                      check=True).stdout == "hello from layer 3\n"
     finally:
@@ -63,6 +65,7 @@ def test_push_loaded_image(pyrt_cli, reg_env, fresh_registry, test_images):
     other = type(pyrt_cli)(pyrt_cli.root + "2", pyrt_cli.runroot + "2")
     try:
         pull(other, reg_env, dest)
+        machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
         r = other("run", "--rm", dest, "sh", "-c", "ls /data /opq; cat /etc/hello", check=True)
         assert "gone.txt" not in r.stdout and "fresh.txt" in r.stdout and "hello from layer 3" in r.stdout
     finally:

@@ -2,7 +2,7 @@
 through the runtime (Executor + the namespaces plugin).
 
 Each test makes its own cgroups under /pyrt/test-*, starts its own processes,
-and removes / ends them (the no_leaks guard in tests/conftest.py checks).
+and removes / ends them (the no_leaks guard, pyrt_core.testing.leaks, checks).
 """
 from __future__ import annotations
 

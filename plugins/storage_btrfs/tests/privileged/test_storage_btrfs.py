@@ -31,7 +31,7 @@ from pyrt_core.testing.storage_conformance import (
     write_files,
 )
 
-from fixtures_images import image_tools, images_dir, layered_oci_layout  # noqa: F401,E402  (fixtures)
+from pyrt_core.testing.images import image_tools, images_dir, layered_oci_layout  # noqa: F401,E402  (fixtures)
 
 from pyrt_core.testing import machine  # noqa: E402
 
@@ -433,8 +433,12 @@ def test_btrfs_skipped_off_btrfs(tmp_path, no_overlay):
 # -- the engine and the CLI on a btrfs store ---------------------------------------------------------------------
 @pytest.fixture
 def btrfs_cli(btrfs_mount, tmp_path, demo_layout, no_leaks):
-    from clitools import PyrtCLI
+    from pyrt_core.testing.cli import PyrtCLI
 
+    # containers on the btrfs store: an isolation plugin runs them, pyrt-cgroups their
+    # device rules (the tests expect no "without a device cgroup" warning)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run containers")
+    machine.skip_unless("distribution", "pyrt-cgroups", detail="to run containers")
     cli = PyrtCLI(os.path.join(btrfs_mount, "root"), tmp_path / "run", driver="btrfs")
     try:
         iid = cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]

@@ -1,10 +1,9 @@
 """Session-scoped fixtures with real test images (built once per session with
-umoci and skopeo, see ``imagebuilder.py``).
+umoci and skopeo, see ``pyrt_core.testing.imagebuilder``).
 
-Use them from a test module with ``from fixtures_images import *`` (the
-``tests`` directory is on ``sys.path`` through ``tests/conftest.py``), or
-for the whole suite by adding ``pytest_plugins = ["fixtures_images"]`` to
-``tests/conftest.py``.
+Use them from a test module with ``from pyrt_core.testing.images import *``, or
+for a whole suite with ``pytest_plugins = ["pyrt_core.testing.images"]`` in its
+top-level ``conftest.py``.
 
 The built files are shared by every test of the session: copy them before
 damaging them (``copy_image_dir``/``shutil.copy``).
@@ -18,7 +17,7 @@ import shutil
 
 import pytest
 
-import imagebuilder as ib
+from pyrt_core.testing import imagebuilder as ib
 
 __all__ = [
     "image_tools", "images_dir", "busybox_oci_layout", "busybox_oci_archive",

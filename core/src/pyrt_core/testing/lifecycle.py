@@ -52,3 +52,22 @@ def leftovers(cli):
     with open("/proc/self/mountinfo") as f:
         out += [line.split()[4] for line in f if cli.root in line.split()[4]]
     return out
+
+
+def read_until(master: int, needle: bytes, timeout: float = 15.0) -> bytes:
+    """Read a pty's master side until ``needle`` shows (or EOF, or ``timeout``)."""
+    import select
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.2)[0]:
+            continue
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out

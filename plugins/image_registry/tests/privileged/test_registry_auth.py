@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from pyrt_core.testing import machine
+from pyrt_core.testing.registry import *  # noqa: F401,F403
 from test_registry_pull import pull, store_state
 
 pytestmark = pytest.mark.usefixtures("registry_tools")
@@ -62,6 +63,7 @@ def _auth_flow(cli, env, host):
     doc = json.load(open(path))
     assert base64.b64decode(doc["auths"][host]["auth"]).decode() == "alice:s3cret"
     pull(cli, env, ref)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     assert cli("run", "--rm", ref, "echo", "ok", check=True).stdout == "ok\n"
     r = cli("logout", host, env=env, check=True)
     assert host not in json.load(open(path))["auths"]

@@ -1,4 +1,4 @@
-"""cgroup v2 in the VM: the limits' *effects*, mirroring tests/privileged/test_cgroups_host.py
+"""cgroup v2 in the VM: the limits' *effects*, mirroring privileged/test_cgroups_host.py
 (v1 on the host) through the pyrt-cgroups plugin on a pure cgroup2 hierarchy.
 
 The standalone API (``pyrt_cgroups.api.Cgroup``) for each controller, then

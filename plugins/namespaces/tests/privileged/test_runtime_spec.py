@@ -14,6 +14,7 @@ import pytest
 from pyrt_core.errors import RuntimeError_
 from pyrt_core.runtime.config import Hook, Hooks, Namespace
 from pyrt_core.testing import machine
+from pyrt_core.testing.lifecycle import read_until as _read_until
 from pyrt_namespaces import mounts
 from test_namespaces import (  # noqa: F401 - the fixture is used by every test here
     DEFAULT_NAMESPACES, Run, docker_config, mount, reaped, sh,
@@ -355,24 +356,6 @@ def test_console_socket_that_nobody_listens_on(busybox_rootfs, tmp_path):
 
 # -- the console through pyrt-runtime (what conmon and containerd's shim use) -------------
 
-def _read_until(master: int, needle: bytes, timeout: float = 15.0) -> bytes:
-    import select
-
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < deadline:
-        if not select.select([master], [], [], 0.2)[0]:
-            continue
-        try:
-            chunk = os.read(master, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def _console_master(listener) -> int:
     listener.settimeout(15)
     conn, _ = listener.accept()
@@ -456,7 +439,7 @@ def test_runtime_create_and_exec_consoles_are_the_containers_ptys(tmp_path, busy
 def test_pyrt_run_and_exec_it_see_a_pty_of_the_container(detached_cli):
     """`pyrt run -it` and `pyrt exec -it` (in-process, the CLI proxies the terminal):
     the pty is the container's own, so `tty` names it and the size is passed on."""
-    from test_tty import Term
+    from pyrt_core.testing.terminal import Term
 
     cli = detached_cli
     t = Term(cli.argv("run", "-it", "--rm", "--name", "ttyspec", cli.image, "sh"), rows=33, cols=90)

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from pyrt_core.testing import machine
+from pyrt_core.testing.registry import *  # noqa: F401,F403
 from test_registry_pull import pull, store_state
 
 pytestmark = pytest.mark.usefixtures("registry_tools")
@@ -48,6 +49,7 @@ def test_blob_digest_mismatch(pyrt_cli, proxy_env, fault_proxy):
     # the same pull from a healthy registry works, reusing verified blobs
     fault_proxy.reset()
     pull(pyrt_cli, proxy_env, f"{fault_proxy.host}/test/layered:1")
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     assert pyrt_cli("run", "--rm", f"{fault_proxy.host}/test/layered:1", "cat", "/etc/hello",
                     check=True).stdout == "hello from layer 3\n"
 

@@ -7,7 +7,8 @@ import tarfile
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from pyrt_core.testing import machine
+from pyrt_core.testing.registry import *  # noqa: F401,F403
 from test_registry_pull import pull, skopeo_digest
 
 pytestmark = pytest.mark.usefixtures("registry_tools")
@@ -30,6 +31,7 @@ def test_save_pulled_and_load_back(pyrt_cli, reg_env, anon_registry, tmp_path, f
     try:
         r = other("load", "-i", str(out), check=True)
         assert ref in r.stdout
+        machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
         r = other("run", "--rm", ref, "sh", "-c", "ls /data /opq; cat /links/hard", check=True)
         assert "gone.txt" not in r.stdout and "fresh.txt" in r.stdout and "target" in r.stdout
     finally:
@@ -46,6 +48,7 @@ def test_save_loaded_image_and_stdout(pyrt_cli, test_images, tmp_path):
     try:
         r = other("load", "-i", str(out), check=True)
         assert "saved/busybox:1" in r.stdout
+        machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
         assert other("run", "--rm", "saved/busybox:1", "echo", "hi", check=True).stdout == "hi\n"
     finally:
         other.cleanup()

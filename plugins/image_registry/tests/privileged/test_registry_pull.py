@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from pyrt_core.testing import machine
+from pyrt_core.testing.registry import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.usefixtures("registry_tools")
 
@@ -45,6 +46,7 @@ def test_pull_by_tag_and_run(pyrt_cli, reg_env, anon_registry):
     assert "Pull complete" in r.stderr  # plain progress lines when not a terminal
     images = pyrt_cli("images", check=True).stdout
     assert f"{anon_registry.host}/test/layered" in images
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     out = pyrt_cli("run", "--rm", "--pull", "never", ref, "sh", "-c",
                    "ls /data; ls /opq; cat /links/hard; readlink /links/sym; readlink /links/abs;"
                    "stat -c %h /links/target.txt; stat -c %a /data/keep.txt; cat /etc/hello",
@@ -61,6 +63,7 @@ def test_pull_by_digest_quiet(pyrt_cli, reg_env, anon_registry):
     r = pull(pyrt_cli, reg_env, ref, "-q")
     assert r.stdout.strip().startswith("sha256:") and len(r.stdout.split()) == 1
     assert r.stderr == ""
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     r = pyrt_cli("run", "--rm", "--pull", "never", ref, "echo", "hi", check=True)
     assert r.stdout.strip() == "hi"
     r = pyrt_cli("images", "--digests", check=True)
@@ -72,6 +75,7 @@ def test_pull_formats(pyrt_cli, reg_env, anon_registry, repo):
     """Docker v2 schema 2 manifests, zstd layers and uncompressed layers."""
     ref = f"{anon_registry.host}/{repo}"
     pull(pyrt_cli, reg_env, ref)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     r = pyrt_cli("run", "--rm", ref, "sh", "-c", "echo ok", check=True)
     assert r.stdout.strip() == "ok"
 
@@ -80,6 +84,7 @@ def test_pull_platforms(pyrt_cli, reg_env, anon_registry, test_images):
     ref = f"{anon_registry.host}/test/multi:1"
     info = test_images["multi_info"]
     pull(pyrt_cli, reg_env, ref)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     assert pyrt_cli("run", "--rm", ref, "cat", "/etc/arch", check=True).stdout.strip() == "linux/amd64"
     r = pyrt_cli("inspect", ref, check=True)
     doc = json.loads(r.stdout)
@@ -102,6 +107,7 @@ def test_shared_layer_stored_once(pyrt_cli, reg_env, anon_registry):
     assert len(layers) == len(layers_before) + 1
     # removing one image keeps the shared layer and blobs the other uses
     pyrt_cli("rmi", f"{anon_registry.host}/test/base:1", check=True)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     assert pyrt_cli("run", "--rm", f"{anon_registry.host}/test/child:1", check=True).stdout == "child\n"
 
 
@@ -130,6 +136,7 @@ def test_rmi_frees_blobs_and_prune(pyrt_cli, reg_env, anon_registry):
 def test_run_pull_policies(pyrt_cli, reg_env, anon_registry):
     ref = f"{anon_registry.host}/test/busybox:latest"
     env = dict(reg_env, PYRT_INSECURE_REGISTRIES=anon_registry.host)
+    machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     r = pyrt_cli("run", "--rm", "--pull", "never", ref, "true", env=env)
     assert r.returncode == 125 and "not found" in r.stderr
     r = pyrt_cli("run", "--rm", ref, "echo", "pulled", env=env, check=True)

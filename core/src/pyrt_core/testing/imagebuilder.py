@@ -1,7 +1,7 @@
 """Build real container images for tests with umoci and skopeo.
 
 Plain functions (no pytest here); fixtures that cache the results for a
-session are in ``fixtures_images.py``.
+session are in ``pyrt_core.testing.images``.
 
 * :func:`build_oci_layout` - an OCI image layout made by ``umoci``: a base
   layer from a directory, then extra layers, each either a function that
@@ -50,17 +50,9 @@ def run(cmd: list[str], **kw) -> str:
 
 
 def busybox_rootfs(path) -> str:
-    """A busybox root filesystem (the helper from tests/conftest.py)."""
-    try:
-        from conftest import make_busybox_rootfs
-    except ImportError:  # imported outside pytest
-        import importlib.util
+    """A busybox root filesystem (the helper of pyrt_core.testing.fixtures)."""
+    from pyrt_core.testing.fixtures import make_busybox_rootfs
 
-        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-        spec = importlib.util.spec_from_file_location("_pyrt_tests_conftest", here)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        make_busybox_rootfs = mod.make_busybox_rootfs
     return make_busybox_rootfs(path)
 
 

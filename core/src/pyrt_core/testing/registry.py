@@ -515,7 +515,7 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
 
 
 # ---------------------------------------------------------------------------
-# test images and pytest fixtures (use with ``from registry_fixtures import *``)
+# test images and pytest fixtures (use with ``from pyrt_core.testing.registry import *``)
 # ---------------------------------------------------------------------------
 
 import hashlib  # noqa: E402
@@ -540,7 +540,7 @@ def _rootfs_tar(rootfs: str) -> bytes:
 def build_multi_layout(dest: str, rootfs: str, platforms=("linux/amd64", "linux/arm64")) -> dict:
     """An OCI layout whose "multi" entry is an image index with one image per
     platform: a shared busybox layer plus ``/etc/arch`` holding the platform."""
-    import imagebuilder as ib
+    from pyrt_core.testing import imagebuilder as ib
 
     base = _rootfs_tar(rootfs)
     manifests = []
@@ -572,7 +572,7 @@ def build_big_layout(dest: str, nlayers: int = 2, mb: int = 3, seed: int = 7) ->
     """Incompressible layers of ``mb`` MB each (for throttled/kill tests)."""
     import random
 
-    import imagebuilder as ib
+    from pyrt_core.testing import imagebuilder as ib
 
     rnd = random.Random(seed)
     layers = [ib.make_layer_tar([("dir", f"big{i}"), ("file", f"big{i}/data", rnd.randbytes(mb << 20))])
@@ -607,7 +607,7 @@ def registry_tools():
 @pytest.fixture(scope="session")
 def test_images(registry_tools, tmp_path_factory):
     """Built image layouts (see the keys)."""
-    import imagebuilder as ib
+    from pyrt_core.testing import imagebuilder as ib
 
     d = str(tmp_path_factory.mktemp("regimages"))
     rootfs = ib.busybox_rootfs(os.path.join(d, "rootfs"))

@@ -28,7 +28,7 @@ def dm_cli(dm_loaded, tmp_path, no_leaks):
     """A ``pyrt`` on devicemapper with its own store on a private tmpfs; at teardown
     its containers are removed and the pool deactivated (its loop devices go with it)
     before the store is deleted."""
-    from clitools import PyrtCLI
+    from pyrt_core.testing.cli import PyrtCLI
 
     before = set(dm_devices())
     base = str(tmp_path / "dm-cli")
