@@ -22,13 +22,11 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests"))
 
 CACHE = "/var/tmp/pyrt-bench"
 
@@ -61,7 +59,7 @@ def debian_rootfs(path: str) -> str:
 
 def build_layout(rootfs: str, layout: str) -> str:
     """Several layers: /usr/lib, the rest of /usr, /var, then everything else."""
-    import imagebuilder as ib
+    from pyrt_core.testing import imagebuilder as ib
 
     def copy(parts):
         def step(dest):
@@ -98,7 +96,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    import registry_fixtures as rf
+    from pyrt_core.testing import registry as rf
 
     rootfs = debian_rootfs(a.rootfs)
     work = tempfile.mkdtemp(prefix="pyrt-bench-pull-", dir="/var/tmp")

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.privileged
 
 
 def test_example_driver_is_listed_and_runs_a_container(tmp_path, demo_layout, monkeypatch):
-    from clitools import PyrtCLI
+    from pyrt_core.testing.cli import PyrtCLI
 
     cli = PyrtCLI(tmp_path / "root", tmp_path / "run", driver="example")
     # this environment has no pyrt-cgroups: running without cgroups is chosen explicitly

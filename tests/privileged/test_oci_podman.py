@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -292,10 +291,8 @@ def test_detached_exec_stop_rm(podman):
     r = podman("exec", "-t", "web", "sh", "-c", "tty; exit 6", stdin=subprocess.DEVNULL)
     assert r.returncode == 6, r.stderr
     assert r.stdout.replace("\r", "").strip().startswith("/dev/pts/"), r.stdout
-    # stop: SIGTERM reaches the trap, no wait for the time-out
-    t = time.monotonic()
+    # stop: SIGTERM reaches the trap (exit 0: killed at the time-out it would be 137)
     podman("stop", "-t", "20", "web", check=True)
-    assert time.monotonic() - t < 15
     st = inspect(podman, "web")["State"]
     assert st["Status"] == "exited" and st["ExitCode"] == 0
     podman("rm", "web", check=True)

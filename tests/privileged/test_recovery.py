@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from lifecycle_helpers import conmon_pids, inspect, leftovers, state, wait_for
+from pyrt_core.testing.lifecycle import conmon_pids, inspect, leftovers, state, wait_for
 
 TRAP = 'trap "exit 3" TERM; echo ready; sleep 1000 & wait'
 

@@ -133,8 +133,16 @@ def test_volumes_and_read_only(cli, tmp_path):
     assert (src / "out.txt").read_text() == "out\n"
     r = cli("run", "--rm", "-v", f"{src}:/data:ro", cli.image, "sh", "-c", "echo x > /data/y")
     assert r.returncode != 0 and not (src / "y").exists()
-    r = cli("run", "--rm", "--read-only", cli.image, "sh", "-c", "touch /newfile")
-    assert r.returncode != 0
+    assert "Read-only file system" in r.stderr, r.stderr  # EROFS, not some other failure
+    # --read-only: the write fails with EROFS and leaves no file (seen from inside, where
+    # the root still exists; and in the container's layer after it exited)
+    r = cli("run", "--name", "ro", "--read-only", cli.image, "sh", "-c",
+            "touch /newfile; echo rc=$?; [ -e /newfile ] && echo present || echo absent")
+    assert r.returncode == 0 and r.stdout.split() == ["rc=1", "absent"], (r.stdout, r.stderr)
+    assert "Read-only file system" in r.stderr, r.stderr
+    home = os.path.join(cli.root, "storage", "overlay")
+    assert not [d for d in os.listdir(home) if os.path.lexists(os.path.join(home, d, "diff", "newfile"))]
+    cli("rm", "ro", check=True)
     r = cli("run", "--rm", "--read-only", cli.image, "sh", "-c", "touch /tmp/../dev/shm/ok && echo ok")
     assert r.stdout == "ok\n"
 
@@ -235,7 +243,7 @@ def test_storage_driver_choice_and_no_silent_switch(cli, demo_layout):
 
 
 def test_vfs_driver(tmp_path, demo_layout):
-    from clitools import PyrtCLI
+    from pyrt_core.testing.cli import PyrtCLI
 
     v = PyrtCLI(tmp_path / "vroot", tmp_path / "vrun", driver="vfs")
     try:

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from pyrt_core.runtime.state import OCI_VERSION
-from test_runtime_spec import _read_until  # the pty reader the console tests share
+from pyrt_core.testing.lifecycle import read_until as _read_until  # the pty reader
 
 RUNTIME = os.path.join(os.path.dirname(sys.executable), "pyrt-runtime")
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

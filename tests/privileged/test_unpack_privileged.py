@@ -8,11 +8,11 @@ import struct
 import subprocess
 import tarfile
 
-import pytest
 
 from pyrt_core.archive.changes import compare_trees
 from pyrt_core.archive.pack import pack_overlay_diff, pack_paths
 from pyrt_core.archive.unpack import apply_layer
+from pyrt_core.testing import machine
 
 MTIME = 1_600_000_000
 # vfs_cap_data revision 2, effective bit, permitted = CAP_NET_BIND_SERVICE (10)
@@ -155,12 +155,7 @@ def test_overlay_mode_whiteout_devices_and_opaque(tmp_path):
     assert {".wh.tmp", "etc/.wh.motd", "var/.wh..wh..opq", "var/new"} <= set(names)
 
 
-def _have_overlay() -> bool:
-    with open("/proc/filesystems") as f:
-        return any(line.split()[-1] == "overlay" for line in f if line.strip())
-
-
-@pytest.mark.skipif(not _have_overlay(), reason="no overlay filesystem in this kernel")
+@machine.needs("overlayfs")
 def test_overlay_whiteouts_work_in_a_real_mount(tmp_path):
     lower, upper, merged = tmp_path / "lower", tmp_path / "upper", tmp_path / "merged"
     apply(mktar(

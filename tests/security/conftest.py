@@ -3,7 +3,8 @@ container process or another local user would, with default flags.
 
 Every test here must fail on an engine that has the hole it names (see
 docs/security.md for the classes and how runc, crun, docker and podman
-compare).  The fixtures of the privileged tier are shared.
+compare).  The fixtures of the privileged tier are shared
+(pyrt_core.testing.fixtures); tests/privileged is on the path for its helpers.
 """
 import os
 import sys
@@ -12,27 +13,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "privileged"))
-
-@pytest.fixture
-def demo_cli(pyrt_cli, demo_layout):
-    """A pyrt CLI with the demo image loaded as ``demo/busybox`` (``.image``)."""
-    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
-    pyrt_cli("tag", iid, "demo/busybox:latest", check=True)
-    pyrt_cli.image = "demo/busybox"
-    return pyrt_cli
-
-
-@pytest.fixture
-def detached_cli(demo_cli):
-    """:func:`demo_cli`; at the end every container is removed and its conmon has exited."""
-    from lifecycle_helpers import conmon_pids, wait_for
-
-    pyrt_cli = demo_cli
-    yield pyrt_cli
-    ids = pyrt_cli("ps", "-aq").stdout.split()
-    if ids:
-        pyrt_cli("rm", "-f", *ids)
-    wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
 
 
 @pytest.fixture

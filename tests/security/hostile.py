@@ -15,8 +15,8 @@ import os
 import secrets
 import tarfile
 
-import imagebuilder as ib
-from imagebuilder import busybox_rootfs, make_layer_tar, write_oci_layout
+from pyrt_core.testing import imagebuilder as ib
+from pyrt_core.testing.imagebuilder import busybox_rootfs, make_layer_tar, write_oci_layout
 
 
 class Bait:

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from hostile import climb, host_bait, load_image
-from lifecycle_helpers import wait_for
-from test_tty import Term
+from pyrt_core.testing.lifecycle import wait_for
+from pyrt_core.testing.terminal import Term
 
 FDS = range(3, 16)
 

@@ -13,7 +13,7 @@ import os
 import stat
 import subprocess
 
-from test_tty import Term
+from pyrt_core.testing.terminal import Term
 
 # what the container learns of each of its stdio fds: the identity of the file behind it
 # (no change is made: a failing run must not damage the host's /dev/null or terminal)

@@ -83,7 +83,7 @@ PULLED = ("cmd-number", "user-number", "workdir-6000", "env-number")
 def hostile_registry(tmp_path_factory):
     """A registry on 127.0.0.1 holding some of the hostile images (pushed by skopeo,
     which copies the config blob as it is)."""
-    from registry_fixtures import Registry, registry_missing, skopeo_push
+    from pyrt_core.testing.registry import Registry, registry_missing, skopeo_push
 
     if registry_missing():
         pytest.skip("registry tools missing: " + ", ".join(registry_missing()))

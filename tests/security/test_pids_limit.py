@@ -13,6 +13,8 @@ import subprocess
 import time
 
 import pytest
+
+from pyrt_core.testing import machine
 from test_runtime_cli import rt  # noqa: F401  (the fixture: pyrt-runtime on a bundle)
 
 DEFAULT = 2048
@@ -41,11 +43,7 @@ def _state(cli, name):
 
 @pytest.fixture
 def cli(detached_cli):
-    from pyrt_cgroups import detect
-
-    host = detect.find_hierarchies()
-    if host.version == 1 and "pids" not in host.v1:
-        pytest.skip("this host has no pids controller")
+    machine.skip_unless("pids-controller")
     return detached_cli
 
 

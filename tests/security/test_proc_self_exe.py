@@ -30,6 +30,8 @@ import time
 
 import pytest
 
+from pyrt_core.testing import machine
+
 from hostile import load_image, static_elf
 
 RUNTIME = os.path.join(os.path.dirname(sys.executable), "pyrt-runtime")
@@ -48,7 +50,7 @@ def elf_interp(path: str) -> str:
         ptype, _, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
         if ptype == 3:  # PT_INTERP
             return data[offset:offset + filesz].rstrip(b"\0").decode()
-    pytest.skip(f"{path} is statically linked: it names no loader to plant")
+    pytest.skip(machine.reason("dynamic-python", detail=f"{path} names no loader to plant"))
 
 
 # The planted "loader" (x86_64): what a hostile image's fake ld.so does first.
@@ -69,8 +71,7 @@ FIND_FD = ("for fd in 3 4 5 6 7 8 9; do "
 def plant(script: str):
     """An ``edit`` for :func:`hostile.load_image` (or a rootfs): /bin/sh -> /proc/self/exe,
     the evil loader at the path the host interpreter's ELF names, and /attack.sh."""
-    if os.uname().machine != "x86_64":
-        pytest.skip("the planted loader of this attack is x86_64 machine code")
+    machine.skip_unless("x86_64", detail="the planted loader of this attack is x86_64 machine code")
 
     def edit(rootfs: str) -> None:
         loader = os.path.join(rootfs, elf_interp(INTERPRETER).lstrip("/"))
@@ -112,7 +113,7 @@ def test_exec_never_runs_the_host_interpreter(pyrt_cli, tmp_path):
             "exec ran the host's interpreter in the container"
     finally:
         pyrt_cli("rm", "-f", "selfexe")
-        from lifecycle_helpers import conmon_pids, wait_for
+        from pyrt_core.testing.lifecycle import conmon_pids, wait_for
 
         wait_for(lambda: conmon_pids(pyrt_cli) == [], timeout=10, what="conmon to exit")
 

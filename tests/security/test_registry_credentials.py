@@ -17,8 +17,8 @@ import shutil
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
-from registry_fixtures import OPENSSL
+from pyrt_core.testing.registry import *  # noqa: F401,F403
+from pyrt_core.testing.registry import OPENSSL
 
 pytestmark = pytest.mark.skipif(not OPENSSL, reason="openssl is not installed (apt-get install openssl)")
 

@@ -17,7 +17,8 @@ import pytest
 
 from hostile import busybox_layout, one_line_error
 
-FAST = 20  # seconds: start-up, create, mount, refuse, clean up; the old code never returned
+# the CLI's time-out: a hang guard (the old code never returned), not a speed check
+FAST = 60
 
 
 def _run_image(cli, layout, *args, cmd=("id",), timeout=FAST):
@@ -51,7 +52,6 @@ def test_a_passwd_that_is_not_a_small_regular_file_is_refused_at_once(demo_cli, 
                             entries=entries)
     r, took = _run_image(demo_cli, layout)
     one_line_error(r, 125, "cannot read /etc/passwd in the container", words)
-    assert took < FAST
     _nothing_left(demo_cli)
 
 
@@ -64,7 +64,7 @@ def test_a_passwd_symlink_is_resolved_inside_the_image(demo_cli, tmp_path, targe
                             entries=[("symlink", "etc/passwd", target)])
     r, took = _run_image(demo_cli, layout, "-u", "root")
     assert r.returncode == 126 and "unable to find user root" in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and took < FAST
+    assert len(r.stderr.strip().splitlines()) == 1
     # numeric root needs no passwd entry (what the container's own programs make of its
     # /etc/passwd is its business: `id` would read its /dev/zero forever, as under docker)
     r, took = _run_image(demo_cli, layout, cmd=("echo", "ran"))
@@ -92,10 +92,8 @@ def test_exec_into_a_container_that_replaced_its_passwd(detached_cli):
     while cli("exec", "swap", "test", "-e", "/tmp/ready").returncode != 0:
         assert time.monotonic() < deadline, "the container never got ready"
         time.sleep(0.1)
-    t = time.monotonic()
     r = cli("exec", "-u", "root", "swap", "id", timeout=FAST)
     one_line_error(r, 125, "cannot read /etc/passwd in the container", "fifo")
-    assert time.monotonic() - t < FAST
     # a terabyte of holes: refused by its size, never read
     cli("exec", "swap", "sh", "-c", "rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1 "
         "count=0 seek=1099511627776 2>/dev/null", check=True)
@@ -110,9 +108,7 @@ def test_restart_after_the_container_replaced_its_passwd(detached_cli):
     r = cli("run", "--name", "grow", cli.image, "sh", "-c",
             "rm /etc/passwd && dd if=/dev/zero of=/etc/passwd bs=1 count=0 seek=1099511627776")
     assert r.returncode == 0, r.stderr
-    t = time.monotonic()
     r = cli("start", "-a", "grow", timeout=FAST)
     one_line_error(r, 125, "cannot read /etc/passwd in the container", "larger than")
-    assert time.monotonic() - t < FAST
     c = json.loads(cli("inspect", "grow", check=True).stdout)[0]
     assert not c["State"]["Running"] and "larger than" in c["State"]["Error"]

@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from clitools import PyrtCLI
+from pyrt_core.testing.cli import PyrtCLI
 
 SECRET = "s3cr3t-" + os.urandom(6).hex()
 
@@ -84,7 +84,7 @@ def _as_nobody(cli) -> list[str]:
 
 
 @pytest.fixture
-def world_cli(demo_layout):
+def world_cli(demo_layout, no_leaks):
     """A pyrt whose store root and run root lie in world-traversable directories (0755,
     as an administrator might make /var/lib/pyrt and /run/pyrt), with the demo image."""
     if not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
@@ -99,10 +99,11 @@ def world_cli(demo_layout):
     try:
         yield cli
     finally:
-        from lifecycle_helpers import conmon_pids, wait_for
+        from pyrt_core.testing.lifecycle import conmon_pids, wait_for
 
-        cli.cleanup()
+        cli.remove_running()
         wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+        cli.cleanup(no_leaks)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -8,7 +8,12 @@ import os
 import subprocess
 import sys
 
-from pyrt_namespaces import channel
+from pyrt_core.testing import machine
+
+machine.skip_unless("distribution", "pyrt-namespaces")
+machine.skip_unless("distribution", "pyrt-cgroups")  # on the create path too
+
+from pyrt_namespaces import channel  # noqa: E402
 
 # Every create imports these (namespaces' create and what its children use, the cgroups
 # hooks; ebpf on cgroup v2 hosts); exec imports join.

@@ -8,6 +8,8 @@ import tarfile
 
 import pytest
 
+from pyrt_core.testing import machine
+
 from pyrt_core.errors import StorageError
 from pyrt_core.archive.pack import pack_overlay_diff, pack_paths
 from pyrt_core.archive.unpack import apply_layer
@@ -162,10 +164,8 @@ def test_pack_overlay_diff_user_xattr_opaque_and_whiteout_device(tmp_path):
     diff = tmp_path / "diff"
     (diff / "d").mkdir(parents=True)
     (diff / "d/f").write_text("x")
-    try:
-        os.setxattr(diff / "d", "user.overlay.opaque", b"y")
-    except OSError:
-        pytest.skip("no user xattrs here")
+    machine.skip_unless("user-xattrs")
+    os.setxattr(diff / "d", "user.overlay.opaque", b"y")
     try:
         os.mknod(diff / "gone", stat.S_IFCHR | 0o600, 0)
         have_wh = True

@@ -103,7 +103,9 @@ def test_invalid_objects_are_refused_in_one_line(doc, words):
 
 # -- the compiler and the filter in a child --------------------------------------------
 
-seccomp = pytest.importorskip("pyrt_namespaces.seccomp")
+from pyrt_core.testing import machine  # noqa: E402
+
+seccomp = machine.import_plugin_module("pyrt_namespaces.seccomp", "pyrt-namespaces")
 
 
 def _in_child(prog, fn) -> int:

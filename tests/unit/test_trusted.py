@@ -7,8 +7,7 @@ import os
 import pytest
 
 from pyrt_core import trusted
-
-ROOT = os.geteuid() == 0
+from pyrt_core.testing import machine
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +98,7 @@ def test_write_refuses_a_mode_others_could_write():
         trusted.write("/nonexistent/f", b"x", 0o666)
 
 
-@pytest.mark.skipif(not ROOT, reason="needs root to give a directory or file to another user")
+@machine.needs("root", detail="to give a directory or file to another user")
 def test_another_users_directory_or_file_is_not_trusted(base):
     (base / "theirs").mkdir()
     (base / "theirs" / "f").write_bytes(b"x")
@@ -115,7 +114,7 @@ def test_another_users_directory_or_file_is_not_trusted(base):
     assert trusted.read(str(base / "f")) is None
 
 
-@pytest.mark.skipif(ROOT, reason="checks what an unprivileged user trusts")
+@machine.needs("unprivileged")
 def test_root_owned_directories_are_trusted_by_everyone():
     assert trusted.why_untrusted_dir("/") is None
     assert trusted.why_untrusted_dir("/usr") is None

@@ -19,7 +19,8 @@ and subclass :class:`DriverConformance` in a test module::
 Each test gets a fresh driver whose home is under ``tmp_path``.  At
 teardown the plugin calls ``driver.cleanup()`` and then lazily unmounts
 anything still mounted below the home, so a failing driver cannot leave
-mounts behind.  A driver whose constructor raises ``DriverNotSupported`` or
+mounts behind; a mount ``cleanup()`` left (it must release everything the
+driver holds) fails the test, with the mount points.  A driver whose constructor raises ``DriverNotSupported`` or
 ``DriverPrerequisitesMissing`` makes the tests skip with that reason.
 
 Most drivers mount and every layer holds files owned by other users, so
@@ -55,6 +56,7 @@ from pyrt_core.errors import (
     UsageError,
 )
 from pyrt_core.storage.driver import Change, StorageDriver
+from pyrt_core.testing import machine
 
 __all__ = [
     "DriverConformance", "build_tar", "tar_file", "tar_dir", "tar_symlink", "tar_hardlink",
@@ -93,18 +95,22 @@ def driver(request, driver_home):
     if inst is None or not hasattr(inst, "make_driver"):
         raise TypeError("the 'driver' fixture is for subclasses of DriverConformance")
     if getattr(inst, "needs_root", True) and not IS_ROOT:
-        pytest.skip("storage conformance tests need root (set needs_root = False if yours do not)")
+        pytest.skip(machine.reason("root", detail="set needs_root = False if your driver does not"))
     try:
         drv = inst.make_driver(driver_home)
     except (DriverNotSupported, DriverPrerequisitesMissing) as e:
         pytest.skip(f"storage driver not usable on this host: {e}")
+    left = []
     try:
         yield drv
     finally:
         try:
             drv.cleanup()
         finally:
+            left = mounts_under(driver_home)
             unmount_all_under(driver_home)
+    if left:
+        pytest.fail(f"driver.cleanup() left mounts below the driver's home: {left}", pytrace=False)
 
 
 # -- helpers -------------------------------------------------------------------------------
