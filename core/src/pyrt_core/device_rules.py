@@ -20,6 +20,11 @@ import os
 
 from .errors import UsageError
 
+#: True for type checkers only (importing typing would cost the runtime's hot path)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .runtime.config import Resources
+
 #: the operator's choice of cgroup manager (the resource plugin's setting, which
 #: ``pyrt_core.config`` reads from the config file and the engine exports)
 CGROUP_MANAGER_ENV = "PYRT_CGROUP_MANAGER"
@@ -36,7 +41,7 @@ def unenforced_devices_warning(container_id: str) -> str:
             "or [cgroups] manager)")
 
 
-def check_device_rules(resources) -> None:
+def check_device_rules(resources: Resources) -> None:
     """Refuse ``resources`` whose device rules nothing will enforce (the ``none``
     manager takes them), unless the operator chose no cgroups (:func:`no_cgroups_chosen`)."""
     if resources.restricts_devices() and not no_cgroups_chosen():
