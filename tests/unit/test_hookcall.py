@@ -268,7 +268,7 @@ def test_record_naming_a_module_no_plugin_owns_is_not_used(monkeypatch):
 def test_record_naming_what_is_not_the_hooks_implementation_fails_and_is_discarded():
     # pyrt_core.builtin is a plugin module, but this function is no pyrt_info
     _record({"pyrt_info": {"firstresult": False,
-                           "impls": [["pyrt_core.builtin", "no_cgroups_chosen", []]]}})
+                           "impls": [["pyrt_core.builtin", "check_device_rules", []]]}})
     pm = hookcall.plugin_manager()
     assert isinstance(pm, hookcall.LeanPluginManager)
     with pytest.raises(PluginError, match="not an implementation of pyrt_info"):

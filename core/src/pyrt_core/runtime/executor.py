@@ -73,9 +73,9 @@ class Executor:
         hook = self.pm.hook
         manager = hook.pyrt_resources_validate(resources=config.resources)
         if manager == "none" and config.resources.restricts_devices():
-            from ..builtin import unenforced_devices_warning
+            from ..device_rules import unenforced_devices_warning
 
-            # validate accepted it: the operator chose no cgroups (builtin.check_device_rules)
+            # validate accepted it: the operator chose no cgroups (device_rules.check_device_rules)
             import sys
 
             sys.stderr.write(unenforced_devices_warning(config.id) + "\n")
@@ -89,7 +89,7 @@ class Executor:
             if record.get("manager", "none") == "none":
                 # nothing applied the device rules (whatever validate said): before any
                 # code of the container runs, refuse unless the operator chose so
-                from ..builtin import check_device_rules
+                from ..device_rules import check_device_rules
 
                 check_device_rules(config.resources)
             if on_placed is not None:
