@@ -40,7 +40,6 @@ from pyrt_core.errors import (
 )
 from pyrt_core.storage.driver import Change, StorageDriver
 
-from .changes import upper_changes
 from .mounts import mount_overlay, mounts_under, unmount
 from .probe import probe_home
 from .probe import read_text as _read
@@ -304,6 +303,8 @@ class OverlayDriver(StorageDriver):
             from pyrt_core.storage import naivediff
 
             return naivediff.changes(self, id, parent)
+        from .changes import upper_changes
+
         upper = os.path.join(self.home, id, "diff")
         if parent is None:
             return upper_changes(upper, None)

@@ -7,7 +7,6 @@ import os
 
 from pyrt_core.errors import DriverNotSupported
 
-from .changes import is_whiteout
 from .mounts import backing_filesystem, dir_entry_types, mount_overlay, unmount
 
 PROBE_FILE = ".pyrt-overlay-probe"
@@ -48,6 +47,8 @@ def _probe_host(home: str) -> dict[str, str]:
     import tempfile
 
     from pyrt_core.storage.copy import remove_tree
+
+    from .changes import is_whiteout
 
     extra = _kernel_defaults_to_disable()
     fstype = backing_filesystem(home)
