@@ -346,7 +346,7 @@ def test_busy_device_without_deferral_is_a_clear_error(kernel, home):
     drv.create("l1", None)
     drv.get("l1")
     kernel.busy.add(drv.ds.dev_name("l1"))
-    import pyrt_storage_dm.deviceset as dsmod
+    import pyrt_storage_dm.metadata as dsmod  # the constant the pool, devices and recovery read
 
     dsmod.REMOVE_RETRIES, saved = 0, dsmod.REMOVE_RETRIES
     try:

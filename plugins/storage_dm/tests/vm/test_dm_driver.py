@@ -318,7 +318,7 @@ def test_busy_device_deferred_removal_and_deletion(dm_store):
 
 
 def test_busy_device_without_deferral_says_busy(dm_store, monkeypatch):
-    import pyrt_storage_dm.deviceset as dsmod
+    import pyrt_storage_dm.metadata as dsmod  # the constant the pool, devices and recovery read
 
     monkeypatch.setattr(dsmod, "REMOVE_RETRIES", 5)
     drv = dm_store()

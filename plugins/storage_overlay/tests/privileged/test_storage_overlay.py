@@ -27,6 +27,8 @@ from pyrt_core.testing.storage_conformance import (
 from pyrt_core.testing import machine  # noqa: E402
 
 drv_mod = machine.import_plugin_module("pyrt_storage_overlay.driver", "pyrt-storage-overlay")
+mounts_mod = machine.import_plugin_module("pyrt_storage_overlay.mounts", "pyrt-storage-overlay")
+probe_mod = machine.import_plugin_module("pyrt_storage_overlay.probe", "pyrt-storage-overlay")
 OverlayDriver = drv_mod.OverlayDriver
 
 
@@ -124,21 +126,21 @@ def test_home_with_comma_uses_relative_mount(tmp_path):
 def test_probe_result_is_cached(tmp_path, monkeypatch):
     home = str(tmp_path / "home")
     d = OverlayDriver(home, {})
-    cache = open(os.path.join(home, drv_mod.PROBE_FILE)).read()
+    cache = open(os.path.join(home, probe_mod.PROBE_FILE)).read()
     assert "d_type=true" in cache and "native_diff=" in cache
     status = dict(d.status())
     assert status["Supports d_type"] == "true"
-    assert status["Backing Filesystem"] == drv_mod.backing_filesystem(home)
+    assert status["Backing Filesystem"] == mounts_mod.backing_filesystem(home)
     assert status["Native Overlay Diff"] in ("true", "false")
     assert [n for n in os.listdir(home) if n.startswith(".probe-")] == []
 
     def no_probe(home):
         raise AssertionError("probed again")
 
-    monkeypatch.setattr(drv_mod, "_probe_host", no_probe)
+    monkeypatch.setattr(probe_mod, "_probe_host", no_probe)
     OverlayDriver(home, {})  # cheap: the cached result is used
     # a different kernel or device invalidates the cache
-    monkeypatch.setattr(drv_mod, "_probe_key", lambda home: "other")
+    monkeypatch.setattr(probe_mod, "_probe_key", lambda home: "other")
     with pytest.raises(AssertionError, match="probed again"):
         OverlayDriver(home, {})
 
@@ -147,9 +149,9 @@ def test_d_type_probe(tmp_path, monkeypatch):
     (tmp_path / "dir").mkdir()
     (tmp_path / "file").write_text("")
     os.symlink("file", tmp_path / "link")
-    types = drv_mod.dir_entry_types(str(tmp_path))
+    types = mounts_mod.dir_entry_types(str(tmp_path))
     assert types["dir"] == 4 and types["file"] == 8 and types["link"] == 10  # DT_DIR/REG/LNK
-    monkeypatch.setattr(drv_mod, "dir_entry_types", lambda path: {n: 0 for n in os.listdir(path)})
+    monkeypatch.setattr(probe_mod, "dir_entry_types", lambda path: {n: 0 for n in os.listdir(path)})
     with pytest.raises(DriverNotSupported, match="d_type"):
         OverlayDriver(str(tmp_path / "home"), {})
     assert not os.path.exists(tmp_path / "home")  # a failed probe leaves nothing
@@ -158,14 +160,14 @@ def test_d_type_probe(tmp_path, monkeypatch):
 def test_home_on_overlayfs_is_not_supported(tmp_path):
     for d in ("lower", "upper", "work", "merged"):
         (tmp_path / d).mkdir()
-    drv_mod.mount_overlay(str(tmp_path / "merged"),
+    mounts_mod.mount_overlay(str(tmp_path / "merged"),
                           f"lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,"
                           f"workdir={tmp_path}/work")
     try:
         with pytest.raises(DriverNotSupported):
             OverlayDriver(str(tmp_path / "merged" / "home"), {})
     finally:
-        drv_mod.unmount(str(tmp_path / "merged"))
+        mounts_mod.unmount(str(tmp_path / "merged"))
 
 
 def test_mount_is_gone_after_put_and_remove(overlay):
