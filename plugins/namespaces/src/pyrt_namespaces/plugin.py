@@ -64,14 +64,16 @@ def pyrt_info():
 
 @hookimpl
 def pyrt_runtime_features():
-    from pyrt_core.runtime import seccomp_config as sc
+    from pyrt_core.api import SECCOMP_ACTIONS, SECCOMP_ARCHITECTURES, SECCOMP_FLAGS, SECCOMP_OPERATORS
 
     from . import caps, nstypes
     from .seccomp import available
 
     out = {"namespaces": sorted(nstypes.NAMESPACES), "capabilities": list(caps.CAP_NAMES)}
     if available():  # the filters are compiled with libseccomp
-        out["seccomp"] = {"enabled": True, "actions": sorted(sc.ACTIONS),
-                          "operators": sorted(sc.OPERATORS), "archs": sorted(sc.ARCHITECTURES),
-                          "knownFlags": sorted(sc.FLAGS), "supportedFlags": sorted(sc.FLAGS)}
+        out["seccomp"] = {"enabled": True, "actions": sorted(SECCOMP_ACTIONS),
+                          "operators": sorted(SECCOMP_OPERATORS),
+                          "archs": sorted(SECCOMP_ARCHITECTURES),
+                          "knownFlags": sorted(SECCOMP_FLAGS),
+                          "supportedFlags": sorted(SECCOMP_FLAGS)}
     return out

@@ -92,7 +92,7 @@ class HostOps:
 
 
 def _write_json(path: str, obj) -> None:
-    from pyrt_core.fsutil import atomic_write
+    from pyrt_core.api import atomic_write
 
     atomic_write(path, json.dumps(obj, sort_keys=True) + "\n", 0o600)
 
@@ -147,7 +147,7 @@ class DeviceSet:
         return os.path.join(self.home, *parts)
 
     def _lock(self):
-        from pyrt_core.fsutil import FileLock
+        from pyrt_core.api import FileLock
 
         return FileLock(self._path(".dm.lock"))
 
