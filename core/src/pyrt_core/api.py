@@ -195,6 +195,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
                                  NAMESPACE_TYPES, NULL_STDIO, SECCOMP_CACHE_ANNOTATION,
                                  ProcessConfig, Resources, RuntimeConfig)
     from .runtime.hooks import run_hooks  # noqa: F401
+    from .runtime.spec import resources_from_spec  # noqa: F401
     from .runtime.process import ContainerProcess, wait_status_to_exit_code  # noqa: F401
     from .runtime.seccomp_config import ACTIONS as SECCOMP_ACTIONS  # noqa: F401
     from .runtime.seccomp_config import ARCHITECTURES as SECCOMP_ARCHITECTURES  # noqa: F401
@@ -206,4 +207,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .storage.driver import Change, NaiveDiffDriver, StorageDriver  # noqa: F401
     from .storage.naivediff import changes as naive_changes  # noqa: F401
     from .storage.naivediff import diff as naive_diff  # noqa: F401
+    from .trusted import read as trusted_read  # noqa: F401
+    from .trusted import write as trusted_write  # noqa: F401
     from .units import human_size, parse_size  # noqa: F401
