@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 
 #: api name -> "module" (the attribute has the same name there), "module:attribute"
 #: (renamed here: the core's name is ambiguous once out of its module) or "module:" (the
-#: module itself, for a table of constants).  Grouped by what a
+#: module itself: a table of constants, or functions named for their module).  Grouped by what a
 #: plugin author uses them for; keep the TYPE_CHECKING imports at the end in step.
 _HOMES = {
     # -- errors (also importable from pyrt_core.errors) and the hook marker ------------------
@@ -120,8 +120,8 @@ _HOMES = {
     "StorageDriver": "pyrt_core.storage.driver",  # the base class every driver implements
     "NaiveDiffDriver": "pyrt_core.storage.driver",  # a driver whose diffs compare directories
     "Change": "pyrt_core.storage.driver",  # one entry of a driver's changes()
-    "naive_diff": "pyrt_core.storage.naivediff:diff",  # a layer tar by comparing directories
-    "naive_changes": "pyrt_core.storage.naivediff:changes",
+    # diff(driver, id, parent) and changes(...) by comparing a layer with its parent
+    "naivediff": "pyrt_core.storage.naivediff:",
     "apply_layer": "pyrt_core.archive.unpack",  # unpack a layer tar (whiteouts, safely)
     "pack_overlay_diff": "pyrt_core.archive.pack",  # an overlay upper dir -> a layer tar
 
@@ -205,8 +205,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .runtime.seccomp_config import action_value as seccomp_action_value  # noqa: F401
     from .storage.copy import copy_tree  # noqa: F401
     from .storage.driver import Change, NaiveDiffDriver, StorageDriver  # noqa: F401
-    from .storage.naivediff import changes as naive_changes  # noqa: F401
-    from .storage.naivediff import diff as naive_diff  # noqa: F401
+    from .storage import naivediff  # noqa: F401
     from .trusted import read as trusted_read  # noqa: F401
     from .trusted import write as trusted_write  # noqa: F401
     from .units import human_size, parse_size  # noqa: F401

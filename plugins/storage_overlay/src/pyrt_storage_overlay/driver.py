@@ -562,15 +562,15 @@ class OverlayDriver(StorageDriver):
             from pyrt_core.api import pack_overlay_diff
 
             return pack_overlay_diff(os.path.join(self.home, id, "diff"))
-        from pyrt_core.api import naive_diff
+        from pyrt_core.api import naivediff
 
-        return naive_diff(self, id, parent)
+        return naivediff.diff(self, id, parent)
 
     def changes(self, id, parent) -> list[Change]:
         if not self._use_native(id, parent):
-            from pyrt_core.api import naive_changes
+            from pyrt_core.api import naivediff
 
-            return naive_changes(self, id, parent)
+            return naivediff.changes(self, id, parent)
         upper = os.path.join(self.home, id, "diff")
         if parent is None:
             return _upper_changes(upper, None)
