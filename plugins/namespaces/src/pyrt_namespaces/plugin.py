@@ -76,7 +76,8 @@ def pyrt_info() -> dict[str, dict[str, object]] | None:
 
 @hookimpl
 def pyrt_runtime_features() -> dict[str, object] | None:
-    from pyrt_core.api import SECCOMP_ACTIONS, SECCOMP_ARCHITECTURES, SECCOMP_FLAGS, SECCOMP_OPERATORS
+    from pyrt_core.api import (SECCOMP_ACTIONS, SECCOMP_ARCHITECTURES, SECCOMP_FLAGS,
+                               SECCOMP_OPERATORS)
 
     from . import caps, nstypes
     from .seccomp import available
