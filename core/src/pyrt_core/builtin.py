@@ -20,16 +20,25 @@ from .errors import UsageError
 from .hookspecs import hookimpl
 from .device_rules import check_device_rules
 
+#: True for type checkers only: the hooks' annotations name these types (attrs, the image
+#: store), which the runtime's hot path must not import
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .images.store import ImageStore
+    from .models import FetchOptions, Image, ImageReference
+    from .runtime.config import Resources
+
 
 @hookimpl
-def pyrt_info():
+def pyrt_info() -> dict[str, dict[str, object]] | None:
     from . import __version__
 
     return {"core": {"version": __version__}}
 
 
 @hookimpl(trylast=True)
-def pyrt_image_fetch(reference, store, options):
+def pyrt_image_fetch(reference: ImageReference, store: ImageStore,
+                     options: FetchOptions) -> Image | None:
     if reference.transport == "registry":
         return None
     from .images.load import load_archive
@@ -39,7 +48,7 @@ def pyrt_image_fetch(reference, store, options):
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_validate(resources):
+def pyrt_resources_validate(resources: Resources) -> str | None:
     if not resources.is_empty():
         raise UsageError(
             "resource limits need a resource-control plugin; install pyrt-cgroups "
@@ -50,23 +59,25 @@ def pyrt_resources_validate(resources):
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_apply(container_id, pid, resources, cgroups_path):
+def pyrt_resources_apply(container_id: str, pid: int, resources: Resources,
+                         cgroups_path: str | None) -> dict[str, object] | None:
     return {"manager": "none"}
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_oom_killed(container_id, record):
+def pyrt_resources_oom_killed(container_id: str, record: dict[str, object] | None) -> bool | None:
     if (record or {}).get("manager", "none") == "none":
         return False
     return None
 
 
-def _none_manager(record) -> bool:
+def _none_manager(record: dict[str, object] | None) -> bool:
     return (record or {}).get("manager", "none") == "none"
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_freeze(container_id, record, frozen):
+def pyrt_resources_freeze(container_id: str, record: dict[str, object] | None,
+                          frozen: bool) -> bool | None:
     if _none_manager(record):
         raise UsageError("pause and unpause need a resource-control plugin (install pyrt-cgroups); "
                          "this container runs without one")
@@ -74,12 +85,14 @@ def pyrt_resources_freeze(container_id, record, frozen):
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_stats(container_id, record):
+def pyrt_resources_stats(container_id: str, record: dict[str, object] | None,
+                         ) -> dict[str, dict[str, object]] | None:
     return {} if _none_manager(record) else None
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_update(container_id, record, resources):
+def pyrt_resources_update(container_id: str, record: dict[str, object] | None,
+                          resources: Resources) -> bool | None:
     if _none_manager(record):
         raise UsageError("update needs a resource-control plugin (install pyrt-cgroups); "
                          "this container runs without one")
@@ -87,7 +100,7 @@ def pyrt_resources_update(container_id, record, resources):
 
 
 @hookimpl(trylast=True)
-def pyrt_resources_release(container_id, record):
+def pyrt_resources_release(container_id: str, record: dict[str, object] | None) -> bool | None:
     if (record or {}).get("manager", "none") == "none":
         return True
     return None

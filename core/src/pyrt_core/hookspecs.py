@@ -23,6 +23,13 @@ Conventions, as in pytest:
   grow without breaking plugins.
 * Mechanisms receive resolved, validated configuration objects
   (:mod:`pyrt_core.models`, :mod:`pyrt_core.runtime.config`), never raw JSON.
+* Every spec is annotated (types imported for type checkers only, so loading this
+  module costs nothing more); an implementation repeats the annotations of the
+  parameters it accepts and the return type, with the types from :mod:`pyrt_core.api`.
+  ``tox -e typecheck`` runs mypy on the specs and every plugin's implementations, and
+  tests/unit/test_hookspec_signatures.py fails when an implementation drifts from its spec.
+  A resource ``record`` is the JSON-compatible mapping ``pyrt_resources_apply``
+  returned, read back from the container's state (``None`` when there is none).
 
 Hooks are called through :mod:`pyrt_core.hookcall` (from the plans recorded by the
 last full load, pluggy as the fallback; docs/architecture.md, "The hot path"), so an
@@ -45,6 +52,20 @@ Besides hooks, a plugin *declares* (read without calling it):
 """
 from __future__ import annotations
 
+#: True for type checkers only (mypy treats any ``TYPE_CHECKING`` so): the types the specs
+#: name are imported for them alone, since importing typing, attrs (pyrt_core.models) or
+#: the image store would cost every process that loads a plugin, the OCI runtime's too
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .images.store import ImageStore
+    from .models import Container, FetchOptions, Image, ImageReference
+    from .runtime.config import ProcessConfig, Resources, RuntimeConfig
+    from .runtime.process import ContainerProcess
+    from .storage.driver import StorageDriver
+
 PROJECT = "pyrt"
 
 
@@ -57,12 +78,14 @@ class _Marker:
     (:mod:`pyrt_core.hookcall`).  tests/unit/test_hookcall.py checks that the options
     are exactly the ones pluggy's own markers set."""
 
-    def __init__(self, kind: str, defaults: dict):
+    def __init__(self, kind: str, defaults: dict[str, object]):
         self._kind = kind
         self._attr = f"{PROJECT}_{kind}"
         self._defaults = defaults
 
-    def __call__(self, function=None, **options):
+    def __call__(self, function: Callable[..., object] | None = None, **options: object) -> Any:
+        # Any: the function itself with a function, a decorator without (mypy still checks
+        # the decorated function's body against its annotations)
         unknown = set(options) - set(self._defaults)
         if unknown:
             raise TypeError(f"unknown hook{self._kind} option(s): {', '.join(sorted(unknown))}")
@@ -70,7 +93,7 @@ class _Marker:
         if opts.get("historic") and opts.get("firstresult"):
             raise ValueError("cannot have a historic firstresult hook")
 
-        def mark(func):
+        def mark(func: Callable[..., object]) -> Callable[..., object]:
             setattr(func, self._attr, dict(opts))
             return func
 
@@ -89,7 +112,7 @@ hookimpl = _Marker("impl", {"wrapper": False, "hookwrapper": False, "optionalhoo
 
 
 @hookspec
-def pyrt_info():
+def pyrt_info() -> dict[str, dict[str, object]] | None:
     """Describe what this plugin provides, for ``pyrt info``.
 
     Receives nothing.  Called by ``pyrt info`` (and by the test suite) on
@@ -108,7 +131,8 @@ def pyrt_info():
 
 
 @hookspec(firstresult=True)
-def pyrt_image_fetch(reference, store, options):
+def pyrt_image_fetch(reference: ImageReference, store: ImageStore,
+                     options: FetchOptions) -> Image | None:
     """Bring an image that is not in the local store into it.
 
     Receives ``reference`` (a :class:`pyrt_core.models.ImageReference`
@@ -127,7 +151,8 @@ def pyrt_image_fetch(reference, store, options):
 
 
 @hookspec(firstresult=True)
-def pyrt_image_push(image, reference, store, options):
+def pyrt_image_push(image: Image, reference: ImageReference, store: ImageStore,
+                    options: FetchOptions) -> str | None:
     """Send an image from the local store to where ``reference`` points.
 
     Receives ``image`` (the stored :class:`pyrt_core.models.Image`),
@@ -153,7 +178,7 @@ def pyrt_image_push(image, reference, store, options):
 
 
 @hookspec
-def pyrt_storage_driver_ready(name, driver):
+def pyrt_storage_driver_ready(name: str, driver: StorageDriver) -> None:
     """A storage driver has been selected and initialised.
 
     Receives the driver's entry-point ``name`` and the initialised
@@ -165,7 +190,7 @@ def pyrt_storage_driver_ready(name, driver):
 
 
 @hookspec
-def pyrt_storage_rootfs_mounted(container, rootfs):
+def pyrt_storage_rootfs_mounted(container: Container, rootfs: str) -> None:
     """A container's root filesystem is mounted and about to be used.
 
     Receives the :class:`pyrt_core.models.Container` record as ``container``
@@ -183,7 +208,10 @@ def pyrt_storage_rootfs_mounted(container, rootfs):
 
 
 @hookspec(firstresult=True)
-def pyrt_isolation_create(config, stdio, place_process, join_resources):
+def pyrt_isolation_create(config: RuntimeConfig, stdio: tuple[int | str, ...],
+                          place_process: Callable[..., dict[str, object] | None],
+                          join_resources: Callable[[dict[str, object]], None] | None,
+                          ) -> ContainerProcess | None:
     """Create the container's init process in its namespaces, stopped before exec.
 
     Receives ``config`` (a resolved
@@ -218,7 +246,7 @@ def pyrt_isolation_create(config, stdio, place_process, join_resources):
 
 
 @hookspec(firstresult=True)
-def pyrt_isolation_start(container_id, fifo, status_fifo):
+def pyrt_isolation_start(container_id: str, fifo: str, status_fifo: str) -> bool | None:
     """Start a created container whose init waits on a FIFO, from another process.
 
     Receives the ``container_id``, ``fifo`` (the path of the FIFO the container's process
@@ -238,7 +266,8 @@ def pyrt_isolation_start(container_id, fifo, status_fifo):
 
 
 @hookspec(firstresult=True)
-def pyrt_isolation_join(pid, namespaces, process, stdio):
+def pyrt_isolation_join(pid: int, namespaces: list[str], process: ProcessConfig,
+                        stdio: tuple[int | str, ...]) -> ContainerProcess | None:
     """Start a new process inside an existing container's namespaces (setns).
 
     Receives the host ``pid`` of a process whose namespaces to join,
@@ -253,7 +282,7 @@ def pyrt_isolation_join(pid, namespaces, process, stdio):
 
 
 @hookspec(firstresult=True)
-def pyrt_isolation_unshare(namespaces):
+def pyrt_isolation_unshare(namespaces: list[str]) -> bool | None:
     """Move the calling process into new namespaces (unshare).
 
     Receives ``namespaces``, a list of namespace type names.  Called by tools and tests that
@@ -263,7 +292,7 @@ def pyrt_isolation_unshare(namespaces):
 
 
 @hookspec
-def pyrt_runtime_features():
+def pyrt_runtime_features() -> dict[str, object] | None:
     """Report what this plugin makes the OCI runtime implement, for ``pyrt-runtime features``.
 
     Receives nothing.  Called by ``pyrt-runtime features`` on every enabled plugin (a
@@ -284,7 +313,7 @@ def pyrt_runtime_features():
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_validate(resources):
+def pyrt_resources_validate(resources: Resources) -> str | None:
     """Check resource limits before anything is created.
 
     Receives ``resources``, a :class:`pyrt_core.runtime.config.Resources`.
@@ -298,7 +327,8 @@ def pyrt_resources_validate(resources):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
+def pyrt_resources_apply(container_id: str, pid: int, resources: Resources,
+                         cgroups_path: str | None, self_join: bool) -> dict[str, object] | None:
     """Place a container's init process under resource control.
 
     Receives the ``container_id``, the init process's host ``pid``, the
@@ -318,7 +348,7 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_join(container_id, record):
+def pyrt_resources_join(container_id: str, record: dict[str, object] | None) -> bool | None:
     """Move the calling process into the groups ``record`` describes.
 
     Receives the ``container_id`` and ``record``, the mapping
@@ -332,7 +362,7 @@ def pyrt_resources_join(container_id, record):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_release(container_id, record):
+def pyrt_resources_release(container_id: str, record: dict[str, object] | None) -> bool | None:
     """Remove a container's resource control after its processes are gone.
 
     Receives the ``container_id`` and ``record``, the mapping that
@@ -344,7 +374,7 @@ def pyrt_resources_release(container_id, record):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_oom_killed(container_id, record):
+def pyrt_resources_oom_killed(container_id: str, record: dict[str, object] | None) -> bool | None:
     """Whether the kernel's OOM killer killed a process of the container.
 
     Receives the ``container_id`` and ``record``, the mapping that
@@ -357,7 +387,8 @@ def pyrt_resources_oom_killed(container_id, record):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_freeze(container_id, record, frozen):
+def pyrt_resources_freeze(container_id: str, record: dict[str, object] | None,
+                          frozen: bool) -> bool | None:
     """Pause (freeze) or resume (thaw) every process of a running container.
 
     Receives the ``container_id``, ``record`` (what
@@ -369,7 +400,8 @@ def pyrt_resources_freeze(container_id, record, frozen):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_stats(container_id, record):
+def pyrt_resources_stats(container_id: str, record: dict[str, object] | None,
+                         ) -> dict[str, dict[str, object]] | None:
     """Usage figures of a running container.
 
     Receives the ``container_id`` and ``record`` (what
@@ -383,7 +415,8 @@ def pyrt_resources_stats(container_id, record):
 
 
 @hookspec(firstresult=True)
-def pyrt_resources_update(container_id, record, resources):
+def pyrt_resources_update(container_id: str, record: dict[str, object] | None,
+                          resources: Resources) -> bool | None:
     """Change the limits of a running container.
 
     Receives the ``container_id``, ``record`` (what
@@ -402,7 +435,7 @@ def pyrt_resources_update(container_id, record, resources):
 
 
 @hookspec
-def pyrt_container_created(container):
+def pyrt_container_created(container: Container) -> None:
     """A container record and its writable layer now exist.
 
     Receives the ``container`` (a :class:`pyrt_core.models.Container`).
@@ -411,7 +444,7 @@ def pyrt_container_created(container):
 
 
 @hookspec
-def pyrt_container_started(container, pid):
+def pyrt_container_started(container: Container, pid: int) -> None:
     """A container's process is running.
 
     Receives the ``container`` (a :class:`pyrt_core.models.Container`) and
@@ -421,7 +454,7 @@ def pyrt_container_started(container, pid):
 
 
 @hookspec
-def pyrt_container_exited(container, exit_code):
+def pyrt_container_exited(container: Container, exit_code: int) -> None:
     """A container's process ended and its resources were released.
 
     Receives the ``container`` (a :class:`pyrt_core.models.Container`) and
@@ -433,7 +466,7 @@ def pyrt_container_exited(container, exit_code):
 
 
 @hookspec
-def pyrt_container_removed(container):
+def pyrt_container_removed(container: Container) -> None:
     """A container and its writable layer were removed.
 
     Receives the ``container`` (a :class:`pyrt_core.models.Container`) as

@@ -20,8 +20,7 @@ from pyrt_core.errors import (
     NotFoundError,
     UsageError,
 )
-from pyrt_core.storage.copy import copy_tree, remove_tree
-from pyrt_core.storage.driver import NaiveDiffDriver
+from pyrt_core.api import NaiveDiffDriver, copy_tree, remove_tree
 
 
 class ExampleDriver(NaiveDiffDriver):

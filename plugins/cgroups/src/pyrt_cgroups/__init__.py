@@ -27,7 +27,7 @@ def __getattr__(name):
 
         return CgroupError
     if name == "Resources":
-        from pyrt_core.runtime.config import Resources
+        from pyrt_core.api import Resources
 
         return Resources
     raise AttributeError(name)

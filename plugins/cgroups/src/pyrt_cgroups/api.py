@@ -22,7 +22,7 @@ import os
 import signal
 import subprocess
 
-from pyrt_core.runtime.config import Resources
+from pyrt_core.api import Resources
 
 from . import detect
 from .cgfs import CgroupFS
@@ -40,7 +40,7 @@ def as_resources(resources) -> Resources:
     if isinstance(resources, Resources):
         return resources
     if isinstance(resources, dict):
-        from pyrt_core.runtime.spec import resources_from_spec
+        from pyrt_core.api import resources_from_spec
 
         return resources_from_spec(resources)
     raise TypeError(f"resources must be a Resources or an OCI linux.resources dict, not {type(resources).__name__}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from pyrt_core.records import Record
+from pyrt_core.api import Record
 
 MOUNTINFO = "/proc/self/mountinfo"
 

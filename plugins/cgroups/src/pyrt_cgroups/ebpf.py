@@ -37,7 +37,7 @@ import errno
 import os
 import struct
 
-from pyrt_core.records import FrozenRecord
+from pyrt_core.api import FrozenRecord
 
 from .errors import CgroupError
 

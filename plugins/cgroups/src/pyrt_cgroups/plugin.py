@@ -18,6 +18,12 @@ from __future__ import annotations
 
 from pyrt_core.hookspecs import hookimpl
 
+#: True for type checkers only: the hooks' annotations name these types, which the
+#: runtime's hot path must not import (docs/architecture.md, "The hot path")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt_core.api import Resources
+
 _MINE = ("cgroupfs-v1", "cgroupfs-v2")
 
 #: what the hooks below import on first call, for callers with time to spare
@@ -45,7 +51,7 @@ def _select():
 
 
 @hookimpl
-def pyrt_info():
+def pyrt_info() -> dict[str, dict[str, object]] | None:
     from .base import DEFAULT_PARENT
 
     host, cls, why = _select()
@@ -62,13 +68,13 @@ def pyrt_info():
 
 
 @hookimpl
-def pyrt_runtime_features():
+def pyrt_runtime_features() -> dict[str, object] | None:
     # both versions (the systemd driver is not implemented)
     return {"cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False}}
 
 
 @hookimpl
-def pyrt_resources_validate(resources):
+def pyrt_resources_validate(resources: Resources) -> str | None:
     from pyrt_core.errors import UsageError
 
     host, cls, why = _select()
@@ -81,7 +87,8 @@ def pyrt_resources_validate(resources):
 
 
 @hookimpl
-def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
+def pyrt_resources_apply(container_id: str, pid: int, resources: Resources,
+                         cgroups_path: str | None, self_join: bool) -> dict[str, object] | None:
     from pyrt_core.errors import UsageError
 
     from .cgfs import procs
@@ -105,8 +112,8 @@ def pyrt_resources_apply(container_id, pid, resources, cgroups_path, self_join):
 
 
 @hookimpl
-def pyrt_resources_join(container_id, record):
-    if (record or {}).get("manager") not in _MINE:
+def pyrt_resources_join(container_id: str, record: dict[str, object] | None) -> bool | None:
+    if record is None or record.get("manager") not in _MINE:
         return None
     from .manager import from_record
 
@@ -115,8 +122,8 @@ def pyrt_resources_join(container_id, record):
 
 
 @hookimpl
-def pyrt_resources_release(container_id, record):
-    if (record or {}).get("manager") not in _MINE:
+def pyrt_resources_release(container_id: str, record: dict[str, object] | None) -> bool | None:
+    if record is None or record.get("manager") not in _MINE:
         return None
     from .release import release
 
@@ -126,15 +133,15 @@ def pyrt_resources_release(container_id, record):
 # -- record-based operations (for the lifecycle hooks to come) ---------------------------------
 
 
-def _manager(record):
-    if (record or {}).get("manager") not in _MINE:
+def _manager(record: dict[str, object] | None):
+    if record is None or record.get("manager") not in _MINE:
         return None
     from .manager import from_record
 
     return from_record(record)
 
 
-def oom_killed(record) -> bool | None:
+def oom_killed(record: dict[str, object] | None) -> bool | None:
     """Whether the kernel OOM-killed a process of the container whose state
     ``record`` is given (``memory.oom_control``/``memory.events`` ``oom_kill``).
 
@@ -151,13 +158,13 @@ def oom_killed(record) -> bool | None:
         return False
 
 
-def stats(record) -> dict | None:
+def stats(record: dict[str, object] | None) -> dict[str, dict[str, object]] | None:
     """Usage figures of the container's cgroup (see :meth:`pyrt_cgroups.api.Cgroup.stats`)."""
     m = _manager(record)
     return None if m is None else m.stats()
 
 
-def freeze(record, timeout: float = 10.0) -> bool | None:
+def freeze(record: dict[str, object] | None, timeout: float = 10.0) -> bool | None:
     """Pause: freeze the container's cgroup."""
     m = _manager(record)
     if m is None:
@@ -166,7 +173,7 @@ def freeze(record, timeout: float = 10.0) -> bool | None:
     return True
 
 
-def thaw(record, timeout: float = 10.0) -> bool | None:
+def thaw(record: dict[str, object] | None, timeout: float = 10.0) -> bool | None:
     """Unpause: thaw the container's cgroup."""
     m = _manager(record)
     if m is None:
@@ -175,7 +182,7 @@ def thaw(record, timeout: float = 10.0) -> bool | None:
     return True
 
 
-def update(record, resources) -> bool | None:
+def update(record: dict[str, object] | None, resources: Resources) -> bool | None:
     """Change a running container's limits (``pyrt update``): validated, then written."""
     m = _manager(record)
     if m is None:
@@ -186,20 +193,23 @@ def update(record, resources) -> bool | None:
 
 
 @hookimpl
-def pyrt_resources_oom_killed(container_id, record):
+def pyrt_resources_oom_killed(container_id: str, record: dict[str, object] | None) -> bool | None:
     return oom_killed(record)
 
 
 @hookimpl
-def pyrt_resources_freeze(container_id, record, frozen):
+def pyrt_resources_freeze(container_id: str, record: dict[str, object] | None,
+                          frozen: bool) -> bool | None:
     return freeze(record) if frozen else thaw(record)
 
 
 @hookimpl
-def pyrt_resources_stats(container_id, record):
+def pyrt_resources_stats(container_id: str, record: dict[str, object] | None,
+                         ) -> dict[str, dict[str, object]] | None:
     return stats(record)
 
 
 @hookimpl
-def pyrt_resources_update(container_id, record, resources):
+def pyrt_resources_update(container_id: str, record: dict[str, object] | None,
+                          resources: Resources) -> bool | None:
     return update(record, resources)

@@ -14,7 +14,7 @@ import base64
 import json
 import os
 
-from pyrt_core import fsutil
+from pyrt_core.api import atomic_write, read_json
 from pyrt_core.errors import UsageError
 
 _HUB_KEYS = ("docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/")
@@ -35,7 +35,7 @@ def _docker_path() -> str:
 
 def _read(path: str) -> dict:
     try:
-        data = fsutil.read_json(path, None)
+        data = read_json(path, None)
     except ValueError as e:
         raise UsageError(f"auth file {path} is not valid JSON: {e}") from None
     except OSError as e:
@@ -113,4 +113,4 @@ def remove(host: str | None, path: str | None = None) -> bool:
 def _write(path: str, data: dict) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, mode=0o700, exist_ok=True)
-    fsutil.atomic_write(path, json.dumps(data, indent="\t") + "\n", mode=0o600)
+    atomic_write(path, json.dumps(data, indent="\t") + "\n", mode=0o600)

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from pyrt_core.hookspecs import hookimpl
 
+#: True for type checkers only: the annotations' types are not imported at run time
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt_core.api import FetchOptions, Image, ImageReference, ImageStore
+
 
 @hookimpl
-def pyrt_info():
+def pyrt_info() -> dict[str, dict[str, object]] | None:
     return {"image_registry": {"transports": ["registry"], "push": True,
                                "compression": ["gzip", "zstd", "none"]}}
 
 
 @hookimpl
-def pyrt_image_fetch(reference, store, options):
+def pyrt_image_fetch(reference: ImageReference, store: ImageStore,
+                     options: FetchOptions) -> Image | None:
     if reference.transport != "registry":
         return None
     from .options import from_settings
@@ -26,7 +32,8 @@ def pyrt_image_fetch(reference, store, options):
 
 
 @hookimpl
-def pyrt_image_push(image, reference, store, options):
+def pyrt_image_push(image: Image, reference: ImageReference, store: ImageStore,
+                    options: FetchOptions) -> str | None:
     if reference.transport != "registry":
         return None
     from .options import from_settings

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from pyrt_core.images.digests import short
+from pyrt_core.api import short_digest as short
 
 
 def _size(n: float) -> str:

@@ -37,11 +37,10 @@ import threading
 import time
 
 from pyrt_core.errors import ImageError, NotFoundError, PyrtError, UsageError
-from pyrt_core.images import mediatypes as MT
-from pyrt_core.images.configcheck import parse_config
-from pyrt_core.images.digests import chain_ids, check_digest, short
-from pyrt_core.images.platforms import host_platform, platform_matches, platform_of
-from pyrt_core.images.store import ImageStore
+from pyrt_core.api import (ImageStore, chain_ids, check_digest, host_platform, parse_config,
+                           platform_matches, platform_of)
+from pyrt_core.api import mediatypes as MT
+from pyrt_core.api import short_digest as short
 
 from .client import Client, RegistryError, split_reference
 from .options import RegistryOptions
@@ -520,7 +519,7 @@ def _opener(t: Transfer | None, progress: Progress):
     def open_layer():
         if t is None:
             raise ImageError("internal error: a stored layer was asked for again")
-        from pyrt_core.archive.decompress import open_layer_stream
+        from pyrt_core.api import open_layer_stream
 
         progress.state(t.digest, "Extracting")
         f = Follower(t)

@@ -23,9 +23,8 @@ import os
 from urllib.parse import urlencode
 
 from pyrt_core.errors import ImageError, UsageError
-from pyrt_core.images.digests import short
-from pyrt_core.images.save import manifest_for
-from pyrt_core.images.store import ImageStore
+from pyrt_core.api import ImageStore, manifest_for
+from pyrt_core.api import short_digest as short
 
 from .client import split_reference
 from .options import RegistryOptions
@@ -74,7 +73,7 @@ def _mount_sources(store: ImageStore, image, remote: Remote) -> list[str]:
     """Other repositories of the same registry that hold this image's blobs."""
     out = []
     refs = list(store.repo_digests(image)) + list(image.names)
-    from pyrt_core.models import ImageReference
+    from pyrt_core.api import ImageReference
 
     for r in refs:
         try:

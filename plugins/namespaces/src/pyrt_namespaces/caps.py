@@ -8,8 +8,8 @@ in the parent (:func:`resolve`, errors early), and the child applies them
 """
 from __future__ import annotations
 
-from pyrt_core.capabilities import CAP_NAMES, DEFAULT_CAPS, normalize  # noqa: F401 - re-exported
-from pyrt_core.records import TupleRecord
+from pyrt_core.api import CAP_NAMES, DEFAULT_CAPS, TupleRecord  # noqa: F401 - re-exported
+from pyrt_core.api import normalize_capability as normalize  # noqa: F401 - re-exported
 
 CAP_NUMBERS = {name: n for n, name in enumerate(CAP_NAMES)}
 CAP_LAST_KNOWN = len(CAP_NAMES) - 1

@@ -88,7 +88,7 @@ def container_init(plan: CreatePlan, sock: int) -> None:
     if msg != b"go" and not msg.startswith(b"go "):
         os._exit(channel.EXIT_SETUP)  # the parent went away (EOF) or gave up
     if len(msg) > 2:
-        from pyrt_core.jsonlean import loads
+        from pyrt_core.api import json_loads as loads
 
         with channel.stage("joining the container's cgroups"):
             plan.join_resources(loads(msg[3:]))
@@ -173,10 +173,10 @@ def _write_sysctls(sysctls) -> None:
 
 def _run_hooks_inside(hooks, state: dict, phase: str) -> None:
     """Run hooks from the container's init (createContainer, startContainer)."""
-    from pyrt_core.runtime import hooks as hooklib  # imported by create_plan, before the fork
+    from pyrt_core.api import run_hooks  # resolved by create_plan, before the fork
 
     try:
-        hooklib.run_hooks(hooks, dict(state, pid=os.getpid()), phase)
+        run_hooks(hooks, dict(state, pid=os.getpid()), phase)
     except PyrtError as e:
         raise channel.ChildError(str(e)) from None
 

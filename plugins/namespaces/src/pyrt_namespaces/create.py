@@ -110,7 +110,7 @@ def create(config, stdio, place_process, join_resources=None) -> NamespacedProce
         else:
             todo = place_process(pid, self_join=True)
             if todo:
-                from pyrt_core.jsonlean import dumps
+                from pyrt_core.api import json_dumps as dumps
 
                 channel.send(sock, b"go " + dumps(todo).encode())
             else:
@@ -121,11 +121,11 @@ def create(config, stdio, place_process, join_resources=None) -> NamespacedProce
         while True:
             msg, fds = channel.recv_fds(sock)
             if msg == b"hooks":
-                from pyrt_core.runtime import hooks as hooklib
+                from pyrt_core.api import run_hooks
 
                 state = oci_state(config, "creating", pid)
-                hooklib.run_hooks(config.hooks.prestart, state, "prestart")
-                hooklib.run_hooks(config.hooks.create_runtime, state, "createRuntime")
+                run_hooks(config.hooks.prestart, state, "prestart")
+                run_hooks(config.hooks.create_runtime, state, "createRuntime")
                 channel.send(sock, b"hooks done")
             elif msg == b"console" and fds:
                 for fd in fds[1:]:

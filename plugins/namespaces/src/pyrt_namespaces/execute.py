@@ -28,8 +28,7 @@ import fcntl
 import os
 import resource
 
-from pyrt_core.records import TupleRecord
-from pyrt_core.runtime.config import NULL_STDIO
+from pyrt_core.api import NULL_STDIO, TupleRecord
 
 from . import caps, exechelper, lookup, syscalls
 from .channel import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, ChildError, stage

@@ -5,7 +5,7 @@ import _signal  # signal.py would import enum
 import os
 
 from pyrt_core.errors import ExecError, RuntimeError_
-from pyrt_core.runtime.process import ContainerProcess, wait_status_to_exit_code
+from pyrt_core.api import ContainerProcess, wait_status_to_exit_code
 
 from . import channel
 

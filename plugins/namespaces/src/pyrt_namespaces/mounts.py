@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import stat
 
-from pyrt_core.runtime.config import (
+from pyrt_core.api import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME,
     MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_NOSYMFOLLOW, MS_SLAVE, MS_SYNCHRONOUS,
     MS_MANDLOCK, MS_MOVE, MS_STRICTATIME,
 )
-from pyrt_core.records import TupleRecord
+from pyrt_core.api import TupleRecord
 
 from . import resolve, syscalls
 

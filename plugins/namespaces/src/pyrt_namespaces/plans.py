@@ -15,8 +15,7 @@ import os
 import stat
 
 from pyrt_core.errors import RuntimeError_
-from pyrt_core.records import TupleRecord
-from pyrt_core.runtime.config import DEFAULT_DEVICES, MS_REC, SECCOMP_CACHE_ANNOTATION
+from pyrt_core.api import DEFAULT_DEVICES, MS_REC, SECCOMP_CACHE_ANNOTATION, TupleRecord
 
 from . import caps, exechelper, execute, lookup, mounts, nstypes, resolve, rootfs, syscalls
 
@@ -264,7 +263,7 @@ def create_plan(config, stdio, opened: list) -> CreatePlan:
     hooks = config.hooks
     if hooks.create_container or hooks.start_container:
         # the init runs these, some after pivot_root, where it cannot import
-        import pyrt_core.runtime.hooks  # noqa: F401
+        from pyrt_core.api import run_hooks  # noqa: F401 - resolved (and cached) now
     persona = None
     if config.personality is not None:
         persona = syscalls.PERSONALITY.get(config.personality)

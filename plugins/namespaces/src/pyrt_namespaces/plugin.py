@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from pyrt_core.hookspecs import hookimpl
 
+#: True for type checkers only: the hooks' annotations name these types, which the
+#: runtime's hot path must not import (docs/architecture.md, "The hot path")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pyrt_core.api import ContainerProcess, ProcessConfig, RuntimeConfig
+
 #: what the hooks below import on first call, for callers with time to spare
 #: (pyrt_core.hookspecs, "declarations"): create's code, and start's
 WARM_UP = {"pyrt_isolation_create": ("pyrt_namespaces.create",),
@@ -14,14 +22,17 @@ WARM_UP = {"pyrt_isolation_create": ("pyrt_namespaces.create",),
 
 
 @hookimpl
-def pyrt_isolation_create(config, stdio, place_process, join_resources):
+def pyrt_isolation_create(config: RuntimeConfig, stdio: tuple[int | str, ...],
+                          place_process: Callable[..., dict[str, object] | None],
+                          join_resources: Callable[[dict[str, object]], None] | None,
+                          ) -> ContainerProcess | None:
     from .create import create
 
     return create(config, stdio, place_process, join_resources)
 
 
 @hookimpl
-def pyrt_isolation_start(container_id, fifo, status_fifo):
+def pyrt_isolation_start(container_id: str, fifo: str, status_fifo: str) -> bool | None:
     # the FIFOs were handed to the init by NamespacedProcess.detach_start; fifo.py is kept
     # lean: pyrt-runtime start imports nothing else of this plugin
     from .fifo import start_fifo
@@ -31,14 +42,15 @@ def pyrt_isolation_start(container_id, fifo, status_fifo):
 
 
 @hookimpl
-def pyrt_isolation_join(pid, namespaces, process, stdio):
+def pyrt_isolation_join(pid: int, namespaces: list[str], process: ProcessConfig,
+                        stdio: tuple[int | str, ...]) -> ContainerProcess | None:
     from .join import join
 
     return join(pid, namespaces, process, stdio)
 
 
 @hookimpl
-def pyrt_isolation_unshare(namespaces):
+def pyrt_isolation_unshare(namespaces: list[str]) -> bool | None:
     from .unshare import unshare
 
     unshare(namespaces)
@@ -46,7 +58,7 @@ def pyrt_isolation_unshare(namespaces):
 
 
 @hookimpl
-def pyrt_info():
+def pyrt_info() -> dict[str, dict[str, object]] | None:
     from . import __version__, nstypes
 
     available = nstypes.available()
@@ -63,15 +75,19 @@ def pyrt_info():
 
 
 @hookimpl
-def pyrt_runtime_features():
-    from pyrt_core.runtime import seccomp_config as sc
+def pyrt_runtime_features() -> dict[str, object] | None:
+    from pyrt_core.api import (SECCOMP_ACTIONS, SECCOMP_ARCHITECTURES, SECCOMP_FLAGS,
+                               SECCOMP_OPERATORS)
 
     from . import caps, nstypes
     from .seccomp import available
 
-    out = {"namespaces": sorted(nstypes.NAMESPACES), "capabilities": list(caps.CAP_NAMES)}
+    out: dict[str, object] = {"namespaces": sorted(nstypes.NAMESPACES),
+                              "capabilities": list(caps.CAP_NAMES)}
     if available():  # the filters are compiled with libseccomp
-        out["seccomp"] = {"enabled": True, "actions": sorted(sc.ACTIONS),
-                          "operators": sorted(sc.OPERATORS), "archs": sorted(sc.ARCHITECTURES),
-                          "knownFlags": sorted(sc.FLAGS), "supportedFlags": sorted(sc.FLAGS)}
+        out["seccomp"] = {"enabled": True, "actions": sorted(SECCOMP_ACTIONS),
+                          "operators": sorted(SECCOMP_OPERATORS),
+                          "archs": sorted(SECCOMP_ARCHITECTURES),
+                          "knownFlags": sorted(SECCOMP_FLAGS),
+                          "supportedFlags": sorted(SECCOMP_FLAGS)}
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from pyrt_core.records import TupleRecord
+from pyrt_core.api import TupleRecord
 
 from .channel import stage
 from . import mounts

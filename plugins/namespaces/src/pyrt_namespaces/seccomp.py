@@ -31,13 +31,12 @@ import ctypes
 import os
 
 from pyrt_core.errors import RuntimeError_
-from pyrt_core.runtime.seccomp_config import (
-    ARCHITECTURES, OPERATORS, SeccompConfig, action_value)
-
-from pyrt_core import trusted
-from pyrt_core.digest import sha256_hex
-from pyrt_core.runtime.config import SECCOMP_CACHE_ANNOTATION
-from pyrt_core.records import TupleRecord
+from pyrt_core.api import SECCOMP_ARCHITECTURES as ARCHITECTURES
+from pyrt_core.api import SECCOMP_OPERATORS as OPERATORS
+from pyrt_core.api import SeccompConfig
+from pyrt_core.api import seccomp_action_value as action_value
+from pyrt_core.api import (SECCOMP_CACHE_ANNOTATION, TupleRecord, sha256_hex, trusted_read,
+                           trusted_write)
 
 SECCOMP_SET_MODE_FILTER = 1
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348,
@@ -157,7 +156,7 @@ def _cache_path(cache_dir: str, digest: str) -> str:
 def _read_cached(path: str) -> bytes | None:
     # the directory comes from the bundle (an annotation): only a file nobody but us or
     # root can have written is a filter we install (pyrt_core.trusted)
-    data = trusted.read(path, _MAX_INSNS * 8)
+    data = trusted_read(path, _MAX_INSNS * 8)
     if not data or len(data) % 8:
         return None
     return data
@@ -165,7 +164,7 @@ def _read_cached(path: str) -> bytes | None:
 
 def _write_cached(path: str, bpf: bytes) -> None:
     """Best effort: a cache that cannot be written only costs time."""
-    trusted.write(path, bpf, 0o600)
+    trusted_write(path, bpf, 0o600)
 
 
 def _compile(config: SeccompConfig) -> bytes:

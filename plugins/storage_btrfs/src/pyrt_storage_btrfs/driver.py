@@ -40,7 +40,7 @@ from pyrt_core.errors import (
     StorageError,
     UsageError,
 )
-from pyrt_core.storage.driver import NaiveDiffDriver
+from pyrt_core.api import NaiveDiffDriver
 
 from . import ioctl
 from .units import human_size, parse_size
@@ -205,7 +205,7 @@ class BtrfsDriver(NaiveDiffDriver):
             raise
 
     def _set_quota(self, id: str, size: int) -> None:
-        from pyrt_core.fsutil import atomic_write
+        from pyrt_core.api import atomic_write
 
         path = self._path(id)
         self._ensure_quota_enabled()
@@ -284,7 +284,7 @@ class BtrfsDriver(NaiveDiffDriver):
         try:
             st = os.lstat(path)
             if not ioctl.is_subvolume_root(st):
-                from pyrt_core.storage.copy import remove_tree
+                from pyrt_core.api import remove_tree
 
                 remove_tree(path)  # not ours to destroy as a subvolume: a plain directory
             else:

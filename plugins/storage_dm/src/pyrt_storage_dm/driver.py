@@ -28,7 +28,7 @@ from pyrt_core.errors import (
     StorageError,
     UsageError,
 )
-from pyrt_core.storage.driver import NaiveDiffDriver
+from pyrt_core.api import NaiveDiffDriver
 
 from . import dm as dmmod
 from .deviceset import BASE, DeviceSet

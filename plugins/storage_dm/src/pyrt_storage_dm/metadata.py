@@ -26,7 +26,7 @@ REMOVE_RETRIES = 50  # x 100 ms while a device is busy
 
 
 def write_json(path: str, obj) -> None:
-    from pyrt_core.fsutil import atomic_write
+    from pyrt_core.api import atomic_write
 
     atomic_write(path, json.dumps(obj, sort_keys=True) + "\n", 0o600)
 
@@ -52,7 +52,7 @@ class DeviceMetadata:
         return os.path.join(self.home, *parts)
 
     def _lock(self):
-        from pyrt_core.fsutil import FileLock
+        from pyrt_core.api import FileLock
 
         return FileLock(self._path(".dm.lock"))
 

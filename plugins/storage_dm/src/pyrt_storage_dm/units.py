@@ -5,7 +5,7 @@ is bytes).  Percentages: ``10%`` or ``10``, from 0 to 99.
 """
 from __future__ import annotations
 
-from pyrt_core.units import human_size, parse_size
+from pyrt_core.api import human_size, parse_size
 
 __all__ = ["human_size", "parse_bool", "parse_percent", "parse_size"]
 

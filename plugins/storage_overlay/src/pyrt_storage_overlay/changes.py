@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from pyrt_core.storage.driver import Change
+from pyrt_core.api import Change
 
 
 def is_whiteout(st: os.stat_result) -> bool:

@@ -38,7 +38,7 @@ from pyrt_core.errors import (
     StorageError,
     UsageError,
 )
-from pyrt_core.storage.driver import Change, StorageDriver
+from pyrt_core.api import Change, StorageDriver
 
 from .mounts import mount_overlay, mounts_under, unmount
 from .probe import probe_home
@@ -120,7 +120,7 @@ class OverlayDriver(StorageDriver):
 
     # -- layers ---------------------------------------------------------------------
     def create(self, id: str, parent: str | None) -> None:
-        from pyrt_core.storage.copy import remove_tree
+        from pyrt_core.api import remove_tree
 
         d = self._dir(id)
         if os.path.lexists(d):
@@ -178,7 +178,7 @@ class OverlayDriver(StorageDriver):
         return os.path.isdir(os.path.join(self._dir(id), "diff"))
 
     def remove(self, id: str) -> None:
-        from pyrt_core.storage.copy import remove_tree
+        from pyrt_core.api import remove_tree
 
         d = self._dir(id)
         if not os.path.lexists(d):
@@ -264,7 +264,7 @@ class OverlayDriver(StorageDriver):
         return out
 
     def cleanup(self) -> None:
-        from pyrt_core.storage.copy import remove_tree
+        from pyrt_core.api import remove_tree
 
         self._refs.clear()
         for mp in mounts_under(self.home):
@@ -283,7 +283,7 @@ class OverlayDriver(StorageDriver):
         return self._native and self._recorded_parent_is(id, parent)
 
     def apply_diff(self, id, parent, tar) -> int:
-        from pyrt_core.archive.unpack import apply_layer
+        from pyrt_core.api import apply_layer
 
         if not self.exists(id):
             raise NotFoundError(f"layer {id} does not exist")
@@ -291,16 +291,16 @@ class OverlayDriver(StorageDriver):
 
     def diff(self, id, parent):
         if self._use_native(id, parent):
-            from pyrt_core.archive.pack import pack_overlay_diff
+            from pyrt_core.api import pack_overlay_diff
 
             return pack_overlay_diff(os.path.join(self.home, id, "diff"))
-        from pyrt_core.storage import naivediff
+        from pyrt_core.api import naivediff
 
         return naivediff.diff(self, id, parent)
 
     def changes(self, id, parent) -> list[Change]:
         if not self._use_native(id, parent):
-            from pyrt_core.storage import naivediff
+            from pyrt_core.api import naivediff
 
             return naivediff.changes(self, id, parent)
         from .changes import upper_changes

@@ -46,7 +46,7 @@ def _probe_host(home: str) -> dict[str, str]:
     upper dirs are complete diffs (native diff).  Raises DriverNotSupported."""
     import tempfile
 
-    from pyrt_core.storage.copy import remove_tree
+    from pyrt_core.api import remove_tree
 
     from .changes import is_whiteout
 
