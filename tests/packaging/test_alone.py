@@ -7,8 +7,12 @@ import os
 
 import pytest
 
+from pyrt_core.testing import machine
+
 ALONE = os.environ.get("PYRT_TEST_ALONE", "")
 
+# tests/packaging runs only in its tox environments (`all` leaves it out); outside them
+# (a developer's pytest on this file) there is nothing to check
 pytestmark = pytest.mark.skipif(not ALONE, reason="only in the tox environments *-alone "
                                 "(PYRT_TEST_ALONE names what is installed)")
 
@@ -36,3 +40,23 @@ def test_the_plugin_loads_beside_the_core_alone(tmp_path):
     assert plugins == dict.fromkeys(want, "loaded")
     drivers = {d["name"] for d in info["storage"]["drivers"]}
     assert drivers == {"vfs"} | {ep.name for ep in eps if ep.group == "pyrt.storage.drivers"}
+
+
+@pytest.mark.privileged  # root, and the leak guard
+@machine.needs("distribution", "pyrt-namespaces", detail="an isolation plugin to run a container")
+def test_a_container_runs_with_the_isolation_plugin_on_the_cores_vfs(pyrt_cli, demo_layout):
+    """namespaces-alone: the isolation plugin runs a real container whose root
+    filesystem is the core's own vfs driver (no storage plugin installed), without
+    a resource plugin only when the operator says so (PYRT_CGROUP_MANAGER=none)."""
+    iid = pyrt_cli("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
+    env = {k: v for k, v in os.environ.items() if k != "PYRT_CGROUP_MANAGER"}
+    r = pyrt_cli("run", "--rm", iid, "true", env=env)
+    assert r.returncode == 125 and "PYRT_CGROUP_MANAGER=none" in r.stderr, r.stderr
+    env["PYRT_CGROUP_MANAGER"] = "none"
+    r = pyrt_cli("run", "--rm", "--hostname", "alone", iid, "sh", "-c",
+                 "echo $$; hostname", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "alone"]  # its own pid and uts namespaces
+    info = json.loads(pyrt_cli("info", "--format", "json", check=True).stdout)
+    assert info["storage"]["selected"] == "vfs"
+    assert pyrt_cli("ps", "-aq").stdout == ""  # --rm removed it

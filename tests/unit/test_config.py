@@ -105,16 +105,6 @@ def test_no_plugin_table_no_entry_point_read(tmp_path, monkeypatch):
     assert load_settings(config=core_only, env={}).plugin_env == {}
 
 
-def test_the_cgroups_table_is_pyrt_cgroups_declaration(tmp_path):
-    pytest.importorskip("pyrt_cgroups")  # its pyrt.config entry point declares [cgroups]
-    cfg = _toml(tmp_path, '[cgroups]\nmanager = "cgroupfs-v2"\n')
-    assert load_settings(config=cfg, env={}).plugin_env == {"PYRT_CGROUP_MANAGER": "cgroupfs-v2"}
-    assert load_settings(config=cfg, env={"PYRT_CGROUP_MANAGER": "none"}).plugin_env == {
-        "PYRT_CGROUP_MANAGER": "none"}
-    with pytest.raises(UsageError, match="cgroups.manager must be a string"):
-        load_settings(config=_toml(tmp_path, "[cgroups]\nmanager = 3\n"), env={})
-
-
 def test_default_pids_limit_from_the_config_file(tmp_path, monkeypatch):
     monkeypatch.setattr("pyrt_core.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     assert load_settings(env={}).pids_limit == 2048  # podman's default

@@ -189,8 +189,10 @@ def test_features_reports_what_is_installed(capsys):
 
 def test_features_report_only_enabled_plugins(capsys):
     # what a plugin adds comes from its pyrt_runtime_features: a disabled one adds nothing
-    pytest.importorskip("pyrt_cgroups")
-    pytest.importorskip("pyrt_namespaces")
+    from pyrt_core.testing import machine
+
+    machine.skip_unless("distribution", "pyrt-cgroups")
+    machine.skip_unless("distribution", "pyrt-namespaces")
     assert cli.main(["features"]) == 0
     linux = json.loads(capsys.readouterr().out)["linux"]
     assert linux["cgroup"]["v1"] is linux["cgroup"]["v2"] is True and linux["namespaces"]

@@ -10,6 +10,7 @@ machine.skip_unless("distribution", "pyrt-cgroups")
 from pyrt_cgroups import cgfs, detect
 from pyrt_cgroups import plugin as cgplugin
 from pyrt_cgroups.testing import fake_hybrid, fake_v2
+from pyrt_core.config import load_settings
 from pyrt_core.errors import UsageError
 from pyrt_core.plugins import make_plugin_manager
 from pyrt_core.runtime.config import DeviceRule, Resources
@@ -187,3 +188,30 @@ def test_api_accepts_an_oci_resources_dict():
     r = as_resources({"memory": {"limit": 64 << 20}, "pids": {"limit": 5},
                       "devices": [{"allow": False, "access": "rwm"}]})
     assert (r.memory_limit, r.pids_limit, r.devices[0].allow) == (64 << 20, 5, False)
+
+
+# -- what the plugin declares to the core -------------------------------------------------
+
+def test_the_cgroups_table_is_pyrt_cgroups_declaration(tmp_path):
+    """The core reads ``[cgroups]`` of pyrt.toml only because this distribution's
+    pyrt.config entry point declares it (PYRT_CGROUP_MANAGER)."""
+    def toml(text):
+        p = tmp_path / "pyrt.toml"
+        p.write_text(text)
+        return str(p)
+
+    cfg = toml('[cgroups]\nmanager = "cgroupfs-v2"\n')
+    assert load_settings(config=cfg, env={}).plugin_env == {"PYRT_CGROUP_MANAGER": "cgroupfs-v2"}
+    assert load_settings(config=cfg, env={"PYRT_CGROUP_MANAGER": "none"}).plugin_env == {
+        "PYRT_CGROUP_MANAGER": "none"}
+    with pytest.raises(UsageError, match="cgroups.manager must be a string"):
+        load_settings(config=toml("[cgroups]\nmanager = 3\n"), env={})
+
+
+def test_the_plugin_declares_its_warm_up():
+    # create and start import these ahead of time (pyrt_core.runtime.lifecycle.warm_up)
+    assert cgplugin.WARM_UP
+    for hook, modules in cgplugin.WARM_UP.items():
+        assert hasattr(cgplugin, hook), hook
+        for m in modules:
+            __import__(m)

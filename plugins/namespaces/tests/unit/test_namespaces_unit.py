@@ -417,3 +417,16 @@ def test_hook_state_and_plan_of_a_config(tmp_path):
     assert plan.own_mounts and not plan.join_mount and not plan.console
     # the default devices, since /dev is not a bind mount
     assert [d.path for d, _ in plan.rootfs.devices][:2] == ["/dev/null", "/dev/zero"]
+
+
+# -- what the plugin declares to the core -----------------------------------------------
+
+def test_the_plugin_declares_its_warm_up():
+    # create and start import these ahead of time (pyrt_core.runtime.lifecycle.warm_up)
+    from pyrt_namespaces import plugin
+
+    assert plugin.WARM_UP
+    for hook, modules in plugin.WARM_UP.items():
+        assert hasattr(plugin, hook), hook
+        for m in modules:
+            __import__(m)
