@@ -45,6 +45,12 @@ _HOMES = {
     "FetchOptions": "pyrt_core.models",  # pyrt_image_fetch/_push options: platform, quiet...
     "Image": "pyrt_core.models",  # a stored image record
     "Container": "pyrt_core.models",  # a container record (lifecycle hooks)
+    # networking (the pyrt_network_* hooks; docs/networking.md)
+    "ContainerNetworking": "pyrt_core.netmodel",  # a container's resolved networking
+    "NetworkAttachment": "pyrt_core.netmodel",  # the container on one network
+    "PortMapping": "pyrt_core.netmodel",  # one published port
+    "NetworkCreate": "pyrt_core.netmodel",  # `pyrt network create`, resolved
+    "DEFAULT_NETWORK": "pyrt_core.netmodel",  # the default network's name ("bridge")
     "RuntimeConfig": "pyrt_core.runtime.config",  # pyrt_isolation_create's resolved config
     "ProcessConfig": "pyrt_core.runtime.config",  # pyrt_isolation_join's process
     "Resources": "pyrt_core.runtime.config",  # pyrt_resources_* limits
@@ -164,6 +170,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
+    from .netmodel import (DEFAULT_NETWORK, ContainerNetworking, NetworkAttachment,  # noqa: F401
+                           NetworkCreate, PortMapping)
     from .archive.decompress import open_layer_stream  # noqa: F401
     from .archive.pack import pack_overlay_diff  # noqa: F401
     from .archive.unpack import apply_layer  # noqa: F401

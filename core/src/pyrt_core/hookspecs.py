@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     from .images.store import ImageStore
     from .models import Container, FetchOptions, Image, ImageReference
+    from .netmodel import ContainerNetworking, NetworkCreate
     from .runtime.config import ProcessConfig, Resources, RuntimeConfig
     from .runtime.process import ContainerProcess
     from .storage.driver import StorageDriver
@@ -427,6 +428,111 @@ def pyrt_resources_update(container_id: str, record: dict[str, object] | None,
     it raises :class:`pyrt_core.errors.UsageError` for values it cannot
     honour.  Others return ``None``.
     """
+
+
+# --------------------------------------------------------------------------
+# Networking (docs/networking.md)
+# --------------------------------------------------------------------------
+#
+# One network plugin serves a host at a time (pyrt-network: Linux bridges, veth
+# pairs, nftables; pyrt-network-cni: CNI configurations): the one the operator names
+# in ``[network] backend`` / ``PYRT_NETWORK_BACKEND``, else the first installed.  An
+# implementation whose backend is not the chosen one returns ``None`` from every hook
+# below (``backend`` is that name).  The core owns the container's network namespace:
+# it creates it (a bind mount of a fresh one under ``<runroot>/netns/<id>``), hands
+# its path to ``pyrt_network_setup``, names it in the bundle's ``linux.namespaces``, and
+# removes it after ``pyrt_network_teardown``.  ``root`` is pyrt's store (the plugin
+# keeps its state under ``<root>/networks/``), ``runroot`` its run directory (for
+# processes such as a DNS resolver, and what must not survive a reboot).
+#
+# A network record is the JSON-compatible mapping ``pyrt_network_setup`` returned,
+# kept in the container's state and handed back to ``teardown``/``connect``/
+# ``disconnect``/``inspect``: ``{"networks": {NAME: {"IPAddress", "IPPrefixLen",
+# "Gateway", "MacAddress", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway",
+# "Aliases", "NetworkID", "DNSNames"}}, "ports": [{"container_port", "protocol",
+# "host_ip", "host_port"}], "dns_servers": [...], "dns_search": [...], "private": {...}}``
+# (docker's NetworkSettings names; "ports" with every host port chosen; "private"
+# what only the plugin reads).
+
+
+@hookspec(firstresult=True)
+def pyrt_network_backend() -> str | None:
+    """The name of the network backend this plugin provides (``"bridge"``, ``"cni"``)
+    when it is the chosen one, else ``None``.  ``pyrt info`` reports it; the engine asks
+    it before giving a container its default network (no backend: ``none``)."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_create(request: NetworkCreate, root: str, runroot: str) -> dict[str, Any] | None:
+    """Create a network (``pyrt network create``) and return its inspect form (docker's
+    ``NetworkResource``: Name, Id, Driver, Scope, IPAM.Config, Internal, EnableIPv6,
+    Labels, Options, Created).  Refuse (:class:`pyrt_core.errors.UsageError` or
+    ConflictError) a taken name, a subnet that overlaps a host route or another network,
+    a gateway outside its subnet, before anything is created.  The default network
+    (``bridge``) is created by the plugin itself when first needed."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_remove(name: str, root: str, runroot: str) -> bool | None:
+    """Remove the network ``name`` (its bridge, rules and resolver); ConflictError while a
+    container is attached to it, NotFoundError when there is no such network."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_list(root: str, runroot: str) -> list[dict[str, Any]] | None:
+    """Every network, in inspect form (``pyrt network ls``/``inspect``/``prune``), the
+    default network included once it exists."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_validate(networking: ContainerNetworking, root: str,
+                          runroot: str) -> bool | None:
+    """Check a container's networking before anything is created (``create``/``run``):
+    unknown network, an address outside its subnet or taken, a host port that another
+    process or container holds (the message names it).  Raise to refuse; True when
+    checked."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_setup(container_id: str, netns: str, networking: ContainerNetworking,
+                       root: str, runroot: str) -> dict[str, Any] | None:
+    """Attach the network namespace at ``netns`` (a bind mount the core made) to the
+    container's networks and publish its ports; return the network record (above).
+    Called once per start, before the container's process exists.  On failure, undo
+    what it did and raise: the core then removes the namespace and fails the start."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_teardown(container_id: str, netns: str | None, record: dict[str, Any] | None,
+                          root: str, runroot: str) -> bool | None:
+    """Release what ``setup`` made for the container: its addresses, interfaces, port
+    rules, resolver entries.  ``netns`` is None when the namespace is already gone (a
+    crash, a reboot).  Idempotent, and called again by recovery after a kill at any
+    step, so it must work from the plugin's own state when ``record`` is None too."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_connect(container_id: str, netns: str, networking: ContainerNetworking,
+                         network: str, record: dict[str, Any] | None, root: str,
+                         runroot: str) -> dict[str, Any] | None:
+    """Attach a running container to one more network (``pyrt network connect``; its
+    attachment is the one of ``networking.attachments`` named ``network``); return the
+    updated record."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_disconnect(container_id: str, netns: str | None, network: str,
+                            record: dict[str, Any] | None, root: str,
+                            runroot: str) -> dict[str, Any] | None:
+    """Detach a container from ``network``; return the updated record."""
+
+
+@hookspec(firstresult=True)
+def pyrt_network_recover(live: list[str], root: str, runroot: str) -> list[str] | None:
+    """Make the plugin's state match reality after a crash: release everything held for
+    containers not in ``live`` (ids of the containers whose network namespace the core
+    still holds) and restart what must run (a network's resolver).  Return what was
+    cleaned, one line each, for ``pyrt system recover``."""
 
 
 # --------------------------------------------------------------------------
