@@ -458,81 +458,116 @@ def pyrt_resources_update(container_id: str, record: dict[str, object] | None,
 @hookspec(firstresult=True)
 def pyrt_network_backend() -> str | None:
     """The name of the network backend this plugin provides (``"bridge"``, ``"cni"``)
-    when it is the chosen one, else ``None``.  ``pyrt info`` reports it; the engine asks
-    it before giving a container its default network (no backend: ``none``)."""
+    when it is the chosen one, else ``None``; the first answer counts.
+
+    Receives nothing.  Called by ``pyrt info`` (which reports it) and by the engine
+    before it gives a container its default network (no backend: ``none``)."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_create(request: NetworkCreate, root: str, runroot: str) -> dict[str, Any] | None:
-    """Create a network (``pyrt network create``) and return its inspect form (docker's
-    ``NetworkResource``: Name, Id, Driver, Scope, IPAM.Config, Internal, EnableIPv6,
-    Labels, Options, Created).  Refuse (:class:`pyrt_core.errors.UsageError` or
-    ConflictError) a taken name, a subnet that overlaps a host route or another network,
-    a gateway outside its subnet, before anything is created.  The default network
-    (``bridge``) is created by the plugin itself when first needed."""
+    """Create a network (``pyrt network create``); the first answer counts.
+
+    Receives the resolved ``request`` (:class:`pyrt_core.netmodel.NetworkCreate`), pyrt's
+    store ``root`` and run directory ``runroot``.  Called by the backend's ``network
+    create`` command.  Returns the network's inspect form (docker's ``NetworkResource``:
+    Name, Id, Driver, Scope, IPAM.Config, Internal, EnableIPv6, Labels, Options,
+    Created).  Refuses (:class:`pyrt_core.errors.UsageError` or ConflictError) a taken
+    name, a subnet that overlaps a host route or another network, a gateway outside its
+    subnet, before anything is created.  The default network (``bridge``) is created
+    by the plugin itself when first needed."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_remove(name: str, root: str, runroot: str) -> bool | None:
-    """Remove the network ``name`` (its bridge, rules and resolver); ConflictError while a
-    container is attached to it, NotFoundError when there is no such network."""
+    """Remove a network (its bridge, rules and resolver); the first answer counts.
+
+    Receives the network's ``name``, ``root`` and ``runroot``.  Called by ``pyrt network
+    rm``/``prune``.  Raises ConflictError while a container is attached to it,
+    NotFoundError when there is no such network; returns True when removed."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_list(root: str, runroot: str) -> list[dict[str, Any]] | None:
-    """Every network, in inspect form (``pyrt network ls``/``inspect``/``prune``), the
-    default network included once it exists."""
+    """Every network, in inspect form, the default network included once it exists;
+    the first answer counts.
+
+    Receives ``root`` and ``runroot``.  Called by ``pyrt network ls``/``inspect``/
+    ``prune`` and by the engine to resolve a network name."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_validate(networking: ContainerNetworking, root: str,
                           runroot: str) -> bool | None:
-    """Check a container's networking before anything is created (``create``/``run``):
-    unknown network, an address outside its subnet or taken, a host port that another
-    process or container holds (the message names it).  Raise to refuse; True when
-    checked."""
+    """Check a container's networking before anything is created; the first answer
+    counts.
+
+    Receives the container's ``networking``
+    (:class:`pyrt_core.netmodel.ContainerNetworking`), ``root`` and ``runroot``.  Called by
+    the engine in ``create``/``run``.  Raises to refuse: an unknown network, an address
+    outside its subnet or taken, a host port another process or container holds (the
+    message names it); returns True when checked."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_setup(container_id: str, netns: str, networking: ContainerNetworking,
                        root: str, runroot: str) -> dict[str, Any] | None:
-    """Attach the network namespace at ``netns`` (a bind mount the core made) to the
-    container's networks and publish its ports; return the network record (above).
-    Called once per start, before the container's process exists.  On failure, undo
-    what it did and raise: the core then removes the namespace and fails the start."""
+    """Attach a container's network namespace to its networks and publish its ports;
+    the first answer counts.
+
+    Receives the ``container_id``, ``netns`` (the path of the namespace's bind mount the
+    core made), its ``networking``, ``root`` and ``runroot``.  Called once per start by
+    the engine, before the container's process exists.  Returns the network record
+    (above).  On failure it undoes what it did and raises: the core then removes the
+    namespace and fails the start."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_teardown(container_id: str, netns: str | None, record: dict[str, Any] | None,
                           root: str, runroot: str) -> bool | None:
-    """Release what ``setup`` made for the container: its addresses, interfaces, port
-    rules, resolver entries.  ``netns`` is None when the namespace is already gone (a
-    crash, a reboot).  Idempotent, and called again by recovery after a kill at any
-    step, so it must work from the plugin's own state when ``record`` is None too."""
+    """Release what ``setup`` made for a container: its addresses, interfaces, port
+    rules, resolver entries; the first answer counts.
+
+    Receives the ``container_id``, ``netns`` (None when the namespace is already gone:
+    a crash, a reboot), the ``record`` setup returned (None when lost), ``root`` and
+    ``runroot``.  Called by the engine when a run ends (conmon's exit command, stop,
+    ``rm -f``) and again by recovery after a kill at any step, so it is idempotent and
+    works from the plugin's own state when ``record`` is None.  Returns True."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_connect(container_id: str, netns: str, networking: ContainerNetworking,
                          network: str, record: dict[str, Any] | None, root: str,
                          runroot: str) -> dict[str, Any] | None:
-    """Attach a running container to one more network (``pyrt network connect``; its
-    attachment is the one of ``networking.attachments`` named ``network``); return the
-    updated record."""
+    """Attach a running container to one more network (``pyrt network connect``); the
+    first answer counts.
+
+    Receives the ``container_id``, its ``netns``, its ``networking`` (whose attachment
+    named ``network`` is the new one), the ``network`` name, its current ``record``,
+    ``root`` and ``runroot``.  Called by the backend's ``network connect`` command.
+    Returns the updated record."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_disconnect(container_id: str, netns: str | None, network: str,
                             record: dict[str, Any] | None, root: str,
                             runroot: str) -> dict[str, Any] | None:
-    """Detach a container from ``network``; return the updated record."""
+    """Detach a container from one network; the first answer counts.
+
+    Receives the ``container_id``, its ``netns`` (None when gone), the ``network`` name,
+    its current ``record``, ``root`` and ``runroot``.  Called by ``pyrt network
+    disconnect``.  Returns the updated record."""
 
 
 @hookspec(firstresult=True)
 def pyrt_network_recover(live: list[str], root: str, runroot: str) -> list[str] | None:
-    """Make the plugin's state match reality after a crash: release everything held for
-    containers not in ``live`` (ids of the containers whose network namespace the core
-    still holds) and restart what must run (a network's resolver).  Return what was
-    cleaned, one line each, for ``pyrt system recover``."""
+    """Make the plugin's state match reality after a crash; the first answer counts.
+
+    Receives ``live`` (ids of the containers whose network namespace the core still
+    holds), ``root`` and ``runroot``.  Called by the engine's recovery (``pyrt system
+    recover`` and the start-up check).  Releases everything held for containers not in
+    ``live`` and restarts what must run (a network's resolver); returns what was
+    cleaned, one line each."""
 
 
 # --------------------------------------------------------------------------
