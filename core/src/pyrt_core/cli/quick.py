@@ -61,8 +61,10 @@ class Args:
 
 
 def is_version(argv) -> bool:
-    """``pyrt --version`` (or ``-v``) alone."""
-    return len(argv) == 1 and argv[0] in ("--version", "-v")
+    """``pyrt [GLOBAL OPTIONS] --version`` (or ``-v``)."""
+    if not argv or argv[-1] not in ("--version", "-v"):
+        return False
+    return argv[:-1] == [] or _globals(argv[:-1] + ["word"], {}) == len(argv) - 1
 
 
 def _globals(argv, out: dict) -> int | None:

@@ -13,7 +13,7 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
     """The stop signal (``--stop-signal``, else the image's StopSignal, else SIGTERM),
     then SIGKILL after ``timeout`` seconds; returns once the container is cleaned up.
     Stopping a container that is not running does nothing (as docker)."""
-    import signal as _signal
+    from _signal import SIGKILL  # not signal: it imports enum
 
     from .. import procutil
 
@@ -35,7 +35,7 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
     procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
     fault("stop:signalled")
     if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
-        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, _signal.SIGKILL)
+        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
     return finish_exit(engine, cid, st.run)
 

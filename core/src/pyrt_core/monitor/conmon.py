@@ -17,12 +17,12 @@ Per container (``<runroot>`` is the engine's run root)::
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 
 from ..errors import ExecError, RuntimeError_
+from ..fsutil import remove_tree_quietly, which
+from ..jsonlean import loads as json_loads  # not json: re and enum, ~6 ms
 
 CANDIDATES = ("/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/bin/conmon",
               "/usr/local/libexec/podman/conmon")
@@ -30,7 +30,7 @@ DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024
 
 
 def find_conmon() -> str:
-    path = os.environ.get("PYRT_CONMON") or shutil.which("conmon")
+    path = os.environ.get("PYRT_CONMON") or which("conmon")
     if path:
         return path
     for c in CANDIDATES:
@@ -45,7 +45,7 @@ def find_runtime() -> str:
     here = os.path.join(os.path.dirname(sys.executable), "pyrt-runtime")
     if os.access(here, os.X_OK):
         return here
-    found = shutil.which("pyrt-runtime")
+    found = which("pyrt-runtime")
     if found:
         return found
     raise RuntimeError_("pyrt-runtime is not installed (reinstall pyrt-core)")
@@ -55,7 +55,7 @@ def find_pyrt() -> str:
     here = os.path.join(os.path.dirname(sys.executable), "pyrt")
     if os.access(here, os.X_OK):
         return here
-    return shutil.which("pyrt") or "pyrt"
+    return which("pyrt") or "pyrt"
 
 
 class Paths:
@@ -108,7 +108,7 @@ def _runtime_error(paths: Paths) -> tuple[str, int | None]:
     for line in reversed(lines):
         code = None
         try:
-            rec = json.loads(line)
+            rec = json_loads(line)
             msg, code = rec.get("msg"), rec.get("exitCode")
         except (ValueError, AttributeError):
             msg = line
@@ -181,7 +181,7 @@ class Launch:
                 os.close(self._sync)
                 self._sync = -1
         try:
-            msg = json.loads(data.split(b"\n")[0] or b"{}")
+            msg = json_loads(data.split(b"\n")[0] or b"{}")
         except ValueError:
             msg = {}
         pid = msg.get("data", -1)
@@ -300,7 +300,7 @@ def prelaunch(settings, store, cid: str, *, name: str | None = None, stdin: bool
                           disabled_plugins=settings.disabled_plugins)
     except BaseException:
         store.discard_prepared(cid)
-        shutil.rmtree(paths.bundle, ignore_errors=True)
+        remove_tree_quietly(paths.bundle)
         dir_lock.release()
         raise
     launched.run = 1
@@ -314,7 +314,7 @@ def abandon(launched: Launch, store) -> None:
     launched.abort()
     cid = launched.paths.id
     if store.load(cid) is None:
-        shutil.rmtree(launched.paths.bundle, ignore_errors=True)
+        remove_tree_quietly(launched.paths.bundle)
         try:
             os.unlink(os.path.join(launched.paths.socket_dir, cid))
         except OSError:
