@@ -26,6 +26,10 @@ def remove(engine, ref: str | Container, force: bool = False) -> None:
 
             c.state.stop_requested = True
             engine.containers.save(c, durable=False)
+            if c.monitor == "conmon":
+                from ..monitor.conmon import mark_stopping
+
+                mark_stopping(engine.paths(cid))  # cleaned up below: no exit command
             st = c.state
             procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
             fault("rm:killed")

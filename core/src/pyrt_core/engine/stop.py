@@ -27,6 +27,10 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
             return c
         c.state.stop_requested = True
         engine.containers.save(c, durable=False)
+        if c.monitor == "conmon":
+            from ..monitor.conmon import mark_stopping
+
+            mark_stopping(engine.paths(cid))  # finish_exit cleans up: no exit command
         thaw_if_paused(engine, c)
     st = c.state
     sig = stop_signal(engine, c)

@@ -74,6 +74,21 @@ class Paths:
         self.ctl = os.path.join(self.bundle, "ctl")
         self.attach = os.path.join(self.bundle, "attach")
         self.ready = os.path.join(self.bundle, "ready")
+        #: made by ``stop`` and ``rm -f`` before they signal: they clean the run up
+        #: themselves, so conmon's exit command (see :func:`exit_command`) starts no pyrt
+        self.stopping = os.path.join(self.bundle, "stopping")
+
+
+def mark_stopping(paths: Paths) -> None:
+    """Tell this run's exit command that the caller (``stop``, ``rm -f``) cleans the run up:
+    it then ends without starting an interpreter.  Should the caller die before it cleaned
+    up, the next command's recovery does (the monitor is gone by then), as after any lost
+    monitor: conmon's exit file still gives the exit code."""
+    try:
+        os.close(os.open(paths.stopping, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600))
+    except OSError:
+        pass  # no bundle (a run that is over): the exit command finds nothing to do
 
 
 def read_exit_file(path: str) -> tuple[int, float] | None:
@@ -211,7 +226,7 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root, paths.bundle):
         os.makedirs(d, mode=0o700, exist_ok=True)
     for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile,
-              paths.ready):
+              paths.ready, paths.stopping):
         try:
             os.unlink(p)
         except FileNotFoundError:
@@ -268,13 +283,22 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
     return launched
 
 
+#: the exit command's shell: ``pyrt container cleanup`` unless the run's ``stopping`` mark
+#: is there ($0 is the mark, "$@" the pyrt command line)
+EXIT_SHELL = '[ -e "$0" ] || exec "$@"'
+
+
 def exit_command(settings, driver: str, cid: str, run: int) -> list[str]:
-    """conmon's exit command for run ``run`` of container ``cid``: ``pyrt container cleanup``."""
+    """conmon's exit command for run ``run`` of container ``cid``: ``pyrt container cleanup``,
+    through ``/bin/sh``, which skips it when ``stop`` or ``rm -f`` made the run's
+    ``stopping`` mark (:func:`mark_stopping`): they clean up themselves, and a second
+    Python process would only compete with them for the CPU and the container's lock."""
     argv = [find_pyrt(), "--root", settings.root, "--runroot", settings.runroot,
             "--storage-driver", driver]
     if settings.config_file:
         argv += ["--config", settings.config_file]
-    return argv + ["container", "cleanup", "--run", str(run), cid]
+    mark = Paths(settings.root, settings.runroot, cid).stopping
+    return ["/bin/sh", "-c", EXIT_SHELL, mark] + argv + ["container", "cleanup", "--run", str(run), cid]
 
 
 def prelaunch(settings, store, cid: str, *, name: str | None = None, stdin: bool = False,
