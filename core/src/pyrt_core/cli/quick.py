@@ -21,7 +21,7 @@ GLOBAL = {"--root": "root", "--runroot": "runroot", "--storage-driver": "storage
 # per command: (module, function, {flag: (dest, kind)}, positional dest, minimum count)
 # kind: True (store_true), "int", or a tuple of the accepted choices
 _TRUE = True
-COMMANDS = {
+COMMANDS: dict = {
     "ps": ("inventory", "cmd_ps",
            {"--all": ("all", _TRUE), "-a": ("all", _TRUE), "--quiet": ("quiet", _TRUE),
             "-q": ("quiet", _TRUE), "--no-trunc": ("no_trunc", _TRUE),
@@ -43,7 +43,7 @@ COMMANDS = {
               "containers", 0),
 }
 #: the defaults argparse gives each command's flags
-_DEFAULTS = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": "table"},
+_DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": "table"},
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},
