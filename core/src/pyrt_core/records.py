@@ -1,4 +1,4 @@
-"""Value classes without attrs, for the OCI runtime's hot path.
+"""Value classes without attrs, for the OCI runtime's hot path and the engine's models.
 
 Style: the project's data types are attrs classes (:mod:`pyrt_core.models`); these
 bases are the measured exception for the types ``pyrt-runtime create`` builds on
