@@ -19,7 +19,17 @@ path, for before/after figures from one run::
     git archive HEAD~3 | tar -x -C /tmp/old
     bench/lifecycle.py --compare /tmp/old/core/src:/tmp/old/plugins/namespaces/src:...
 
-Both stores are private temporary directories, removed at the end.
+``--compare-pyrt PROGRAM`` adds another installed ``pyrt`` (e.g. the ``.venv/bin/pyrt`` of
+a ``git worktree`` of the old tree with its own venv): its own scripts and wrappers count.
+
+The floor: each step's interpreter starts (``STARTS``, docs/lifecycle.md) times the start of
+pyrt's interpreter doing nothing (``python -c pass``, the interpreter of its ``#!`` line),
+printed beside the steps, as are the ratios to podman.
+
+Both stores are private temporary directories, removed at the end; podman's exit
+commands (``podman container cleanup``) are waited for first, as they mount the store's
+``overlay`` directory again after ``system reset``; with ``leakcheck`` (the shared tool,
+``--leakcheck``) a snapshot before and a comparison after check that nothing is left.
 """
 from __future__ import annotations
 
@@ -37,6 +47,11 @@ from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
+#: interpreter starts of each step of this tree's pyrt (docs/lifecycle.md): run -d = the
+#: CLI + pyrt-runtime create under conmon; stop = the CLI (conmon's exit command is
+#: skipped: stop cleans up); rm = the CLI
+STARTS = {"run -d": 2, "stop": 1, "rm": 1}
+LEAKCHECK = "/work/shared/tools/leakcheck"
 
 
 # the engines' own environment; Python may cache bytecode as an installed package does
@@ -80,6 +95,42 @@ def monitors(marker: str) -> list[int]:
     return out
 
 
+def interpreter_start(program: str, runs: int = 20) -> tuple[str, float]:
+    """The interpreter of ``program``'s ``#!`` line and its median start doing nothing."""
+    with open(program, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([interpreter, "-c", "pass"], check=True, env=ENV)
+        times.append(time.perf_counter() - t)
+    return interpreter, statistics.median(times)
+
+
+def store_processes(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker`` (a store's directory)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def settle(work: str, timeout: float = 30.0) -> None:
+    """Wait until no process of the bench's stores runs (podman's and pyrt's exit commands
+    run after the CLI returned, and podman's mounts the store's overlay directory again)."""
+    deadline = time.monotonic() + timeout
+    while store_processes(work) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def lifecycle(engines: dict, runs: int) -> dict:
     """``engines``: name -> (run_d, stop, rm) argv makers.  The engines take turns run by
     run, so a change in the machine's load hits both alike."""
@@ -113,9 +164,21 @@ def main():
     ap.add_argument("--compare", metavar="PYTHONPATH", default=None,
                     help="also time the same pyrt with this PYTHONPATH (e.g. the src dirs of an "
                          "older tree from `git archive`): before/after in one run")
+    ap.add_argument("--compare-pyrt", metavar="PROGRAM", default=None,
+                    help="also time this other pyrt program (an older tree's venv): before/after "
+                         "in one run, with its own start-up")
+    ap.add_argument("--leakcheck", default=LEAKCHECK if os.access(LEAKCHECK, os.X_OK) else
+                    shutil.which("leakcheck"),
+                    help="the leakcheck tool (snapshot before, compare after); default: "
+                         f"{LEAKCHECK} or leakcheck on PATH")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    snap = None
+    if a.leakcheck:
+        fd, snap = tempfile.mkstemp(prefix="pyrt-bench-lc-leaks-")
+        os.close(fd)
+        subprocess.run([a.leakcheck, "snapshot", snap], check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="pyrt-bench-lc-")
     layout = os.path.join(work, "layout")
     engines: dict[str, tuple] = {}
@@ -126,13 +189,15 @@ def main():
         subprocess.run([os.path.join(REPO, "scripts/build-demo-image"), layout, "latest"], check=True,
                        stdout=subprocess.DEVNULL)
         # -- pyrt (and the tree to compare with)
-        variants = [("pyrt", [])]
+        variants = [("pyrt", [], a.pyrt)]
         if a.compare:
-            variants.append(("pyrt (compare)", ["env", f"PYTHONPATH={a.compare}"]))
-        for label, prefix in variants:
-            tag = "pyrt" if label == "pyrt" else "cmp"
+            variants.append(("pyrt (compare)", ["env", f"PYTHONPATH={a.compare}"], a.pyrt))
+        if a.compare_pyrt:
+            variants.append(("pyrt (before)", [], a.compare_pyrt))
+        for n, (label, prefix, program) in enumerate(variants):
+            tag = "pyrt" if label == "pyrt" else f"cmp{n}"
             prun = os.path.join(work, f"{tag}-run")
-            base = prefix + [a.pyrt, "--root", os.path.join(work, f"{tag}-root"), "--runroot", prun]
+            base = prefix + [program, "--root", os.path.join(work, f"{tag}-root"), "--runroot", prun]
             iid = timed(base + ["load", "-q", "-i", layout])[1].split()[0]
             _, warm = timed(base + ["run", "-d", iid] + TRAP)
             timed(base + ["rm", "-f", warm])
@@ -179,18 +244,46 @@ def main():
         for label, (run_d, rm_all, marker) in memory.items():
             mem[label] = idle_memory(run_d, rm_all, marker, a.containers)
         if pbase:
+            settle(work)
             subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     finally:
+        settle(work)
         cleanup_work(work)
+    interpreter, start = interpreter_start(a.pyrt)
+    leaks = None
+    if snap:
+        r = subprocess.run([a.leakcheck, "compare", snap], capture_output=True, text=True)
+        os.unlink(snap)
+        leaks = r.stdout.strip() if r.returncode else ""
+    steps = ("run -d", "stop", "rm", "total")
+    starts = dict(STARTS, total=sum(STARTS.values()))
     print(f"latency, median of {a.runs} runs (ms), engines taking turns:")
-    print(f"  {'':<16}{'run -d':>9}{'stop':>9}{'rm':>9}{'total':>9}")
+    print(f"  {'':<20}" + "".join(f"{s:>9}" for s in steps))
     for k, v in res.items():
-        print(f"  {k:<16}" + "".join(f"{v[s] * 1000:9.0f}" for s in ("run -d", "stop", "rm", "total")))
+        print(f"  {k:<20}" + "".join(f"{v[s] * 1000:9.0f}" for s in steps))
+    print(f"  {'floor':<20}" + "".join(f"{starts[s] * start * 1000:9.0f}" for s in steps)
+          + f"   (interpreter starts {'/'.join(str(starts[s]) for s in steps)} x "
+            f"{start * 1000:.1f} ms, `{interpreter} -c pass`)")
+    peer = res.get("podman+runc")
+    for k, v in res.items():
+        if k == "podman+runc":
+            continue
+        if peer:
+            print(f"  {k + ' / podman':<20}" + "".join(f"{v[s] / peer[s]:9.2f}" for s in steps))
+        if k == "pyrt":  # STARTS are this tree's
+            print(f"  {k + ' / floor':<20}" + "".join(f"{v[s] / (starts[s] * start):9.2f}" for s in steps))
     print(f"monitor memory with {a.containers} idle containers (PSS):")
     for k, (n, kib) in mem.items():
         per = kib / max(n, 1)
         print(f"  {k:<30} {n:3d} monitors, {kib / 1024:7.1f} MiB in all, {per / 1024:5.2f} MiB per container")
+    if leaks is None:
+        print("leakcheck: not run (no leakcheck tool; --leakcheck PATH)")
+    elif leaks:
+        print("leakcheck: the bench left these behind:\n" + leaks)
+        return 1
+    else:
+        print("leakcheck: nothing left behind")
     return 0
 
 

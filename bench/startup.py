@@ -7,8 +7,11 @@ Run as root from the repository (after scripts/quickstart or a dev install):
 
 All three start the same busybox image (built offline by
 scripts/build-demo-image) in one run; prints the median wall time of each and
-the ratios. Peers missing on the machine are skipped with a note
-(apt-get install podman runc).
+the ratios, and the floor: pyrt's interpreter starts for ``run --rm`` (one: the CLI
+runs the container in-process, docs/lifecycle.md) times the start of its interpreter
+doing nothing (``python -c pass``). ``--compare-pyrt PROGRAM`` times another pyrt (an
+older tree's venv) in the same run. Peers missing on the machine are skipped with a
+note (apt-get install podman runc).
 """
 from __future__ import annotations
 
@@ -26,13 +29,18 @@ from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+#: interpreter starts of ``pyrt run --rm`` (docs/lifecycle.md)
+STARTS = 1
+# Python may cache bytecode as an installed package does (pip byte-compiles on install):
+# a dev shell's PYTHONDONTWRITEBYTECODE would time the compiler
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def median_time(cmd, runs, env=None):
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or ENV)
         times.append(time.perf_counter() - t)
         if r.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.decode().strip()}")
@@ -44,6 +52,8 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--driver", default=None, help="pyrt storage driver (default: automatic)")
     ap.add_argument("--pyrt", default=shutil.which("pyrt") or os.path.join(REPO, ".venv/bin/pyrt"))
+    ap.add_argument("--compare-pyrt", metavar="PROGRAM", default=None,
+                    help="also time this other pyrt program (an older tree's venv) in the same run")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -60,8 +70,21 @@ def main():
             base += ["--storage-driver", a.driver]
         iid = subprocess.run(base + ["load", "-q", "-i", layout], check=True, capture_output=True,
                              text=True).stdout.split()[0]
-        subprocess.run(base + ["run", "--rm", iid, "true"], check=True)  # warm caches
+        subprocess.run(base + ["run", "--rm", iid, "true"], check=True, env=ENV)  # warm caches
         results["pyrt run --rm"] = median_time(base + ["run", "--rm", iid, "true"], a.runs)
+        if a.compare_pyrt:
+            cbase = [a.compare_pyrt, "--root", os.path.join(work, "cmp-root"), "--runroot",
+                     os.path.join(work, "cmp-run")] + (["--storage-driver", a.driver] if a.driver else [])
+            ciid = subprocess.run(cbase + ["load", "-q", "-i", layout], check=True, capture_output=True,
+                                  text=True).stdout.split()[0]
+            subprocess.run(cbase + ["run", "--rm", ciid, "true"], check=True, env=ENV)
+            # taking turns with this tree's, so a change in the machine's load hits both alike
+            mine, theirs = [], []
+            for _ in range(a.runs):
+                mine.append(median_time(base + ["run", "--rm", iid, "true"], 1))
+                theirs.append(median_time(cbase + ["run", "--rm", ciid, "true"], 1))
+            results["pyrt run --rm"] = statistics.median(mine)
+            results["pyrt (before) run --rm"] = statistics.median(theirs)
 
         # podman + runc
         if shutil.which("podman") and shutil.which("runc"):
@@ -100,10 +123,21 @@ def main():
     finally:
         cleanup_work(work)
     p = results["pyrt run --rm"]
+    interpreter, start = interpreter_start(a.pyrt)
+    results[f"floor: {STARTS} interpreter start (python -c pass)"] = STARTS * start
     print(f"median of {a.runs} runs each:")
     for k, v in results.items():
         print(f"  {k:<46} {v * 1000:8.1f} ms   pyrt/this = {p / v:5.2f}")
+    print(f"(floor: `{interpreter} -c pass`, the interpreter of pyrt's #! line)")
     return 0
+
+
+def interpreter_start(program: str, runs: int = 20) -> tuple[str, float]:
+    """The interpreter of ``program``'s ``#!`` line and its median start doing nothing."""
+    with open(program, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    return interpreter, median_time([interpreter, "-c", "pass"], runs)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ _HOMES = {
     # -- storage drivers (the pyrt.storage.drivers entry points) ------------------------------
     "StorageDriver": "pyrt_core.storage.driver",  # the base class every driver implements
     "NaiveDiffDriver": "pyrt_core.storage.driver",  # a driver whose diffs compare directories
-    "Change": "pyrt_core.storage.driver",  # one entry of a driver's changes()
+    "Change": "pyrt_core.archive.changes",  # one entry of a driver's changes()
     # diff(driver, id, parent) and changes(...) by comparing a layer with its parent
     "naivediff": "pyrt_core.storage.naivediff:",
     "apply_layer": "pyrt_core.archive.unpack",  # unpack a layer tar (whiteouts, safely)
@@ -212,7 +212,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .runtime.seccomp_config import SeccompConfig  # noqa: F401
     from .runtime.seccomp_config import action_value as seccomp_action_value  # noqa: F401
     from .storage.copy import copy_tree  # noqa: F401
-    from .storage.driver import Change, NaiveDiffDriver, StorageDriver  # noqa: F401
+    from .archive.changes import Change  # noqa: F401
+    from .storage.driver import NaiveDiffDriver, StorageDriver  # noqa: F401
     from .storage import naivediff  # noqa: F401
     from .trusted import read as trusted_read  # noqa: F401
     from .trusted import write as trusted_write  # noqa: F401

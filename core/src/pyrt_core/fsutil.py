@@ -82,9 +82,9 @@ def read_json(path: str, default=None):
             data = f.read()
     except FileNotFoundError:
         return default
-    import json  # here, not at the top: the runtime's create imports atomic_write
+    from .jsonlean import loads  # not json: it imports re and enum (~6 ms)
 
-    return json.loads(data)
+    return loads(data)
 
 
 def write_json(path: str, obj, mode: int = 0o644) -> None:
@@ -265,6 +265,25 @@ def remove_tree(path: str) -> None:
             if e[0] is not None:
                 os.close(e[0])
     os.rmdir(path)
+
+
+def remove_tree_quietly(path: str) -> None:
+    """:func:`remove_tree`, errors ignored (what ``shutil.rmtree(path, ignore_errors=True)``
+    did, without importing shutil: with fnmatch and re, ~5 ms of ``rm`` and ``stop``)."""
+    try:
+        remove_tree(path)
+    except OSError:
+        pass
+
+
+def which(name: str) -> str | None:
+    """``shutil.which(name)`` for a plain command name: the first executable file of that
+    name on ``$PATH`` (without importing shutil, see :func:`remove_tree_quietly`)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.access(p, os.X_OK) and not os.path.isdir(p):
+            return p
+    return None
 
 
 _OPEN_FDS = 64

@@ -1,29 +1,40 @@
 """Data types the engine passes around: images, layers, containers, configs.
 
-Style: attrs classes (``@define`` / ``@frozen``), the project's default for data
-types: fields with defaults, validators and converters, ``==``, repr and
-``attrs.evolve`` for free.  Only the engine's commands import them, and those import
-attrs anyway; the OCI runtime's hot path never does (its types are plain classes on
-:mod:`pyrt_core.records`, see :mod:`pyrt_core.runtime.config` and
-docs/architecture.md, "The hot path"), and neither does ``pyrt run -d`` before it
-starts the container's monitor (:class:`pyrt_core.config.Settings`).
+Style: declared as attrs classes are (``@define`` / ``@frozen``, annotated fields,
+``field(factory=..., converter=...)``), through :mod:`pyrt_core.records`' ``define``,
+``frozen``, ``field``, ``fields`` and ``asdict``, which give the same ``__init__``,
+``==``, repr and hash without importing attrs: every engine command reads these
+records, and attrs (with typing, inspect, re and enum) cost ~40 ms of ``pyrt ps``,
+``rm``, ``stop`` and conmon's exit command, whose own work is a few milliseconds
+(docs/architecture.md, "The hot path"; tests/unit/test_cli_lean.py).  Other modules'
+data types stay attrs classes.  The regular expressions are compiled when first used.
 
 ``to_dict``/``from_dict`` give the JSON form stored on disk; the JSON form uses the
 OCI/docker field names where one exists.
 """
 from __future__ import annotations
 
-import re
-
-import attrs
-from attrs import define, field, frozen
-
 from .errors import UsageError
+from .records import asdict, define, field, fields, frozen
 
 DEFAULT_TAG = "latest"
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_NAME_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_PATTERNS = {
+    "digest": r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$",
+    "name": r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$",
+    "tag": r"^[\w][\w.-]{0,127}$",
+}
+_COMPILED: dict = {}
+
+
+def _match(kind: str, text: str):
+    """``re.match`` of the pattern ``kind`` (``re`` costs ~10 ms with enum: imported when
+    a reference is first parsed, not by every reader of a record)."""
+    pattern = _COMPILED.get(kind)
+    if pattern is None:
+        import re
+
+        pattern = _COMPILED[kind] = re.compile(_PATTERNS[kind])
+    return pattern.match(text)
 
 
 @frozen
@@ -55,19 +66,19 @@ class ImageReference:
         name, digest = text, None
         if "@" in name:
             name, digest = name.split("@", 1)
-            if not _DIGEST_RE.match(digest):
+            if not _match("digest", digest):
                 raise UsageError(f"invalid reference format: {text!r}: bad digest")
         tag = None
         last = name.rsplit("/", 1)[-1]
         if ":" in last:
             name, tag = name.rsplit(":", 1)
-            if not _TAG_RE.match(tag):
+            if not _match("tag", tag):
                 raise UsageError(f"invalid reference format: {text!r}: bad tag")
         registry = None
         parts = name.split("/")
         if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
             registry, parts = parts[0], parts[1:]
-        if not parts or not all(_NAME_COMPONENT.match(p) for p in parts):
+        if not parts or not all(_match("name", p) for p in parts):
             raise UsageError(
                 f"invalid reference format: {text!r}: repository name must be lowercase"
             )
@@ -201,7 +212,7 @@ class Image:
         return self.layers[-1] if self.layers else None
 
     def to_dict(self) -> dict:
-        d = attrs.asdict(self, recurse=False)
+        d = asdict(self, recurse=False)
         d["config"] = self.config.to_oci()
         return d
 
@@ -308,12 +319,12 @@ class ContainerConfig:
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
 
     def to_dict(self) -> dict:
-        return attrs.asdict(self)
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
         d = dict(d)
-        known = {a.name for a in attrs.fields(cls)}
+        known = {a.name for a in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["volumes"] = [VolumeSpec(**v) for v in d.get("volumes", [])]
         d["uidmaps"] = [IdMap(**m) for m in d.get("uidmaps", [])]
@@ -373,13 +384,13 @@ class Container:
         return self.id[:12]
 
     def to_dict(self) -> dict:
-        return attrs.asdict(self)
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Container":
         d = dict(d)
         d["config"] = ContainerConfig.from_dict(d["config"])
         st = d.get("state", {})
-        known = {a.name for a in attrs.fields(ContainerState)}
+        known = {a.name for a in fields(ContainerState)}
         d["state"] = ContainerState(**{k: v for k, v in st.items() if k in known})
         return cls(**d)

@@ -1,4 +1,4 @@
-"""Value classes without attrs, for the OCI runtime's hot path.
+"""Value classes without attrs, for the OCI runtime's hot path and the engine's models.
 
 Style: the project's data types are attrs classes (:mod:`pyrt_core.models`); these
 bases are the measured exception for the types ``pyrt-runtime create`` builds on
@@ -165,3 +165,184 @@ class TupleRecord:
                 raise ValueError(f"{type(self).__name__}: {name!r} is not a field")
         values.update(changes)
         return type(self)(**values)
+
+
+# -- attrs' declarations without attrs: the engine's models ------------------------------
+#
+# :mod:`pyrt_core.models` (containers, images, the records every engine command reads)
+# declares its classes as attrs did -- annotated fields, defaults, ``field(factory=...,
+# converter=...)``, ``@define`` / ``@frozen`` -- but through these: importing attrs costs
+# ~30 ms (typing, inspect, re, enum) and defining the classes with it ~10 ms more, on
+# commands (``ps``, ``rm``, ``stop``, conmon's exit command) whose own work is a few
+# milliseconds.  What they give: ``__init__`` (positional or by name, in field order;
+# defaults, factories, converters; a TypeError for a missing or unknown field), ``==``
+# by value, attrs' repr, a hash and immutability for ``@frozen`` (unhashable ``@define``
+# classes, as attrs), :func:`fields` and :func:`asdict` (attrs' recursion into records,
+# lists and dicts).  A type checker reads them as dataclass-like (PEP 681).
+
+TYPE_CHECKING = False  # (typing's costs ~3 ms; a type checker treats this name as True)
+if TYPE_CHECKING:
+    from typing import dataclass_transform
+else:
+    def dataclass_transform(**_kw):
+        return lambda f: f
+
+
+class Field:
+    """One declared field: ``name``, ``default`` (or a ``factory``), a ``converter``."""
+
+    __slots__ = ("name", "default", "factory", "converter")
+
+    def __init__(self, default=_MISSING, factory=None, converter=None, name=""):
+        self.name, self.default, self.factory, self.converter = name, default, factory, converter
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r})"
+
+
+def field(*, default=_MISSING, factory=None, converter=None):
+    """attrs' ``field``: a default, or a ``factory`` called for each instance, and a
+    ``converter`` applied to the value given (or the default)."""
+    return Field(default, factory, converter)
+
+
+def fields(cls) -> tuple:
+    """The fields of a class made with :func:`define` or :func:`frozen`, in order."""
+    try:
+        return cls.__record_fields__
+    except AttributeError:
+        raise TypeError(f"{cls!r} is not a record class") from None
+
+
+def _declare(cls, frozen: bool):
+    own = []
+    for name in cls.__dict__.get("__annotations__", {}):
+        value = cls.__dict__.get(name, _MISSING)
+        f = value if isinstance(value, Field) else Field(value)
+        f.name = name
+        own.append(f)
+        if value is not _MISSING:
+            delattr(cls, name)
+    inherited = [f for f in getattr(cls, "__record_fields__", ()) if f.name not in
+                 {g.name for g in own}]
+    all_fields = tuple(inherited + own)
+    seen_default = False
+    for f in all_fields:
+        if f.default is not _MISSING or f.factory is not None:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"{cls.__name__}: field {f.name!r} without a default follows one "
+                            "with a default")
+    cls.__record_fields__ = all_fields
+    cls.__init__ = _make_init(cls.__name__, all_fields, frozen)
+    cls.__eq__ = _eq
+    cls.__ne__ = _ne
+    cls.__repr__ = _repr
+    if frozen:
+        cls.__setattr__ = _frozen_setattr
+        cls.__delattr__ = _frozen_delattr
+        cls.__hash__ = _hash
+        cls.__reduce__ = _reduce
+    else:
+        cls.__hash__ = None
+    return cls
+
+
+def _make_init(clsname: str, all_fields: tuple, frozen: bool):
+    n = len(all_fields)
+    names = {f.name for f in all_fields}
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > n:
+            raise TypeError(f"{clsname}() takes {n} fields, {len(args)} given")
+        for k in kwargs:
+            if k not in names:
+                raise TypeError(f"{clsname}() got an unexpected keyword argument {k!r}")
+        d = self.__dict__
+        for i, f in enumerate(all_fields):
+            if i < len(args):
+                if f.name in kwargs:
+                    raise TypeError(f"{clsname}() got multiple values for {f.name!r}")
+                v = args[i]
+            elif f.name in kwargs:
+                v = kwargs[f.name]
+            elif f.factory is not None:
+                v = f.factory()
+            elif f.default is not _MISSING:
+                v = f.default
+            else:
+                raise TypeError(f"{clsname}() missing the field {f.name!r}")
+            if f.converter is not None:
+                v = f.converter(v)
+            d[f.name] = v
+
+    return __init__
+
+
+def _values(self) -> tuple:
+    d = self.__dict__
+    return tuple(d[f.name] for f in self.__record_fields__)
+
+
+def _eq(self, other):
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return _values(self) == _values(other)
+
+
+def _ne(self, other):
+    result = _eq(self, other)
+    return result if result is NotImplemented else not result
+
+
+def _repr(self) -> str:
+    d = self.__dict__
+    inner = ", ".join(f"{f.name}={d[f.name]!r}" for f in self.__record_fields__)
+    return f"{self.__class__.__qualname__}({inner})"
+
+
+def _hash(self) -> int:
+    return hash((self.__class__, _values(self)))
+
+
+def _frozen_setattr(self, name, value):
+    raise AttributeError(f"{self.__class__.__name__} is immutable: cannot set {name!r}")
+
+
+def _frozen_delattr(self, name):
+    raise AttributeError(f"{self.__class__.__name__} is immutable: cannot delete {name!r}")
+
+
+def _reduce(self):  # copy and pickle: through __init__, as __setattr__ refuses
+    return self.__class__, _values(self)
+
+
+@dataclass_transform(field_specifiers=(field,))
+def define(cls):
+    """attrs' ``@define`` for the engine's models (see above)."""
+    return _declare(cls, frozen=False)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def frozen(cls):
+    """attrs' ``@frozen``: :func:`define`, immutable and hashable."""
+    return _declare(cls, frozen=True)
+
+
+def asdict(obj, recurse: bool = True) -> dict:
+    """attrs' ``asdict``: the fields of ``obj`` by name; with ``recurse`` records inside
+    (also in lists, tuples and dicts) become dicts too, and every sequence a list."""
+    d = obj.__dict__
+    if not recurse:
+        return {f.name: d[f.name] for f in obj.__record_fields__}
+    return {f.name: _plain(d[f.name]) for f in obj.__record_fields__}
+
+
+def _plain(v):
+    if hasattr(v.__class__, "__record_fields__"):
+        return asdict(v)
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {_plain(k): _plain(x) for k, x in v.items()}
+    return v

@@ -8,22 +8,45 @@ found).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from .. import __version__
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit 125 like docker's."""
-
-    def error(self, message):  # noqa: D401
-        sys.stderr.write(f"Error: {self.prog}: {message}\nSee '{self.prog} --help'.\n")
-        sys.exit(125)
+# argparse (~10-15 ms: re, gettext, enum) is imported only when a command line is not
+# one of the plain forms cli.quick reads (``ps``, ``rm``, ``stop``, ``--version``...)
 
 
-def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: bool = True) -> None:
+_PARSER = None
+
+
+def _parser_class():
+    """The ``Parser`` class (argparse's, made when first needed)."""
+    global _PARSER
+    if _PARSER is not None:
+        return _PARSER
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, but usage errors are one line and exit 125 like docker's."""
+
+        def error(self, message):  # noqa: D401
+            sys.stderr.write(f"Error: {self.prog}: {message}\nSee '{self.prog} --help'.\n")
+            sys.exit(125)
+
+    _PARSER = Parser
+    return Parser
+
+
+def __getattr__(name):  # ``main.Parser`` for callers that subclass or check it
+    if name == "Parser":
+        return _parser_class()
+    raise AttributeError(name)
+
+
+def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
+    import argparse
+
     d = argparse.SUPPRESS if suppress else None
     p.add_argument("--root", default=d, help="store root (default /var/lib/pyrt)")
     p.add_argument("--runroot", default=d, help="run-state root (default /run/pyrt)")
@@ -68,11 +91,12 @@ def command_word(argv) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None) -> Parser:
+def build_parser(only: str | None = None):
     """The parser of every command, or with ``only`` of that command alone (what
     ``main`` uses: building ~40 parsers costs more than most commands' work)."""
     import importlib
 
+    Parser = _parser_class()
     p = Parser(prog="pyrt", description="pyrt: a pluggable container engine.")
     p.add_argument("--version", "-v", action="version", version=f"pyrt version {__version__}")
     _global_options(p, suppress=False)
@@ -132,9 +156,8 @@ def exit_now(code) -> None:
     paid by every command and on the critical path of conmon's exit command): flush
     stdout/stderr and end the process, unless another thread still runs (then Python's
     normal exit waits for it)."""
-    import threading
-
-    if threading.active_count() > 1:
+    threading = sys.modules.get("threading")  # not imported: no other thread
+    if threading is not None and threading.active_count() > 1:
         return
     try:
         sys.stdout.flush()
@@ -148,6 +171,15 @@ def exit_now(code) -> None:
 
 
 def _main(argv) -> int:
+    from . import quick
+
+    if quick.is_version(argv):
+        sys.stdout.write(f"pyrt version {__version__}\n")
+        return 0
+    args = quick.parse(argv)
+    if args is not None:
+        args.plugin_options = {}
+        return _run(args)
     word = command_word(argv)
     if word == "runtime":  # everything after it is the runtime's (its own --root, --log...)
         from .system import cmd_runtime
@@ -170,6 +202,12 @@ def _main(argv) -> int:
     from .extensions import collect_plugin_options
 
     collect_plugin_options(args)
+    return _run(args)
+
+
+def _run(args) -> int:
+    from ..errors import PyrtError
+
     try:
         return _dispatch(args) or 0
     except PyrtError as e:

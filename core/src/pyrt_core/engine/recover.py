@@ -32,7 +32,7 @@ What it finishes or undoes uses the operations' own steps (engine.teardown's
 from __future__ import annotations
 
 import os
-import shutil
+from ..fsutil import remove_tree_quietly
 import time
 
 TRANSITIONAL = ("creating", "starting", "running", "removing")
@@ -58,15 +58,15 @@ def reconcile(engine, full: bool = False) -> list[str]:
             except NotFoundError:
                 continue
             if got:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree_quietly(path)
                 lk.release()
                 actions.append(f"removed an unfinished create {name[12:24]}")
         elif name.startswith(".tmp-delete-"):
-            shutil.rmtree(os.path.join(store.dir, name), ignore_errors=True)
+            remove_tree_quietly(os.path.join(store.dir, name))
         elif name.startswith(".tmp-prep-"):
             path = os.path.join(store.dir, name)
             if time.time() - _mtime(path) > 60:  # a creator killed within microseconds
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree_quietly(path)
         elif len(name) == 64 and not os.path.exists(os.path.join(store.dir, name, "container.json")):
             # a `run -d` killed after starting its monitor, before its record (Engine.prelaunch)
             lk = ContainerLock(os.path.join(store.dir, name, "lock"), name)
@@ -155,10 +155,10 @@ def _remove_unfinished_run(engine, cid: str) -> None:
     from ..monitor.conmon import Paths
 
     p = Paths(engine.settings.root, engine.settings.runroot, cid)
-    shutil.rmtree(p.bundle, ignore_errors=True)
+    remove_tree_quietly(p.bundle)
     _unlink(os.path.join(p.socket_dir, cid))
     _unlink(p.exit_file)
-    shutil.rmtree(engine.containers.path(cid), ignore_errors=True)
+    remove_tree_quietly(engine.containers.path(cid))
 
 
 def _expire_exit_files(engine, full: bool) -> None:
@@ -227,7 +227,7 @@ def _sweep(engine, actions: list[str]) -> None:
         # a bundle whose record-less container directory exists: a `run -d` in progress
         # (Engine.prelaunch; the pass above removed those of killed ones)
         if cid not in running and (cid in known or not os.path.isdir(store.path(cid))):
-            shutil.rmtree(os.path.join(store.rundir, cid), ignore_errors=True)
+            remove_tree_quietly(os.path.join(store.rundir, cid))
     now = time.time()
     for cid in _listdir(p.exit_dir):
         path = os.path.join(p.exit_dir, cid)

@@ -20,14 +20,18 @@ def remove(engine, ref: str | Container, force: bool = False) -> None:
                 raise ConflictError(
                     f"cannot remove container {c.name}: container is running: stop the "
                     "container before removing or force remove (-f)")
-            import signal
+            from _signal import SIGKILL  # not signal: it imports enum
 
             from .. import procutil
 
             c.state.stop_requested = True
             engine.containers.save(c, durable=False)
+            if c.monitor == "conmon":
+                from ..monitor.conmon import mark_stopping
+
+                mark_stopping(engine.paths(cid))  # cleaned up below: no exit command
             st = c.state
-            procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+            procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
             fault("rm:killed")
             procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
         if c.state.status in ("running", "starting"):

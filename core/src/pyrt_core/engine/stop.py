@@ -13,7 +13,7 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
     """The stop signal (``--stop-signal``, else the image's StopSignal, else SIGTERM),
     then SIGKILL after ``timeout`` seconds; returns once the container is cleaned up.
     Stopping a container that is not running does nothing (as docker)."""
-    import signal as _signal
+    from _signal import SIGKILL  # not signal: it imports enum
 
     from .. import procutil
 
@@ -27,6 +27,10 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
             return c
         c.state.stop_requested = True
         engine.containers.save(c, durable=False)
+        if c.monitor == "conmon":
+            from ..monitor.conmon import mark_stopping
+
+            mark_stopping(engine.paths(cid))  # finish_exit cleans up: no exit command
         thaw_if_paused(engine, c)
     st = c.state
     sig = stop_signal(engine, c)
@@ -35,7 +39,7 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
     procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
     fault("stop:signalled")
     if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
-        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, _signal.SIGKILL)
+        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
     return finish_exit(engine, cid, st.run)
 

@@ -27,8 +27,8 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
     seconds for it), else 137 when pyrt had to kill the process, else 255
     (unknown, as docker after a crash).  With ``remove`` a ``--rm``
     container is removed."""
-    import signal
     import time
+    from _signal import SIGKILL  # not signal: it imports enum
 
     from .. import procutil
     from ..monitor import conmon
@@ -39,14 +39,14 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
     killed = False
     # 1. no process of this run may survive: the init (verified identity), then conmon
     if procutil.alive(st.pid, st.pid_start, st.boot_id) and not engine.monitor_alive(c):
-        killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+        killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
     mon = conmon.read_pid(paths.conmon_pidfile) if c.monitor == "conmon" else 0
     if mon and not (procutil.alive(mon) and c.id in procutil.cmdline(mon)):
         mon = 0
     if mon and procutil.alive(st.pid, st.pid_start, st.boot_id):
         # conmon runs but the container must go (failed start, rm -f): kill the init
-        killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, signal.SIGKILL)
+        killed = procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
     exited = None
     if c.monitor == "conmon":
@@ -63,7 +63,7 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
             time.sleep(0.003)
         if exited is None and mon:
             try:
-                os.kill(mon, signal.SIGKILL)  # a monitor that cannot report is no use
+                os.kill(mon, SIGKILL)  # a monitor that cannot report is no use
             except ProcessLookupError:
                 pass
     if exit_code is None:
@@ -99,10 +99,10 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
             engine.driver.put(c.layer_id)
     except Exception as e:  # noqa: BLE001
         errors.append(f"unmounting the root filesystem: {e}")
-    import shutil
+    from ..fsutil import remove_tree_quietly
 
     keep_exit = c.config.auto_remove  # `pyrt wait` may still want the code
-    shutil.rmtree(paths.bundle, ignore_errors=True)
+    remove_tree_quietly(paths.bundle)
     for p in ([] if keep_exit else [paths.exit_file]) + [os.path.join(paths.socket_dir, c.id)]:
         try:
             os.unlink(p)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 
 # remove_tree lives in pyrt_core.fsutil (the layer unpacker, below storage, needs it too);
 # it stays importable from here because storage drivers outside this repository import
 # it from here, as examples/pyrt-storage-example does.
-from ..fsutil import remove_tree
+from ..fsutil import remove_tree, which
 
 __all__ = ["copy_tree", "copy_tree_python", "remove_tree"]
 
@@ -63,7 +62,7 @@ _cp_path: str | None | bool = False
 def _gnu_cp() -> str | None:
     global _cp_path
     if _cp_path is False:
-        path = shutil.which("cp")
+        path = which("cp")
         if path is not None:
             import subprocess
 

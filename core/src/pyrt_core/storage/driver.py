@@ -23,12 +23,25 @@ need not guard its own files against concurrent pyrt processes.
 from __future__ import annotations
 
 import abc
-from typing import BinaryIO, Iterator
 
-# the result type of ``changes``: part of this contract, so drivers import it from here
-from ..archive.changes import Change
+TYPE_CHECKING = False  # (not typing's: every command that touches a layer imports this)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator
+
+    from ..archive.changes import Change
 
 __all__ = ["Change", "StorageDriver", "NaiveDiffDriver"]
+
+
+def __getattr__(name):
+    """``Change``, the result type of ``changes``: part of this contract, so drivers import
+    it from here; loaded when first asked for (it is an attrs class: ``rm`` and ``stop``,
+    which unmount and remove layers, never need it)."""
+    if name == "Change":
+        from ..archive.changes import Change
+
+        return Change
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StorageDriver(abc.ABC):

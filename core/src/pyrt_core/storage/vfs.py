@@ -8,18 +8,20 @@ and space.  Diffs are computed by comparing trees (:class:`NaiveDiffDriver`).
 from __future__ import annotations
 
 import os
-import re
 
 from ..errors import ConflictError, NotFoundError, StorageError, UsageError
 from .copy import copy_tree, remove_tree as _rmtree
 from .driver import NaiveDiffDriver
 
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.-")
 
 
 def check_layer_id(id: str) -> None:
-    """Layer ids become directory names: refuse anything else."""
-    if not isinstance(id, str) or not _ID_RE.fullmatch(id):
+    """Layer ids become directory names: refuse anything else
+    (``[A-Za-z0-9][A-Za-z0-9_.-]{0,127}``, without ``re``: every ``rm`` checks one)."""
+    if (not isinstance(id, str) or not 0 < len(id) <= 128 or id[0] not in _ID_FIRST
+            or not _ID_CHARS.issuperset(id)):
         raise UsageError(f"invalid layer id {id!r}")
 
 

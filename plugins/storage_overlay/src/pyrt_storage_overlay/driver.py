@@ -38,7 +38,11 @@ from pyrt_core.errors import (
     StorageError,
     UsageError,
 )
-from pyrt_core.api import Change, StorageDriver
+from pyrt_core.api import StorageDriver
+
+TYPE_CHECKING = False  # (not typing's; Change is an attrs class: rm and stop never need it)
+if TYPE_CHECKING:
+    from pyrt_core.api import Change
 
 from .mounts import mount_overlay, mounts_under, unmount
 from .probe import probe_home
@@ -50,11 +54,15 @@ MAX_LAYERS = 500
 _RESERVED = {"l", "empty"}
 
 
-def _check_id(id: str) -> None:
-    import re
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.-")
 
-    if (not isinstance(id, str) or id in _RESERVED
-            or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)):
+
+def _check_id(id: str) -> None:
+    """``[A-Za-z0-9][A-Za-z0-9_.-]{0,127}``, checked without ``re`` (with enum ~5-10 ms of
+    every ``rm`` and ``stop``, which unmount and remove layers)."""
+    if (not isinstance(id, str) or id in _RESERVED or not 0 < len(id) <= 128
+            or id[0] not in _ID_FIRST or not _ID_CHARS.issuperset(id)):
         raise UsageError(f"invalid layer id {id!r}")
 
 
