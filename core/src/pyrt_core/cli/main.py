@@ -16,7 +16,15 @@ from .. import __version__
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit 125 like docker's."""
+    """argparse, but usage errors are one line and exit 125 like docker's, and long options
+    are never abbreviated (docker has no abbreviations: ``--priv`` is an error, not
+    ``--privileged``).  Every parser of the command line is one of these: the commands'
+    (``cmd``), their subcommands (``add_subparsers`` makes parsers of its parent's class)
+    and the plugins' commands."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401
         sys.stderr.write(f"Error: {self.prog}: {message}\nSee '{self.prog} --help'.\n")
@@ -53,7 +61,7 @@ def command_word(argv) -> str | None:
     """The command ``argv`` names, when that is certain without argparse: the first word
     after the global options, spelt out in full (a core command's, or another word: a
     plugin's command, looked up in :func:`build_parser`).  None for anything else (no
-    command, --help, --version, abbreviated options), where the whole parser is built."""
+    command, --help, --version, an unknown option), where the whole parser is built."""
     i = 0
     while i < len(argv):
         a = argv[i]
