@@ -1153,25 +1153,28 @@ def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> list[str
     return out
 
 
+def row_template(fmt: str) -> tuple[str, bool]:
+    """(the template text, whether it is a table) of a listing's ``--format``, as docker's
+    formatter prepares it: ``table`` taken off, spaces trimmed, ``\\t``/``\\n`` expanded."""
+    table = is_table(fmt)
+    if table:
+        fmt = fmt[len("table"):]
+    return expand_escapes(fmt.strip(" ")), table
+
+
 def render_rows(fmt: str, rows: list, headers: dict | None = None) -> list[str]:
     """Lines for ``--format FMT`` over ``rows`` (dicts), docker's way: a ``table`` format
     prints a header (the ``headers`` names of the fields, the template run over them) and
     aligns the tab-separated columns; any other format is run once per row, as is."""
-    fmt = expand_escapes(fmt)
-    table = is_table(fmt)
-    if table:
-        fmt = fmt[len("table"):].lstrip(" ")
-    tmpl = parse(fmt)
+    text, table = row_template(fmt)
+    tmpl = parse(text)
     out = []
     if table:
-        names = _HeaderNames(headers or {})
-        head = tmpl.execute(names)
-        out.append(head)
+        out.append(tmpl.execute(_HeaderNames(headers or {})))
     for r in rows:
         out.append(tmpl.execute(r))
     if table:
-        text = "\n".join(out)
-        return tabwrite(text.split("\n"))
+        return tabwrite("\n".join(out).split("\n"))
     return out
 
 
