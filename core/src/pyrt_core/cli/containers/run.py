@@ -23,6 +23,7 @@ def _p_run_create(cmd, name, help, func) -> None:
 
     r = cmd(name, help, func, add_help=False, storage_opt=False)
     add_container_flags(r)
+    add_label_flags(r)
     add_resource_flags(r)
     r.add_argument("--rm", action="store_true", help="remove the container when it exits")
     if name == "run":
@@ -178,6 +179,33 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
+def add_label_flags(p: argparse.ArgumentParser) -> None:
+    """``-l/--label`` and ``--label-file`` (docker's): the container's labels, shown by
+    ``inspect`` (Config.Labels, over the image's) and matched by ``ps --filter label=``."""
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a label on the container (KEY alone: an empty value)")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                   help="read labels from a file (KEY=VALUE lines; # comments)")
+
+
+def labels_from_args(args) -> dict[str, str]:
+    """The labels of ``--label-file`` lines, then of ``-l`` flags (a later one wins)."""
+    items = []
+    for path in getattr(args, "label_file", None) or []:
+        try:
+            with open(path, encoding="utf-8") as f:
+                items += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read label file {path}: {getattr(e, 'strerror', None) or e}") from None
+    labels = {}
+    for item in items + list(getattr(args, "label", None) or []):
+        key, _, value = item.partition("=")
+        if not key or key != key.strip() or "\0" in item:
+            raise UsageError(f"invalid label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
 def parse_env(items: list[str], files: list[str]) -> list[str]:
     """``-e`` values and ``--env-file`` lines as KEY=VALUE (a bare KEY takes the host's
     value, or is dropped when the host has none), as docker does."""
@@ -281,6 +309,7 @@ def container_config_from_args(args):
         cap_drop=cap_drop,
         privileged=privileged,
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
+        labels=labels_from_args(args),
     )
 
 
