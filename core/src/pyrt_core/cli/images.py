@@ -56,10 +56,13 @@ def _p_save(cmd) -> None:
 
 
 def _p_image(cmd) -> None:
-    ig = cmd("image", "Manage images (image prune)", cmd_image)
+    ig = cmd("image", "Manage images (ls, rm, inspect, tag, pull, push, save, load, prune)",
+             cmd_image)
     from .main import _global_options
+    from .management import add_image_commands
 
     isub = ig.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=type(ig))
+    add_image_commands(isub, type(ig))
     pr = isub.add_parser("prune", help="Remove unused images", description="Remove unused images")
     _global_options(pr, suppress=True)
     pr.set_defaults(func=cmd_image_prune)
@@ -256,7 +259,8 @@ def cmd_save(args) -> int:
 
 
 def cmd_image(args) -> int:
-    raise UsageError("image: name a subcommand (prune)")
+    raise UsageError("image: name a subcommand (ls, rm, inspect, tag, pull, push, save, load, "
+                     "prune)")
 
 
 def cmd_image_prune(args) -> int:

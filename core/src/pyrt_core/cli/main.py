@@ -46,7 +46,7 @@ def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: boo
 #: which module builds each command's parser (its ``PARSERS[name]``); a unit test
 #: checks this against the modules
 AREAS = {
-    "containers": ("run", "create", "inspect", "ps", "rm", "start", "stop", "restart", "kill",
+    "containers": ("run", "create", "inspect", "ps", "rm", "rename", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
                    "container", "system"),
     "images": ("load", "images", "tag", "rmi", "save", "image"),

@@ -52,8 +52,11 @@ def _p_rm(cmd) -> None:
 
 
 def _p_container(cmd) -> None:
-    ctr = cmd("container", "Manage containers (prune)", None)
+    from ..management import add_container_commands
+
+    ctr = cmd("container", "Manage containers (ls, inspect, rm, start, stop, ..., prune)", None)
     csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
+    add_container_commands(csub, type(ctr))
     pr = csub.add_parser("prune", help="Remove all stopped containers")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
     pr.set_defaults(func=cmd_container_prune)
@@ -76,8 +79,21 @@ def _p_system(cmd) -> None:
     sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
 
 
-PARSERS = {"inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm, "container": _p_container,
-           "system": _p_system}
+def _p_rename(cmd) -> None:
+    rn = cmd("rename", "Rename a container", cmd_rename)
+    rn.add_argument("container", metavar="CONTAINER")
+    rn.add_argument("new_name", metavar="NEW_NAME")
+
+
+PARSERS = {"inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm, "rename": _p_rename,
+           "container": _p_container, "system": _p_system}
+
+
+def cmd_rename(args) -> int:
+    from ...engine.rename import rename
+
+    rename(engine_for(args), args.container, args.new_name)
+    return 0
 
 
 def cmd_inspect(args) -> int:
