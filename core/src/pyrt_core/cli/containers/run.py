@@ -123,11 +123,28 @@ def _run_foreground(engine, config, args) -> int:
     (or a pty pyrt owns for -t)."""
     from .terminal import terminal_stdio
 
-    with terminal_stdio(config.tty, config.interactive) as (stdio, proxy):
+    # logged as docker logs it, unless --rm removes the log with the container anyway
+    logged = not config.auto_remove
+    with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
                           on_exited=(lambda code: proxy.finish()) if proxy else None,
-                          on_console=getattr(proxy, "adopt", None))
+                          on_console=getattr(proxy, "adopt", None),
+                          on_created=_open_log(engine, proxy, config) if logged and proxy else None)
+
+
+def _open_log(engine, proxy, config):
+    """``on_created`` of a foreground run: open the container's log for the proxy."""
+    def opened(container):
+        from ...monitor.logfile import LogFile
+
+        try:
+            proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
+        except OSError as e:  # the output still reaches the terminal
+            import sys
+
+            sys.stderr.write(f"pyrt: warning: cannot open the container's log: {e.strerror}\n")
+    return opened
 
 
 # -- the container flags -------------------------------------------------------------
