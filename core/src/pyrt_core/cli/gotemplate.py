@@ -64,7 +64,7 @@ def _go_float(v: float) -> str:
     e = int(exp)
     if "." in mant:
         mant = mant.rstrip("0").rstrip(".")
-    if e < -4 or e >= 21:
+    if e < -4 or e >= 6:  # strconv.FormatFloat(v, 'g', -1): precision 6 decides
         return f"{mant}e{'-' if e < 0 else '+'}{abs(e):02d}"
     return "%.*f" % (max(0, p - 1 - e), v)
 
