@@ -21,7 +21,8 @@ def _p_inspect(cmd, name="inspect", kind=None) -> None:
     # docker's `-s` is --size here, not the global --storage-driver (as kill's -s)
     ins.conflict_handler = ins._optionals.conflict_handler = "resolve"
     ins.add_argument("--size", "-s", action="store_true",
-                     help="(accepted for docker compatibility)")
+                     help="add the sizes of a container's writable layer and root filesystem "
+                          "(SizeRw, SizeRootFs)")
     ins.add_argument("names", nargs="+", metavar="NAME")
 
 
@@ -111,7 +112,12 @@ def cmd_inspect(args) -> int:
         obj = None
         if args.type in (None, "container"):
             try:
-                obj = container_inspect(engine, engine.containers.get(name), image_configs)
+                c = engine.containers.get(name)
+                obj = container_inspect(engine, c, image_configs)
+                if args.size:
+                    from .listing import sizes
+
+                    obj["SizeRw"], obj["SizeRootFs"] = sizes(engine, c)
             except NotFoundError:
                 obj = None
         if obj is None and args.type in (None, "image"):

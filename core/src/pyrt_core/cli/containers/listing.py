@@ -179,16 +179,25 @@ def _ellipsis(s: str, n: int) -> str:
     return s if len(s) <= n else s[:n - 1] + "…"
 
 
-def size_text(engine, c) -> str:
-    """docker's SIZE: the writable layer's size, and with the image's ("virtual")."""
+def sizes(engine, c) -> tuple[int, int]:
+    """(the writable layer's size, with the image's): docker's SizeRw and SizeRootFs."""
     from ...errors import PyrtError
 
     try:
         img = engine.images.get(c.image_id)
+    except PyrtError:
+        return 0, 0
+    try:
         rw = engine.driver.diff_size(c.layer_id, img.top_layer)
-        return f"{human_size(rw)} (virtual {human_size(rw + img.size)})"
     except (PyrtError, OSError):
-        return "0B"
+        rw = 0
+    return rw, rw + img.size
+
+
+def size_text(engine, c) -> str:
+    """docker's SIZE: the writable layer's size, and with the image's ("virtual")."""
+    rw, total = sizes(engine, c)
+    return f"{human_size(rw)} (virtual {human_size(total)})"
 
 
 def row(engine, c, trunc: bool = True, size: bool = False) -> dict:
