@@ -180,8 +180,8 @@ def test_rename(cli):
     assert cli("rename", "old", "new").returncode == 0
     assert cli("inspect", "-f", "{{.Name}} {{.State.Running}}", "new", check=True).stdout == "/new true\n"
     assert cli("inspect", "old").returncode != 0
-    for new, msg in (("taken", "already in use"), ("new", "same name"), ("-bad", "Invalid container name"),
-                     ("x", "Invalid container name")):
+    for new, msg in (("taken", "already in use"), ("new", "same name"), ("a/b", "Invalid container name"),
+                     ("x", "Invalid container name"), ("..", "Invalid container name")):
         r = cli("rename", "new", new)
         assert r.returncode == 125 and msg in r.stderr and r.stderr.count("\n") == 1, (new, r.stderr)
     assert cli("container", "rename", cid[:12], "again", check=True).returncode == 0

@@ -164,14 +164,19 @@ def select_images(engine, args) -> list:
     return images
 
 
-def image_rows(engine, images, trunc: bool, digests: bool) -> list[dict]:
-    """docker's images fields, one row per name (``<none>`` for an image without)."""
+def image_rows(engine, images, trunc: bool, digests: bool, references=()) -> list[dict]:
+    """docker's images fields, one row per name (``<none>`` for an image without); with
+    ``reference=`` filters, only the names they match (docker filters names, not images)."""
     from .common import docker_time
 
+    patterns = [r.partition("=")[2] for r in references]
     rows = []
     for i in images:
         rds = engine.images.repo_digests(i)
-        for n in i.names or ["<none>:<none>"]:
+        names = i.names or ["<none>:<none>"]
+        if patterns:
+            names = [n for n in names if any(_reference_matches(p, [n]) for p in patterns)]
+        for n in names:
             repo, tag = split_name(n) if n != "<none>:<none>" else ("<none>", "<none>")
             digest = next((rd.rpartition("@")[2] for rd in rds if rd.rpartition("@")[0] == repo),
                           rds[0].rpartition("@")[2] if rds and repo == "<none>" else (i.digest or "<none>"))
@@ -201,7 +206,8 @@ def cmd_images(args) -> int:
                 seen.append(iid)
                 print(iid)
         return 0
-    rows = image_rows(engine, images, trunc, args.digests)
+    rows = image_rows(engine, images, trunc, args.digests,
+                      [v for v in args.filter if v.partition("=")[0].strip().lower() == "reference"])
     if not is_default(args.format):
         from .formatting import print_rows
 
