@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pyrt_core.cli.common import ago, docker_time, human_duration
-from pyrt_core.cli.containers.listing import labels_match, parse_filters
+from pyrt_core.cli.filters import labels_match, parse_filters
 from pyrt_core.cli.containers.run import container_config_from_args
 from pyrt_core.cli.formatting import print_objects, print_rows
 from pyrt_core.cli.main import build_parser, main

@@ -55,23 +55,7 @@ def _p_save(cmd) -> None:
     sv.add_argument("images", nargs="+", metavar="IMAGE")
 
 
-def _p_image(cmd) -> None:
-    ig = cmd("image", "Manage images (ls, rm, inspect, tag, pull, push, save, load, prune)",
-             cmd_image)
-    from .main import _global_options
-    from .management import add_image_commands
-
-    isub = ig.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=type(ig))
-    add_image_commands(isub, type(ig))
-    pr = isub.add_parser("prune", help="Remove unused images", description="Remove unused images")
-    _global_options(pr, suppress=True)
-    pr.set_defaults(func=cmd_image_prune)
-    pr.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
-    pr.add_argument("--force", "-f", action="store_true", help="do not ask")
-
-
-PARSERS = {"load": _p_load, "images": _p_images, "tag": _p_tag, "rmi": _p_rmi, "save": _p_save,
-           "image": _p_image}
+PARSERS = {"load": _p_load, "images": _p_images, "tag": _p_tag, "rmi": _p_rmi, "save": _p_save}
 
 
 def add_parsers(cmd) -> None:
@@ -140,7 +124,7 @@ def _reference_matches(pattern: str, names: list[str]) -> bool:
 
 
 def select_images(engine, args) -> list:
-    from .containers.listing import labels_match, parse_filters
+    from .filters import labels_match, parse_filters
 
     f = parse_filters(args.filter, keys=("dangling", "label", "before", "since", "reference"))
     images = sorted(engine.images.list(), key=lambda i: i.created, reverse=True)

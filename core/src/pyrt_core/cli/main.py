@@ -48,8 +48,9 @@ def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: boo
 AREAS = {
     "containers": ("run", "create", "inspect", "ps", "rm", "rename", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
-                   "container", "system"),
-    "images": ("load", "images", "tag", "rmi", "save", "image"),
+                   "system"),
+    "images": ("load", "images", "tag", "rmi", "save"),
+    "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}

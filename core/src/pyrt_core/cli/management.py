@@ -1,9 +1,51 @@
-"""docker's management commands: ``container ls|inspect|rm|start|...`` and ``image
-ls|rm|inspect|pull|...``, each the same parser and function as the top-level command it
-stands for (``container ls`` is ``ps``, ``image rm`` is ``rmi``), built with the command
+"""docker's management commands: ``container ls|inspect|rm|start|...|prune`` and ``image
+ls|rm|inspect|pull|...|prune``, each the same parser and function as the top-level command
+it stands for (``container ls`` is ``ps``, ``image rm`` is ``rmi``), built with the command
 table's own builders under the management command's subparsers.  The plugins' commands
-(``image pull``/``push``) resolve as ``pyrt pull`` does (cli/extensions.py)."""
+(``image pull``/``push``) resolve as ``pyrt pull`` does (cli/extensions.py).
+
+Its own area of the command table (cli.main.AREAS): it imports the container and image
+command modules, which never import it back."""
 from __future__ import annotations
+
+
+def _p_container(cmd) -> None:
+    from .containers.inventory import cmd_container_cleanup, cmd_container_prune
+
+    ctr = cmd("container", "Manage containers (ls, inspect, rm, start, stop, ..., prune)", None)
+    csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
+    add_container_commands(csub, type(ctr))
+    pr = csub.add_parser("prune", help="Remove all stopped containers")
+    pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
+    pr.set_defaults(func=cmd_container_prune)
+    cu = csub.add_parser("cleanup", help="(internal) the monitor's exit command")
+    cu.add_argument("--run", type=int, default=None)
+    cu.add_argument("container")
+    cu.set_defaults(func=cmd_container_cleanup)
+    ctr.set_defaults(func=lambda a: (ctr.print_help(), 0)[1])
+
+
+def _p_image(cmd) -> None:
+    from .images import cmd_image, cmd_image_prune
+    from .main import _global_options
+
+    ig = cmd("image", "Manage images (ls, rm, inspect, tag, pull, push, save, load, prune)",
+             cmd_image)
+    isub = ig.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=type(ig))
+    add_image_commands(isub, type(ig))
+    pr = isub.add_parser("prune", help="Remove unused images", description="Remove unused images")
+    _global_options(pr, suppress=True)
+    pr.set_defaults(func=cmd_image_prune)
+    pr.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
+    pr.add_argument("--force", "-f", action="store_true", help="do not ask")
+
+
+PARSERS = {"container": _p_container, "image": _p_image}
+
+
+def add_parsers(cmd) -> None:
+    for build in PARSERS.values():
+        build(cmd)
 
 #: container SUBCOMMAND -> (top-level command, its other names)
 CONTAINER = {

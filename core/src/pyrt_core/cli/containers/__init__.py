@@ -36,7 +36,7 @@ MODULE_OF = {
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
     "stats": "resources", "update": "resources", "top": "interact",
-    "container": "inventory", "system": "inventory",
+    "system": "inventory",
 }
 
 

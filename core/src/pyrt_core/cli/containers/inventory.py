@@ -52,22 +52,6 @@ def _p_rm(cmd) -> None:
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def _p_container(cmd) -> None:
-    from ..management import add_container_commands
-
-    ctr = cmd("container", "Manage containers (ls, inspect, rm, start, stop, ..., prune)", None)
-    csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
-    add_container_commands(csub, type(ctr))
-    pr = csub.add_parser("prune", help="Remove all stopped containers")
-    pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
-    pr.set_defaults(func=cmd_container_prune)
-    cu = csub.add_parser("cleanup", help="(internal) the monitor's exit command")
-    cu.add_argument("--run", type=int, default=None)
-    cu.add_argument("container")
-    cu.set_defaults(func=cmd_container_cleanup)
-    ctr.set_defaults(func=lambda a: (ctr.print_help(), 0)[1])
-
-
 def _p_system(cmd) -> None:
     sy = cmd("system", "Engine-wide maintenance (recover, boot)", None)
     ssub = sy.add_subparsers(dest="system_command", metavar="COMMAND")
@@ -87,7 +71,7 @@ def _p_rename(cmd) -> None:
 
 
 PARSERS = {"inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm, "rename": _p_rename,
-           "container": _p_container, "system": _p_system}
+           "system": _p_system}
 
 
 def cmd_rename(args) -> int:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from ...errors import UsageError
 from ..common import ago, docker_time, human_duration, human_size, seconds_since
-
-FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "before", "since", "exited",
-               "volume", "network")
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+from ..filters import labels_match, parse_filters
 
 #: the header of each --format field in a table (docker's)
 HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
@@ -22,35 +19,6 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
            "Labels": "LABELS", "Label": "LABEL", "Mounts": "MOUNTS", "Networks": "NETWORKS",
            "LocalVolumes": "LOCAL VOLUMES"}
-
-
-def parse_filters(items: list[str] | None, keys=FILTER_KEYS) -> dict[str, list[str]]:
-    """``--filter KEY=VALUE`` values by key; unknown keys are docker's error."""
-    out: dict[str, list[str]] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"bad format of filter (expected name=value): {item}")
-        key = key.strip().lower()
-        if key not in keys:
-            raise UsageError(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    for v in out.get("status", ()):
-        if v not in STATUSES:
-            raise UsageError(f"invalid filter 'status={v}'")
-    for v in out.get("exited", ()):
-        if not v.lstrip("-").isdigit():
-            raise UsageError(f"invalid filter 'exited={v}'")
-    return out
-
-
-def labels_match(labels: dict, wanted: list[str]) -> bool:
-    """docker's label filter: every ``KEY`` or ``KEY=VALUE`` given must be there."""
-    for w in wanted:
-        k, sep, v = w.partition("=")
-        if k not in labels or (sep and labels[k] != v):
-            return False
-    return True
 
 
 def _regex_any(patterns: list[str], text: str) -> bool:
