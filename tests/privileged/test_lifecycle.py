@@ -31,7 +31,7 @@ def test_run_detached_logs_stop_rm(cli):
     s = state(cli, "web")
     assert s["Status"] == "running" and s["Running"] and s["Pid"] > 0 and s["StartedAt"]
     c = inspect(cli, "web")
-    assert c["Monitor"] == "conmon" and c["OCIRuntime"].endswith("pyrt-runtime")
+    assert c["Pyrt"]["Monitor"] == "conmon" and c["Pyrt"]["OCIRuntime"].endswith("pyrt-runtime")
     assert len(conmon_pids(cli)) == 1
     ps = cli("ps")
     assert "web" in ps.stdout and "Up" in ps.stdout

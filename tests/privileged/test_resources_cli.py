@@ -61,7 +61,8 @@ def test_stats_and_update(cli):
     [row] = json.loads(cli("stats", "--no-stream", "--format", "json", "ss", check=True, timeout=30).stdout)
     assert row["MemLimit"] == 96 << 20
     c = json.loads(cli("inspect", "--type", "container", "ss", check=True).stdout)[0]
-    assert c["Config"]["resources"]["pids"] == {"limit": 20}
+    assert c["Pyrt"]["ContainerConfig"]["resources"]["pids"] == {"limit": 20}
+    assert c["HostConfig"]["PidsLimit"] == 20
     r = cli("stats", "--no-stream", "ss")  # the table form
     assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID")
     assert "/ 101MB" in r.stdout.splitlines()[1]  # 96 MiB, shown in docker's decimal units
@@ -148,7 +149,7 @@ def test_no_cgroups_chosen_runs_without_a_device_cgroup_and_says_so(cli):
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("\n") == 1 and "warning" in r.stderr and "device" in r.stderr
     c = json.loads(cli("inspect", "--type", "container", "plain", check=True).stdout)[0]
-    assert c["CgroupManager"] == "none" and c["DeviceCgroup"] is False
+    assert c["Pyrt"]["CgroupManager"] == "none" and c["Pyrt"]["DeviceCgroup"] is False
     info = json.loads(cli("info", "--format", "json", env=env, check=True).stdout)
     assert info["device_cgroup"].startswith("NOT ENFORCED")
     cli("run", "-d", "--name", "sleeper", cli.image, "sleep", "1000", env=env, check=True)
@@ -164,7 +165,7 @@ def test_cgroup_manager_from_the_config_file(cli, tmp_path):
     assert r.returncode == 125 and r.stderr.count("\n") == 1
     cli("--config", cfg, "run", "--name", "nocg", cli.image, "true", env=env, check=True)
     c = json.loads(cli("inspect", "--type", "container", "nocg", check=True).stdout)[0]
-    assert c["CgroupManager"] == "none" and c["DeviceCgroup"] is False
+    assert c["Pyrt"]["CgroupManager"] == "none" and c["Pyrt"]["DeviceCgroup"] is False
     cli("run", "--name", "withcg", cli.image, "true", env=env, check=True)
     c = json.loads(cli("inspect", "--type", "container", "withcg", check=True).stdout)[0]
-    assert c["CgroupManager"].startswith("cgroupfs-") and c["DeviceCgroup"] is True
+    assert c["Pyrt"]["CgroupManager"].startswith("cgroupfs-") and c["Pyrt"]["DeviceCgroup"] is True

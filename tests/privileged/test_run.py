@@ -166,9 +166,11 @@ def test_user_namespace(cli):
 def test_rm_and_container_records(cli):
     cli("run", "--name", "kept", cli.image, "sh", "-c", "exit 3")
     ps = cli("ps", "-a", "--format", "json", check=True)
-    [c] = json.loads(ps.stdout)
-    assert c["Name"] == "kept" and c["State"]["ExitCode"] == 3 and c["State"]["Status"] == "exited"
-    assert c["GraphDriver"]["Name"] == "overlay" and c["CgroupManager"]
+    [row] = [json.loads(ln) for ln in ps.stdout.splitlines()]
+    assert row["Names"] == "kept" and row["State"] == "exited" and row["Status"].startswith("Exited (3)")
+    [c] = json.loads(cli("inspect", "kept", check=True).stdout)
+    assert c["Name"] == "/kept" and c["State"]["ExitCode"] == 3 and c["State"]["Status"] == "exited"
+    assert c["GraphDriver"]["Name"] == "overlay" and c["Pyrt"]["CgroupManager"]
     r = cli("run", "--name", "kept", cli.image, "true")
     assert r.returncode == 125 and "already in use" in r.stderr
     assert cli("rm", "kept").returncode == 0

@@ -34,7 +34,7 @@ def test_docker_names_work(demo_cli):
     cli("create", "--name", "a.b_c-1", cli.image, "true", check=True)
     names = sorted(json.loads(cli("inspect", n, check=True).stdout)[0]["Name"]
                    for n in ("slashed", "a.b_c-1"))
-    assert names == ["a.b_c-1", "slashed"]
+    assert names == ["/a.b_c-1", "/slashed"]  # docker shows the name with its "/"
 
 
 @pytest.mark.parametrize("bad_name, status", [(".", "creating"), ("..", "creating"),

@@ -113,7 +113,7 @@ def test_without_a_resource_plugin_there_is_no_default_and_no_error(cli):
     r = cli("run", "--name", "nocg", cli.image, "true", env=env)
     assert r.returncode == 0, r.stderr
     c = _state(cli, "nocg")
-    assert c["CgroupManager"] == "none" and c["HostConfig"]["PidsLimit"] is None
+    assert c["Pyrt"]["CgroupManager"] == "none" and c["HostConfig"]["PidsLimit"] is None
 
 
 def test_the_runtime_adds_no_default(rt):

@@ -130,9 +130,51 @@ def test_an_unknown_command_is_refused_by_the_whole_parser(capsys):
     assert "invalid choice: 'nosuch'" in capsys.readouterr().err
 
 
-def test_abbreviated_global_option_still_parses():
-    # not recognised by command_word: main falls back to the whole parser
-    assert main(["--roo", "/nonexistent-pyrt-root", "version"]) == 0
+def test_abbreviated_global_option_is_refused(capsys):
+    # not recognised by command_word: main falls back to the whole parser, which refuses it
+    with pytest.raises(SystemExit) as e:
+        main(["--roo", "/nonexistent-pyrt-root", "version"])
+    assert e.value.code == 125
+    assert capsys.readouterr().err.startswith("Error: pyrt: ")
+
+
+def test_priv_is_not_privileged(capsys):
+    """docker has no abbreviated options: `--priv` was silently taken as `--privileged`."""
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--priv", "img"])
+    assert e.value.code == 125
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and "unrecognized arguments: --priv" in err
+
+
+def _parsers(parser, path=()):
+    """(command words, parser) of every parser under ``parser``, subcommands included."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_no_parser_takes_an_abbreviated_long_option():
+    """Walk every command's parser (subcommands and plugins' commands included): each long
+    option cut short by one character, when that is no option of its own, is refused."""
+    checked = 0
+    for path, parser in _parsers(build_parser()):
+        assert parser.allow_abbrev is False, path
+        for opt in list(parser._option_string_actions):
+            if not opt.startswith("--") or len(opt) < 5:
+                continue
+            short = opt[:-1]
+            if short in parser._option_string_actions:
+                continue
+            found = parser._parse_optional(short)
+            found = found if isinstance(found, list) else [found]
+            assert all(f is None or f[0] is None for f in found), (path, short)
+            checked += 1
+    assert checked > 200
 
 
 def test_pyrt_runtime_is_the_runtime_program(capsys):

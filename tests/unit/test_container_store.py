@@ -87,3 +87,19 @@ def test_an_unreadable_record_is_skipped_with_a_warning(tmp_path, capsys):
         f.write("{not json")
     assert [c.name for c in store.list()] == ["ab"]
     assert "skipping the unreadable container record cccccccccccc" in capsys.readouterr().err
+
+
+def test_list_by_status_builds_only_those(tmp_path, monkeypatch):
+    """The recovery pass asks for the transitional containers alone: the others' records
+    are read but no model is built for them."""
+    store = ContainerStore(str(tmp_path / "root"), str(tmp_path / "run"))
+    for i, status in enumerate(("created", "running", "exited", "starting")):
+        c = _container(f"c{i}", cid=str(i) * 64)
+        c.state.status = status
+        store.save(c, durable=False)
+    built = []
+    real = Container.from_dict
+    monkeypatch.setattr(Container, "from_dict", classmethod(lambda cls, d: built.append(d["name"]) or real(d)))
+    assert sorted(c.name for c in store.list(statuses=("running", "starting"))) == ["c1", "c3"]
+    assert sorted(built) == ["c1", "c3"]
+    assert len(store.list()) == 4

@@ -317,6 +317,7 @@ class ContainerConfig:
     cap_drop: list[str] = field(factory=list)  # --cap-drop, normalized
     privileged: bool = False  # --privileged
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
+    labels: dict[str, str] = field(factory=dict)  # -l/--label, --label-file
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,24 +32,64 @@ def human_size(n: int) -> str:
     return str(n)
 
 
-def ago(ts: str) -> str:
+def seconds_since(ts: str) -> float | None:
+    """Seconds from the RFC 3339 time ``ts`` to now (None when there is no time)."""
     import datetime
 
-    if not ts:
-        return "N/A"
+    if not ts or ts.startswith("0001-"):
+        return None
     try:
         t = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
-        return ts
+        return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=datetime.timezone.utc)
-    secs = (datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()
-    for n, unit in ((31536000, "year"), (2592000, "month"), (604800, "week"), (86400, "day"),
-                    (3600, "hour"), (60, "minute")):
-        if secs >= n:
-            k = int(secs // n)
-            return f"{k} {unit}{'s' if k > 1 else ''} ago"
-    return "Less than a minute ago" if secs >= 0 else "N/A"
+    return (datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()
+
+
+def human_duration(secs: float) -> str:
+    """docker's units.HumanDuration: "Less than a second", "5 seconds", "About a minute",
+    "3 hours", "2 weeks"..."""
+    s = int(secs)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = int(secs / 3600 + 0.5)  # Go's Duration.Round(time.Hour)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{s // 3600 // 24 // 365} years"
+
+
+def ago(ts: str) -> str:
+    """``ts`` as docker's CREATED column says it: "5 minutes ago" (N/A without a time)."""
+    secs = seconds_since(ts)
+    if secs is None:
+        return "N/A" if not ts or ts.startswith("0001-") else ts
+    return human_duration(max(secs, 0)) + " ago"
+
+
+def docker_time(ts: str) -> str:
+    """RFC 3339 ``ts`` as Go prints a time.Time (docker's CreatedAt): "2024-05-01 10:00:00
+    +0000 UTC"."""
+    if not ts or len(ts) < 19:
+        return ts
+    return ts[:10] + " " + ts[11:19] + " +0000 UTC"
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -28,7 +28,15 @@ def _parser_class():
     import argparse
 
     class Parser(argparse.ArgumentParser):
-        """argparse, but usage errors are one line and exit 125 like docker's."""
+        """argparse, but usage errors are one line and exit 125 like docker's, and long
+        options are never abbreviated (docker has no abbreviations: ``--priv`` is an
+        error, not ``--privileged``).  Every parser of the command line is one of these:
+        the commands' (``cmd``), their subcommands (``add_subparsers`` makes parsers of
+        its parent's class) and the plugins' commands."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs["allow_abbrev"] = False
+            super().__init__(*args, **kwargs)
 
         def error(self, message):  # noqa: D401
             sys.stderr.write(f"Error: {self.prog}: {message}\nSee '{self.prog} --help'.\n")
@@ -61,10 +69,11 @@ def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
 #: which module builds each command's parser (its ``PARSERS[name]``); a unit test
 #: checks this against the modules
 AREAS = {
-    "containers": ("run", "create", "inspect", "ps", "rm", "start", "stop", "restart", "kill",
+    "containers": ("run", "create", "inspect", "ps", "rm", "rename", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
-                   "container", "system"),
-    "images": ("load", "images", "tag", "rmi", "save", "image"),
+                   "system"),
+    "images": ("load", "images", "tag", "rmi", "save"),
+    "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
@@ -76,7 +85,7 @@ def command_word(argv) -> str | None:
     """The command ``argv`` names, when that is certain without argparse: the first word
     after the global options, spelt out in full (a core command's, or another word: a
     plugin's command, looked up in :func:`build_parser`).  None for anything else (no
-    command, --help, --version, abbreviated options), where the whole parser is built."""
+    command, --help, --version, an unknown option), where the whole parser is built."""
     i = 0
     while i < len(argv):
         a = argv[i]

@@ -199,15 +199,21 @@ class ContainerStore:
         atomic_write(os.path.join(self.path(c.id), "container.json"),
                      dumps_indented(c.to_dict(), 1), RECORD_MODE, durable=durable)
 
-    def load(self, cid: str) -> Container | None:
+    def load(self, cid: str, statuses: tuple | None = None) -> Container | None:
+        """The record of ``cid`` (None without one, or, with ``statuses``, when its
+        status is none of them: the model is then never built)."""
         d = read_json(os.path.join(self.path(cid), "container.json"), None)
         if not d:
+            return None
+        if statuses is not None and (d.get("state") or {}).get("status") not in statuses:
             return None
         from ..models import Container  # attrs: loaded with the first record, not before
 
         return Container.from_dict(d)
 
-    def list(self) -> list[Container]:
+    def list(self, statuses: tuple | None = None) -> list[Container]:
+        """Every container (with ``statuses``, those in one of them: the recovery pass
+        every command starts with builds no model for the others)."""
         out = []
         try:
             entries = os.listdir(self.dir)
@@ -216,7 +222,7 @@ class ContainerStore:
         for e in entries:
             if len(e) == 64:
                 try:
-                    c = self.load(e)
+                    c = self.load(e, statuses)
                 except (ValueError, TypeError, KeyError, AttributeError) as err:
                     # a damaged record must not break every command that lists containers
                     import sys

@@ -161,11 +161,11 @@ class Engine:
         return create(self, config, name, pull, cid)
 
     def run(self, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2), pull: str = "missing",
-            on_started=None, on_exited=None, on_console=None) -> int:
+            on_started=None, on_exited=None, on_console=None, on_created=None) -> int:
         from .run import run
 
         return run(self, config, name, stdio, pull, on_started=on_started,
-                   on_exited=on_exited, on_console=on_console)
+                   on_exited=on_exited, on_console=on_console, on_created=on_created)
 
     def start(self, ref: str | Container, before_start=None, launched=None) -> Container:
         from .start import start

@@ -81,7 +81,7 @@ def reconcile(engine, full: bool = False) -> list[str]:
                         actions.append(f"removed the directories of an unfinished run {name[:12]}")
                 finally:
                     lk.release()
-    for c in store.list():
+    for c in store.list(statuses=TRANSITIONAL):
         if c.state.status not in TRANSITIONAL:
             continue
         if c.state.status == "running" and engine.monitor_alive(c):

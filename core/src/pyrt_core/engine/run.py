@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 def run(engine, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2),
-        pull: str = "missing", on_started=None, on_exited=None, on_console=None) -> int:
+        pull: str = "missing", on_started=None, on_exited=None, on_console=None,
+        on_created=None) -> int:
     """``pyrt run`` in the foreground: create, start, wait, clean up; return the exit code.
 
     This process is the container's monitor: it reaps the init and records
-    the exit.  ``on_started(pid)`` runs once the process runs (the terminal
+    the exit.  ``on_created(container)`` runs once the record exists (the CLI opens the
+    container's log there), ``on_started(pid)`` once the process runs (the terminal
     proxy starts there)."""
     from .. import procutil
     from ..runtime.executor import Executor
@@ -27,6 +29,8 @@ def run(engine, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2
 
     container = engine.create(config, name, pull)
     cid = container.id
+    if on_created is not None:
+        on_created(container)
     code = 125
     run_no = 0
     try:

@@ -197,6 +197,7 @@ class PtyProxy:
         if ws:
             set_winsize(self.master, *ws)
         self._thread = None
+        self.log = None  # the container's log (monitor.logfile.LogFile), set before start
         self._raw = RawMode(stdin_fd) if stdin_fd is not None else None
         self._old_winch = None
         self._stop_r, self._stop_w = os.pipe()
@@ -255,6 +256,8 @@ class PtyProxy:
                 if not data:
                     return  # EIO: every slave is closed, the container is gone
                 _write_all(self.stdout_fd, data)
+                if self.log is not None:
+                    self.log.write("stdout", data)
             if self.stdin_fd is not None and self.stdin_fd in ready:
                 try:
                     data = os.read(self.stdin_fd, 65536)
@@ -283,6 +286,8 @@ class PtyProxy:
             self._raw.__exit__()
         if self._old_winch is not None:
             signal.signal(signal.SIGWINCH, self._old_winch)
+        if self.log is not None:
+            self.log.close()
         for fd in (self.master, self.slave, self._stop_r, self._stop_w):
             if fd >= 0:
                 try:

@@ -51,11 +51,15 @@ class PipeProxy:
     """Pipes as a container's stdio; :meth:`start` once it runs, :meth:`finish` after."""
 
     def __init__(self, interactive: bool, stdin_fd: int = 0, stdout_fd: int = 1,
-                 stderr_fd: int = 2):
+                 stderr_fd: int = 2, logged: bool = False):
         self._theirs: list[int] = []   # the container's ends, closed here once it runs
         self._outputs: list[tuple[int, int]] = []  # (our read end, where it goes)
         self._stdin = None             # (our stdin, the pipe's write end)
         self._done = _thread.allocate_lock()
+        #: the container's log (monitor.logfile.LogFile), set before start: what is
+        #: copied is written there too; ``logged`` copies even to an anonymous pipe
+        self.log = None
+        self._streams: dict[int, str] = {}
         stdio = [NULL_STDIO, stdout_fd, stderr_fd]
         try:
             if interactive:
@@ -64,12 +68,13 @@ class PipeProxy:
                 self._theirs.append(r)
                 self._stdin = (stdin_fd, w)
             for i, target in ((1, stdout_fd), (2, stderr_fd)):
-                if anonymous_pipe(target):
+                if not logged and anonymous_pipe(target):
                     continue
                 r, w = os.pipe2(os.O_CLOEXEC)
                 stdio[i] = w
                 self._theirs.append(w)
                 self._outputs.append((r, target))
+                self._streams[r] = "stdout" if i == 1 else "stderr"
         except BaseException:
             self._close_all()
             raise
@@ -105,6 +110,8 @@ class PipeProxy:
                         data = b""
                     if data:
                         _write_all(open_fds[r], data)
+                        if self.log is not None:
+                            self.log.write(self._streams[r], data)
                     else:
                         del open_fds[r]  # every writer in the container is gone
         finally:
@@ -134,6 +141,8 @@ class PipeProxy:
             self._done.acquire(timeout=timeout)
             self._done.release()
         self._close_all()
+        if self.log is not None:
+            self.log.close()
 
     def _close_all(self) -> None:
         for fd in self._theirs + [r for r, _ in self._outputs]:

@@ -32,11 +32,11 @@ from ..common import engine_from_args
 #: the module of each command, in the order ``pyrt --help`` lists them
 MODULE_OF = {
     "run": "run", "create": "run", "inspect": "inventory", "ps": "inventory",
-    "rm": "inventory", "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
+    "rm": "inventory", "rename": "inventory", "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
     "stats": "resources", "update": "resources", "top": "interact",
-    "container": "inventory", "system": "inventory",
+    "system": "inventory",
 }
 
 

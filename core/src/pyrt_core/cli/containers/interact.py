@@ -89,9 +89,6 @@ def cmd_logs(args) -> int:
 
     engine = engine_for(args)
     c = engine.get(args.container)
-    if c.monitor == "pyrt":
-        raise UsageError(f"container {c.name} ran in the foreground: its output went to the terminal, "
-                         "not to a log (use `run -d` for a logged container)")
     tail = None
     if args.tail not in ("all", "-1"):
         try:

@@ -10,18 +10,38 @@ from ..common import ago, engine_from_args, table
 from . import each, engine_for
 
 
-def _p_inspect(cmd) -> None:
-    ins = cmd("inspect", "Show low-level information on images or containers", cmd_inspect)
-    ins.add_argument("--type", choices=("image", "container"), default=None)
+def _p_inspect(cmd, name="inspect", kind=None) -> None:
+    ins = cmd(name, "Show low-level information on images or containers", cmd_inspect)
+    if kind is None:
+        ins.add_argument("--type", choices=("image", "container"), default=None)
+    else:
+        ins.set_defaults(type=kind)
+    ins.add_argument("--format", "-f", default=None, metavar="TEMPLATE",
+                     help="a Go template run over each object (e.g. '{{.State.Pid}}')")
+    # docker's `-s` is --size here, not the global --storage-driver (as kill's -s)
+    ins.conflict_handler = ins._optionals.conflict_handler = "resolve"
+    ins.add_argument("--size", "-s", action="store_true",
+                     help="add the sizes of a container's writable layer and root filesystem "
+                          "(SizeRw, SizeRootFs)")
     ins.add_argument("names", nargs="+", metavar="NAME")
 
 
-def _p_ps(cmd) -> None:
-    ps = cmd("ps", "List containers", cmd_ps)
+def _p_ps(cmd, name="ps", aliases=()) -> None:
+    from ..formatting import add_format_flag
+
+    ps = cmd(name, "List containers", cmd_ps, aliases=aliases)
     ps.add_argument("--all", "-a", action="store_true", help="show all containers (default: running)")
     ps.add_argument("--quiet", "-q", action="store_true", help="only show ids")
-    ps.add_argument("--no-trunc", action="store_true")
-    ps.add_argument("--format", choices=("table", "json"), default="table")
+    ps.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    ps.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
+                    help="id, name, label, status, ancestor, before, since, exited, volume, network")
+    ps.add_argument("--last", "-n", type=int, default=None, metavar="N",
+                    help="show the N last created containers (all states)")
+    ps.add_argument("--latest", "-l", action="store_true",
+                    help="show the latest created container (all states)")
+    ps.conflict_handler = ps._optionals.conflict_handler = "resolve"  # -s: --size, as in docker
+    ps.add_argument("--size", "-s", action="store_true", help="show the containers' sizes")
+    add_format_flag(ps, "containers (.ID, .Names, .Image, .Status...)")
 
 
 def _p_rm(cmd) -> None:
@@ -30,19 +50,6 @@ def _p_rm(cmd) -> None:
     rm.add_argument("--volumes", "-v", action="store_true",
                     help="remove anonymous volumes too (pyrt creates none: accepted for docker compatibility)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
-
-
-def _p_container(cmd) -> None:
-    ctr = cmd("container", "Manage containers (prune)", None)
-    csub = ctr.add_subparsers(dest="container_command", metavar="COMMAND")
-    pr = csub.add_parser("prune", help="Remove all stopped containers")
-    pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
-    pr.set_defaults(func=cmd_container_prune)
-    cu = csub.add_parser("cleanup", help="(internal) the monitor's exit command")
-    cu.add_argument("--run", type=int, default=None)
-    cu.add_argument("container")
-    cu.set_defaults(func=cmd_container_cleanup)
-    ctr.set_defaults(func=lambda a: (ctr.print_help(), 0)[1])
 
 
 def _p_system(cmd) -> None:
@@ -57,22 +64,44 @@ def _p_system(cmd) -> None:
     sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
 
 
-PARSERS = {"inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm, "container": _p_container,
+def _p_rename(cmd) -> None:
+    rn = cmd("rename", "Rename a container", cmd_rename)
+    rn.add_argument("container", metavar="CONTAINER")
+    rn.add_argument("new_name", metavar="NEW_NAME")
+
+
+PARSERS = {"inspect": _p_inspect, "ps": _p_ps, "rm": _p_rm, "rename": _p_rename,
            "system": _p_system}
 
 
+def cmd_rename(args) -> int:
+    from ...engine.rename import rename
+
+    rename(engine_for(args), args.container, args.new_name)
+    return 0
+
+
 def cmd_inspect(args) -> int:
-    import json
-
+    from ..formatting import print_objects
     from ..images import image_inspect
+    from .docker_shape import container_inspect
 
+    if args.format:
+        from ..gotemplate import parse
+
+        parse(args.format)  # a bad template: one line, before any work
     engine = engine_for(args)
-    out, missing = [], []
+    out, missing, image_configs = [], [], {}
     for name in args.names:
         obj = None
         if args.type in (None, "container"):
             try:
-                obj = container_inspect(engine, engine.containers.get(name))
+                c = engine.containers.get(name)
+                obj = container_inspect(engine, c, image_configs)
+                if args.size:
+                    from .listing import sizes
+
+                    obj["SizeRw"], obj["SizeRootFs"] = sizes(engine, c)
             except NotFoundError:
                 obj = None
         if obj is None and args.type in (None, "image"):
@@ -84,31 +113,42 @@ def cmd_inspect(args) -> int:
             missing.append(name)
         else:
             out.append(obj)
-    print(json.dumps(out, indent=4))
+    if out or not args.format:
+        print_objects(args.format, out)
     if missing:
-        raise NotFoundError(f"no such object: {missing[0]}")
+        what = {"container": "container", "image": "image"}.get(args.type, "object")
+        raise NotFoundError(f"no such {what}: {missing[0]}")
     return 0
 
 
 def cmd_ps(args) -> int:
-    engine = engine_for(args)
-    cs = [c for c in engine.containers.list() if args.all or c.state.status in ("running", "starting")]
-    if args.format == "json":
-        import json
+    from . import listing
+    from ..formatting import check, is_default
 
-        print(json.dumps([container_inspect(engine, c) for c in cs], indent=2))
-        return 0
+    fmt = args.format
+    if not is_default(fmt):
+        check(fmt)
+    engine = engine_for(args)
+    cs = listing.select(engine, args)
+    trunc = not args.no_trunc
     if args.quiet:
         for c in cs:
-            print(c.id if args.no_trunc else c.short_id)
+            print(c.short_id if trunc else c.id)
         return 0
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    if not is_default(fmt):
+        from ..formatting import print_rows
+
+        print_rows(fmt, [listing.row(engine, c, trunc, args.size) for c in cs], listing.HEADERS)
+        return 0
+    head = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
+    rows = [head + (("SIZE",) if args.size else ())]
     for c in cs:
-        cmdline = " ".join(c.config.command or [])
-        if not args.no_trunc and len(cmdline) > 20:
+        cmdline = listing.command_text(engine, c)
+        if trunc and len(cmdline) > 20:
             cmdline = cmdline[:19] + "…"
-        rows.append((c.id if args.no_trunc else c.short_id, c.image_name, f'"{cmdline}"',
-                     ago(c.created), _status_text(c), c.name))
+        rows.append((c.short_id if trunc else c.id, c.image_name, f'"{cmdline}"', ago(c.created),
+                     listing.status_text(c), "", c.name)
+                    + ((listing.size_text(engine, c),) if args.size else ()))
     table(rows)
     return 0
 
@@ -116,59 +156,6 @@ def cmd_ps(args) -> int:
 def cmd_rm(args) -> int:
     engine = engine_for(args)
     return each(args.containers, lambda ref: (engine.remove(ref, force=args.force), ref)[1])
-
-
-def _status_text(c) -> str:
-    s = c.state
-    if s.status == "running":
-        return f"Up {ago(s.started_at).replace(' ago', '')}" if s.started_at else "Up"
-    if s.status == "starting":
-        return "Starting"
-    if s.status in ("created", "creating"):
-        return "Created"
-    if s.status == "removing":
-        return "Removing"
-    return f"Exited ({s.exit_code}) {ago(s.finished_at)}"
-
-
-def _docker_status(status: str) -> str:
-    return {"creating": "created", "starting": "running"}.get(status, status)
-
-
-def container_inspect(engine, c) -> dict:
-    s = c.state
-    return {
-        "Id": c.id, "Name": c.name, "Created": c.created, "Image": c.image_id,
-        "ImageName": c.image_name,
-        "State": {"Status": _docker_status(s.status), "Running": s.status in ("running", "starting"),
-                  "Paused": False, "Restarting": False, "Dead": False,
-                  "Pid": s.pid, "ExitCode": s.exit_code, "OOMKilled": s.oom_killed,
-                  "Error": s.error, "StartedAt": s.started_at, "FinishedAt": s.finished_at},
-        "RestartCount": s.restart_count,
-        "HostConfig": {"RestartPolicy": {"Name": c.config.restart_policy,
-                                         "MaximumRetryCount": c.config.restart_max},
-                       "AutoRemove": c.config.auto_remove,
-                       "Privileged": c.config.privileged,
-                       "CapAdd": c.config.cap_add or None,
-                       "CapDrop": c.config.cap_drop or None,
-                       "SecurityOpt": c.config.security_opt or None,
-                       "PidsLimit": _pids_limit(c.config)},
-        "Config": c.config.to_dict(),
-        "GraphDriver": {"Name": c.storage_driver},
-        "CgroupManager": c.cgroup_manager,
-        # "none": nothing enforced its device rules (the operator chose no cgroups)
-        "DeviceCgroup": c.cgroup_manager != "none",
-        "Monitor": c.monitor,
-        "OCIRuntime": c.runtime,
-        "LogPath": engine.containers.log_path(c.id) if c.monitor == "conmon" else "",
-    }
-
-
-def _pids_limit(config):
-    """HostConfig.PidsLimit as docker shows it: the limit, or null when there is none
-    (unlimited: --pids-limit -1 or 0, or no resource plugin to apply the default)."""
-    limit = ((config.resources or {}).get("pids") or {}).get("limit")
-    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 # -- upkeep --------------------------------------------------------------------------

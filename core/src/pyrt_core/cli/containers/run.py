@@ -23,6 +23,7 @@ def _p_run_create(cmd, name, help, func) -> None:
 
     r = cmd(name, help, func, add_help=False, storage_opt=False)
     add_container_flags(r)
+    add_label_flags(r)
     add_resource_flags(r)
     r.add_argument("--rm", action="store_true", help="remove the container when it exits")
     if name == "run":
@@ -122,11 +123,28 @@ def _run_foreground(engine, config, args) -> int:
     (or a pty pyrt owns for -t)."""
     from .terminal import terminal_stdio
 
-    with terminal_stdio(config.tty, config.interactive) as (stdio, proxy):
+    # logged as docker logs it, unless --rm removes the log with the container anyway
+    logged = not config.auto_remove
+    with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
                           on_exited=(lambda code: proxy.finish()) if proxy else None,
-                          on_console=getattr(proxy, "adopt", None))
+                          on_console=getattr(proxy, "adopt", None),
+                          on_created=_open_log(engine, proxy, config) if logged and proxy else None)
+
+
+def _open_log(engine, proxy, config):
+    """``on_created`` of a foreground run: open the container's log for the proxy."""
+    def opened(container):
+        from ...monitor.logfile import LogFile
+
+        try:
+            proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
+        except OSError as e:  # the output still reaches the terminal
+            import sys
+
+            sys.stderr.write(f"pyrt: warning: cannot open the container's log: {e.strerror}\n")
+    return opened
 
 
 # -- the container flags -------------------------------------------------------------
@@ -176,6 +194,33 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="log options: max-size (default 10m; the log restarts when full)")
     p.add_argument("--help", action="help", help="show this help message and exit")
+
+
+def add_label_flags(p: argparse.ArgumentParser) -> None:
+    """``-l/--label`` and ``--label-file`` (docker's): the container's labels, shown by
+    ``inspect`` (Config.Labels, over the image's) and matched by ``ps --filter label=``."""
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a label on the container (KEY alone: an empty value)")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                   help="read labels from a file (KEY=VALUE lines; # comments)")
+
+
+def labels_from_args(args) -> dict[str, str]:
+    """The labels of ``--label-file`` lines, then of ``-l`` flags (a later one wins)."""
+    items = []
+    for path in getattr(args, "label_file", None) or []:
+        try:
+            with open(path, encoding="utf-8") as f:
+                items += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read label file {path}: {getattr(e, 'strerror', None) or e}") from None
+    labels = {}
+    for item in items + list(getattr(args, "label", None) or []):
+        key, _, value = item.partition("=")
+        if not key or key != key.strip() or "\0" in item:
+            raise UsageError(f"invalid label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
 
 
 def parse_env(items: list[str], files: list[str]) -> list[str]:
@@ -281,6 +326,7 @@ def container_config_from_args(args):
         cap_drop=cap_drop,
         privileged=privileged,
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
+        labels=labels_from_args(args),
     )
 
 

@@ -6,13 +6,15 @@ import sys
 
 
 @contextlib.contextmanager
-def terminal_stdio(tty: bool, interactive: bool, detach: bool = False):
+def terminal_stdio(tty: bool, interactive: bool, detach: bool = False, logged: bool = False):
     """The stdio of a process the CLI runs in the foreground: a pty pyrt owns for
     ``-t``, else pipes pyrt copies to and from ours (never our own terminal or files:
     monitor/pipes.py says why), the container's /dev/null as stdin without ``-i``.
     A detached process (``exec -d``) gets the container's /dev/null for all three.
     Yields ``(stdio, proxy)``; ``proxy`` (PtyProxy, PipeProxy or None) is started
-    with the container and finished after it."""
+    with the container and finished after it.  ``logged``: the output will be written to
+    the container's log as well (``proxy.log``), so it is copied even when it could go
+    straight to an anonymous pipe of ours."""
     proxy = None
     try:
         if detach:
@@ -27,7 +29,7 @@ def terminal_stdio(tty: bool, interactive: bool, detach: bool = False):
         else:
             from ...monitor.pipes import PipeProxy
 
-            proxy = PipeProxy(interactive)
+            proxy = PipeProxy(interactive, logged=logged)
             stdio = proxy.stdio
         sys.stdout.flush()
         yield stdio, proxy

@@ -1,0 +1,189 @@
+"""``pyrt inspect``'s JSON for a container, in docker's shape (moby's ``ContainerJSON``), so
+that scripts written for ``docker inspect`` (and its ``-f`` templates) read pyrt's.
+
+docker's ``Config`` is the container's effective configuration (the image's settings
+merged with the flags: ``Env`` with the image's variables, ``Cmd``/``Entrypoint`` as they
+run, the image's labels under the container's), ``HostConfig`` what the flags asked of the
+host.  What docker has no field for and pyrt's tests and users need (the cgroup manager,
+the monitor, the OCI runtime, pyrt's own record of the flags) is under ``Pyrt``.
+"""
+from __future__ import annotations
+
+from .network_settings import network_settings
+
+#: docker's time for "never" (Go's zero time.Time)
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def docker_status(c) -> str:
+    """docker's State.Status: created, running, paused, restarting, removing, exited, dead."""
+    s = c.state
+    if s.status in ("running", "starting"):
+        return "paused" if s.paused else "running"
+    return {"creating": "created"}.get(s.status, s.status)
+
+
+def _image_config(engine, c, cache: dict):
+    """The image's config (an empty one when the image is gone: ``rmi -f``)."""
+    from ...errors import PyrtError
+    from ...models import ImageConfig
+
+    if c.image_id not in cache:
+        try:
+            cache[c.image_id] = engine.images.get(c.image_id).config
+        except PyrtError:
+            cache[c.image_id] = ImageConfig()
+    return cache[c.image_id]
+
+
+def _args(cfg, icfg) -> list[str]:
+    if cfg.entrypoint is not None:
+        return list(cfg.entrypoint) + list(cfg.command or [])
+    return list(icfg.entrypoint or []) + (list(cfg.command) if cfg.command else list(icfg.cmd or []))
+
+
+def _mounts(cfg) -> tuple[list, list]:
+    """(Mounts, HostConfig.Binds) from the container's volumes."""
+    mounts, binds = [], []
+    for v in cfg.volumes or []:
+        src, dst = getattr(v, "source", ""), getattr(v, "destination", "")
+        ro = bool(getattr(v, "readonly", False))
+        mounts.append({"Type": getattr(v, "type", "bind") or "bind", "Source": src,
+                       "Destination": dst, "Mode": "ro" if ro else "", "RW": not ro,
+                       "Propagation": "rprivate"})
+        binds.append(f"{src}:{dst}" + (":ro" if ro else ""))
+    return mounts, binds
+
+
+def _host_config(c, binds) -> dict:
+    cfg = c.config
+    res = cfg.resources or {}
+    mem, cpu = res.get("memory") or {}, res.get("cpu") or {}
+    pids = (res.get("pids") or {}).get("limit")
+    quota, period = cpu.get("quota") or 0, cpu.get("period") or 0
+    opts = {}
+    if cfg.log_size_max:
+        opts["max-size"] = str(cfg.log_size_max)
+    return {
+        "Binds": binds or None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "k8s-file", "Config": opts},
+        "NetworkMode": cfg.network,
+        "PortBindings": {},
+        "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": cfg.restart_max},
+        "AutoRemove": cfg.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "CapAdd": cfg.cap_add or None,
+        "CapDrop": cfg.cap_drop or None,
+        "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
+        "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+        "Privileged": cfg.privileged,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": cfg.read_only,
+        "SecurityOpt": cfg.security_opt or None,
+        "UTSMode": "", "UsernsMode": "private" if cfg.userns else "",
+        "ShmSize": 67108864,
+        "Runtime": "pyrt",
+        "CgroupParent": cfg.cgroup_parent or "",
+        "CpuShares": cpu.get("shares") or 0,
+        "Memory": mem.get("limit") or 0,
+        "NanoCpus": quota * 1_000_000_000 // period if quota > 0 and period else 0,
+        "CpuPeriod": period, "CpuQuota": quota,
+        "CpusetCpus": cpu.get("cpus") or "", "CpusetMems": cpu.get("mems") or "",
+        "BlkioWeight": (res.get("blockIO") or {}).get("weight") or 0,
+        "Devices": [{"PathOnHost": d.get("path", ""), "PathInContainer": d.get("path", ""),
+                     "CgroupPermissions": "rwm"} for d in cfg.devices or []],
+        "MemoryReservation": mem.get("reservation") or 0,
+        "MemorySwap": mem.get("swap") or 0,
+        "MemorySwappiness": mem.get("swappiness"),
+        "OomKillDisable": bool(mem.get("disableOOMKiller")),
+        # docker shows null for "no limit" (--pids-limit -1 or 0, or nothing applied it)
+        "PidsLimit": pids if isinstance(pids, int) and pids > 0 else None,
+        "Ulimits": None,
+    }
+
+
+def _config(c, icfg) -> dict:
+    from ...containers.spec import merge_env
+
+    cfg = c.config
+    hostname = cfg.hostname or c.id[:12]
+    labels = dict(icfg.labels or {})
+    labels.update(getattr(cfg, "labels", None) or {})
+    out = {
+        "Hostname": hostname, "Domainname": "", "User": cfg.user or icfg.user or "",
+        "AttachStdin": cfg.interactive and not cfg.detach,
+        "AttachStdout": not cfg.detach, "AttachStderr": not cfg.detach,
+    }
+    if icfg.exposed_ports:
+        out["ExposedPorts"] = {p: {} for p in icfg.exposed_ports}
+    out.update({
+        "Tty": cfg.tty, "OpenStdin": cfg.interactive,
+        "StdinOnce": cfg.interactive and not cfg.detach,
+        "Env": merge_env(list(icfg.env or []), list(cfg.env or []), hostname, cfg.tty),
+        "Cmd": list(cfg.command) if cfg.command else
+               (None if cfg.entrypoint is not None else (list(icfg.cmd) if icfg.cmd else None)),
+        "Image": cfg.image,
+        "Volumes": {v: {} for v in icfg.volumes} if icfg.volumes else None,
+        "WorkingDir": cfg.workdir or icfg.working_dir or "",
+        "Entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else
+                      (list(icfg.entrypoint) if icfg.entrypoint else None),
+        "OnBuild": None,
+        "Labels": {k: labels[k] for k in sorted(labels)},
+    })
+    stop_signal = cfg.stop_signal or icfg.stop_signal
+    if stop_signal:
+        out["StopSignal"] = stop_signal
+    if cfg.stop_timeout is not None:
+        out["StopTimeout"] = cfg.stop_timeout
+    return out
+
+
+def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
+    """docker's ``ContainerJSON`` for ``c`` (``image_configs``: a cache of image configs
+    by id, for many containers of one image)."""
+    s, cfg = c.state, c.config
+    icfg = _image_config(engine, c, image_configs if image_configs is not None else {})
+    args = _args(cfg, icfg)
+    mounts, binds = _mounts(cfg)
+    running = s.status in ("running", "starting")
+    bundle = engine.containers.bundle_dir(c.id)
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
+            "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
+            "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
+            "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": f"{bundle}/resolv.conf",
+        "HostnamePath": f"{bundle}/hostname",
+        "HostsPath": f"{bundle}/hosts",
+        "LogPath": engine.containers.log_path(c.id),
+        "Name": "/" + c.name,
+        "RestartCount": s.restart_count,
+        "Driver": c.storage_driver,
+        "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": _host_config(c, binds),
+        "GraphDriver": {"Name": c.storage_driver, "Data": None},
+        "Mounts": mounts,
+        "Config": _config(c, icfg),
+        "NetworkSettings": network_settings(c),
+        # pyrt's own, no docker field holds them
+        "Pyrt": {
+            "ImageName": c.image_name,
+            "CgroupManager": c.cgroup_manager,
+            # "none": nothing enforced its device rules (the operator chose no cgroups)
+            "DeviceCgroup": c.cgroup_manager != "none",
+            "Monitor": c.monitor,
+            "OCIRuntime": c.runtime,
+            "ContainerConfig": cfg.to_dict(),
+        },
+    }
