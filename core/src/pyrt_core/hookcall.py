@@ -182,6 +182,19 @@ def call_planned(name: str, plan: dict, **kwargs):
     return _Call(name, plan)(**kwargs)
 
 
+def implemented(pm, name: str) -> bool:
+    """Whether calling hook ``name`` in ``pm`` may reach an implementation (False only when
+    it surely reaches none: then a caller may skip preparing its arguments)."""
+    if isinstance(pm, LeanPluginManager):
+        plan = pm.calls.get(name, _UNKNOWN)
+        if plan is _UNKNOWN:
+            return False  # recorded as implemented by nobody
+        return not isinstance(plan, dict) or bool(plan["impls"])  # None: pluggy calls it
+    caller = getattr(getattr(pm, "hook", None), name, None)
+    get = getattr(caller, "get_hookimpls", None)
+    return bool(get()) if get is not None else True
+
+
 def _impl_modules(pm, name: str) -> list:
     """The plugin modules (imported or not) implementing ``name`` in ``pm``, without
     building pluggy's manager: module names for the lean one, modules for pluggy's."""

@@ -1,21 +1,28 @@
 """Data types the engine passes around: images, layers, containers, configs.
 
-Style: declared as attrs classes are (``@define`` / ``@frozen``, annotated fields,
-``field(factory=..., converter=...)``), through :mod:`pyrt_core.records`' ``define``,
-``frozen``, ``field``, ``fields`` and ``asdict``, which give the same ``__init__``,
-``==``, repr and hash without importing attrs: every engine command reads these
-records, and attrs (with typing, inspect, re and enum) cost ~40 ms of ``pyrt ps``,
-``rm``, ``stop`` and conmon's exit command, whose own work is a few milliseconds
-(docs/architecture.md, "The hot path"; tests/unit/test_cli_lean.py).  Other modules'
-data types stay attrs classes.  The regular expressions are compiled when first used.
+Style: attrs classes (``@define`` / ``@frozen``), the project's default for data
+types: fields with defaults and converters, ``==``, repr and ``attrs.asdict`` /
+``attrs.evolve`` for free.  Building them imports attrs (with typing, inspect, re and
+enum: ~30-40 ms), so the engine's hot commands never do: ``pyrt ps`` (plain, ``-a``,
+``-q``), ``rm``, ``stop``, ``kill``, ``wait`` and conmon's exit command read and write
+the container records through the lean view :class:`pyrt_core.containers.record.
+ContainerRecord` (a plain class over the JSON dict, which keeps every key it does not
+touch), and ``ps``/``stop`` read an image's config through
+:mod:`pyrt_core.images.configview`; commands that need the types (run, create, start,
+inspect, exec...) build them (docs/architecture.md, "The hot path";
+tests/unit/test_cli_lean.py).  The OCI runtime's types are plain classes too
+(:mod:`pyrt_core.records`).  A field added to ``ContainerState``, or one of
+``ContainerConfig`` that a hot command reads, gets its default in ``containers.record``
+too (tests/unit/test_container_record.py compares them).
 
 ``to_dict``/``from_dict`` give the JSON form stored on disk; the JSON form uses the
 OCI/docker field names where one exists.
 """
 from __future__ import annotations
 
+from attrs import asdict, define, field, fields, frozen
+
 from .errors import UsageError
-from .records import asdict, define, field, fields, frozen
 
 DEFAULT_TAG = "latest"
 _PATTERNS = {

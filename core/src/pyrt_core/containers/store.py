@@ -24,6 +24,8 @@ import os
 from ..errors import ConflictError, NotFoundError, UsageError
 from ..fsutil import FileLock, atomic_write, read_json, remove_tree_quietly
 from ..jsonlean import dumps_indented
+from .record import ContainerRecord
+
 TYPE_CHECKING = False  # (not typing's: importing typing costs ~3 ms of `run -d`'s start-up)
 if TYPE_CHECKING:
     from ..models import Container
@@ -192,29 +194,47 @@ class ContainerStore:
     def bundle_dir(self, cid: str) -> str:
         return os.path.join(self.rundir, cid)
 
-    def save(self, c: Container, durable: bool = True) -> None:
-        """Write the record atomically; ``durable=False`` skips fsync (state
+    def save(self, c: Container | ContainerRecord, durable: bool = True) -> None:
+        """Write the record atomically (an attrs ``Container``, or the lean view, whose
+        dict keeps every key it was read with); ``durable=False`` skips fsync (state
         updates that recovery can reconstruct)."""
         os.makedirs(self.path(c.id), mode=0o700, exist_ok=True)
         atomic_write(os.path.join(self.path(c.id), "container.json"),
                      dumps_indented(c.to_dict(), 1), RECORD_MODE, durable=durable)
 
-    def load(self, cid: str, statuses: tuple | None = None) -> Container | None:
-        """The record of ``cid`` (None without one, or, with ``statuses``, when its
-        status is none of them: the model is then never built)."""
+    # Two ways to read a record: ``load``/``list``/``get`` build the attrs models
+    # (``Container``) for the commands that need them; ``load_record``/``records``/``find``
+    # give the lean view (containers.record) to the hot commands, which import no attrs.
+
+    def _read(self, cid: str, statuses: tuple | None) -> dict | None:
         d = read_json(os.path.join(self.path(cid), "container.json"), None)
         if not d:
             return None
         if statuses is not None and (d.get("state") or {}).get("status") not in statuses:
             return None
+        return d
+
+    def load(self, cid: str, statuses: tuple | None = None) -> Container | None:
+        """The record of ``cid`` (None without one, or, with ``statuses``, when its
+        status is none of them: the model is then never built)."""
+        d = self._read(cid, statuses)
+        if d is None:
+            return None
         from ..models import Container  # attrs: loaded with the first record, not before
 
         return Container.from_dict(d)
 
-    def list(self, statuses: tuple | None = None) -> list[Container]:
-        """Every container (with ``statuses``, those in one of them: the recovery pass
-        every command starts with builds no model for the others)."""
-        out = []
+    def load_record(self, cid: str, statuses: tuple | None = None) -> ContainerRecord | None:
+        """:meth:`load`'s lean view (no attrs model is built)."""
+        d = self._read(cid, statuses)
+        return None if d is None else ContainerRecord(d)
+
+    def records(self, statuses: tuple | None = None) -> list[ContainerRecord]:
+        """:meth:`list`'s lean views."""
+        return self._list(self.load_record, statuses)
+
+    def _list(self, load, statuses):
+        out: list = []
         try:
             entries = os.listdir(self.dir)
         except FileNotFoundError:
@@ -222,7 +242,7 @@ class ContainerStore:
         for e in entries:
             if len(e) == 64:
                 try:
-                    c = self.load(e, statuses)
+                    c = load(e, statuses)
                 except (ValueError, TypeError, KeyError, AttributeError) as err:
                     # a damaged record must not break every command that lists containers
                     import sys
@@ -235,24 +255,36 @@ class ContainerStore:
         out.sort(key=lambda c: c.created, reverse=True)
         return out
 
+    def list(self, statuses: tuple | None = None) -> list[Container]:
+        """Every container (with ``statuses``, those in one of them: the recovery pass
+        every command starts with builds no model for the others)."""
+        return self._list(self.load, statuses)
+
     def get(self, ref: str) -> Container:
         """Look up by name, full id, or unique id prefix."""
+        return self._get(ref, self.load)
+
+    def find(self, ref: str) -> ContainerRecord:
+        """:meth:`get`'s lean view."""
+        return self._get(ref, self.load_record)
+
+    def _get(self, ref: str, load):
         link = os.path.join(self.names, ref)
         if _is_entry_name(ref) and os.path.islink(link):
-            c = self.load(os.readlink(link))
+            c = load(os.readlink(link))
             if c is not None:
                 return c
         if ref and len(ref) <= 64 and _HEX.issuperset(ref):
             matches = [e for e in os.listdir(self.dir) if len(e) == 64 and e.startswith(ref)]
             if len(matches) == 1:
-                c = self.load(matches[0])
+                c = load(matches[0])
                 if c is not None:
                     return c
             elif len(matches) > 1:
                 raise ConflictError(f"container id prefix {ref!r} is ambiguous: {len(matches)} containers match")
         raise NotFoundError(f"no such container: {ref}")
 
-    def delete(self, c: Container) -> None:
+    def delete(self, c: Container | ContainerRecord) -> None:
         """Remove the name, then the record (renamed away first, so a crash
         leaves either the whole record or nothing under its id)."""
         self.release_name(c.name, c.id)

@@ -41,6 +41,7 @@ from ..errors import NotFoundError
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
 if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
     from ..models import Container, ContainerConfig, Image
 
 
@@ -102,7 +103,7 @@ class Engine:
         return FileLock(os.path.join(self.settings.root, "storage.lock"))
 
     def _image_in_use(self, image_id: str) -> list[str]:
-        return [c.short_id for c in self.containers.list() if c.image_id == image_id]
+        return [c.short_id for c in self.containers.records() if c.image_id == image_id]
 
     # -- records, locks, paths ------------------------------------------------------------
     #
@@ -121,6 +122,28 @@ class Engine:
             raise NotFoundError(f"no such container: {cid[:12]}")
         return c
 
+    # the lean view of a record (containers.record), for the operations of the hot
+    # commands (stop, kill, wait, rm, conmon's exit command, recovery): no attrs model
+    def find(self, ref: str) -> ContainerRecord:
+        return self.containers.find(ref)
+
+    def record(self, cid: str) -> ContainerRecord:
+        c = self.containers.load_record(cid)
+        if c is None:
+            raise NotFoundError(f"no such container: {cid[:12]}")
+        return c
+
+    @staticmethod
+    def full(c: Container | ContainerRecord) -> Container:
+        """The attrs ``Container`` of ``c`` (a lean view's record, as it stands now)."""
+        from ..containers.record import ContainerRecord
+
+        if isinstance(c, ContainerRecord):
+            from ..models import Container
+
+            return Container.from_dict(c.to_dict())
+        return c
+
     def lock(self, cid: str, blocking: bool = True):
         return self.containers.container_lock(cid, blocking)
 
@@ -131,20 +154,20 @@ class Engine:
 
     # -- state checks -------------------------------------------------------------------
     @staticmethod
-    def monitor_alive(c: Container) -> bool:
+    def monitor_alive(c: Container | ContainerRecord) -> bool:
         from .. import procutil
 
         s = c.state
         return procutil.alive(s.monitor_pid, s.monitor_start, s.boot_id)
 
     @staticmethod
-    def process_alive(c: Container) -> bool:
+    def process_alive(c: Container | ContainerRecord) -> bool:
         from .. import procutil
 
         s = c.state
         return procutil.alive(s.pid, s.pid_start, s.boot_id)
 
-    def is_running(self, c: Container) -> bool:
+    def is_running(self, c: Container | ContainerRecord) -> bool:
         return c.state.status in ("running", "starting") and (
             self.monitor_alive(c) or self.process_alive(c))
 
@@ -182,17 +205,19 @@ class Engine:
 
         abandon(self, launched)
 
-    def cleanup(self, cid: str, run: int | None = None) -> Container | None:
+    def cleanup(self, cid: str, run: int | None = None) -> ContainerRecord | None:
         from .exit_command import cleanup
 
         return cleanup(self, cid, run)
 
-    def stop(self, ref: str | Container, timeout: int | None = None) -> Container:
+    def stop(self, ref: str | Container | ContainerRecord,
+             timeout: int | None = None) -> ContainerRecord:
         from .stop import stop
 
         return stop(self, ref, timeout)
 
-    def kill(self, ref: str | Container, sig: int) -> Container:
+    def kill(self, ref: str | Container | ContainerRecord,
+             sig: int) -> Container | ContainerRecord:
         from .stop import kill
 
         return kill(self, ref, sig)

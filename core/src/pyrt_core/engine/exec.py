@@ -21,7 +21,7 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     from ..runtime.spec import process_from_spec
     from ..runtime.executor import forward_signals
 
-    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    c = engine.containers.get(ref) if isinstance(ref, str) else engine.full(ref)
     if c.state.status not in ("running", "starting") or not engine.process_alive(c):
         raise ConflictError(f"container {c.name} is not running: exec needs a running container")
     try:

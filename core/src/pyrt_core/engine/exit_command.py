@@ -1,6 +1,8 @@
 """conmon's exit command (``pyrt container cleanup``): once a detached container's process
 exited, record the exit and release everything, then honour ``--rm`` and the restart
-policy (docker's back-off)."""
+policy (docker's back-off).  A hot command (after every detached container's exit): the
+record is read and written through its lean view (containers.record); the attrs
+``Container`` is built only for a restart."""
 from __future__ import annotations
 
 from ..errors import NotFoundError, PyrtError
@@ -8,10 +10,11 @@ from .teardown import cleanup_locked
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
 if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
     from ..models import Container
 
 
-def cleanup(engine, cid: str, run: int | None = None) -> Container | None:
+def cleanup(engine, cid: str, run: int | None = None) -> ContainerRecord | None:
     """``pyrt container cleanup``, conmon's exit command: record the exit and
     release everything; then honour ``--rm`` and the restart policy.
 
@@ -26,13 +29,13 @@ def cleanup(engine, cid: str, run: int | None = None) -> Container | None:
         return None
     try:
         with engine.lock(cid):
-            c = engine.reload(cid)
+            c = engine.record(cid)
             if run is not None and c.state.run != run:
                 return c  # a newer run already
             if c.state.status not in ("running", "starting"):
                 return c
             cleanup_locked(engine, c, wait_exit=1.0)
-            if engine.containers.load(cid) is None:
+            if engine.containers.load_record(cid) is None:
                 return None
     except NotFoundError:
         return None
@@ -40,7 +43,7 @@ def cleanup(engine, cid: str, run: int | None = None) -> Container | None:
     return c
 
 
-def restart_wanted(c: Container) -> bool:
+def restart_wanted(c: Container | ContainerRecord) -> bool:
     """Whether ``c``'s restart policy asks for a new run after the exit it records."""
     cfg, st = c.config, c.state
     if st.stop_requested or st.status != "exited" or cfg.auto_remove:
@@ -57,11 +60,11 @@ def maybe_restart(engine, cid: str) -> None:
     """Start ``cid`` again after docker's back-off when its policy wants it."""
     import time
 
-    from .start import start_locked
-
-    c = engine.containers.load(cid)
+    c = engine.containers.load_record(cid)
     if c is None or not restart_wanted(c):
         return
+    from .start import start_locked  # the attrs models: only for a restart
+
     # docker's back-off: 100 ms, doubling per consecutive restart, at most a minute
     delay = min(0.1 * (2 ** min(c.state.restart_count, 10)), 60.0)
     time.sleep(delay)

@@ -27,7 +27,9 @@ than a minute (a ``run -d`` killed before its create, see Engine.prelaunch),
 and removes ``pyrt-<id>`` cgroups of containers that are not running.
 
 What it finishes or undoes uses the operations' own steps (engine.teardown's
-``cleanup_locked`` and ``remove_locked``), never the engine's internals.
+``cleanup_locked`` and ``remove_locked``), never the engine's internals.  It reads and
+writes the records through their lean view (containers.record): every container command
+runs it, and none should pay for the attrs models on its account.
 """
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def reconcile(engine, full: bool = False) -> list[str]:
                         actions.append(f"removed the directories of an unfinished run {name[:12]}")
                 finally:
                     lk.release()
-    for c in store.list(statuses=TRANSITIONAL):
+    for c in store.records(statuses=TRANSITIONAL):
         if c.state.status not in TRANSITIONAL:
             continue
         if c.state.status == "running" and engine.monitor_alive(c):
@@ -117,7 +119,7 @@ def _reconcile_one(engine, store, c, actions: list[str]) -> None:
     if lk is None:
         return  # someone is working on it
     with lk:
-        c = store.load(c.id)
+        c = store.load_record(c.id)
         if c is None:
             return
         status = c.state.status
@@ -198,7 +200,7 @@ def _sweep(engine, actions: list[str]) -> None:
     store = engine.containers
     running = set()
     known = set()
-    for c in store.list():
+    for c in store.records():
         known.add(c.id)
         if c.state.status in ("starting", "running", "creating", "removing"):
             running.add(c.id)

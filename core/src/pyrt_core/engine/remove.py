@@ -1,20 +1,25 @@
 """Remove a container (``rm``): a running one only with ``force``, killed first; then its
-run is cleaned up and it is removed (engine.teardown)."""
+run is cleaned up and it is removed (engine.teardown).  A hot command: the record is
+read and written through its lean view (containers.record), no attrs model is built."""
 from __future__ import annotations
 
-from ..models import Container
 from .common import fault
 from .teardown import cleanup_locked, remove_locked
 
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
+    from ..models import Container
 
-def remove(engine, ref: str | Container, force: bool = False) -> None:
+
+def remove(engine, ref: str | Container | ContainerRecord, force: bool = False) -> None:
     """Remove a container: its writable layer, bundle, log and record.  A running
     one needs ``force`` (it is killed first)."""
     from ..errors import ConflictError
 
-    cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
+    cid = engine.find(ref).id if isinstance(ref, str) else ref.id
     with engine.lock(cid):
-        c = engine.reload(cid)
+        c = engine.record(cid)
         if c.state.status in ("running", "starting") and engine.is_running(c):
             if not force:
                 raise ConflictError(

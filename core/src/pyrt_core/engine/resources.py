@@ -2,14 +2,17 @@
 and unpause (the freezer), statistics, and changed limits (``update``)."""
 from __future__ import annotations
 
-from ..models import Container
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
+    from ..models import Container
 
 
 def running_for_resources(engine, ref: str | Container, what: str) -> Container:
     """The container ``ref`` names, refused unless it runs (``what``: the message's verb)."""
     from ..errors import ConflictError
 
-    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    c = engine.containers.get(ref) if isinstance(ref, str) else ref
     if c.state.status not in ("running", "starting") or not engine.is_running(c):
         raise ConflictError(f"container {c.name} is not running: cannot {what} it")
     return c
@@ -56,7 +59,7 @@ def update(engine, ref: str | Container, resources: dict) -> Container:
     return c
 
 
-def thaw_if_paused(engine, c: Container) -> None:
+def thaw_if_paused(engine, c: Container | ContainerRecord) -> None:
     """A frozen container cannot act on signals: thaw it before stop/kill (docker does).
     The caller holds the container's lock."""
     if c.state.paused:

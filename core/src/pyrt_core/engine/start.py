@@ -16,7 +16,7 @@ def start(engine, ref: str | Container, before_start=None, launched=None) -> Con
     (``start -a`` attaches there).  ``launched``: a monitor from :func:`prelaunch`
     (used for the container's first run, else stopped)."""
     try:
-        cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
+        cid = engine.find(ref).id if isinstance(ref, str) else ref.id
         with engine.lock(cid):
             c = engine.reload(cid)
             if c.state.status in ("running", "starting") and engine.is_running(c):

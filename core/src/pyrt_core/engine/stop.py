@@ -1,15 +1,22 @@
 """Stop, kill and wait: signal a running container's process and wait for its end; the
-exit is recorded by its monitor, or here when the monitor is slow or gone."""
+exit is recorded by its monitor, or here when the monitor is slow or gone.
+
+Hot commands: they read and write the record through its lean view
+(``engine.find``/``engine.record``, containers.record), never the attrs models."""
 from __future__ import annotations
 
-from ..errors import NotFoundError
-from ..models import Container
 from .common import fault
 from .resources import thaw_if_paused
 from .teardown import cleanup_locked
 
+TYPE_CHECKING = False  # (not typing's: see containers.store)
+if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
+    from ..models import Container
 
-def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
+
+def stop(engine, ref: str | Container | ContainerRecord,
+         timeout: int | None = None) -> ContainerRecord:
     """The stop signal (``--stop-signal``, else the image's StopSignal, else SIGTERM),
     then SIGKILL after ``timeout`` seconds; returns once the container is cleaned up.
     Stopping a container that is not running does nothing (as docker)."""
@@ -17,9 +24,9 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
 
     from .. import procutil
 
-    cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
+    cid = engine.find(ref).id if isinstance(ref, str) else ref.id
     with engine.lock(cid):
-        c = engine.reload(cid)
+        c = engine.record(cid)
         if c.state.status not in ("running", "starting"):
             return c
         if not engine.is_running(c):
@@ -44,17 +51,16 @@ def stop(engine, ref: str | Container, timeout: int | None = None) -> Container:
     return finish_exit(engine, cid, st.run)
 
 
-def stop_signal(engine, c: Container) -> int:
+def stop_signal(engine, c: Container | ContainerRecord) -> int:
     """The signal ``stop`` sends first: ``--stop-signal``, else the image's, else SIGTERM."""
     from ..errors import UsageError
     from ..runtime.cli import RuntimeFailure, parse_signal
 
     text = c.config.stop_signal
     if not text:
-        try:
-            text = engine.images.get(c.image_id).config.stop_signal
-        except (NotFoundError, UsageError):
-            text = None
+        from ..images.configview import image_config  # not the image store: no attrs
+
+        text = image_config(engine.settings.root, c.image_id).stop_signal
         if not isinstance(text, str):  # an image an earlier pyrt stored unchecked
             text = None
     try:
@@ -63,7 +69,7 @@ def stop_signal(engine, c: Container) -> int:
         raise UsageError(str(e)) from None
 
 
-def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> Container:
+def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> ContainerRecord:
     """After the init died: the monitor records the exit; do it here if the
     monitor is slow or gone."""
     import time
@@ -73,27 +79,27 @@ def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> Container:
     deadline = time.monotonic() + timeout
     paths = engine.paths(cid)
     while True:
-        c = engine.reload(cid)
+        c = engine.record(cid)
         if c.state.run != run or c.state.status not in ("running", "starting"):
             return c
         mon_alive = engine.monitor_alive(c)
         if (c.monitor == "conmon" and conmon.read_exit_file(paths.exit_file) is not None) \
                 or not mon_alive or time.monotonic() > deadline:
             with engine.lock(cid):
-                c = engine.reload(cid)
+                c = engine.record(cid)
                 if c.state.run == run and c.state.status in ("running", "starting"):
                     if c.monitor == "conmon" or not mon_alive or time.monotonic() > deadline:
                         cleanup_locked(engine, c, wait_exit=1.0)
-                        return engine.containers.load(cid) or c
+                        return engine.containers.load_record(cid) or c
         time.sleep(0.005)
 
 
-def kill(engine, ref: str | Container, sig: int) -> Container:
+def kill(engine, ref: str | Container | ContainerRecord, sig: int) -> Container | ContainerRecord:
     """Send ``sig`` to the container's init (a paused one is thawed first)."""
     from .. import procutil
     from ..errors import ConflictError
 
-    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    c = engine.find(ref) if isinstance(ref, str) else ref
     st = c.state
     if c.state.paused:
         with engine.lock(c.id):
@@ -104,17 +110,17 @@ def kill(engine, ref: str | Container, sig: int) -> Container:
     return c
 
 
-def wait(engine, ref: str | Container, poll: float = 0.02) -> int:
+def wait(engine, ref: str | Container | ContainerRecord, poll: float = 0.02) -> int:
     """Block until the container is not running; return its exit code."""
     import time
 
     from ..monitor import conmon
 
-    c = ref if isinstance(ref, Container) else engine.containers.get(ref)
+    c = engine.find(ref) if isinstance(ref, str) else ref
     cid = c.id
     exit_file = engine.paths(cid).exit_file
     while True:
-        cur = engine.containers.load(cid)
+        cur = engine.containers.load_record(cid)
         if cur is None:
             got = conmon.read_exit_file(exit_file)
             return got[0] if got else c.state.exit_code
@@ -125,7 +131,7 @@ def wait(engine, ref: str | Container, poll: float = 0.02) -> int:
             lk = engine.lock(cid, blocking=False)
             if lk is not None:
                 with lk:
-                    c2 = engine.reload(cid)
+                    c2 = engine.record(cid)
                     if c2.state.status in ("running", "starting") and not engine.monitor_alive(c2):
                         cleanup_locked(engine, c2)
         time.sleep(poll)

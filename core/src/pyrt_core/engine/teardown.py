@@ -15,10 +15,11 @@ from .common import fault, now, rfc3339
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
 if TYPE_CHECKING:
+    from ..containers.record import ContainerRecord
     from ..models import Container
 
 
-def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: str = "",
+def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None = None, error: str = "",
                    remove: bool = True, wait_exit: float = 0.0) -> None:
     """The container's process is gone (or must go): kill what is left, release its
     cgroup, unmount its root, record the exit.  Idempotent; the caller holds the lock.
@@ -116,12 +117,12 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
     st.resources = {}
     st.error = error or "; ".join(errors)
     engine.containers.save(c)
-    engine.pm.hook.pyrt_container_exited(container=c, exit_code=exit_code)
+    container_event(engine, "pyrt_container_exited", c, exit_code=exit_code)
     if remove and c.config.auto_remove:
         remove_locked(engine, c)
 
 
-def remove_locked(engine, c: Container) -> None:
+def remove_locked(engine, c: Container | ContainerRecord) -> None:
     """Remove a container whose run is over (:func:`cleanup_locked` done): the ``removing``
     mark first (a crash after it is finished by recovery), then its writable layer, its
     exit file (kept for ``pyrt wait`` on a ``--rm`` one) and its record."""
@@ -138,4 +139,14 @@ def remove_locked(engine, c: Container) -> None:
         except OSError:
             pass
     engine.containers.delete(c)
-    engine.pm.hook.pyrt_container_removed(container=c)
+    container_event(engine, "pyrt_container_removed", c)
+
+
+def container_event(engine, hook: str, c: Container | ContainerRecord, **kwargs) -> None:
+    """Call the event ``hook`` with ``container=``: the attrs ``Container`` its spec
+    promises, built from a lean record (a hot command's) only when a plugin implements
+    the event (hookcall.implemented), so an event nobody listens to costs no attrs."""
+    from ..hookcall import implemented
+
+    if implemented(engine.pm, hook):
+        getattr(engine.pm.hook, hook)(container=engine.full(c), **kwargs)

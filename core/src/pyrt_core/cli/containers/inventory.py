@@ -129,7 +129,10 @@ def cmd_ps(args) -> int:
     if not is_default(fmt):
         check(fmt)
     engine = engine_for(args)
-    cs = listing.select(engine, args)
+    # the plain table and -q read the records' lean views (no attrs: docs/architecture.md,
+    # "The hot path"); filters, templates and sizes get the attrs models
+    lean = is_default(fmt) and not args.filter and not args.size
+    cs = listing.select(engine, args, lean=lean)
     trunc = not args.no_trunc
     if args.quiet:
         for c in cs:
@@ -164,7 +167,7 @@ def cmd_rm(args) -> int:
 def cmd_container_prune(args) -> int:
     engine = engine_for(args)
     code = 0
-    for c in engine.containers.list():
+    for c in engine.containers.records():
         if c.state.status in ("created", "exited"):
             try:
                 engine.remove(c.id)
@@ -196,7 +199,7 @@ def cmd_system_boot(args) -> int:
     for line in engine.recover(full=True):
         print(line)
     code = 0
-    for c in engine.containers.list():
+    for c in engine.containers.records():
         policy = c.config.restart_policy
         if c.state.status in ("created", "exited") and (
                 policy == "always" or (policy == "unless-stopped" and not c.state.stop_requested)):

@@ -79,7 +79,7 @@ def cmd_start(args) -> int:
     engine = engine_for(args)
     refs = list(args.containers)
     if args.all:
-        refs += [c.id for c in engine.containers.list()
+        refs += [c.id for c in engine.containers.records()
                  if c.state.status not in ("running", "starting")]
     if not refs:
         raise UsageError("start needs at least one container (or --all)")
@@ -94,7 +94,7 @@ def cmd_stop(args) -> int:
     engine = engine_for(args)
     refs = list(args.containers)
     if args.all:
-        refs = [c.id for c in engine.containers.list() if c.state.status in ("running", "starting")]
+        refs = [c.id for c in engine.containers.records() if c.state.status in ("running", "starting")]
         if not refs:
             return 0
         # in parallel, as a daemon stopping its containers would

@@ -55,10 +55,13 @@ def status_text(c) -> str:
     return f"Exited ({s.exit_code}) {ago(s.finished_at)}"
 
 
-def select(engine, args) -> list:
-    """The containers ``ps`` shows, newest first."""
+def select(engine, args, lean: bool = False) -> list:
+    """The containers ``ps`` shows, newest first: the attrs ``Container``s, or with
+    ``lean`` (the plain table and ``-q``: no filter, template or size) the lean views of
+    the records (containers.record), which import no attrs."""
     filters = parse_filters(getattr(args, "filter", None))
-    cs = sorted(engine.containers.list(), key=lambda c: c.created, reverse=True)
+    listed = engine.containers.records() if lean else engine.containers.list()
+    cs = sorted(listed, key=lambda c: c.created, reverse=True)
     every = args.all or bool(getattr(args, "last", None)) or getattr(args, "latest", False) \
         or "status" in filters
     if filters:
@@ -126,9 +129,13 @@ _IMAGE_CONFIGS: dict = {}
 
 
 def _image_config(engine, c):
-    from .docker_shape import _image_config as get
+    """The image's entrypoint, cmd and labels: read from the image index alone
+    (images.configview: no image store, no attrs); an image that is gone reads as empty."""
+    from ...images.configview import image_config
 
-    return get(engine, c, _IMAGE_CONFIGS)
+    if c.image_id not in _IMAGE_CONFIGS:
+        _IMAGE_CONFIGS[c.image_id] = image_config(engine.settings.root, c.image_id)
+    return _IMAGE_CONFIGS[c.image_id]
 
 
 def _labels(engine, c) -> dict:
