@@ -87,7 +87,12 @@ def test_the_view_reads_as_the_model_and_writes_back_what_it_read(tmp_path):
     assert back["from_a_newer_pyrt"] == {"kept": [1, 2]}
     assert back["config"]["networks_future"] == [{"name": "n1", "aliases": ["a"]}]
     assert back["state"]["plugin_mark"] == "keep me"
-    # the attrs model reads it too (it refuses unknown top-level fields: drop that one)
+    # an event hook's Container (Engine.full) is built from the view, unknown fields left out
+    from pyrt_core.engine import Engine
+
+    full = Engine.full(r)
+    assert full.state.exit_code == 3 and full.config == c.config and full.id == c.id
+    # the attrs model reads the record too (it refuses unknown top-level fields: drop that)
     del d["from_a_newer_pyrt"]
     store.save(r)
     full = store.load(c.id)

@@ -135,13 +135,18 @@ class Engine:
 
     @staticmethod
     def full(c: Container | ContainerRecord) -> Container:
-        """The attrs ``Container`` of ``c`` (a lean view's record, as it stands now)."""
+        """The attrs ``Container`` of ``c`` (a lean view's record, as it stands now; fields
+        this version does not know are left out, as ``from_dict`` leaves them out of
+        ``config`` and ``state``)."""
         from ..containers.record import ContainerRecord
 
         if isinstance(c, ContainerRecord):
+            import attrs
+
             from ..models import Container
 
-            return Container.from_dict(c.to_dict())
+            known = {a.name for a in attrs.fields(Container)}
+            return Container.from_dict({k: v for k, v in c.to_dict().items() if k in known})
         return c
 
     def lock(self, cid: str, blocking: bool = True):
