@@ -295,3 +295,18 @@ def test_index_entry_no_distribution_declares_is_not_used():
     assert not entrypoints.is_plugin_module("os")
     with open(path, "rb") as f:
         assert b"os:system" not in f.read()
+
+
+def test_implemented_says_whether_a_call_can_reach_a_plugin():
+    """An event nobody implements lets its caller skip building the argument (the engine
+    builds the attrs Container of a lean record only for an implemented event)."""
+    from pyrt_core.hookcall import LeanPluginManager, implemented
+
+    pm = LeanPluginManager({"pyrt_container_exited": {"firstresult": False, "impls": []},
+                            "pyrt_container_removed": {"firstresult": False,
+                                                       "impls": [["m", "f", ["container"]]]},
+                            "pyrt_container_started": None})  # None: pluggy must call it
+    assert not implemented(pm, "pyrt_container_exited")
+    assert not implemented(pm, "pyrt_info")  # recorded as implemented by nobody
+    assert implemented(pm, "pyrt_container_removed")
+    assert implemented(pm, "pyrt_container_started")
