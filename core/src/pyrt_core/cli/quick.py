@@ -24,8 +24,7 @@ _TRUE = True
 COMMANDS: dict = {
     "ps": ("inventory", "cmd_ps",
            {"--all": ("all", _TRUE), "-a": ("all", _TRUE), "--quiet": ("quiet", _TRUE),
-            "-q": ("quiet", _TRUE), "--no-trunc": ("no_trunc", _TRUE),
-            "--format": ("format", ("table", "json"))},
+            "-q": ("quiet", _TRUE), "--no-trunc": ("no_trunc", _TRUE)},
            None, 0),
     "rm": ("inventory", "cmd_rm",
            {"--force": ("force", _TRUE), "-f": ("force", _TRUE), "--volumes": ("volumes", _TRUE),
@@ -43,7 +42,8 @@ COMMANDS: dict = {
               "containers", 0),
 }
 #: the defaults argparse gives each command's flags
-_DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": "table"},
+_DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": None,
+                    "filter": [], "last": None, "latest": False, "size": False},
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},
