@@ -536,6 +536,88 @@ def pyrt_network_recover(live: list[str], root: str, runroot: str) -> list[str] 
 
 
 # --------------------------------------------------------------------------
+# Volumes (docs/volumes.md)
+# --------------------------------------------------------------------------
+#
+# Volume drivers are chosen by *name* (``pyrt volume create -d NAME``, ``--mount
+# volume-driver=NAME``; default ``local``, the core's own): every hook below but
+# ``pyrt_volume_drivers`` receives ``driver``, and an implementation returns ``None``
+# for a driver that is not its own.  The hooks follow docker's volume plugin protocol
+# (Create, Remove, Mount, Unmount, Path, Get, List, Capabilities).  The core keeps the
+# record of every volume (name, driver, labels, options, created time, the containers
+# that have it mounted) under ``<root>/volumes/<name>/`` (0700), and a driver may keep
+# its own files in that directory; ``root`` is pyrt's store.  The core calls ``create``,
+# ``remove``, ``mount`` and ``unmount`` holding its volume lock (one at a time per
+# store), checks names (docker's rule) and refuses to remove a volume a container uses.
+# ``mount`` is called once per container run that uses the volume, ``unmount`` once
+# when that run ends (recovery calls it for runs a crash ended), so a driver can count
+# its users.  Errors are raised as :class:`pyrt_core.errors.PyrtError` subclasses
+# (UsageError for bad options), with one line.
+
+
+@hookspec
+def pyrt_volume_drivers() -> list[str] | None:
+    """The names of the volume drivers this plugin provides (``["local"]``).  Every
+    result is merged; ``pyrt info`` lists them and the engine refuses an unknown name
+    before anything is created."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_capabilities(driver: str) -> dict[str, Any] | None:
+    """docker's ``Capabilities``: ``{"Scope": "local"}`` (or ``"global"``: a volume the
+    driver keeps beyond this host).  ``pyrt volume inspect`` shows the scope."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_create(driver: str, name: str, options: dict[str, str],
+                       root: str) -> dict[str, Any] | None:
+    """Create the volume ``name`` with the driver's ``options`` (``-o KEY=VALUE``,
+    ``volume-opt``); return ``{"Mountpoint": path}`` (``""`` when there is none before a
+    mount).  Refuse options it does not know with UsageError before making anything;
+    the core made ``<root>/volumes/<name>/`` and removes it when this raises."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_remove(driver: str, name: str, root: str) -> bool | None:
+    """Remove the volume ``name`` and its data (it is mounted by no container: the core
+    checked).  Return True."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_mount(driver: str, name: str, container_id: str, root: str) -> str | None:
+    """Make the volume available to the container ``container_id``'s run and return the
+    host directory to bind into it (a directory the driver owns: the core never follows
+    a path inside the container to reach it)."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_unmount(driver: str, name: str, container_id: str,
+                        root: str) -> bool | None:
+    """The run of ``container_id`` that ``mount`` served is over (or died); release what
+    it held (a driver that mounted something unmounts it after the last user).
+    Idempotent.  Return True."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_path(driver: str, name: str, root: str) -> str | None:
+    """docker's ``Path``: the volume's host path (``""`` while it is not mounted)."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_get(driver: str, name: str, root: str) -> dict[str, Any] | None:
+    """docker's ``Get``: ``{"Name", "Mountpoint", "Status": {...}}`` of a volume the
+    driver has, else ``None``.  ``pyrt volume inspect`` shows ``Mountpoint`` and, when
+    not empty, ``Status``."""
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_list(driver: str, root: str) -> list[dict[str, Any]] | None:
+    """docker's ``List``: ``[{"Name", "Mountpoint"}]`` of every volume the driver has
+    (``pyrt volume ls`` lists the core's records; this serves checks and
+    ``pyrt system recover``)."""
+
+
+# --------------------------------------------------------------------------
 # Lifecycle events
 # --------------------------------------------------------------------------
 
