@@ -557,64 +557,108 @@ def pyrt_network_recover(live: list[str], root: str, runroot: str) -> list[str] 
 
 @hookspec
 def pyrt_volume_drivers() -> list[str] | None:
-    """The names of the volume drivers this plugin provides (``["local"]``).  Every
-    result is merged; ``pyrt info`` lists them and the engine refuses an unknown name
-    before anything is created."""
+    """The names of the volume drivers this plugin provides (``["local"]``).
+
+    Receives nothing.  Called by the engine before a volume is created or a container
+    that names a driver (``-d``, ``volume-driver=``) is created, and by ``pyrt info``.
+    Every plugin's list is merged; an unknown name is refused before anything exists.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_capabilities(driver: str) -> dict[str, Any] | None:
-    """docker's ``Capabilities``: ``{"Scope": "local"}`` (or ``"global"``: a volume the
-    driver keeps beyond this host).  ``pyrt volume inspect`` shows the scope."""
+    """docker's ``Capabilities`` of the volume driver named ``driver``.
+
+    Receives the ``driver`` name.  Called by the engine when it creates a volume (the
+    record keeps the scope).  The first implementation whose driver it is returns
+    ``{"Scope": "local"}`` (or ``"global"``: volumes kept beyond this host); others
+    return ``None``.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_create(driver: str, name: str, options: dict[str, str],
                        root: str) -> dict[str, Any] | None:
-    """Create the volume ``name`` with the driver's ``options`` (``-o KEY=VALUE``,
-    ``volume-opt``); return ``{"Mountpoint": path}`` (``""`` when there is none before a
-    mount).  Refuse options it does not know with UsageError before making anything;
-    the core made ``<root>/volumes/<name>/`` and removes it when this raises."""
+    """Create the volume ``name`` (docker's ``Create``).
+
+    Receives the ``driver`` name, the volume's ``name`` (docker's rule checked: never a
+    path), the driver's ``options`` (``-o KEY=VALUE``, ``volume-opt``) and ``root``
+    (pyrt's store; the core made ``<root>/volumes/<name>/``, 0700, where the driver may
+    keep its files).  Called by ``pyrt volume create`` and by ``create``/``run`` for a
+    volume named or anonymous that does not exist yet, under the volume lock.  The first
+    implementation whose driver it is returns ``{"Mountpoint": path}`` (``""`` when
+    there is none before a mount); options it does not know are refused with
+    :class:`pyrt_core.errors.UsageError` before it makes anything (the core then
+    removes the directory).
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_remove(driver: str, name: str, root: str) -> bool | None:
-    """Remove the volume ``name`` and its data (it is mounted by no container: the core
-    checked).  Return True."""
+    """Remove the volume ``name`` and its data (docker's ``Remove``).
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by ``pyrt
+    volume rm``/``prune``, ``rm -v`` and ``run --rm`` (anonymous volumes), under the
+    volume lock, once no container uses the volume (the core checked).  The first
+    implementation whose driver it is returns True.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_mount(driver: str, name: str, container_id: str, root: str) -> str | None:
-    """Make the volume available to the container ``container_id``'s run and return the
-    host directory to bind into it (a directory the driver owns: the core never follows
-    a path inside the container to reach it)."""
+    """Make the volume available to a container's run (docker's ``Mount``).
+
+    Receives the ``driver`` name, the volume's ``name``, the ``container_id`` whose run
+    starts, and ``root``.  Called by the engine at each start, with the container's root
+    filesystem mounted and before the bundle is written, under the volume lock.  The
+    first implementation whose driver it is returns the host directory to bind into the
+    container (one the driver owns: the core never follows a path inside the container
+    to reach it); the core copies the image's content into it when it is empty.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_unmount(driver: str, name: str, container_id: str,
                         root: str) -> bool | None:
-    """The run of ``container_id`` that ``mount`` served is over (or died); release what
-    it held (a driver that mounted something unmounts it after the last user).
-    Idempotent.  Return True."""
+    """The run that ``mount`` served is over (docker's ``Unmount``).
+
+    Receives the ``driver`` name, the volume's ``name``, the ``container_id`` and
+    ``root``.  Called by the engine when the container's run ends (and by recovery for
+    a run a crash ended), once per ``mount``, under the volume lock.  The first
+    implementation whose driver it is releases what the run held (a driver that mounted
+    something unmounts it after its last user) and returns True; idempotent.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_path(driver: str, name: str, root: str) -> str | None:
-    """docker's ``Path``: the volume's host path (``""`` while it is not mounted)."""
+    """docker's ``Path``: the volume's host path.
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by tools
+    that need the data's place.  The first implementation whose driver it is returns the
+    path (``""`` while the volume is not mounted).
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_get(driver: str, name: str, root: str) -> dict[str, Any] | None:
-    """docker's ``Get``: ``{"Name", "Mountpoint", "Status": {...}}`` of a volume the
-    driver has, else ``None``.  ``pyrt volume inspect`` shows ``Mountpoint`` and, when
-    not empty, ``Status``."""
+    """docker's ``Get``: what the driver knows of one volume.
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by ``pyrt
+    volume inspect``.  The first implementation whose driver it is returns ``{"Name",
+    "Mountpoint", "Status": {...}}`` (``Status`` shown when not empty), or ``None`` for
+    a volume it does not have.
+    """
 
 
 @hookspec(firstresult=True)
 def pyrt_volume_list(driver: str, root: str) -> list[dict[str, Any]] | None:
-    """docker's ``List``: ``[{"Name", "Mountpoint"}]`` of every volume the driver has
-    (``pyrt volume ls`` lists the core's records; this serves checks and
-    ``pyrt system recover``)."""
+    """docker's ``List``: every volume the driver has.
+
+    Receives the ``driver`` name and ``root``.  Called by checks and tools (``pyrt
+    volume ls`` lists the core's records without asking the drivers).  The first
+    implementation whose driver it is returns ``[{"Name", "Mountpoint"}]``.
+    """
 
 
 # --------------------------------------------------------------------------

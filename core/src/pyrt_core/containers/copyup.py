@@ -42,7 +42,7 @@ def copy_up(rootfs: str, path: str, dest: str) -> bool:
             st = os.fstat(pfd)
             if not stat.S_ISDIR(st.st_mode):
                 return False
-            sfd = os.open(f"/proc/self/fd/{pfd}", _DIR)
+            sfd = os.open(".", _DIR, dir_fd=pfd)  # the very directory resolved
         finally:
             os.close(pfd)
         try:
