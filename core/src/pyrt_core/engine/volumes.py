@@ -242,6 +242,8 @@ def prepare_mounts(engine, config: ContainerConfig, image: Image) -> list[str]:
                 if rec is not None and v.driver and v.driver != rec["Driver"]:
                     raise ConflictError(f"volume {v.source} exists with driver "
                                         f"{rec['Driver']}, not {v.driver}")
+                if rec is not None:
+                    check_driver(engine, rec["Driver"])  # its plugin still there
     # create what does not exist (names filled in for anonymous ones)
     from ..volumes.names import anonymous_name
 
