@@ -261,3 +261,34 @@ def test_copy_up_stays_in_the_rootfs(tmp_path):
         dest.mkdir()
         copy_up(str(root), path, str(dest))
         assert not (dest / "secret").exists(), path
+
+
+def test_concurrent_creates_and_removes_of_one_name(tmp_path):
+    """Twelve processes create the same volume at once: one makes it, the others get it;
+    then twelve remove it at once: one removes it, the others find none (the lock)."""
+    import multiprocessing
+
+    from pyrt_core.engine import volumes as ev
+
+    ctx = multiprocessing.get_context("fork")
+
+    def create(q):
+        q.put(ev.create_volume(_Engine(tmp_path), "shared")[1])
+
+    def remove(q):
+        try:
+            ev.remove_volume(_Engine(tmp_path), "shared")
+            q.put("removed")
+        except NotFoundError:
+            q.put("none")
+
+    for fn, want in ((create, [True] + [False] * 11), (remove, ["none"] * 11 + ["removed"])):
+        q = ctx.Queue()
+        procs = [ctx.Process(target=fn, args=(q,)) for _ in range(12)]
+        for p in procs:
+            p.start()
+        got = sorted(q.get(timeout=30) for _ in procs)
+        for p in procs:
+            p.join(30)
+        assert got == sorted(want), got
+    assert not (tmp_path / "volumes" / "shared").exists()
