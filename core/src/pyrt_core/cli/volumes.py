@@ -145,8 +145,6 @@ def _match(rec: dict, flt: dict[str, list[str]], used) -> bool:
 def render(fmt: str, obj: dict) -> str:
     """A Go template as docker's ``--format`` uses them: ``{{.Field}}``, ``{{json .}}``,
     ``{{json .Field}}``, ``{{index .Labels "k"}}``, and ``\\t``/``\\n`` escapes."""
-    import json
-
     out, i = [], 0
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     while True:
@@ -159,7 +157,7 @@ def render(fmt: str, obj: dict) -> str:
             raise UsageError(f"invalid format {fmt!r}: unclosed action")
         out.append(fmt[i:j])
         words = fmt[j + 2:k].strip().split()
-        out.append(_action(words, obj, json))
+        out.append(_action(words, obj))
         i = k + 2
     return "".join(out)
 
@@ -175,7 +173,7 @@ def _field(path: str, obj):
     return cur
 
 
-def _text(v, json) -> str:
+def _text(v) -> str:
     if isinstance(v, dict):
         return "map[" + " ".join(f"{k}:{x}" for k, x in sorted(v.items())) + "]"
     if isinstance(v, bool):
@@ -183,17 +181,19 @@ def _text(v, json) -> str:
     return str(v)
 
 
-def _action(words: list[str], obj: dict, json) -> str:
+def _action(words: list[str], obj: dict) -> str:
     if len(words) == 1 and words[0].startswith("."):
-        return _text(_field(words[0], obj), json)
+        return _text(_field(words[0], obj))
     if len(words) == 2 and words[0] == "json":
-        return json.dumps(_field(words[1], obj))
+        from ..jsonlean import dumps
+
+        return dumps(_field(words[1], obj))
     if len(words) == 3 and words[0] == "index":
         m = _field(words[1], obj)
         key = words[2].strip('"')
-        return _text((m or {}).get(key, ""), json) if isinstance(m, dict) else ""
+        return _text((m or {}).get(key, "")) if isinstance(m, dict) else ""
     if len(words) == 2 and words[0] in ("upper", "lower"):
-        v = _text(_field(words[1], obj), json)
+        v = _text(_field(words[1], obj))
         return v.upper() if words[0] == "upper" else v.lower()
     raise UsageError(f"template: unsupported action {{{{{' '.join(words)}}}}}")
 
@@ -231,9 +231,9 @@ def cmd_ls(args) -> int:
                 "Links": "N/A", "Size": "N/A", "Availability": "N/A", "Group": "N/A"}
 
     if fmt == "json":
-        import json
+        from ..jsonlean import dumps
 
-        sys.stdout.write("".join(json.dumps(ls_obj(r)) + "\n" for r in recs))
+        sys.stdout.write("".join(dumps(ls_obj(r)) + "\n" for r in recs))
         return 0
     header = fmt.startswith("table ")
     if header:
@@ -245,10 +245,8 @@ def cmd_ls(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    import json
-
     from ..engine.volumes import inspect_volume, store
-    from ..errors import NotFoundError
+    from ..jsonlean import dumps_indented
     from .common import engine_from_args
 
     engine = engine_from_args(args)
@@ -265,8 +263,7 @@ def cmd_inspect(args) -> int:
         for o in out:
             print(render(args.format, o))
     else:
-        print(json.dumps(out, indent=4))
-    del NotFoundError
+        print(dumps_indented(out, 4))
     return code
 
 
