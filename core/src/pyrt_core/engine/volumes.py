@@ -88,10 +88,16 @@ def create_volume(engine, name: str | None, driver: str = "", options: dict | No
                                     f"with driver {old['Driver']})")
             return old, False
         path = vs.make_dir(name)
+        from ..fsutil import remove_tree
+
         try:
             got = engine.pm.hook.pyrt_volume_create(driver=driver, name=name,
                                                     options=dict(options or {}),
                                                     root=engine.settings.root)
+        except BaseException:
+            remove_tree(path)  # the driver refused: it made nothing (the hook's contract)
+            raise
+        try:
             if got is None:
                 raise NotFoundError(f"volume driver {driver} did not create {name}")
             rec = {"Name": name, "Driver": driver, "CreatedAt": _now(),
@@ -104,8 +110,6 @@ def create_volume(engine, name: str | None, driver: str = "", options: dict | No
                                                   root=engine.settings.root)
             except Exception:  # noqa: BLE001 - undoing: the first error is the one to say
                 pass
-            from ..fsutil import remove_tree
-
             remove_tree(path)
             raise
         return rec, True
