@@ -298,6 +298,7 @@ def test_recovery_releases_the_mounts_of_a_dead_run(detached_cli):
     data = os.path.join(cli.root, "volumes", "tv", "_data")
     cid = cli("run", "-d", "-v", "tv:/v", cli.image, "sleep", "600", check=True).stdout.strip()
     assert _mounted(data)
+    pid = json.loads(cli("inspect", cid).stdout)[0]["State"]["Pid"]
     # the monitor dies (a crash): nothing ran the container's clean-up
     for mon in conmon_pids(cli):
         os.kill(mon, signal.SIGKILL)
@@ -306,6 +307,8 @@ def test_recovery_releases_the_mounts_of_a_dead_run(detached_cli):
     r = cli("system", "recover", check=True)
     assert not _mounted(data), r.stderr
     assert json.loads(cli("inspect", cid).stdout)[0]["State"]["Running"] is False
+    # the killed init is an orphan the machine's pid 1 reaps a moment later
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=20, what=f"pid {pid} reaped")
     rec = json.load(open(os.path.join(cli.root, "volumes", "tv", "volume.json")))
     assert rec["MountedBy"] == []
     cli("rm", cid, check=True)
