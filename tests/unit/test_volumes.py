@@ -292,3 +292,26 @@ def test_concurrent_creates_and_removes_of_one_name(tmp_path):
             p.join(30)
         assert got == sorted(want), got
     assert not (tmp_path / "volumes" / "shared").exists()
+
+
+def test_recovery_releases_mounts_of_runs_that_are_over(tmp_path):
+    """release_stale (``pyrt system recover``): a MountedBy entry of a container that no
+    longer runs gets the driver's unmount; a running one's stays."""
+    from pyrt_core.engine import volumes as ev
+    from pyrt_core.volumes import local
+    from pyrt_core.volumes.store import VolumeStore
+
+    eng = _Engine(tmp_path)
+    ev.create_volume(eng, "held")
+    vs = VolumeStore(str(tmp_path))
+    for cid in ("dead" * 16, "live" * 16):
+        local.mount(str(tmp_path), "held", cid)
+        rec = vs.get("held")
+        rec["MountedBy"].append(cid)
+        vs.save(rec)
+    actions = ev.release_stale(eng, running={"live" * 16})
+    assert actions == [f"released volume held of {'dead' * 3}"]
+    assert vs.get("held")["MountedBy"] == ["live" * 16]
+    assert local._state(str(tmp_path), "held")["users"] == ["live" * 16]
+    with pytest.raises(ConflictError, match="in use"):
+        ev.remove_volume(eng, "held")  # still mounted by the live run
