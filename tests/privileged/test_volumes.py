@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tarfile
 
 import pytest

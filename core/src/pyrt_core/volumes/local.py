@@ -60,10 +60,7 @@ def check_options(options: dict[str, str]) -> None:
         raise UsageError("missing required option: \"type\"")
     if t and not dev and t != "tmpfs":
         raise UsageError("missing required option: \"device\"")
-    from .sysmount import split_options
-
-    flags, _ = split_options(o)
-    if "bind" in o.split(","):
+    if "bind" in o.split(",") or "rbind" in o.split(","):
         if not dev.startswith("/"):
             raise UsageError(f"invalid device {dev!r}: a bind needs an absolute host path")
         if not os.path.isdir(dev):
