@@ -258,6 +258,10 @@ def test_volumes_from(cli):
     assert r.returncode != 0 and r.stdout == "s\n" and "Read-only file system" in r.stderr
     r = cli("run", "--rm", "--volumes-from", "nosuch", cli.image, "true")
     _one_line(r, 125, "no such container: nosuch")
+    mounts = json.loads(cli("inspect", "src1", check=True).stdout)[0]["Mounts"]
+    assert [(m["Type"], m["Name"], m["Destination"], m["RW"]) for m in mounts] == [
+        ("volume", "shared", "/data", True), ("volume", mounts[1]["Name"], "/anon", True)]
+    assert mounts[0]["Source"] == os.path.join(cli.root, "volumes", "shared", "_data")
     cli("rm", "-v", "src1", check=True)
     assert _volumes(cli) == ["shared"]
 

@@ -387,3 +387,25 @@ def release_stale(engine, running: set[str]) -> list[str]:
                 except Exception as e:  # noqa: BLE001
                     actions.append(f"releasing volume {rec['Name']} of {cid[:12]} failed: {e}")
     return actions
+
+
+def inspect_mounts(engine, c: Container) -> list[dict]:
+    """A container's mounts in docker's ``inspect`` shape (``Mounts``): Type, Name (a
+    volume's), Source (the host path; a volume's ``_data`` for the local driver),
+    Destination, Driver, Mode, RW, Propagation."""
+    out = []
+    for v in c.config.volumes:
+        m: dict = {"Type": v.type}
+        if v.type == "volume":
+            src = ""
+            if v.driver in ("", DEFAULT_DRIVER):
+                src = os.path.join(engine.settings.root, "volumes", v.source, "_data")
+            m.update(Name=v.source, Source=src, Destination=v.destination,
+                     Driver=v.driver or DEFAULT_DRIVER, Mode="" if not v.readonly else "ro")
+        else:
+            m.update(Source=v.source, Destination=v.destination,
+                     Mode="ro" if v.readonly else "")
+        m["RW"] = not v.readonly
+        m["Propagation"] = v.propagation or ("rprivate" if v.type == "bind" else "")
+        out.append(m)
+    return out

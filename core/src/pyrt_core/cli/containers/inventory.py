@@ -155,6 +155,7 @@ def container_inspect(engine, c) -> dict:
                        "SecurityOpt": c.config.security_opt or None,
                        "PidsLimit": _pids_limit(c.config)},
         "Config": c.config.to_dict(),
+        "Mounts": container_mounts(engine, c),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
         # "none": nothing enforced its device rules (the operator chose no cgroups)
@@ -163,6 +164,13 @@ def container_inspect(engine, c) -> dict:
         "OCIRuntime": c.runtime,
         "LogPath": engine.containers.log_path(c.id) if c.monitor == "conmon" else "",
     }
+
+
+def container_mounts(engine, c) -> list[dict]:
+    """docker's ``Mounts`` (engine.volumes.inspect_mounts)."""
+    from ...engine.volumes import inspect_mounts
+
+    return inspect_mounts(engine, c)
 
 
 def _pids_limit(config):
