@@ -28,8 +28,11 @@ def test_flags_after_image_belong_to_the_command():
 
 @pytest.mark.parametrize("argv, msg", [
     (["--network", "bridge", "img"], "network mode"),
-    (["-v", "relative:/x", "img"], "absolute host path"),
-    (["-v", "/a", "img"], "SRC:DST"),
+    (["-v", "../rel:/x", "img"], "invalid characters for a local volume name"),
+    (["-v", "a:b:c:d", "img"], "invalid volume specification"),
+    (["--mount", "type=bind,src=/a", "img"], "target is required"),
+    (["--tmpfs", "rel", "img"], "must be absolute"),
+    (["--volumes-from", "x:rx", "img"], "CONTAINER"),
     (["--uidmap", "0:1", "img"], "CONTAINER:HOST:SIZE"),
     (["-e", "=x", "img"], "invalid environment"),
     (["--userns", "host", "--uidmap", "0:1000:1", "img"], "conflict"),

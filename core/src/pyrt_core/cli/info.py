@@ -58,6 +58,9 @@ def collect(engine) -> dict:
     if selected_error:
         data["storage"]["error"] = selected_error
     data["kernel"] = kernel_features()
+    from ..engine.volumes import drivers as volume_drivers
+
+    data["volume_drivers"] = volume_drivers(engine)
     data["device_cgroup"] = device_cgroup(pm)
     data["cache"] = cache_state()
     for section in pm.hook.pyrt_info():
@@ -109,6 +112,7 @@ def render(d: dict) -> str:
     out.append(f"Storage driver: {s['selected'] or 'none'}" + (f" ({s['error']})" if s.get("error") else ""))
     for k, v in s["status"].items():
         out.append(f"  {k}: {v}")
+    out.append(f"Volume drivers: {', '.join(d.get('volume_drivers') or []) or 'none'}")
     out.append(f"Device cgroup: {d['device_cgroup']}")
     out.append(f"Plugin cache: {d['cache']}")
     out.append("Kernel:")

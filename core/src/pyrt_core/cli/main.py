@@ -75,6 +75,7 @@ AREAS = {
     "images": ("load", "images", "tag", "rmi", "save"),
     "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
+    "volumes": ("volume",),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
 #: global options that take a value (``--root DIR``); the others are --help and --version

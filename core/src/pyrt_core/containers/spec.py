@@ -152,8 +152,10 @@ def _bind(src: str, dst: str, readonly: bool = False) -> dict:
     return {"destination": dst, "type": "bind", "source": src, "options": opts}
 
 
-def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> dict:
-    """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``."""
+def build_spec(container: Container, image: Image, rootfs: str, bundle: str,
+               volume_sources: dict[int, str] | None = None) -> dict:
+    """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``
+    (``volume_sources``: the host paths of its volumes, engine.volumes.mount_volumes)."""
     cfg = container.config
     hostname = cfg.hostname or container.id[:12]
     args = resolve_args(container, image)
@@ -210,10 +212,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     mounts = defaults.default_mounts(userns, writable_sys=cfg.privileged)
     for name in ("hostname", "hosts", "resolv.conf"):
         mounts.append(_bind(os.path.join(bundle, name), f"/etc/{name}"))
-    for v in cfg.volumes:
-        if not os.path.exists(v.source):
-            raise UsageError(f"invalid volume {v.source}:{v.destination}: host path {v.source} does not exist")
-        mounts.append(_bind(v.source, v.destination, v.readonly))
+    from .mounts import container_mounts
+
+    mounts += container_mounts(cfg.volumes, volume_sources)
 
     return {
         "ociVersion": OCI_VERSION,

@@ -29,7 +29,10 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
     hostname = container.config.hostname or container.id[:12]
     specmod.write_bundle_files(bundle, hostname, container.config.network)
-    spec = specmod.build_spec(container, image, rootfs, bundle)
+    from .volumes import mount_volumes
+
+    sources = mount_volumes(engine, container, rootfs)  # released by teardown.cleanup_locked
+    spec = specmod.build_spec(container, image, rootfs, bundle, sources)
     if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
         from ..runtime.config import SECCOMP_CACHE_ANNOTATION
 

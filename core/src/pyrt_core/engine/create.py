@@ -44,6 +44,18 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
     from ..images.configcheck import check_image
 
     check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists
+    from .volumes import discard, prepare_mounts
+
+    made = prepare_mounts(engine, config, image)  # volumes checked, then the new ones made
+    try:
+        return _create(engine, config, name, image, cid)
+    except BaseException:
+        discard(engine, made)
+        raise
+
+
+def _create(engine, config: ContainerConfig, name: str | None, image: Image,
+            cid: str | None) -> Container:
     store = engine.containers
     cid = cid or store.new_id()
     lk = store.begin_create(cid)

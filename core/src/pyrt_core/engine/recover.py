@@ -237,6 +237,10 @@ def _sweep(engine, actions: list[str]) -> None:
     for cid in _listdir(p.socket_dir):
         if cid not in running:
             _unlink(os.path.join(p.socket_dir, cid))
+    # volumes still mounted for runs that are over (engine.volumes)
+    from .volumes import release_stale
+
+    actions += release_stale(engine, running)
     # cgroups named after containers that do not run
     for base in _cgroup_dirs():
         for name in _listdir(base):

@@ -7,9 +7,9 @@ from .common import fault
 from .teardown import cleanup_locked, remove_locked
 
 
-def remove(engine, ref: str | Container, force: bool = False) -> None:
-    """Remove a container: its writable layer, bundle, log and record.  A running
-    one needs ``force`` (it is killed first)."""
+def remove(engine, ref: str | Container, force: bool = False, volumes: bool = False) -> None:
+    """Remove a container: its writable layer, bundle, log and record (``volumes``: and
+    its anonymous volumes).  A running one needs ``force`` (it is killed first)."""
     from ..errors import ConflictError
 
     cid = ref.id if isinstance(ref, Container) else engine.containers.get(ref).id
@@ -36,4 +36,4 @@ def remove(engine, ref: str | Container, force: bool = False) -> None:
             procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
         if c.state.status in ("running", "starting"):
             cleanup_locked(engine, c, remove=False, wait_exit=1.0)
-        remove_locked(engine, c)
+        remove_locked(engine, c, volumes)

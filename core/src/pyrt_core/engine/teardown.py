@@ -99,6 +99,9 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
             engine.driver.put(c.layer_id)
     except Exception as e:  # noqa: BLE001
         errors.append(f"unmounting the root filesystem: {e}")
+    from .volumes import unmount_volumes
+
+    errors += unmount_volumes(engine, c)  # what this run's start mounted (engine.bundle)
     from ..fsutil import remove_tree_quietly
 
     keep_exit = c.config.auto_remove  # `pyrt wait` may still want the code
@@ -121,10 +124,11 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
         remove_locked(engine, c)
 
 
-def remove_locked(engine, c: Container) -> None:
+def remove_locked(engine, c: Container, volumes: bool = False) -> None:
     """Remove a container whose run is over (:func:`cleanup_locked` done): the ``removing``
     mark first (a crash after it is finished by recovery), then its writable layer, its
-    exit file (kept for ``pyrt wait`` on a ``--rm`` one) and its record."""
+    exit file (kept for ``pyrt wait`` on a ``--rm`` one) and its record; with ``volumes``
+    (``rm -v``) or for a ``--rm`` container, its anonymous volumes (as docker)."""
     c.state.status = "removing"
     engine.containers.save(c, durable=False)  # lost in a crash: the record is removed again
     fault("rm:removing")
@@ -138,4 +142,8 @@ def remove_locked(engine, c: Container) -> None:
         except OSError:
             pass
     engine.containers.delete(c)
+    if volumes or c.config.auto_remove:
+        from .volumes import remove_anonymous
+
+        remove_anonymous(engine, c)
     engine.pm.hook.pyrt_container_removed(container=c)

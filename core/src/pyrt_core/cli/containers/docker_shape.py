@@ -46,6 +46,8 @@ def _mounts(cfg) -> tuple[list, list]:
     """(Mounts, HostConfig.Binds) from the container's volumes."""
     mounts, binds = [], []
     for v in cfg.volumes or []:
+        if (getattr(v, "type", "bind") or "bind") == "tmpfs":
+            continue  # docker lists tmpfs mounts in HostConfig.Tmpfs, not Binds
         src, dst = getattr(v, "source", ""), getattr(v, "destination", "")
         ro = bool(getattr(v, "readonly", False))
         mounts.append({"Type": getattr(v, "type", "bind") or "bind", "Source": src,
@@ -146,7 +148,10 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
     s, cfg = c.state, c.config
     icfg = _image_config(engine, c, image_configs if image_configs is not None else {})
     args = _args(cfg, icfg)
-    mounts, binds = _mounts(cfg)
+    _, binds = _mounts(cfg)
+    from ...engine.volumes import inspect_mounts
+
+    mounts = inspect_mounts(engine, c)  # volumes by name, driver and data path
     running = s.status in ("running", "starting")
     bundle = engine.containers.bundle_dir(c.id)
     return {

@@ -48,7 +48,7 @@ def _p_rm(cmd) -> None:
     rm = cmd("rm", "Remove containers", cmd_rm)
     rm.add_argument("--force", "-f", action="store_true", help="kill and remove running containers")
     rm.add_argument("--volumes", "-v", action="store_true",
-                    help="remove anonymous volumes too (pyrt creates none: accepted for docker compatibility)")
+                    help="remove the container's anonymous volumes too")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -155,7 +155,8 @@ def cmd_ps(args) -> int:
 
 def cmd_rm(args) -> int:
     engine = engine_for(args)
-    return each(args.containers, lambda ref: (engine.remove(ref, force=args.force), ref)[1])
+    return each(args.containers, lambda ref: (engine.remove(ref, force=args.force,
+                                                            volumes=args.volumes), ref)[1])
 
 
 # -- upkeep --------------------------------------------------------------------------

@@ -161,8 +161,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
     p.add_argument("--network", "--net", default="none", metavar="MODE",
                    help="network mode: none (loopback only, default) or host")
-    p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount a host path")
+    from ..mount_flags import add_mount_flags
+
+    add_mount_flags(p)  # -v, --mount, --tmpfs, --volumes-from
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format; "
@@ -246,7 +247,8 @@ def parse_env(items: list[str], files: list[str]) -> list[str]:
 
 
 def container_config_from_args(args):
-    from ...models import ContainerConfig, IdMap, VolumeSpec
+    from ...models import ContainerConfig, IdMap
+    from ..mount_flags import volumes_from_args
 
     if args.network not in ("none", "host"):
         raise UsageError(
@@ -302,7 +304,8 @@ def container_config_from_args(args):
         user=args.user,
         hostname=hostname,
         network=args.network,
-        volumes=[VolumeSpec.parse(v) for v in args.volume],
+        volumes=volumes_from_args(args),
+        volumes_from=list(getattr(args, "volumes_from", []) or []),
         read_only=args.read_only,
         userns=userns,
         uidmaps=uidmaps,
