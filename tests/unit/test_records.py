@@ -130,5 +130,6 @@ def test_the_models_round_trip_through_their_dicts():
     c = Container(id="c" * 64, name="n1", image_id="sha256:x", image_name="img", created="t",
                   storage_driver="vfs", config=cfg)
     d = c.to_dict()
-    assert d["config"]["volumes"] == [{"source": "/a", "destination": "/b", "readonly": True}]
+    assert {k: d["config"]["volumes"][0][k] for k in ("source", "destination", "readonly")} == {
+        "source": "/a", "destination": "/b", "readonly": True}
     assert Container.from_dict(d) == c
