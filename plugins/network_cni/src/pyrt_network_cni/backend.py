@@ -296,7 +296,9 @@ def setup(cid: str, netns: str, networking: ContainerNetworking, root: str) -> d
     except BaseException as e:
         errors = _release(cid, root, state, netns)
         if not errors:
-            os.unlink(_state_path(root, cid))
+            with _lock(root):
+                os.unlink(_state_path(root, cid))
+                _tidy(root)
         if isinstance(e, PyrtError):
             raise PyrtError(f"{e}" + (f" (undoing it failed too: {errors[0]})" if errors else "")) \
                 from None
@@ -334,7 +336,15 @@ def teardown(cid: str, netns: str | None, record_: dict | None, root: str) -> bo
             raise PyrtError(f"releasing the networks of container {cid[:12]} failed: "
                             f"{errors[0]}")
         os.unlink(path)
+        _tidy(root)
     return True
+
+
+def _tidy(root: str) -> None:
+    """With no container of this store left on a CNI network, remove the shared CNI
+    chains if no one else uses them either (:func:`hostnet.remove_idle_shared_chains`)."""
+    if not _states(root):
+        hostnet.remove_idle_shared_chains()
 
 
 def connect(cid: str, netns: str, networking: ContainerNetworking, network: str,

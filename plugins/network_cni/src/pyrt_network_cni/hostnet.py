@@ -102,3 +102,53 @@ def sweep_container_rules(container_id: str) -> list[str]:
             if _iptables("-t", table, "-X", chain).returncode == 0:
                 removed.append(f"iptables -t {table} chain {chain}")
     return removed
+
+
+#: the chains CNI's portmap (nat) and firewall (filter) plugins create once and share
+#: between every container of every CNI runtime on the host
+SHARED_CHAINS = {"nat": ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"),
+                 "filter": ("CNI-FORWARD", "CNI-ADMIN")}
+#: the rules of a shared chain that are its own furniture, not a container's
+_FURNITURE = ("-j CNI-ADMIN", "-j MARK --set-xmark", "-j MASQUERADE")
+
+
+def remove_idle_shared_chains() -> list[str]:
+    """Remove the shared CNI chains when nothing uses them any more: no container rule
+    in them (only their furniture: the firewall plugin's jump to CNI-ADMIN, portmap's
+    mark and masquerade), no container chain jumping to them, CNI-ADMIN (the
+    administrator's overrides) empty.  The jumps of the built-in chains to them go too.
+    So a host where pyrt's last CNI container went is as it was; a host where another
+    runtime's CNI containers (or an administrator's rules) use them keeps them."""
+    removed = []
+    for table, chains in SHARED_CHAINS.items():
+        r = _iptables("-t", table, "-S")
+        if r.returncode != 0:
+            continue
+        lines = r.stdout.splitlines()
+        present = [c for c in chains if f"-N {c}" in lines]
+        if not present:
+            continue
+        busy = False
+        for line in lines:
+            if not line.startswith("-A "):
+                continue
+            args = shlex.split(line)
+            chain = args[1]
+            target = args[args.index("-j") + 1] if "-j" in args else ""
+            if chain in present and not any(f in line for f in _FURNITURE):
+                busy = True  # a container's (or an administrator's) rule
+            elif target in present and chain.startswith("CNI-") and chain not in present:
+                busy = True  # a container chain (CNI-DN-...) still jumps to it
+        if busy:
+            continue
+        for line in lines:
+            if line.startswith("-A ") and any(line.endswith(f"-j {c}") for c in present) \
+                    and shlex.split(line)[1] not in present:
+                if _iptables("-t", table, "-D", *shlex.split(line)[1:]).returncode == 0:
+                    removed.append(f"iptables -t {table} {line}")
+        for c in present:
+            _iptables("-t", table, "-F", c)
+        for c in present:
+            if _iptables("-t", table, "-X", c).returncode == 0:
+                removed.append(f"iptables -t {table} chain {c}")
+    return removed

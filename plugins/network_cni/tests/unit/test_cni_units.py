@@ -186,3 +186,74 @@ def test_settings_dirs(monkeypatch):
         invoke.find_plugin("bridge", ["/a", "/b"])
     with pytest.raises(invoke.CNIError, match="invalid"):
         invoke.find_plugin("../x", ["/a"])
+
+
+class FakeIptables:
+    """iptables -S output per table; records the other calls."""
+
+    def __init__(self, tables):
+        self.tables, self.calls = tables, []
+
+    def __call__(self, *args):
+        import subprocess
+
+        table, op = args[1], args[2]
+        if op == "-S":
+            return subprocess.CompletedProcess(args, 0, self.tables.get(table, ""), "")
+        self.calls.append(" ".join(args))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+
+NAT_IDLE = """-P PREROUTING ACCEPT
+-N CNI-HOSTPORT-DNAT
+-N CNI-HOSTPORT-MASQ
+-N CNI-HOSTPORT-SETMARK
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+"""
+CONTAINER_RULE = ('-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"n\\" id: '
+                  '\\"abc\\"" -m multiport --dports 8080 -j CNI-DN-1234\n')
+
+
+def test_idle_shared_chains_are_removed(monkeypatch):
+    from pyrt_network_cni import hostnet
+
+    fake = FakeIptables({"nat": NAT_IDLE})
+    monkeypatch.setattr(hostnet, "_iptables", fake)
+    removed = hostnet.remove_idle_shared_chains()
+    assert "-t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT" in fake.calls
+    assert "-t nat -D POSTROUTING -m comment --comment CNI portfwd requiring masquerade " \
+           "-j CNI-HOSTPORT-MASQ" in fake.calls
+    assert {c for c in fake.calls if " -X " in c} == {
+        "-t nat -X CNI-HOSTPORT-DNAT", "-t nat -X CNI-HOSTPORT-MASQ", "-t nat -X CNI-HOSTPORT-SETMARK"}
+    assert len(removed) == 6
+
+
+def test_shared_chains_in_use_are_kept(monkeypatch):
+    from pyrt_network_cni import hostnet
+
+    fake = FakeIptables({"nat": NAT_IDLE + CONTAINER_RULE,
+                         "filter": "-N CNI-FORWARD\n-N CNI-ADMIN\n"
+                                   "-A FORWARD -m comment --comment x -j CNI-FORWARD\n"
+                                   "-A CNI-ADMIN -s 10.0.0.0/8 -j DROP\n"
+                                   "-A CNI-FORWARD -j CNI-ADMIN\n"})
+    monkeypatch.setattr(hostnet, "_iptables", fake)
+    assert hostnet.remove_idle_shared_chains() == [] and fake.calls == []
+
+
+def test_container_rules_are_swept(monkeypatch):
+    from pyrt_network_cni import hostnet
+
+    fake = FakeIptables({"nat": '-A POSTROUTING -s 10.9.0.2/32 -m comment --comment '
+                                '"name: \\"n\\" id: \\"abc\\"" -j CNI-0123456789abcdef01234567\n'
+                                '-A POSTROUTING -s 10.9.0.3/32 -m comment --comment '
+                                '"name: \\"n\\" id: \\"other\\"" -j CNI-aaaa\n'})
+    monkeypatch.setattr(hostnet, "_iptables", fake)
+    hostnet.sweep_container_rules("abc")
+    assert fake.calls == [
+        '-t nat -D POSTROUTING -s 10.9.0.2/32 -m comment --comment name: "n" id: "abc" '
+        '-j CNI-0123456789abcdef01234567',
+        "-t nat -F CNI-0123456789abcdef01234567", "-t nat -X CNI-0123456789abcdef01234567"]
