@@ -26,9 +26,10 @@ class NetworkHarness:
         self.subnets: list[str] = []
 
     # -- the hooks ------------------------------------------------------------------------
-    def hook(self, name: str, **kw):
-        return getattr(self.pm.hook, "pyrt_network_" + name)(**kw, root=self.root,
-                                                              runroot=self.runroot)
+    def hook(self, _hook: str, /, **kw):
+        """Call ``pyrt_network_<_hook>`` with ``kw`` and the test's root and runroot."""
+        return getattr(self.pm.hook, "pyrt_network_" + _hook)(**kw, root=self.root,
+                                                               runroot=self.runroot)
 
     def listed(self) -> list[dict]:
         return self.hook("list") or []
