@@ -22,8 +22,9 @@ A backend declares what it supports in ``capabilities`` (or overrides the
 declare are skipped with that reason.  The features: ``ports`` (published TCP ports, from the
 host's 127.0.0.1), ``isolation`` (containers on different networks cannot reach each
 other), ``internal`` (an ``--internal`` network gives no way out: no default route),
-``dns`` and ``ipv6`` (declared for ``pyrt info``'s sake; their tests are the
-backend's own for now).
+``connect`` (``pyrt network connect``/``disconnect`` of a running container), ``dns``
+and ``ipv6`` (declared for ``pyrt info``'s sake; their tests are the backend's own for
+now).
 
 What is checked: the backend's name when chosen and silence when not; ``create``'s
 inspect form, ``list``, ``remove``; refusal of a taken name, a subnet that overlaps a
@@ -66,7 +67,7 @@ from pyrt_core.testing.nettools import connect, ns_default_gateway
 __all__ = ["NetworkConformance", "NetworkHarness", "ALL_CAPABILITIES", "RECORD_NETWORK_KEYS"]
 
 #: every feature a backend may declare
-ALL_CAPABILITIES = frozenset({"ports", "internal", "dns", "isolation", "ipv6"})
+ALL_CAPABILITIES = frozenset({"ports", "internal", "dns", "isolation", "ipv6", "connect"})
 #: the keys of one network in a network record (docker's EndpointSettings names)
 RECORD_NETWORK_KEYS = ("IPAddress", "IPPrefixLen", "Gateway", "MacAddress",
                        "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway", "Aliases",
@@ -383,6 +384,32 @@ class NetworkConformance:
         ns = net.netns()
         net.setup(ns, [info["Name"]])
         assert ns_default_gateway(ns) is None, "a container on an internal network has a default route"
+
+    # -- connect, disconnect -------------------------------------------------------------------
+    def test_connect_and_disconnect(self, net):
+        self._needs(net, "connect")
+        one, two = net.create()["Name"], net.create()["Name"]
+        ns = net.netns()
+        cid, record = net.setup(ns, [one])
+        assert len(ns_interfaces(ns)) == 1
+        networking = net.networking([one, two])
+        record = net.hook("connect", container_id=cid, netns=ns, networking=networking,
+                          network=two, record=record)
+        net.containers[cid] = (ns, record)
+        ep_one, ep_two = entry(record, one), entry(record, two)
+        links = ns_interfaces(ns)
+        assert len(links) == 2, f"connect did not add an interface: {links}"
+        addrs = [a for link in links.values() for a in ipv4_of(link)]
+        assert f'{ep_two["IPAddress"]}/{ep_two["IPPrefixLen"]}' in addrs
+        assert ns_default_gateway(ns) == ep_one["Gateway"], "connect moved the default route"
+        record = net.hook("disconnect", container_id=cid, netns=ns, network=two, record=record)
+        net.containers[cid] = (ns, record)
+        assert set(record["networks"]) == {one}
+        links = ns_interfaces(ns)
+        assert len(links) == 1 and f'{ep_one["IPAddress"]}/{ep_one["IPPrefixLen"]}' in \
+            ipv4_of(next(iter(links.values())))
+        net.remove(two)  # nothing attached to it any more
+        net.teardown(cid, ns, record)
 
     # -- recovery ---------------------------------------------------------------------------------
     def test_recover_releases_what_is_not_live(self, net):

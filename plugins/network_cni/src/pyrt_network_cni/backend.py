@@ -255,6 +255,19 @@ def _runtime_config(att, ports: list[dict] | None) -> dict:
     return rc
 
 
+def _config_for(conf: dict, first: bool) -> dict:
+    """The list as a container's attachment uses it: the first network gives the
+    default route; a further one (eth1...) leaves its IPAM's routes out, since a second
+    default route cannot be added (docker gives the route to one network too)."""
+    if first:
+        return conf
+    out = json.loads(json.dumps(conf))
+    for plugin in out["plugins"]:
+        if isinstance(plugin.get("ipam"), dict):
+            plugin["ipam"].pop("routes", None)
+    return out
+
+
 def _release(cid: str, root: str, state: dict, netns: str | None) -> list[str]:
     """DEL every attachment of the state (last first), then sweep the container's
     iptables rules; the errors."""
@@ -281,7 +294,8 @@ def setup(cid: str, netns: str, networking: ContainerNetworking, root: str) -> d
         state = {"netns": netns, "ports": ports, "attachments": []}
         for i, att in enumerate(networking.attachments):
             state["attachments"].append({
-                "network": att.network, "ifname": f"eth{i}", "config": nets[att.network][1],
+                "network": att.network, "ifname": f"eth{i}",
+                "config": _config_for(nets[att.network][1], i == 0),
                 "file": nets[att.network][0],
                 "runtime_config": _runtime_config(att, ports if i == 0 else None),
                 "aliases": list(att.aliases), "result": None})
@@ -363,7 +377,8 @@ def connect(cid: str, netns: str, networking: ContainerNetworking, network: str,
             raise NotFoundError(f"network {network} not found")
         used = {a["ifname"] for a in state["attachments"]}
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-        entry = {"network": network, "ifname": ifname, "config": nets[network][1],
+        entry = {"network": network, "ifname": ifname,
+                 "config": _config_for(nets[network][1], not state["attachments"]),
                  "file": nets[network][0], "runtime_config": _runtime_config(att, None),
                  "aliases": list(att.aliases), "result": None}
         state["attachments"].append(entry)

@@ -9,4 +9,4 @@ class TestCNIConformance(NetworkConformance):
     # no "isolation" (CNI's bridge and firewall plugins let two bridges' containers reach
     # each other through the host), no "dns" (no name-resolution plugin in Debian's set),
     # no "ipv6" (not built yet)
-    capabilities = {"ports", "internal"}
+    capabilities = {"ports", "internal", "connect"}
