@@ -153,6 +153,7 @@ def remove(name: str, root: str) -> bool:
             if plugin.get("type") == "bridge" and plugin.get("bridge"):
                 try:
                     hostnet.delete_bridge(plugin["bridge"])
+                    hostnet.remove_bridge_isolation(plugin["bridge"])
                 except OSError as e:
                     raise PyrtError(f"removing network {name}: cannot delete its bridge "
                                     f"{plugin['bridge']}: {e.strerror}") from None
@@ -162,6 +163,7 @@ def remove(name: str, root: str) -> bool:
                 os.unlink(os.path.join(ipam_dir, fn))
             os.rmdir(ipam_dir)
         os.unlink(path)
+        _tidy(root)
     return True
 
 
