@@ -114,6 +114,12 @@ ISOLATION = ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2")
 _FURNITURE = ("-j CNI-ADMIN", "-j MARK --set-xmark", "-j MASQUERADE")
 
 
+def _plain_return(args: list[str]) -> bool:
+    """A chain's closing ``-j RETURN`` that matches every packet (the isolation chains'
+    furniture, with or without a comment)."""
+    return args[-2:] == ["-j", "RETURN"] and not {"-i", "-o", "-s", "-d", "!"} & set(args)
+
+
 def remove_idle_shared_chains() -> list[str]:
     """Remove the shared CNI chains when nothing uses them any more: no container rule
     in them (only their furniture: the firewall plugin's jump to CNI-ADMIN, portmap's
@@ -138,7 +144,7 @@ def remove_idle_shared_chains() -> list[str]:
             chain = args[1]
             target = args[args.index("-j") + 1] if "-j" in args else ""
             if chain in present and not any(f in line for f in _FURNITURE) \
-                    and line != f"-A {chain} -j RETURN":
+                    and not _plain_return(args):
                 busy = True  # a container's (or an administrator's) rule
             elif target in present and chain.startswith("CNI-") and chain not in present:
                 busy = True  # a container chain (CNI-DN-...) still jumps to it

@@ -266,7 +266,7 @@ def test_isolation_rules_of_a_bridge_go_with_it(monkeypatch):
                                    "-A FORWARD -m comment --comment x -j CNI-ISOLATION-STAGE-1\n"
                                    "-A CNI-ISOLATION-STAGE-1 -i pyrtc1 ! -o pyrtc1 -j CNI-ISOLATION-STAGE-2\n"
                                    "-A CNI-ISOLATION-STAGE-1 -i pyrtc2 ! -o pyrtc2 -j CNI-ISOLATION-STAGE-2\n"
-                                   "-A CNI-ISOLATION-STAGE-1 -j RETURN\n"
+                                   '-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI x" -j RETURN\n'
                                    "-A CNI-ISOLATION-STAGE-2 -o pyrtc1 -j DROP\n"
                                    "-A CNI-ISOLATION-STAGE-2 -j RETURN\n"})
     monkeypatch.setattr(hostnet, "_iptables", fake)
