@@ -25,7 +25,7 @@ def parse_pools(text: str | None) -> list[tuple[str, int]]:
     for item in text.split(","):
         base, _, size = item.strip().rpartition("/")
         try:
-            net = ipaddress.ip_network(base)
+            net = ipaddress.ip_network(base, strict=False)
             n = int(size)
         except ValueError:
             raise UsageError(f"invalid network pool {item!r}: expected BASE/LEN/SIZE, "
@@ -33,7 +33,7 @@ def parse_pools(text: str | None) -> list[tuple[str, int]]:
         if not net.prefixlen <= n <= 30:
             raise UsageError(f"invalid network pool {item!r}: SIZE must be between the "
                              "base's prefix length and 30")
-        out.append((str(net), n))
+        out.append((base, n))
     return out
 
 
@@ -51,7 +51,11 @@ def choose_subnet(pools: list[tuple[str, int]], taken: list[str]) -> str:
     and other networks)."""
     busy = [ipaddress.ip_network(t, strict=False) for t in taken]
     for base, size in pools:
-        for sub in ipaddress.ip_network(base).subnets(new_prefix=size):
+        start = ipaddress.ip_network(base, strict=False)
+        first = ipaddress.ip_address(base.split("/")[0])
+        for sub in start.subnets(new_prefix=size):
+            if sub.network_address < first:
+                continue  # docker's 172.17.0.0/12: from 172.17 on
             if not any(sub.version == b.version and sub.overlaps(b) for b in busy):
                 return str(sub)
     raise UsageError("no free subnet left in the network pools "
