@@ -46,8 +46,16 @@ def pyrt_info() -> dict[str, dict[str, object]] | None:
     try:
         from .nft import nft
 
-        nft()
+        listing = nft().run([{"list": {"chains": None}}]) or {}
         info["libnftables"] = True
+        # read only: a forward chain of another table whose policy drops also drops
+        # pyrt's containers' traffic (docs/networking.md, "Forwarding")
+        drops = [f"{c['family']} {c['table']} {c['name']}" for c in
+                 (x.get("chain") for x in listing.get("nftables", []))
+                 if c and c.get("hook") == "forward" and c.get("policy") == "drop"
+                 and c.get("table") != "pyrt"]
+        if drops:
+            info["forward dropped by"] = drops
     except Exception as e:  # noqa: BLE001 - reported, not raised
         info["libnftables"] = f"missing: {e}"
     return {"network": info}
