@@ -255,6 +255,7 @@ def _networks_of(state: dict, store: Store, networking, create_default: bool) ->
 
 
 def _check_attachment(state: dict, net: dict | None, a, container_id: str) -> None:
+    """``--ip``/``--ip6``/``--mac-address`` of one attachment, before anything is made."""
     if a.mac:
         ipam.check_mac(a.mac)
     if net is None:  # the default network, not made yet: only the syntax can be checked
@@ -283,9 +284,7 @@ def _own(state: dict, cid: str, net: dict, key: str) -> set[str]:
 
 def validate(store: Store, networking) -> bool:
     if networking.mode != "networks":
-        if networking.ports and networking.mode != "container":
-            pass  # the core says -p needs a network; nothing of ours
-        return True
+        return True  # none, host, container:NAME: nothing of this plugin's to check
     state = store.read()
     pairs = _networks_of(state, store, networking, create_default=False)
     for net, a in pairs:
@@ -364,8 +363,7 @@ def _names(networking, cid: str, att: dict) -> list[str]:
 def _record(state: dict, cid: str, entry: dict, dns_servers: list[str]) -> dict:
     nets = {}
     for name, att in entry["networks"].items():
-        nets[name] = {"IPAddress": att["ip"], "IPPrefixLen": att["prefixlen"], "Gateway": att["gateway"]
-                      if not state["networks"].get(name, {}).get("Internal") else att["gateway"],
+        nets[name] = {"IPAddress": att["ip"], "IPPrefixLen": att["prefixlen"], "Gateway": att["gateway"],
                       "MacAddress": att["mac"], "GlobalIPv6Address": att.get("ip6", ""),
                       "GlobalIPv6PrefixLen": att.get("prefixlen6", 0), "IPv6Gateway": att.get("gateway6", ""),
                       "Aliases": list(att["aliases"]), "NetworkID": att["network_id"],

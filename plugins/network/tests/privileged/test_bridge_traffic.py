@@ -117,7 +117,6 @@ def test_published_port_from_localhost_host_address_and_hairpin(env, proto):
     out_ns, host_ip, out_ip = env.outside()
     ns1, r1 = setup(env, 1, nw("bridge", ports=[PortMapping(80, proto, "", 18081)]))
     assert r1["ports"] == [{"container_port": 80, "protocol": proto, "host_ip": "", "host_port": 18081}]
-    ip1 = ipof(r1)
     env.spawn(ns1, server_code(80, proto, tag="web"))
     gw = r1["networks"]["bridge"]["Gateway"]
     # from the host through 127.0.0.1 (output chain + route_localnet + masquerade)
