@@ -74,10 +74,12 @@ def _engine(args):
     return engine_from_args(args)
 
 
-def _hook(engine, name: str, **kw):
+def _hook(engine, hook: str, /, **kw):
+    """Call the hook ``pyrt_network_<hook>`` (positional-only: ``name`` is a hook's
+    argument)."""
     from pyrt_core.api import UsageError
 
-    out = getattr(engine.pm.hook, f"pyrt_network_{name}")(
+    out = getattr(engine.pm.hook, f"pyrt_network_{hook}")(
         root=engine.settings.root, runroot=engine.settings.runroot, **kw)
     if out is None:
         raise UsageError("no network backend is active (install pyrt-network or pyrt-network-cni, "
