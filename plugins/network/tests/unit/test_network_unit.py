@@ -156,3 +156,21 @@ def test_ls_filters():
     with pytest.raises(UsageError):
         cli._matches(n, ["bogus=1"])
     assert cli._render("{{.ID}}\\t{{.Name}}", {"ID": "abc", "Name": "x"}) == "abc\tx"
+
+
+def test_hook_call_passes_name_through():
+    """``pyrt network rm`` calls pyrt_network_remove(name=...): _hook's own parameter
+    must not take it."""
+    seen = {}
+
+    class Hooks:
+        def pyrt_network_remove(self, **kw):
+            seen.update(kw)
+            return True
+
+    class Engine:
+        pm = type("PM", (), {"hook": Hooks()})()
+        settings = type("S", (), {"root": "/r", "runroot": "/u"})()
+
+    assert cli._hook(Engine(), "remove", name="front") is True
+    assert seen == {"name": "front", "root": "/r", "runroot": "/u"}
