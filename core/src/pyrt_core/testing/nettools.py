@@ -146,9 +146,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 destination routed by the host (all tables, the default route left out)."""
-    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
+def host_routes(table: str = "all") -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination routed by the host (in ``table``: all of them unless
+    named; the default route left out)."""
+    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", table],
                                        capture_output=True, text=True, check=True).stdout or "[]")
     out = []
     for r in routes:

@@ -17,9 +17,9 @@ host's kernel; run it under ``flock /tmp/pyrt-test.lock`` like every privileged 
         backend = "mine"              # what pyrt_network_backend() returns when chosen
         capabilities = {"ports", "isolation", "internal"}   # what it supports
 
-A backend declares what it supports in ``capabilities`` (or overrides the
-``network_capabilities`` fixture in its conftest); the tests of a feature it does not
-declare are skipped with that reason.  The features: ``ports`` (published TCP ports, from the
+A backend declares what it supports in ``capabilities``; the tests of a feature it does
+not declare are deselected at collection (a skip would fail in CI, where a skip must
+name a machine fact) and named in the terminal summary.  The features: ``ports`` (published TCP ports, from the
 host's 127.0.0.1), ``isolation`` (containers on different networks cannot reach each
 other), ``internal`` (an ``--internal`` network gives no way out: no default route),
 ``connect`` (``pyrt network connect``/``disconnect`` of a running container), ``dns``
@@ -80,6 +80,41 @@ INSPECT_KEYS = ("Name", "Id", "Driver", "Scope", "IPAM", "Internal", "EnableIPv6
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "network_conformance: a test of pyrt's network-backend conformance suite")
+    config.addinivalue_line(
+        "markers", "network_feature(name): a conformance test of a feature a backend may "
+        "not declare (NetworkConformance.capabilities)")
+
+
+_DESELECTED = pytest.StashKey[list]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the tests of features the backend under test does not declare (a skip
+    would fail in CI, pyrt_core.testing.machine; not supporting a feature is the
+    backend's declaration, not a fact of the machine); the terminal summary names them."""
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("network_feature")
+        cls = getattr(item, "cls", None)
+        if mark and cls is not None and issubclass(cls, NetworkConformance) \
+                and mark.args[0] not in cls.capabilities:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        config.stash[_DESELECTED] = [
+            f"{i.cls.__name__}.{i.name} ({i.get_closest_marker('network_feature').args[0]})"
+            for i in drop]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    names = config.stash.get(_DESELECTED, None)
+    if names:
+        terminalreporter.write_line(
+            "network conformance: not run, features the backend does not declare: "
+            + ", ".join(names))
 
 
 # -- the suite ---------------------------------------------------------------------------------
@@ -119,7 +154,7 @@ class NetworkConformance:
                         pytrace=False)
 
     @pytest.fixture
-    def net(self, tmp_path, monkeypatch, network_capabilities):
+    def net(self, tmp_path, monkeypatch):
         """The :class:`NetworkHarness` of the test: the backend chosen, under a root and
         runroot of its own; everything it made is removed at the end."""
         if not self.backend:
@@ -132,7 +167,7 @@ class NetworkConformance:
         root.mkdir()
         runroot.mkdir()
         harness = NetworkHarness(self.make_plugin_manager(), str(root), str(runroot),
-                                 network_capabilities)
+                                 self.capabilities)
         try:
             yield harness
         finally:
@@ -140,10 +175,6 @@ class NetworkConformance:
         if errors:
             pytest.fail("cleaning up after the test failed:\n    " + "\n    ".join(errors),
                         pytrace=False)
-
-    def _needs(self, net: NetworkHarness, feature: str) -> None:
-        if feature not in net.capabilities:
-            pytest.skip(f"the {self.backend!r} backend does not declare {feature!r}")
 
     # -- choosing the backend -------------------------------------------------------------
     def test_backend_name_when_chosen(self, net):
@@ -180,7 +211,6 @@ class NetworkConformance:
         before = net.listed()
         with pytest.raises(PyrtError):
             net.create(name=info["Name"])
-        net.networks.append(info["Name"])  # create's bookkeeping dropped the name
         assert net.listed() == before
 
     def test_overlapping_subnet_is_refused(self, net):
@@ -192,7 +222,7 @@ class NetworkConformance:
         assert {n["Name"] for n in net.listed()} == names
 
     def test_subnet_of_a_host_route_is_refused(self, net):
-        routes = [r for r in nettools.host_routes()
+        routes = [r for r in nettools.host_routes("main")
                   if r.prefixlen >= 8 and not r.is_loopback and r.prefixlen < 32]
         if not routes:
             pytest.skip("the host has no IPv4 route but the default one to overlap")
@@ -326,10 +356,10 @@ class NetworkConformance:
         assert ns_interfaces(ns) == {}
 
     # -- published ports --------------------------------------------------------------------
+    @pytest.mark.network_feature("ports")
     def test_published_port_from_loopback(self, net):
         from pyrt_core.netmodel import PortMapping
 
-        self._needs(net, "ports")
         name = net.create()["Name"]
         ns = net.netns()
         host_port = nettools.free_port()
@@ -349,10 +379,10 @@ class NetworkConformance:
         assert connect(None, "127.0.0.1", host_port, timeout=1) is None, \
             "the port still answers after teardown"
 
+    @pytest.mark.network_feature("ports")
     def test_port_in_use_is_refused(self, net):
         from pyrt_core.netmodel import PortMapping
 
-        self._needs(net, "ports")
         name = net.create()["Name"]
         srv = net.server(None, "127.0.0.1")
         networking = net.networking([name], ports=[PortMapping(80, "tcp", "", srv.port)])
@@ -366,8 +396,8 @@ class NetworkConformance:
             net.hook("validate", networking=other)
 
     # -- isolation, internal --------------------------------------------------------------------
+    @pytest.mark.network_feature("isolation")
     def test_networks_are_isolated(self, net):
-        self._needs(net, "isolation")
         one, two = net.create()["Name"], net.create()["Name"]
         ns_a, ns_b = net.netns(), net.netns()
         _, rec_a = net.setup(ns_a, [one])
@@ -377,8 +407,8 @@ class NetworkConformance:
         assert connect(ns_b, ip_a, srv.port, timeout=2) is None, \
             f"a container on {two} reached {ip_a} on {one}"
 
+    @pytest.mark.network_feature("internal")
     def test_internal_network_has_no_way_out(self, net):
-        self._needs(net, "internal")
         info = net.create(internal=True)
         assert info["Internal"] is True
         ns = net.netns()
@@ -386,8 +416,8 @@ class NetworkConformance:
         assert ns_default_gateway(ns) is None, "a container on an internal network has a default route"
 
     # -- connect, disconnect -------------------------------------------------------------------
+    @pytest.mark.network_feature("connect")
     def test_connect_and_disconnect(self, net):
-        self._needs(net, "connect")
         one, two = net.create()["Name"], net.create()["Name"]
         ns = net.netns()
         cid, record = net.setup(ns, [one])
@@ -436,11 +466,3 @@ def _is_bridge(ifname: str) -> bool:
     """True for a bridge: what a network (not a container) holds, which may stay until
     the network is removed (the end-of-test check still sees it then)."""
     return os.path.isdir(f"/sys/class/net/{ifname}/bridge")
-
-
-@pytest.fixture
-def network_capabilities(request):
-    """The features the backend under test supports: its test class's ``capabilities``;
-    override this fixture in a conftest to declare them there instead."""
-    inst = request.instance
-    return frozenset(getattr(inst, "capabilities", ALL_CAPABILITIES))

@@ -149,15 +149,21 @@ def remove(name: str, root: str) -> bool:
         if users:
             raise ConflictError(f"network {name} has containers attached: "
                                 f"{', '.join(u[:12] for u in users)}")
-        os.unlink(path)
         for plugin in conf["plugins"]:
             if plugin.get("type") == "bridge" and plugin.get("bridge"):
-                hostnet.delete_bridge(plugin["bridge"])
+                try:
+                    hostnet.delete_bridge(plugin["bridge"])
+                    hostnet.remove_bridge_isolation(plugin["bridge"])
+                except OSError as e:
+                    raise PyrtError(f"removing network {name}: cannot delete its bridge "
+                                    f"{plugin['bridge']}: {e.strerror}") from None
         ipam_dir = os.path.join(cl.own_dir(root), "ipam", name)
         if os.path.isdir(ipam_dir):
             for fn in os.listdir(ipam_dir):
                 os.unlink(os.path.join(ipam_dir, fn))
             os.rmdir(ipam_dir)
+        os.unlink(path)
+        _tidy(root)
     return True
 
 

@@ -71,7 +71,7 @@ def build(request, root: str, subnet: str, gateway: str) -> dict:
         "name": request.name,
         "plugins": [bridge_conf,
                     {"type": "portmap", "capabilities": {"portMappings": True}},
-                    {"type": "firewall"},
+                    {"type": "firewall", "ingressPolicy": "same-bridge"},
                     {"type": "tuning", "capabilities": {"mac": True}}],
         "pyrt": {"id": hashlib.sha256(f"{request.name}\0{created}\0{time.time_ns()}".encode())
                  .hexdigest(), "created": created, "labels": dict(request.labels),

@@ -107,9 +107,17 @@ def sweep_container_rules(container_id: str) -> list[str]:
 #: the chains CNI's portmap (nat) and firewall (filter) plugins create once and share
 #: between every container of every CNI runtime on the host
 SHARED_CHAINS = {"nat": ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"),
-                 "filter": ("CNI-FORWARD", "CNI-ADMIN")}
+                 "filter": ("CNI-FORWARD", "CNI-ADMIN", "CNI-ISOLATION-STAGE-1",
+                            "CNI-ISOLATION-STAGE-2")}
+ISOLATION = ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2")
 #: the rules of a shared chain that are its own furniture, not a container's
 _FURNITURE = ("-j CNI-ADMIN", "-j MARK --set-xmark", "-j MASQUERADE")
+
+
+def _plain_return(args: list[str]) -> bool:
+    """A chain's closing ``-j RETURN`` that matches every packet (the isolation chains'
+    furniture, with or without a comment)."""
+    return args[-2:] == ["-j", "RETURN"] and not {"-i", "-o", "-s", "-d", "!"} & set(args)
 
 
 def remove_idle_shared_chains() -> list[str]:
@@ -135,7 +143,8 @@ def remove_idle_shared_chains() -> list[str]:
             args = shlex.split(line)
             chain = args[1]
             target = args[args.index("-j") + 1] if "-j" in args else ""
-            if chain in present and not any(f in line for f in _FURNITURE):
+            if chain in present and not any(f in line for f in _FURNITURE) \
+                    and not _plain_return(args):
                 busy = True  # a container's (or an administrator's) rule
             elif target in present and chain.startswith("CNI-") and chain not in present:
                 busy = True  # a container chain (CNI-DN-...) still jumps to it
@@ -151,4 +160,23 @@ def remove_idle_shared_chains() -> list[str]:
         for c in present:
             if _iptables("-t", table, "-X", c).returncode == 0:
                 removed.append(f"iptables -t {table} chain {c}")
+    return removed
+
+
+def remove_bridge_isolation(bridge: str) -> list[str]:
+    """Remove the rules the firewall plugin's ``ingressPolicy: same-bridge`` added for
+    ``bridge`` (``-i BRIDGE ! -o BRIDGE`` in CNI-ISOLATION-STAGE-1, ``-o BRIDGE -j DROP``
+    in -STAGE-2): the plugin's DEL leaves them, as other containers may use the bridge;
+    they go with the network."""
+    removed = []
+    r = _iptables("-t", "filter", "-S")
+    if r.returncode != 0:
+        return removed
+    for line in r.stdout.splitlines():
+        args = shlex.split(line)
+        if len(args) < 2 or args[0] != "-A" or args[1] not in ISOLATION:
+            continue
+        if any(args[i] in ("-i", "-o") and args[i + 1] == bridge for i in range(len(args) - 1)):
+            if _iptables("-t", "filter", "-D", *args[1:]).returncode == 0:
+                removed.append(f"iptables -t filter {line}")
     return removed

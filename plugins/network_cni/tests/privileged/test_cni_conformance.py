@@ -6,7 +6,6 @@ from pyrt_core.testing.network_conformance import NetworkConformance
 
 class TestCNIConformance(NetworkConformance):
     backend = "cni"
-    # no "isolation" (CNI's bridge and firewall plugins let two bridges' containers reach
-    # each other through the host), no "dns" (no name-resolution plugin in Debian's set),
-    # no "ipv6" (not built yet)
-    capabilities = {"ports", "internal", "connect"}
+    # isolation: the firewall plugin's ingressPolicy same-bridge; no "dns" (no
+    # name-resolution plugin in Debian's set), no "ipv6" (not built yet)
+    capabilities = {"ports", "internal", "connect", "isolation"}

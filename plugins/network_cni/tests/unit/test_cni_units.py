@@ -257,3 +257,26 @@ def test_container_rules_are_swept(monkeypatch):
         '-t nat -D POSTROUTING -s 10.9.0.2/32 -m comment --comment name: "n" id: "abc" '
         '-j CNI-0123456789abcdef01234567',
         "-t nat -F CNI-0123456789abcdef01234567", "-t nat -X CNI-0123456789abcdef01234567"]
+
+
+def test_isolation_rules_of_a_bridge_go_with_it(monkeypatch):
+    from pyrt_network_cni import hostnet
+
+    fake = FakeIptables({"filter": "-N CNI-ISOLATION-STAGE-1\n-N CNI-ISOLATION-STAGE-2\n"
+                                   "-A FORWARD -m comment --comment x -j CNI-ISOLATION-STAGE-1\n"
+                                   "-A CNI-ISOLATION-STAGE-1 -i pyrtc1 ! -o pyrtc1 -j CNI-ISOLATION-STAGE-2\n"
+                                   "-A CNI-ISOLATION-STAGE-1 -i pyrtc2 ! -o pyrtc2 -j CNI-ISOLATION-STAGE-2\n"
+                                   '-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI x" -j RETURN\n'
+                                   "-A CNI-ISOLATION-STAGE-2 -o pyrtc1 -j DROP\n"
+                                   "-A CNI-ISOLATION-STAGE-2 -j RETURN\n"})
+    monkeypatch.setattr(hostnet, "_iptables", fake)
+    assert len(hostnet.remove_bridge_isolation("pyrtc1")) == 2
+    assert fake.calls == [
+        "-t filter -D CNI-ISOLATION-STAGE-1 -i pyrtc1 ! -o pyrtc1 -j CNI-ISOLATION-STAGE-2",
+        "-t filter -D CNI-ISOLATION-STAGE-2 -o pyrtc1 -j DROP"]
+    fake.calls.clear()
+    assert hostnet.remove_idle_shared_chains() == []  # pyrtc2's rule still uses them
+    fake.tables["filter"] = "\n".join(l for l in fake.tables["filter"].splitlines()
+                                      if "pyrtc" not in l)
+    removed = hostnet.remove_idle_shared_chains()
+    assert "-t filter -X CNI-ISOLATION-STAGE-1" in fake.calls and len(removed) == 3
