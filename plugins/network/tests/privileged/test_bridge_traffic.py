@@ -18,7 +18,7 @@ from pyrt_core.api import ConflictError, ContainerNetworking, NetworkAttachment,
 from pyrt_network import backend, rules
 from pyrt_network.nft import nft
 
-from conftest import PY, connect, nsx, server_code, sh
+from bridge_helpers import PY, connect, nsx, server_code, sh
 
 
 def cid(n: int) -> str:
