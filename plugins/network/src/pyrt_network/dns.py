@@ -389,10 +389,14 @@ def _stop(runroot: str, instance: str, pid: int) -> None:
         pass
 
 
-def _sync(runroot: str, instance: str, changed: bool) -> str | None:
+def _sync(runroot: str, instance: str, changed: bool,
+          focus: list[str] | None = None) -> str | None:
     """Make the instance's process match its directory: started when it has networks and
-    none runs, reloaded when ``changed``, stopped when no network is left.  Returns what
-    was done (for recovery's report) or None."""
+    none runs, reloaded when ``changed``, stopped when no network is left.  ``focus``:
+    the gateways of the network that changed, which must answer afterwards; the others
+    must answer where they answered before (a network whose bridge vanished in a crash
+    does not hold every other network hostage).  Without ``focus`` (recovery) every
+    gateway must answer.  Returns what was done (for recovery's report) or None."""
     networks = _networks(runroot, instance)
     pid = running_pid(runroot, instance)
     if not networks:
@@ -400,19 +404,23 @@ def _sync(runroot: str, instance: str, changed: bool) -> str | None:
             return None
         _stop(runroot, instance, pid)
         return f"stopped {instance} (pid {pid}): no network has containers"
-    gateways = []
+    gateways: list[str] = []
     for net in networks:
         nf = _read(_net_path(runroot, instance, net))
         if nf is not None:
             gateways += nf.gateways
     if pid is None:
         pid = _start(runroot, instance)
-        _wait_bound(gateways, {}, pid, "starting")
+        _wait_bound(gateways if focus is None else [g for g in focus if g in gateways], {},
+                    pid, "starting")
         return f"started {instance} (pid {pid}) for {', '.join(networks)}"
     if changed:
         before = _udp_sockets()
+        mine = _socket_inodes(pid)
+        wanted = [gw for gw in gateways
+                  if focus is None or gw in focus or before.get((gw, PORT)) in mine]
         os.kill(pid, signal.SIGHUP)
-        _wait_bound(gateways, before, pid, "reloading")
+        _wait_bound(wanted, before, pid, "reloading")
         return f"reloaded {instance} (pid {pid})"
     return None
 
@@ -455,18 +463,18 @@ def attach(root: str, runroot: str, network: dict, container_id: str, ips: list[
         for other in INSTANCES:  # a network re-created with another Internal flag
             if other != instance and os.path.lexists(_net_path(runroot, other, name)):
                 _write(runroot, other, name, None)
-                _sync(runroot, other, True)
+                _sync(runroot, other, True, [])
         path = _net_path(runroot, instance, name)
         old = _read(path)
         nf = _NetFile(",".join(gateways), dict(old.entries) if old else {})
         nf.entries[cid] = line
         _write(runroot, instance, name, nf)
         try:
-            _sync(runroot, instance, True)
+            _sync(runroot, instance, True, gateways)
         except BaseException:
             _write(runroot, instance, name, old)
             try:
-                _sync(runroot, instance, True)
+                _sync(runroot, instance, True, gateways)
             except PyrtError:
                 pass
             raise
@@ -491,7 +499,7 @@ def detach(root: str, runroot: str, network_name: str, container_id: str) -> Non
                 continue
             del nf.entries[cid]
             _write(runroot, instance, network_name, nf)
-            _sync(runroot, instance, True)
+            _sync(runroot, instance, True, nf.gateways)
 
 
 def network_removed(root: str, runroot: str, network_name: str) -> None:
@@ -505,7 +513,7 @@ def network_removed(root: str, runroot: str, network_name: str) -> None:
         for instance in INSTANCES:
             if os.path.lexists(_net_path(runroot, instance, network_name)):
                 _write(runroot, instance, network_name, None)
-                _sync(runroot, instance, True)
+                _sync(runroot, instance, True, [])
 
 
 def recover(root: str, runroot: str, live: dict[str, list[str]]) -> list[str]:

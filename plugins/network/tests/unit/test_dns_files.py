@@ -21,7 +21,7 @@ NET = {"Name": "front", "Id": "f" * 64, "Internal": False,
 def no_daemon(monkeypatch):
     """Record what would be done to the daemon instead of doing it."""
     calls = []
-    monkeypatch.setattr(dns, "_sync", lambda runroot, instance, changed: calls.append(
+    monkeypatch.setattr(dns, "_sync", lambda runroot, instance, changed, focus=None: calls.append(
         (instance, changed)))
     return calls
 
