@@ -260,6 +260,8 @@ def running_pid(runroot: str, instance: str = "aardvark-dns") -> int | None:
     trusted only when pyrt's directory holds it, and the pid only when that process is
     an aardvark-dns serving this very directory (a reused pid is somebody else's)."""
     confdir = _confdir(runroot, instance)
+    if not os.path.isdir(confdir):  # (trusted_read would remember a missing directory)
+        return None
     data = trusted_read(os.path.join(confdir, PID_FILE))
     if not data:
         return None
@@ -270,6 +272,8 @@ def running_pid(runroot: str, instance: str = "aardvark-dns") -> int | None:
     if pid <= 1 or not _proc_alive(pid):
         return None
     try:
+        if os.stat(f"/proc/{pid}").st_uid not in (0, os.geteuid()):
+            return None
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
     except OSError:
