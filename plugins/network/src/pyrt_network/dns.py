@@ -246,13 +246,22 @@ def _networks(runroot: str, instance: str) -> list[str]:
 # -- the daemon -------------------------------------------------------------------------
 
 def _proc_alive(pid: int) -> bool:
-    """Running, not a zombie (a daemon's parent may be an init that never reaps it)."""
+    """Any thread of ``pid`` still running (not a zombie: a daemon's parent may be an
+    init that never reaps it).  Every thread counts: a multi-threaded process's leader
+    turns zombie before its other threads have exited and closed its sockets."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return data[data.rfind(b")") + 2:][:1] not in (b"Z", b"X", b"")
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if data[data.rfind(b")") + 2:][:1] not in (b"Z", b"X", b""):
+            return True
+    return False
 
 
 def running_pid(runroot: str, instance: str = "aardvark-dns") -> int | None:
