@@ -131,7 +131,19 @@ class World:
         pytest.fail("no free loopback address for the upstream resolver")
 
     # -- asking -----------------------------------------------------------------------
-    def socket_in(self, ns: str):
+    def add_ipv6(self, net: dict, ns: str | None = None, host: int = 1) -> str:
+        """An IPv6 address on ``net``'s bridge (``ns`` None) or a container's eth0, and the
+        subnet in ``net``'s record (no duplicate address detection: usable at once)."""
+        prefix = net.setdefault("_v6", f"fd13:{random.randint(1, 0xffff):x}:"
+                                       f"{random.randint(1, 0xffff):x}::")
+        if ns is None:
+            net["IPAM"]["Config"].append({"Subnet": prefix + "/64", "Gateway": prefix + "1"})
+            ip("addr", "add", prefix + "1/64", "dev", net["_bridge"], "nodad")
+            return prefix + "1"
+        ip("-n", ns, "addr", "add", f"{prefix}{host:x}/64", "dev", "eth0", "nodad")
+        return f"{prefix}{host:x}"
+
+    def socket_in(self, ns: str, family=None):
         """A UDP socket made inside the namespace ``ns`` (a thread that joins it)."""
         import socket
 
@@ -145,7 +157,7 @@ class World:
                     return
             finally:
                 os.close(fd)
-            box["sock"] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            box["sock"] = socket.socket(family or socket.AF_INET, socket.SOCK_DGRAM)
 
         t = threading.Thread(target=make)
         t.start()
@@ -156,7 +168,9 @@ class World:
 
     def ask(self, ns: str, server: str, name: str, qtype: str = "A") -> tuple[str, list[str]]:
         """(rcode, answers) of ``name`` asked from namespace ``ns`` to ``server``:53."""
-        sock = self.socket_in(ns)
+        import socket
+
+        sock = self.socket_in(ns, socket.AF_INET6 if ":" in server else socket.AF_INET)
         try:
             sock.settimeout(3)
             query = DNSRecord.question(name, qtype)
@@ -222,6 +236,27 @@ def test_names_and_aliases_resolve_on_the_shared_network(world):
     assert world.ask(web_ns, gw, "db") == ("NOERROR", [db_ip])
     assert world.ask(web_ns, gw, "nosuch") == ("NXDOMAIN", [])
     assert world.upstream_log == []  # a one-label name is never forwarded
+
+
+def test_ipv6_gateway_answers_aaaa(world):
+    """A dual-stack network: the resolver answers on both gateways, from the container's
+    IPv6 address too (aardvark-dns knows it by either)."""
+    up = world.start_upstream()
+    net = world.network("dual")
+    gw6 = world.add_ipv6(net)
+    web, web_ns, web_ip = world.container(net)
+    db, db_ns, db_ip = world.container(net)
+    web6, db6 = world.add_ipv6(net, web_ns, 2), world.add_ipv6(net, db_ns, 3)
+    assert dns.attach("/u", world.runroot, net, web, [web_ip, web6], ["web"],
+                      dns_servers=[up]) == [_gw(net), gw6]
+    dns.attach("/u", world.runroot, net, db, [db_ip, db6], ["db"], dns_servers=[up])
+    assert _sockets_on(gw6)
+    assert world.ask(db_ns, gw6, "web", "AAAA") == ("NOERROR", [web6])
+    assert world.ask(db_ns, gw6, "web") == ("NOERROR", [web_ip])
+    assert world.ask(web_ns, _gw(net), "db", "AAAA") == ("NOERROR", [db6])
+    dns.detach("/u", world.runroot, "dual", web)
+    dns.detach("/u", world.runroot, "dual", db)
+    assert not _sockets_on(gw6) and dns.running_pid(world.runroot) is None
 
 
 def test_a_container_on_another_network_does_not_resolve_them(world):
