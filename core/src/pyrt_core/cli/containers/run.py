@@ -141,8 +141,6 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", "-u", metavar="USER[:GROUP]", help="user name or uid, and group")
     p.add_argument("--hostname", "-h", metavar="NAME", help="container host name")
     p.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
-    p.add_argument("--network", "--net", default="none", metavar="MODE",
-                   help="network mode: none (loopback only, default) or host")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
                    help="bind-mount a host path")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
@@ -175,6 +173,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds `pyrt stop` waits before SIGKILL (default 10)")
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="log options: max-size (default 10m; the log restarts when full)")
+    from .network_flags import add_network_flags
+
+    add_network_flags(p)
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
@@ -203,9 +204,9 @@ def parse_env(items: list[str], files: list[str]) -> list[str]:
 def container_config_from_args(args):
     from ...models import ContainerConfig, IdMap, VolumeSpec
 
-    if args.network not in ("none", "host"):
-        raise UsageError(
-            f"network mode {args.network!r} is not supported: use --network none or --network host")
+    from .network_flags import networking_from_args
+
+    network, networking, expose, publish_all = networking_from_args(args, warn=_warn)
     uidmaps = [IdMap.parse(m) for m in args.uidmap]
     gidmaps = [IdMap.parse(m) for m in args.gidmap]
     userns = args.userns == "private" or bool(uidmaps or gidmaps)
@@ -256,7 +257,10 @@ def container_config_from_args(args):
         workdir=args.workdir,
         user=args.user,
         hostname=hostname,
-        network=args.network,
+        network=network,
+        networking=networking.to_dict(),
+        expose=expose,
+        publish_all=publish_all,
         volumes=[VolumeSpec.parse(v) for v in args.volume],
         read_only=args.read_only,
         userns=userns,
@@ -282,6 +286,12 @@ def container_config_from_args(args):
         privileged=privileged,
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
     )
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    sys.stderr.write(text + "\n")
 
 
 def _no_new_privileges(opts: list[str]) -> bool:
