@@ -12,6 +12,7 @@ the commands themselves:
 ``inventory``    ps, inspect, rm; container prune/cleanup, system recover/boot
 ``interact``     exec, attach, logs, top
 ``resources``    pause, unpause, stats, update
+``ports``        port; the networking that inspect and ps show
 ``terminal``     the stdio of a process the CLI runs in the foreground (run, exec)
 ===============  ======================================================================
 
@@ -36,7 +37,7 @@ MODULE_OF = {
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
     "stats": "resources", "update": "resources", "top": "interact",
-    "container": "inventory", "system": "inventory",
+    "container": "inventory", "system": "inventory", "port": "ports",
 }
 
 

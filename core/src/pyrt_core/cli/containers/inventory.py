@@ -102,13 +102,15 @@ def cmd_ps(args) -> int:
         for c in cs:
             print(c.id if args.no_trunc else c.short_id)
         return 0
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    from .ports import ports_column
+
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for c in cs:
         cmdline = " ".join(c.config.command or [])
         if not args.no_trunc and len(cmdline) > 20:
             cmdline = cmdline[:19] + "…"
         rows.append((c.id if args.no_trunc else c.short_id, c.image_name, f'"{cmdline}"',
-                     ago(c.created), _status_text(c), c.name))
+                     ago(c.created), _status_text(c), ports_column(c), c.name))
     table(rows)
     return 0
 
@@ -136,6 +138,8 @@ def _docker_status(status: str) -> str:
 
 
 def container_inspect(engine, c) -> dict:
+    from .ports import host_config, network_settings
+
     s = c.state
     return {
         "Id": c.id, "Name": c.name, "Created": c.created, "Image": c.image_id,
@@ -152,7 +156,8 @@ def container_inspect(engine, c) -> dict:
                        "CapAdd": c.config.cap_add or None,
                        "CapDrop": c.config.cap_drop or None,
                        "SecurityOpt": c.config.security_opt or None,
-                       "PidsLimit": _pids_limit(c.config)},
+                       "PidsLimit": _pids_limit(c.config), **host_config(c)},
+        "NetworkSettings": network_settings(engine, c),
         "Config": c.config.to_dict(),
         "GraphDriver": {"Name": c.storage_driver},
         "CgroupManager": c.cgroup_manager,
