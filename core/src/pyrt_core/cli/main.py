@@ -40,7 +40,7 @@ def _global_options(p: argparse.ArgumentParser, suppress: bool, storage_opt: boo
 AREAS = {
     "containers": ("run", "create", "inspect", "ps", "rm", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
-                   "container", "system"),
+                   "port", "container", "system"),
     "images": ("load", "images", "tag", "rmi", "save", "image"),
     "system": ("info", "version", "runtime"),
 }

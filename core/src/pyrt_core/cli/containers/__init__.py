@@ -36,8 +36,8 @@ MODULE_OF = {
     "rm": "inventory", "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
-    "stats": "resources", "update": "resources", "top": "interact",
-    "container": "inventory", "system": "inventory", "port": "ports",
+    "stats": "resources", "update": "resources", "top": "interact", "port": "ports",
+    "container": "inventory", "system": "inventory",
 }
 
 
