@@ -68,20 +68,20 @@ def resolve(engine, config) -> None:
     if mode != "networks":
         config.networking = d
         return
+    default = config.network in ("default", "")
+    name = backend(engine)
+    if default and name is None:  # (no netmodel: `pyrt run IMAGE` without a plugin)
+        if d.get("ports") or config.publish_all:
+            raise UsageError(f"publishing ports needs a network plugin: {INSTALL_HINT}")
+        if any(a.get("mac") for a in d.get("attachments") or ()):
+            raise UsageError(f"--mac-address needs a network plugin: {INSTALL_HINT}")
+        config.network = "none"
+        config.networking = {"mode": "none", **{k: d[k] for k in (
+            "dns", "dns_search", "dns_options", "extra_hosts") if d.get(k)}}
+        return
     from .. import netmodel
 
     net = netmodel.ContainerNetworking.from_dict(d)
-    default = config.network in ("default", "")
-    name = backend(engine)
-    if default and name is None:
-        if net.ports or config.publish_all:
-            raise UsageError(f"publishing ports needs a network plugin: {INSTALL_HINT}")
-        if any(a.mac for a in net.attachments):
-            raise UsageError(f"--mac-address needs a network plugin: {INSTALL_HINT}")
-        config.network, config.networking = "none", netmodel.ContainerNetworking(
-            mode="none", dns=net.dns, dns_search=net.dns_search, dns_options=net.dns_options,
-            extra_hosts=net.extra_hosts).to_dict()
-        return
     if name is None:
         raise UsageError(f"network {net.networks[0]!r} needs a network plugin: {INSTALL_HINT}")
     if default:

@@ -110,6 +110,28 @@ def _dns_server(text: str) -> str:
         raise UsageError(f"invalid --dns {text!r}: not an IP address") from None
 
 
+_OTHER_FLAGS = ("publish", "expose", "publish_all", "ip", "ip6", "mac_address", "network_alias",
+                "dns", "dns_search", "dns_option", "add_host")
+
+
+def networking_json(args, warn=None) -> tuple[str, dict, list[str], bool]:
+    """:func:`networking_from_args` in JSON form (``ContainerConfig.networking``).  The
+    common case, no network flag but at most one ``--network`` of none, host or none
+    at all, is answered without :mod:`pyrt_core.netmodel` (its attrs classes cost ~2.5
+    ms of ``pyrt run``'s start-up)."""
+    wanted = getattr(args, "network", None) or []
+    if isinstance(wanted, str):  # a caller that kept the old single-value flag
+        wanted = [wanted]
+    if len(wanted) <= 1 and not any(getattr(args, f, None) for f in _OTHER_FLAGS):
+        mode = wanted[0] if wanted else DEFAULT_MODE
+        if mode in ("none", "host"):
+            return mode, {"mode": mode}, [], False
+        if mode == DEFAULT_MODE:
+            return mode, {"mode": "networks"}, [], False
+    mode, net, expose, publish_all = networking_from_args(args, warn)
+    return mode, net.to_dict(), expose, publish_all
+
+
 def networking_from_args(args, warn=None) -> tuple[str, ContainerNetworking, list[str], bool]:
     """The flags -> (the network mode string kept as ``ContainerConfig.network``, the
     resolved networking, the ``--expose`` ports as ``PORT/PROTO``, ``-P``).  ``warn``

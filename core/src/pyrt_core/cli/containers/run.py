@@ -204,9 +204,9 @@ def parse_env(items: list[str], files: list[str]) -> list[str]:
 def container_config_from_args(args):
     from ...models import ContainerConfig, IdMap, VolumeSpec
 
-    from .network_flags import networking_from_args
+    from .network_flags import networking_json
 
-    network, networking, expose, publish_all = networking_from_args(args, warn=_warn)
+    network, networking, expose, publish_all = networking_json(args, warn=_warn)
     uidmaps = [IdMap.parse(m) for m in args.uidmap]
     gidmaps = [IdMap.parse(m) for m in args.gidmap]
     userns = args.userns == "private" or bool(uidmaps or gidmaps)
@@ -258,7 +258,7 @@ def container_config_from_args(args):
         user=args.user,
         hostname=hostname,
         network=network,
-        networking=networking.to_dict(),
+        networking=networking,
         expose=expose,
         publish_all=publish_all,
         volumes=[VolumeSpec.parse(v) for v in args.volume],
