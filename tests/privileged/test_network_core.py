@@ -138,6 +138,7 @@ def test_run_gets_the_default_network_and_sees_its_interface(net):
     assert f"default via {net.subnet}.1" in r.stdout
     assert f"{net.subnet}.2\t" in r.stdout  # its own address in /etc/hosts
     assert_released(net)  # --rm: torn down and removed at the exit
+    assert "Network backend: testveth" in net("info").stdout
 
 
 def test_detached_container_is_reachable_and_inspect_shows_it(net):
