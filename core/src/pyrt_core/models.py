@@ -508,7 +508,13 @@ class ContainerConfig:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "none"  # docker's NetworkMode: none, host, bridge, a network, container:ID
+    # the resolved networking (pyrt_core.netmodel.ContainerNetworking.to_dict()), kept as
+    # its JSON form so that reading records (ps, rm) never imports netmodel; None in
+    # records of an earlier pyrt: derived from ``network`` (none or host)
+    networking: dict | None = None
+    expose: list[str] = field(factory=list)  # --expose (and -p) ports, "80/tcp"
+    publish_all: bool = False  # -P: the image's and --expose's ports on random host ports
     volumes: list[VolumeSpec] = field(factory=list)
     volumes_from: list[str] = field(factory=list)  # --volumes-from, resolved into volumes at create
     read_only: bool = False
@@ -570,6 +576,9 @@ class ContainerState:
     stop_requested: bool = False  # stopped by a user: no restart (docker's "manually stopped")
     paused: bool = False  # frozen by `pyrt pause`
     error: str = ""
+    # the network record pyrt_network_setup returned for this run (hookspecs,
+    # "Networking"); {} when the container has no network of a plugin or does not run
+    network: dict = field(factory=dict)
 
 
 @define

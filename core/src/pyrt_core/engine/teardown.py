@@ -1,7 +1,8 @@
 """Tearing a container down, the caller holding its lock (``Engine.lock``):
 
 * :func:`cleanup_locked`: its run is over (or must end): kill what is left of it,
-  release its cgroup and runtime state, unmount its root, record the exit;
+  release its cgroup and runtime state, its network and network namespace, unmount
+  its root, record the exit;
 * :func:`remove_locked`: remove it: writable layer, exit file, record.
 
 Every operation that ends a run uses them (a foreground run, a failed start, ``stop``,
@@ -93,7 +94,11 @@ def cleanup_locked(engine, c: Container, exit_code: int | None = None, error: st
         except Exception as e:  # noqa: BLE001
             errors.append(f"cgroup: {e}")
     fault("cleanup:released")
-    # 3. storage: unmount (a failure is recorded; get() at the next start copes)
+    # 3. the network: the plugin's teardown, then the namespace (engine.network)
+    from .network import release as release_network
+
+    release_network(engine, c, errors)
+    # 4. storage: unmount (a failure is recorded; get() at the next start copes)
     try:
         with engine.storage_lock():
             engine.driver.put(c.layer_id)

@@ -57,6 +57,18 @@ def _mounts(cfg) -> tuple[list, list]:
     return mounts, binds
 
 
+def _with_network(host: dict, c) -> dict:
+    """HostConfig with its networking fields from the container's networking
+    (cli/containers/ports.py: NetworkMode, PortBindings, PublishAllServers, Dns...)."""
+    from .ports import host_config
+
+    net = host_config(c)
+    host.update(net)
+    host["PublishAllPorts"] = net.pop("PublishAllServers", False)
+    host.pop("PublishAllServers", None)
+    return host
+
+
 def _host_config(c, binds) -> dict:
     cfg = c.config
     res = cfg.resources or {}
@@ -176,11 +188,11 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
         "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": _host_config(c, binds),
+        "HostConfig": _with_network(_host_config(c, binds), c),
         "GraphDriver": {"Name": c.storage_driver, "Data": None},
         "Mounts": mounts,
         "Config": _config(c, icfg),
-        "NetworkSettings": network_settings(c),
+        "NetworkSettings": network_settings(engine, c),
         # pyrt's own, no docker field holds them
         "Pyrt": {
             "ImageName": c.image_name,

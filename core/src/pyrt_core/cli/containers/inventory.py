@@ -140,6 +140,8 @@ def cmd_ps(args) -> int:
 
         print_rows(fmt, [listing.row(engine, c, trunc, args.size) for c in cs], listing.HEADERS)
         return 0
+    from .ports import ports_column
+
     head = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
     rows = [head + (("SIZE",) if args.size else ())]
     for c in cs:
@@ -147,7 +149,7 @@ def cmd_ps(args) -> int:
         if trunc and len(cmdline) > 20:
             cmdline = cmdline[:19] + "…"
         rows.append((c.short_id if trunc else c.id, c.image_name, f'"{cmdline}"', ago(c.created),
-                     listing.status_text(c), "", c.name)
+                     listing.status_text(c), ports_column(c), c.name)
                     + ((listing.size_text(engine, c),) if args.size else ()))
     table(rows)
     return 0

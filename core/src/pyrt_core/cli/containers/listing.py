@@ -203,9 +203,15 @@ def row(engine, c, trunc: bool = True, size: bool = False) -> dict:
         "Mounts": ",".join(_ellipsis(m, 15) if trunc else m for m in mounts),
         "Names": c.name,
         "Networks": c.config.network,
-        "Ports": "",
+        "Ports": _ports(c),
         "RunningFor": ago(c.created),
         "Size": size_text(engine, c) if size else "0B",
         "State": docker_state(c),
         "Status": status_text(c),
     }
+
+
+def _ports(c) -> str:
+    from .ports import ports_column
+
+    return ports_column(c)
