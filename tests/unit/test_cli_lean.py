@@ -27,7 +27,7 @@ DENIED = ("re", "enum", "json", "typing", "attr", "attrs", "pluggy", "argparse",
 PYRT = os.path.join(os.path.dirname(sys.executable), "pyrt")
 
 PARSED = [
-    ["ps"], ["ps", "-a"], ["ps", "-aq"], ["ps", "--format", "json", "-a"], ["ps", "--format=json"],
+    ["ps"], ["ps", "-a"], ["ps", "-aq"],
     ["ps", "--no-trunc", "--quiet"], ["rm", "a"], ["rm", "-f", "a", "b"], ["rm", "a", "b", "-f"],
     ["rm", "-fv", "a"], ["rm", "--force", "--volumes", "a"], ["stop", "a"],
     ["stop", "-t", "5", "a"], ["stop", "a", "-t", "5"], ["stop", "-t", "5", "a", "b"],
@@ -40,7 +40,9 @@ PARSED = [
 ]
 
 REFUSED = [  # argparse's to parse or to refuse
-    [], ["--help"], ["ps", "-h"], ["ps", "x"], ["ps", "--format", "yaml"], ["ps", "--al"],
+    [], ["--help"], ["ps", "-h"], ["ps", "x"], ["ps", "--format", "yaml"],
+    ["ps", "--format", "json", "-a"],
+    ["ps", "--format=json"], ["ps", "--al"],
     ["rm"], ["rm", "a", "-f", "b"], ["rm", "--", "a"], ["rm", "--force=1", "a"],
     ["stop", "-t", "x", "a"], ["stop", "a", "-t", "5", "b"], ["stop", "-t"], ["stop", "-t5", "a"],
     ["ps", "--root", "/x"], ["--root", "ps"], ["--bogus", "ps"], ["-s=vfs", "ps"], ["run", "img"],

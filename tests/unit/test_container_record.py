@@ -147,3 +147,16 @@ def test_a_lean_write_keeps_every_key_it_did_not_touch(tmp_path, command):
     assert after["config"] == before["config"]  # untouched: every key, every value
     assert after["state"]["plugin_mark"] == "keep me"
     assert set(after) == set(before) and set(after["state"]) == set(before["state"])
+
+
+def test_the_models_round_trip_through_their_dicts():
+    from pyrt_core.models import IdMap, VolumeSpec
+
+    cfg = ContainerConfig(image="img", volumes=[VolumeSpec("/a", "/b", True)],
+                          uidmaps=[IdMap(0, 1000, 1)])
+    c = Container(id="c" * 64, name="n1", image_id="sha256:x", image_name="img", created="t",
+                  storage_driver="vfs", config=cfg)
+    d = c.to_dict()
+    assert {k: d["config"]["volumes"][0][k] for k in ("source", "destination", "readonly")} == {
+        "source": "/a", "destination": "/b", "readonly": True}
+    assert Container.from_dict(d) == c

@@ -51,6 +51,11 @@ _HOMES = {
     "PortMapping": "pyrt_core.netmodel",  # one published port
     "NetworkCreate": "pyrt_core.netmodel",  # `pyrt network create`, resolved
     "DEFAULT_NETWORK": "pyrt_core.netmodel",  # the default network's name ("bridge")
+    # a container's network namespace, as the core makes it (the network plugins' tests)
+    "netns_path": "pyrt_core.netns:path_for",  # (runroot, id) -> <runroot>/netns/<id>
+    "create_netns": "pyrt_core.netns:create",  # a fresh persistent namespace at a path
+    "remove_netns": "pyrt_core.netns:remove",  # unmount and unlink it (idempotent)
+    "is_netns": "pyrt_core.netns",  # whether a path is a network namespace's bind mount
     "RuntimeConfig": "pyrt_core.runtime.config",  # pyrt_isolation_create's resolved config
     "ProcessConfig": "pyrt_core.runtime.config",  # pyrt_isolation_join's process
     "Resources": "pyrt_core.runtime.config",  # pyrt_resources_* limits
@@ -215,6 +220,10 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .archive.changes import Change  # noqa: F401
     from .storage.driver import NaiveDiffDriver, StorageDriver  # noqa: F401
     from .storage import naivediff  # noqa: F401
+    from .netns import create as create_netns  # noqa: F401
+    from .netns import is_netns  # noqa: F401
+    from .netns import path_for as netns_path  # noqa: F401
+    from .netns import remove as remove_netns  # noqa: F401
     from .trusted import read as trusted_read  # noqa: F401
     from .trusted import write as trusted_write  # noqa: F401
     from .units import human_size, parse_size  # noqa: F401

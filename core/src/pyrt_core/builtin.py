@@ -2,6 +2,7 @@
 
 * image fetch for local archive transports (``oci:DIR``,
   ``oci-archive:FILE``, ``docker-archive:FILE``);
+* the ``local`` volume driver (:mod:`pyrt_core.volumes.local`);
 * the ``none`` resource manager, used when no resource-control plugin
   takes part: it accepts a container with no limits and refuses any limit
   with a message naming the plugin to install.  Device rules are a limit too
@@ -24,6 +25,8 @@ from .device_rules import check_device_rules
 #: store), which the runtime's hot path must not import
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .images.store import ImageStore
     from .models import FetchOptions, Image, ImageReference
     from .runtime.config import Resources
@@ -104,3 +107,80 @@ def pyrt_resources_release(container_id: str, record: dict[str, object] | None) 
     if (record or {}).get("manager", "none") == "none":
         return True
     return None
+
+
+# -- the ``local`` volume driver (pyrt_core.volumes.local, imported when called) ---------
+
+
+@hookimpl
+def pyrt_volume_drivers() -> list[str] | None:
+    return ["local"]
+
+
+@hookimpl
+def pyrt_volume_capabilities(driver: str) -> dict[str, Any] | None:
+    return {"Scope": "local"} if driver == "local" else None
+
+
+@hookimpl
+def pyrt_volume_create(driver: str, name: str, options: dict[str, str],
+                       root: str) -> dict[str, Any] | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.create(root, name, options)
+
+
+@hookimpl
+def pyrt_volume_remove(driver: str, name: str, root: str) -> bool | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.remove(root, name)
+
+
+@hookimpl
+def pyrt_volume_mount(driver: str, name: str, container_id: str, root: str) -> str | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.mount(root, name, container_id)
+
+
+@hookimpl
+def pyrt_volume_unmount(driver: str, name: str, container_id: str, root: str) -> bool | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.unmount(root, name, container_id)
+
+
+@hookimpl
+def pyrt_volume_path(driver: str, name: str, root: str) -> str | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.data_path(root, name)
+
+
+@hookimpl
+def pyrt_volume_get(driver: str, name: str, root: str) -> dict[str, Any] | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return local.get(root, name)
+
+
+@hookimpl
+def pyrt_volume_list(driver: str, root: str) -> list[dict[str, Any]] | None:
+    if driver != "local":
+        return None
+    from .volumes import local
+
+    return [{"Name": n, "Mountpoint": local.data_path(root, n)} for n in local.names(root)]

@@ -571,6 +571,132 @@ def pyrt_network_recover(live: list[str], root: str, runroot: str) -> list[str] 
 
 
 # --------------------------------------------------------------------------
+# Volumes (docs/volumes.md)
+# --------------------------------------------------------------------------
+#
+# Volume drivers are chosen by *name* (``pyrt volume create -d NAME``, ``--mount
+# volume-driver=NAME``; default ``local``, the core's own): every hook below but
+# ``pyrt_volume_drivers`` receives ``driver``, and an implementation returns ``None``
+# for a driver that is not its own.  The hooks follow docker's volume plugin protocol
+# (Create, Remove, Mount, Unmount, Path, Get, List, Capabilities).  The core keeps the
+# record of every volume (name, driver, labels, options, created time, the containers
+# that have it mounted) under ``<root>/volumes/<name>/`` (0700), and a driver may keep
+# its own files in that directory; ``root`` is pyrt's store.  The core calls ``create``,
+# ``remove``, ``mount`` and ``unmount`` holding its volume lock (one at a time per
+# store), checks names (docker's rule) and refuses to remove a volume a container uses.
+# ``mount`` is called once per container run that uses the volume, ``unmount`` once
+# when that run ends (recovery calls it for runs a crash ended), so a driver can count
+# its users.  Errors are raised as :class:`pyrt_core.errors.PyrtError` subclasses
+# (UsageError for bad options), with one line.
+
+
+@hookspec
+def pyrt_volume_drivers() -> list[str] | None:
+    """The names of the volume drivers this plugin provides (``["local"]``).
+
+    Receives nothing.  Called by the engine before a volume is created or a container
+    that names a driver (``-d``, ``volume-driver=``) is created, and by ``pyrt info``.
+    Every plugin's list is merged; an unknown name is refused before anything exists.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_capabilities(driver: str) -> dict[str, Any] | None:
+    """docker's ``Capabilities`` of the volume driver named ``driver``.
+
+    Receives the ``driver`` name.  Called by the engine when it creates a volume (the
+    record keeps the scope).  The first implementation whose driver it is returns
+    ``{"Scope": "local"}`` (or ``"global"``: volumes kept beyond this host); others
+    return ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_create(driver: str, name: str, options: dict[str, str],
+                       root: str) -> dict[str, Any] | None:
+    """Create the volume ``name`` (docker's ``Create``).
+
+    Receives the ``driver`` name, the volume's ``name`` (docker's rule checked: never a
+    path), the driver's ``options`` (``-o KEY=VALUE``, ``volume-opt``) and ``root``
+    (pyrt's store; the core made ``<root>/volumes/<name>/``, 0700, where the driver may
+    keep its files).  Called by ``pyrt volume create`` and by ``create``/``run`` for a
+    volume named or anonymous that does not exist yet, under the volume lock.  The first
+    implementation whose driver it is returns ``{"Mountpoint": path}`` (``""`` when
+    there is none before a mount); options it does not know are refused with
+    :class:`pyrt_core.errors.UsageError` before it makes anything (the core then
+    removes the directory).
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_remove(driver: str, name: str, root: str) -> bool | None:
+    """Remove the volume ``name`` and its data (docker's ``Remove``).
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by ``pyrt
+    volume rm``/``prune``, ``rm -v`` and ``run --rm`` (anonymous volumes), under the
+    volume lock, once no container uses the volume (the core checked).  The first
+    implementation whose driver it is returns True.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_mount(driver: str, name: str, container_id: str, root: str) -> str | None:
+    """Make the volume available to a container's run (docker's ``Mount``).
+
+    Receives the ``driver`` name, the volume's ``name``, the ``container_id`` whose run
+    starts, and ``root``.  Called by the engine at each start, with the container's root
+    filesystem mounted and before the bundle is written, under the volume lock.  The
+    first implementation whose driver it is returns the host directory to bind into the
+    container (one the driver owns: the core never follows a path inside the container
+    to reach it); the core copies the image's content into it when it is empty.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_unmount(driver: str, name: str, container_id: str,
+                        root: str) -> bool | None:
+    """The run that ``mount`` served is over (docker's ``Unmount``).
+
+    Receives the ``driver`` name, the volume's ``name``, the ``container_id`` and
+    ``root``.  Called by the engine when the container's run ends (and by recovery for
+    a run a crash ended), once per ``mount``, under the volume lock.  The first
+    implementation whose driver it is releases what the run held (a driver that mounted
+    something unmounts it after its last user) and returns True; idempotent.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_path(driver: str, name: str, root: str) -> str | None:
+    """docker's ``Path``: the volume's host path.
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by tools
+    that need the data's place.  The first implementation whose driver it is returns the
+    path (``""`` while the volume is not mounted).
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_get(driver: str, name: str, root: str) -> dict[str, Any] | None:
+    """docker's ``Get``: what the driver knows of one volume.
+
+    Receives the ``driver`` name, the volume's ``name`` and ``root``.  Called by ``pyrt
+    volume inspect``.  The first implementation whose driver it is returns ``{"Name",
+    "Mountpoint", "Status": {...}}`` (``Status`` shown when not empty), or ``None`` for
+    a volume it does not have.
+    """
+
+
+@hookspec(firstresult=True)
+def pyrt_volume_list(driver: str, root: str) -> list[dict[str, Any]] | None:
+    """docker's ``List``: every volume the driver has.
+
+    Receives the ``driver`` name and ``root``.  Called by checks and tools (``pyrt
+    volume ls`` lists the core's records without asking the drivers).  The first
+    implementation whose driver it is returns ``[{"Name", "Mountpoint"}]``.
+    """
+
+
+# --------------------------------------------------------------------------
 # Lifecycle events
 # --------------------------------------------------------------------------
 

@@ -242,31 +242,247 @@ class FetchOptions:
 
 @frozen
 class VolumeSpec:
-    """A ``-v SRC:DST[:ro]`` bind mount."""
+    """One mount of a container, as the user asked for it: ``-v``, ``--mount``,
+    ``--tmpfs``, ``--volumes-from`` or the image's ``VOLUME``.
+
+    ``type`` is docker's: ``bind`` (``source`` a host path), ``volume`` (``source`` a
+    volume's name, filled in for an anonymous one at create) or ``tmpfs`` (no source).
+    The fields beyond the first three default to the old ``-v SRC:DST[:ro]`` bind, so
+    records written before volumes existed load unchanged."""
 
     source: str
     destination: str
     readonly: bool = False
+    type: str = "bind"
+    propagation: str = ""  # bind-propagation: shared, rshared, slave, rslave, private, rprivate
+    nocopy: bool = False  # volume-nocopy: no copy-up of the image's content
+    driver: str = ""  # volume-driver ("" = local, or the existing volume's)
+    driver_opts: dict = field(factory=dict)  # volume-opt KEY=VALUE
+    tmpfs_size: int | None = None  # bytes
+    tmpfs_mode: int | None = None
+    tmpfs_options: list = field(factory=list)  # --tmpfs PATH:OPTS, as given (size=64m, ...)
+    anonymous: bool = False  # an anonymous volume: `rm -v` and `run --rm` remove it
+    create_source: bool = False  # -v: a missing host path is made (docker); --mount refuses
 
     @classmethod
     def parse(cls, text: str) -> "VolumeSpec":
+        """``-v``: ``/host:/ctr[:opts]`` (a bind), ``NAME:/ctr[:opts]`` (a named volume,
+        created on first use), ``/ctr`` (an anonymous volume); opts ``ro``, ``rw``,
+        ``nocopy``, a propagation, ``z``/``Z`` (accepted, no SELinux here)."""
         parts = text.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise UsageError(f"invalid volume specification {text!r}: expected SRC:DST[:ro|rw]")
-        src, dst = parts[0], parts[1]
-        opts = parts[2].split(",") if len(parts) == 3 else []
-        for o in opts:
-            if o not in ("ro", "rw", "z", "Z"):
-                raise UsageError(f"invalid volume specification {text!r}: unknown option {o!r}")
-        if not src.startswith("/"):
-            raise UsageError(
-                f"invalid volume specification {text!r}: source must be an absolute host path"
-            )
+        if not text or len(parts) > 3 or not all(parts):
+            raise UsageError(f"invalid volume specification: {text!r}")
+        if len(parts) == 1:
+            dst = parts[0]
+            if not dst.startswith("/"):
+                raise UsageError(f"invalid volume specification: {text!r}: the destination "
+                                 "must be an absolute path")
+            return cls(source="", destination=dst, type="volume", anonymous=True)
+        if len(parts) == 2 and not parts[1].startswith("/") and parts[0].startswith("/"):
+            # /ctr:ro  (an anonymous volume with options)
+            src, dst, opts = "", parts[0], parts[1].split(",")
+        else:
+            src, dst = parts[0], parts[1]
+            opts = parts[2].split(",") if len(parts) == 3 else []
         if not dst.startswith("/"):
-            raise UsageError(
-                f"invalid volume specification {text!r}: destination must be an absolute path"
-            )
-        return cls(source=src, destination=dst, readonly="ro" in opts)
+            raise UsageError(f"invalid volume specification: {text!r}: the destination "
+                             "must be an absolute path")
+        readonly, nocopy, propagation = False, False, ""
+        for o in opts:
+            if o in ("ro", "rw"):
+                readonly = o == "ro"
+            elif o == "nocopy":
+                nocopy = True
+            elif o in PROPAGATIONS:
+                propagation = o
+            elif o not in ("z", "Z", "consistent", "cached", "delegated"):
+                raise UsageError(f"invalid volume specification: {text!r}: unknown option {o!r}")
+        if src.startswith("/"):
+            if nocopy:
+                raise UsageError(f"invalid volume specification: {text!r}: nocopy is for volumes")
+            return cls(source=_clean(src), destination=dst, readonly=readonly,
+                       propagation=propagation, create_source=True)
+        if src:
+            check_volume_name(src)
+        if propagation:
+            raise UsageError(f"invalid volume specification: {text!r}: a propagation is for "
+                             "bind mounts")
+        return cls(source=src, destination=dst, readonly=readonly, type="volume",
+                   nocopy=nocopy, anonymous=not src)
+
+    @classmethod
+    def parse_mount(cls, text: str) -> "VolumeSpec":
+        """``--mount type=bind|volume|tmpfs,KEY=VALUE,...`` with docker's keys and messages
+        (``type`` defaults to volume as in docker)."""
+        import csv
+
+        def bad(why: str) -> UsageError:
+            return UsageError(f"invalid argument {text!r} for \"--mount\" flag: {why}")
+
+        try:
+            fields = next(csv.reader([text]))
+        except (csv.Error, StopIteration):
+            raise bad("not a comma-separated list") from None
+        kw: dict = {"type": "volume"}
+        opts: dict = {}
+        seen_type = False
+        for f in fields:
+            key, sep, value = f.partition("=")
+            key = key.strip().lower()
+            if not sep:
+                if key in ("readonly", "ro"):
+                    kw["readonly"] = True
+                    continue
+                if key == "volume-nocopy":
+                    kw["nocopy"] = True
+                    continue
+                raise bad(f"invalid field {f!r} must be a key=value pair")
+            if key == "type":
+                if value not in ("bind", "volume", "tmpfs"):
+                    raise bad(f"invalid mount type {value!r}: bind, volume or tmpfs")
+                kw["type"], seen_type = value, True
+            elif key in ("source", "src"):
+                kw["source"] = value
+            elif key in ("target", "dst", "destination"):
+                kw["destination"] = value
+            elif key in ("readonly", "ro"):
+                kw["readonly"] = _mount_bool(value, key, bad)
+            elif key == "bind-propagation":
+                if value not in PROPAGATIONS:
+                    raise bad(f"invalid bind-propagation {value!r}")
+                kw["propagation"] = value
+            elif key == "volume-nocopy":
+                kw["nocopy"] = _mount_bool(value, key, bad)
+            elif key == "volume-driver":
+                kw["driver"] = value
+            elif key == "volume-opt":
+                k, sep2, v = value.partition("=")
+                if not sep2 or not k:
+                    raise bad(f"invalid volume-opt {value!r}: expected KEY=VALUE")
+                opts[k] = v
+            elif key == "tmpfs-size":
+                from .units import parse_size
+
+                try:
+                    kw["tmpfs_size"] = parse_size(value)
+                except Exception:  # noqa: BLE001 - any bad size is one message
+                    raise bad(f"invalid tmpfs-size {value!r}") from None
+            elif key == "tmpfs-mode":
+                try:
+                    kw["tmpfs_mode"] = int(value, 8)
+                except ValueError:
+                    raise bad(f"invalid tmpfs-mode {value!r}: an octal mode") from None
+                if not 0 <= kw["tmpfs_mode"] <= 0o7777:
+                    raise bad(f"invalid tmpfs-mode {value!r}: an octal mode")
+            elif key in ("consistency", "bind-nonrecursive", "volume-label", "volume-subpath"):
+                raise bad(f"{key} is not supported by pyrt")
+            else:
+                raise bad(f"unexpected key {key!r} in {f!r}")
+        del seen_type
+        t = kw["type"]
+        dst = kw.get("destination")
+        if not dst:
+            raise bad("target is required")
+        if not dst.startswith("/"):
+            raise bad(f"invalid mount target {dst!r}: an absolute path")
+        src = kw.get("source", "")
+        mtype = f'invalid mount config for type "{t}"'
+        if t != "volume" and (opts or kw.get("driver") or kw.get("nocopy")):
+            raise UsageError(f"{mtype}: field VolumeOptions must not be specified")
+        if t != "bind" and kw.get("propagation"):
+            raise UsageError(f"{mtype}: field BindOptions must not be specified")
+        if t != "tmpfs" and ("tmpfs_size" in kw or "tmpfs_mode" in kw):
+            raise UsageError(f"{mtype}: field TmpfsOptions must not be specified")
+        if t == "bind":
+            if not src:
+                raise UsageError(f"{mtype}: field Source must not be empty")
+            if not src.startswith("/"):
+                raise UsageError(f"{mtype}: invalid mount path: {src!r} mount path must be "
+                                 "absolute")
+            kw["source"] = _clean(src)
+        elif t == "tmpfs":
+            if src:
+                raise UsageError(f"{mtype}: field Source must not be specified")
+            kw["source"] = ""
+        else:
+            if src:
+                check_volume_name(src)
+            kw["source"] = src
+            kw["anonymous"] = not src
+            kw["driver_opts"] = opts
+        return cls(**kw)
+
+    @classmethod
+    def parse_tmpfs(cls, text: str) -> "VolumeSpec":
+        """``--tmpfs PATH[:OPTS]``: OPTS as mount(8) takes them (``size=64m,mode=1777,
+        ro,noexec,...``)."""
+        path, _, opts = text.partition(":")
+        if not path.startswith("/"):
+            raise UsageError(f"invalid --tmpfs {text!r}: the path must be absolute")
+        out = []
+        for o in (opts.split(",") if opts else []):
+            k, sep, v = o.partition("=")
+            if k in ("size", "nr_blocks", "nr_inodes", "mode", "uid", "gid") and sep and v:
+                if k == "size":
+                    from .units import parse_size
+
+                    try:
+                        v = str(parse_size(v)) if not v.endswith("%") else v
+                    except Exception:  # noqa: BLE001
+                        raise UsageError(f"invalid --tmpfs {text!r}: bad size {v!r}") from None
+                elif k == "mode":
+                    try:
+                        int(v, 8)
+                    except ValueError:
+                        raise UsageError(f"invalid --tmpfs {text!r}: bad mode {v!r}") from None
+                out.append(f"{k}={v}")
+            elif not sep and k in _TMPFS_FLAGS:
+                out.append(k)
+            else:
+                raise UsageError(f"invalid --tmpfs {text!r}: unknown option {o!r}")
+        return cls(source="", destination=text.partition(":")[0], type="tmpfs",
+                   readonly="ro" in out, tmpfs_options=out)
+
+
+def _mount_bool(value: str, key: str, bad) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", ""):
+        return True
+    if v in ("0", "false", "no"):
+        return False
+    raise bad(f"invalid value for {key}: {value!r}")
+
+
+_TMPFS_FLAGS = ("ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev", "sync",
+                "async", "noatime", "atime", "nodiratime", "diratime", "relatime",
+                "strictatime")
+
+#: bind-propagation values (docker's)
+PROPAGATIONS = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
+
+
+def _clean(path: str) -> str:
+    import posixpath
+
+    return posixpath.normpath(path) if path != "/" else path
+
+
+def check_volume_name(name: str, what: str = "create") -> str:
+    """docker's rule for a volume's name, ``[a-zA-Z0-9][a-zA-Z0-9_.-]+`` (so never ``..``
+    or a path), at most 255 bytes (a directory's name); also
+    :func:`pyrt_core.volumes.names.check_name`, which the volume commands use without
+    attrs (a unit test keeps the two the same)."""
+    ok = (2 <= len(name) <= 255 and name[0] in _NAME_FIRST
+          and all(c in _NAME_REST for c in name[1:]))
+    if not ok:
+        raise UsageError(f"{what} {name}: {name!r} includes invalid characters for a local "
+                         "volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you "
+                         "intended to pass a host directory, use absolute path")
+    return name
+
+
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.-")
 
 
 @frozen
@@ -299,8 +515,15 @@ class ContainerConfig:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "none"  # docker's NetworkMode: none, host, bridge, a network, container:ID
+    # the resolved networking (pyrt_core.netmodel.ContainerNetworking.to_dict()), kept as
+    # its JSON form so that reading records (ps, rm) never imports netmodel; None in
+    # records of an earlier pyrt: derived from ``network`` (none or host)
+    networking: dict | None = None
+    expose: list[str] = field(factory=list)  # --expose (and -p) ports, "80/tcp"
+    publish_all: bool = False  # -P: the image's and --expose's ports on random host ports
     volumes: list[VolumeSpec] = field(factory=list)
+    volumes_from: list[str] = field(factory=list)  # --volumes-from, resolved into volumes at create
     read_only: bool = False
     userns: bool = False
     uidmaps: list[IdMap] = field(factory=list)
@@ -360,6 +583,9 @@ class ContainerState:
     stop_requested: bool = False  # stopped by a user: no restart (docker's "manually stopped")
     paused: bool = False  # frozen by `pyrt pause`
     error: str = ""
+    # the network record pyrt_network_setup returned for this run (hookspecs,
+    # "Networking"); {} when the container has no network of a plugin or does not run
+    network: dict = field(factory=dict)
 
 
 @define

@@ -39,6 +39,7 @@ EXTENSIBLE = frozenset({"run", "create"})
 SUGGESTED = {
     "pull": "pyrt-image-registry", "push": "pyrt-image-registry",
     "login": "pyrt-image-registry", "logout": "pyrt-image-registry",
+    "network": "pyrt-network",
 }
 
 

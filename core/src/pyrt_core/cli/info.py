@@ -58,7 +58,11 @@ def collect(engine) -> dict:
     if selected_error:
         data["storage"]["error"] = selected_error
     data["kernel"] = kernel_features()
+    from ..engine.volumes import drivers as volume_drivers
+
+    data["volume_drivers"] = volume_drivers(engine)
     data["device_cgroup"] = device_cgroup(pm)
+    data["network_backend"] = network_backend(pm)
     data["cache"] = cache_state()
     for section in pm.hook.pyrt_info():
         for k, v in (section or {}).items():
@@ -79,6 +83,15 @@ def device_cgroup(pm) -> str:
         return ('NOT ENFORCED: cgroup manager "none" was chosen (PYRT_CGROUP_MANAGER or '
                 '[cgroups] manager); containers run without a device cgroup')
     return f"enforced ({manager})"
+
+
+def network_backend(pm) -> str:
+    """The network backend containers get their networks from (pyrt_network_backend:
+    pyrt-network's "bridge", pyrt-network-cni's "cni"), or "none" (loopback only)."""
+    try:
+        return pm.hook.pyrt_network_backend() or "none"
+    except Exception as e:  # noqa: BLE001 - shown, not fatal
+        return f"unavailable: {e}"
 
 
 def cache_state() -> str:
@@ -109,7 +122,9 @@ def render(d: dict) -> str:
     out.append(f"Storage driver: {s['selected'] or 'none'}" + (f" ({s['error']})" if s.get("error") else ""))
     for k, v in s["status"].items():
         out.append(f"  {k}: {v}")
+    out.append(f"Volume drivers: {', '.join(d.get('volume_drivers') or []) or 'none'}")
     out.append(f"Device cgroup: {d['device_cgroup']}")
+    out.append(f"Network backend: {d.get('network_backend', 'none')}")
     out.append(f"Plugin cache: {d['cache']}")
     out.append("Kernel:")
     for k, v in d["kernel"].items():

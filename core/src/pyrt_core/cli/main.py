@@ -71,10 +71,11 @@ def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
 AREAS = {
     "containers": ("run", "create", "inspect", "ps", "rm", "rename", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
-                   "system"),
+                   "port", "system"),
     "images": ("load", "images", "tag", "rmi", "save"),
     "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
+    "volumes": ("volume",),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
 #: global options that take a value (``--root DIR``); the others are --help and --version

@@ -24,11 +24,7 @@ _TRUE = True
 COMMANDS: dict = {
     "ps": ("inventory", "cmd_ps",
            {"--all": ("all", _TRUE), "-a": ("all", _TRUE), "--quiet": ("quiet", _TRUE),
-            "-q": ("quiet", _TRUE), "--no-trunc": ("no_trunc", _TRUE),
-            "--latest": ("latest", _TRUE), "-l": ("latest", _TRUE),
-            "--size": ("size", _TRUE), "-s": ("size", _TRUE),
-            "--last": ("last", "int"), "-n": ("last", "int"),
-            "--format": ("format", ("table", "json"))},  # templates: argparse's
+            "-q": ("quiet", _TRUE), "--no-trunc": ("no_trunc", _TRUE)},
            None, 0),
     "rm": ("inventory", "cmd_rm",
            {"--force": ("force", _TRUE), "-f": ("force", _TRUE), "--volumes": ("volumes", _TRUE),
@@ -46,8 +42,8 @@ COMMANDS: dict = {
               "containers", 0),
 }
 #: the defaults argparse gives each command's flags
-_DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "filter": [],
-                    "last": None, "latest": False, "size": False, "format": None},
+_DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": None,
+                    "filter": [], "last": None, "latest": False, "size": False},
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},

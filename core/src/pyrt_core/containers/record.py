@@ -28,11 +28,12 @@ STATE_DEFAULTS: dict = {
     "status": "created", "pid": 0, "exit_code": 0, "started_at": "", "finished_at": "",
     "oom_killed": False, "resources": dict, "pid_start": None, "boot_id": "",
     "monitor_pid": 0, "monitor_start": None, "run": 0, "restart_count": 0,
-    "stop_requested": False, "paused": False, "error": "",
+    "stop_requested": False, "paused": False, "error": "", "network": dict,
 }
 CONFIG_DEFAULTS: dict = {
     "command": None, "entrypoint": None, "env": list, "workdir": None, "user": None,
-    "hostname": None, "network": "none", "volumes": list, "read_only": False,
+    "hostname": None, "network": "none", "networking": None, "expose": list,
+    "publish_all": False, "volumes": list, "volumes_from": list, "read_only": False,
     "userns": False, "uidmaps": list, "gidmaps": list, "tty": False, "interactive": False,
     "auto_remove": False, "resources": dict, "devices": list, "cgroup_parent": None,
     "storage_opts": dict, "restart_policy": "no", "restart_max": 0, "stop_signal": None,

@@ -103,44 +103,110 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
 # -- the per-container files -------------------------------------------------------------
 
 
-def hosts_file(hostname: str, network: str) -> str:
-    if network == "host":
+def _net(networking) -> dict:
+    """The networking JSON (ContainerConfig.networking), or a bare mode string (an
+    earlier caller's ``network``)."""
+    if isinstance(networking, str):
+        return {"mode": networking}
+    return networking or {}
+
+
+def hosts_file(hostname: str, networking, record: dict | None = None) -> str:
+    """The container's /etc/hosts: the host's with ``--network host``, else docker's
+    localhost lines; then ``--add-host`` entries (``host-gateway``: the first network's
+    gateway) and the container's own addresses on its networks (the network record),
+    else 127.0.1.1, with its hostname."""
+    net = _net(networking)
+    networks = list(((record or {}).get("networks") or {}).values())
+    if net.get("mode") == "host":
         try:
             with open("/etc/hosts") as f:
-                return f.read()
+                text = f.read()
         except OSError:
-            pass
-    return (
-        "127.0.0.1\tlocalhost\n"
-        "::1\tlocalhost ip6-localhost ip6-loopback\n"
-        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
-        "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-        f"127.0.1.1\t{hostname}\n"
-    )
+            text = ""
+        if text and not text.endswith("\n"):
+            text += "\n"
+    else:
+        text = (
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
+            "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        )
+    gateway = next((n.get("Gateway") for n in networks if n.get("Gateway")), "")
+    for entry in net.get("extra_hosts") or ():
+        name, _, ip = entry.partition(":")  # "name:ip" (a name holds no ":")
+        if ip == "host-gateway":
+            ip = gateway
+        if ip:
+            text += f"{ip}\t{name}\n"
+    if net.get("mode") == "host":
+        return text
+    own = [a for n in networks for a in (n.get("IPAddress"), n.get("GlobalIPv6Address")) if a]
+    for addr in own or ["127.0.1.1"]:
+        text += f"{addr}\t{hostname}\n"
+    return text
 
 
-def resolv_conf(network: str) -> str:
+#: docker's resolvers when none of the host's is left (its resolvconf package); only for
+#: containers on a plugin's network (they could reach them), never in tests' traffic
+FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+
+
+def resolv_conf(networking, record: dict | None = None) -> str:
+    """The container's /etc/resolv.conf: ``--dns``/``--dns-search``/``--dns-option``
+    replace the nameserver/search/options lines; else the network record's resolver
+    (``dns_servers``/``dns_search``: a user-defined network's); else the host's file,
+    minus its loopback resolvers outside ``--network host`` (docker's rule: unreachable
+    from a private namespace; on a plugin's network, none left means docker's
+    fallback, 8.8.8.8 and 8.8.4.4)."""
+    net = _net(networking)
+    mode = net.get("mode") or "none"
+    record = record or {}
     try:
         with open("/etc/resolv.conf") as f:
             text = f.read()
     except OSError:
         text = ""
-    if network == "host":
-        return text
-    # like docker: loopback resolvers of the host are unreachable from a private netns
-    lines = [ln for ln in text.splitlines()
-             if not (ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1
-                     and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    lines = text.splitlines()
+    if mode != "host":
+        # like docker: loopback resolvers of the host are unreachable from a private netns
+        lines = [ln for ln in lines
+                 if not (ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1
+                         and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    servers = list(net.get("dns") or record.get("dns_servers") or ())
+    # the record's search domains go with its resolver (not with --dns servers)
+    search = list(net.get("dns_search") or (None if net.get("dns") else
+                                            record.get("dns_search")) or ())
+    options = list(net.get("dns_options") or ())
+    if not servers and mode == "networks" and not any(
+            ln.split()[:1] == ["nameserver"] for ln in lines):
+        servers = list(FALLBACK_NAMESERVERS)
+    replaced = {k for k, v in (("nameserver", servers), ("search", search),
+                               ("domain", search), ("options", options)) if v}
+    if replaced:
+        lines = [ln for ln in lines if ln.split()[:1] and ln.split()[0] not in replaced
+                 or not ln.split()]
+        lines = [ln for ln in lines if ln.strip()]
+        if search and search != ["."]:
+            lines.append("search " + " ".join(search))
+        lines += [f"nameserver {ip}" for ip in servers]
+        if options:
+            lines.append("options " + " ".join(options))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_bundle_files(bundle: str, hostname: str, network: str) -> None:
+def write_bundle_files(bundle: str, hostname: str, networking, record: dict | None = None) -> None:
+    """``hostname``, ``hosts`` and ``resolv.conf`` of the bundle, bind-mounted on the
+    container's /etc: written after the network's setup, from its record."""
     from ..fsutil import atomic_write
 
     # transient run-state files: atomic, but not fsync'ed
     atomic_write(os.path.join(bundle, "hostname"), hostname + "\n", durable=False)
-    atomic_write(os.path.join(bundle, "hosts"), hosts_file(hostname, network), durable=False)
-    atomic_write(os.path.join(bundle, "resolv.conf"), resolv_conf(network), durable=False)
+    atomic_write(os.path.join(bundle, "hosts"), hosts_file(hostname, networking, record),
+                 durable=False)
+    atomic_write(os.path.join(bundle, "resolv.conf"), resolv_conf(networking, record),
+                 durable=False)
 
 
 # -- the spec ---------------------------------------------------------------------
@@ -152,8 +218,12 @@ def _bind(src: str, dst: str, readonly: bool = False) -> dict:
     return {"destination": dst, "type": "bind", "source": src, "options": opts}
 
 
-def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> dict:
-    """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``."""
+def build_spec(container: Container, image: Image, rootfs: str, bundle: str,
+               volume_sources: dict[int, str] | None = None, netns: str | None = None) -> dict:
+    """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``
+    (``volume_sources``: the host paths of its volumes, engine.volumes.mount_volumes;
+    ``netns``: the path of the network namespace it joins (engine.network), else a new
+    one (or the host's, ``--network host``))."""
     cfg = container.config
     hostname = cfg.hostname or container.id[:12]
     args = resolve_args(container, image)
@@ -173,7 +243,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     userns = cfg.userns or bool(cfg.uidmaps)
 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
-    if cfg.network != "host":
+    if netns:
+        namespaces.append({"type": "network", "path": netns})
+    elif cfg.network != "host" and not (cfg.networking or {}).get("mode") == "host":
         namespaces.append({"type": "network"})
     linux: dict = {
         "namespaces": namespaces,
@@ -210,10 +282,9 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str) -> 
     mounts = defaults.default_mounts(userns, writable_sys=cfg.privileged)
     for name in ("hostname", "hosts", "resolv.conf"):
         mounts.append(_bind(os.path.join(bundle, name), f"/etc/{name}"))
-    for v in cfg.volumes:
-        if not os.path.exists(v.source):
-            raise UsageError(f"invalid volume {v.source}:{v.destination}: host path {v.source} does not exist")
-        mounts.append(_bind(v.source, v.destination, v.readonly))
+    from .mounts import container_mounts
+
+    mounts += container_mounts(cfg.volumes, volume_sources)
 
     return {
         "ociVersion": OCI_VERSION,

@@ -255,10 +255,10 @@ class Engine:
 
         return update(self, ref, resources)
 
-    def remove(self, ref: str | Container, force: bool = False) -> None:
+    def remove(self, ref: str | Container, force: bool = False, volumes: bool = False) -> None:
         from .remove import remove
 
-        remove(self, ref, force)
+        remove(self, ref, force, volumes)
 
     def recover(self, full: bool = False) -> list[str]:
         """Reconcile records with reality (see :mod:`pyrt_core.engine.recover`)."""

@@ -1,6 +1,6 @@
-"""Mount a container's root filesystem and write its OCI bundle (``config.json``,
-``hostname``, ``hosts``, ``resolv.conf``): what both a foreground run and a start
-under conmon do before the runtime creates the container."""
+"""Mount a container's root filesystem, give it its network (engine.network), and write
+its OCI bundle (``config.json``, ``hostname``, ``hosts``, ``resolv.conf``): what both a
+foreground run and a start under conmon do before the runtime creates the container."""
 from __future__ import annotations
 
 import os
@@ -28,8 +28,16 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     bundle = engine.containers.bundle_dir(container.id)
     os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
     hostname = container.config.hostname or container.id[:12]
-    specmod.write_bundle_files(bundle, hostname, container.config.network)
-    spec = specmod.build_spec(container, image, rootfs, bundle)
+    from .network import networking_dict, prepare
+
+    # the network first: /etc/hosts and resolv.conf are written from its record
+    netns_path = prepare(engine, container)
+    specmod.write_bundle_files(bundle, hostname, networking_dict(container.config),
+                               container.state.network)
+    from .volumes import mount_volumes
+
+    sources = mount_volumes(engine, container, rootfs)  # released by teardown.cleanup_locked
+    spec = specmod.build_spec(container, image, rootfs, bundle, sources, netns=netns_path)
     if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
         from ..runtime.config import SECCOMP_CACHE_ANNOTATION
 

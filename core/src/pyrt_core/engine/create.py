@@ -40,10 +40,31 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
         name = None
     validate_resources(engine, config)
     default_pids_limit(engine, config)
+    networked = config.network not in ("none", "host") or bool(config.networking)
+    if networked:  # the default network, container:NAME, a plugin for the networks named
+        from .network import resolve as resolve_networking
+
+        resolve_networking(engine, config)
     image = engine.resolve_image(config.image, pull)
     from ..images.configcheck import check_image
 
     check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists
+    if networked:
+        from .network import validate as validate_networking
+
+        validate_networking(engine, config, image)  # -P, the plugin's checks
+    from .volumes import discard, prepare_mounts
+
+    made = prepare_mounts(engine, config, image)  # volumes checked, then the new ones made
+    try:
+        return _create(engine, config, name, image, cid)
+    except BaseException:
+        discard(engine, made)
+        raise
+
+
+def _create(engine, config: ContainerConfig, name: str | None, image: Image,
+            cid: str | None) -> Container:
     store = engine.containers
     cid = cid or store.new_id()
     lk = store.begin_create(cid)

@@ -18,6 +18,10 @@ Rules (a free per-container lock on a record means its last writer is gone):
   policy is not applied here (as podman: it acts on the exit the monitor
   reports); ``pyrt start`` or ``pyrt system boot`` starts such a container.
 * names pointing at no container are released.
+* network namespaces (``<runroot>/netns/<id>``) of containers that do not run are torn
+  down (``pyrt_network_teardown``) and removed; those of removed containers are
+  removed; then the plugin reconciles its own state (``pyrt_network_recover``), when
+  anything was found and always in full mode (engine.network).
 
 Full mode also: unmounts the root of every container that is not running
 (a failed unmount never blocks the next start: the driver's ``get`` is
@@ -96,6 +100,9 @@ def reconcile(engine, full: bool = False) -> list[str]:
             actions.append(f"skipped container {c.short_id} ({c.name!r}): {_one_line(e)}")
     _release_dangling_names(store, actions)
     _expire_exit_files(engine, full)
+    from .network import recover as recover_networks
+
+    recover_networks(engine, full, actions)
     if full:
         _sweep(engine, actions)
     return actions
@@ -239,6 +246,10 @@ def _sweep(engine, actions: list[str]) -> None:
     for cid in _listdir(p.socket_dir):
         if cid not in running:
             _unlink(os.path.join(p.socket_dir, cid))
+    # volumes still mounted for runs that are over (engine.volumes)
+    from .volumes import release_stale
+
+    actions += release_stale(engine, running)
     # cgroups named after containers that do not run
     for base in _cgroup_dirs():
         for name in _listdir(base):

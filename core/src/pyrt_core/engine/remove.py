@@ -12,9 +12,11 @@ if TYPE_CHECKING:
     from ..models import Container
 
 
-def remove(engine, ref: str | Container | ContainerRecord, force: bool = False) -> None:
-    """Remove a container: its writable layer, bundle, log and record.  A running
-    one needs ``force`` (it is killed first)."""
+
+def remove(engine, ref: str | Container | ContainerRecord, force: bool = False,
+           volumes: bool = False) -> None:
+    """Remove a container: its writable layer, bundle, log and record (``volumes``: and
+    its anonymous volumes).  A running one needs ``force`` (it is killed first)."""
     from ..errors import ConflictError
 
     cid = engine.find(ref).id if isinstance(ref, str) else ref.id
@@ -41,4 +43,4 @@ def remove(engine, ref: str | Container | ContainerRecord, force: bool = False) 
             procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
         if c.state.status in ("running", "starting"):
             cleanup_locked(engine, c, remove=False, wait_exit=1.0)
-        remove_locked(engine, c)
+        remove_locked(engine, c, volumes)

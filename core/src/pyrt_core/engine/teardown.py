@@ -1,7 +1,8 @@
 """Tearing a container down, the caller holding its lock (``Engine.lock``):
 
 * :func:`cleanup_locked`: its run is over (or must end): kill what is left of it,
-  release its cgroup and runtime state, unmount its root, record the exit;
+  release its cgroup and runtime state, its network and network namespace, unmount
+  its root, record the exit;
 * :func:`remove_locked`: remove it: writable layer, exit file, record.
 
 Every operation that ends a run uses them (a foreground run, a failed start, ``stop``,
@@ -94,12 +95,19 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
         except Exception as e:  # noqa: BLE001
             errors.append(f"cgroup: {e}")
     fault("cleanup:released")
-    # 3. storage: unmount (a failure is recorded; get() at the next start copes)
+    # 3. the network: the plugin's teardown, then the namespace (engine.network)
+    from .network import release as release_network
+
+    release_network(engine, c, errors)
+    # 4. storage: unmount (a failure is recorded; get() at the next start copes)
     try:
         with engine.storage_lock():
             engine.driver.put(c.layer_id)
     except Exception as e:  # noqa: BLE001
         errors.append(f"unmounting the root filesystem: {e}")
+    from .volumes import unmount_volumes
+
+    errors += unmount_volumes(engine, with_volumes(engine, c))  # what the start mounted
     from ..fsutil import remove_tree_quietly
 
     keep_exit = c.config.auto_remove  # `pyrt wait` may still want the code
@@ -122,10 +130,11 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
         remove_locked(engine, c)
 
 
-def remove_locked(engine, c: Container | ContainerRecord) -> None:
+def remove_locked(engine, c: Container | ContainerRecord, volumes: bool = False) -> None:
     """Remove a container whose run is over (:func:`cleanup_locked` done): the ``removing``
     mark first (a crash after it is finished by recovery), then its writable layer, its
-    exit file (kept for ``pyrt wait`` on a ``--rm`` one) and its record."""
+    exit file (kept for ``pyrt wait`` on a ``--rm`` one) and its record; with ``volumes``
+    (``rm -v``) or for a ``--rm`` container, its anonymous volumes (as docker)."""
     c.state.status = "removing"
     engine.containers.save(c, durable=False)  # lost in a crash: the record is removed again
     fault("rm:removing")
@@ -139,6 +148,10 @@ def remove_locked(engine, c: Container | ContainerRecord) -> None:
         except OSError:
             pass
     engine.containers.delete(c)
+    if volumes or c.config.auto_remove:
+        from .volumes import remove_anonymous
+
+        remove_anonymous(engine, with_volumes(engine, c))
     container_event(engine, "pyrt_container_removed", c)
 
 
@@ -150,3 +163,9 @@ def container_event(engine, hook: str, c: Container | ContainerRecord, **kwargs)
 
     if implemented(engine.pm, hook):
         getattr(engine.pm.hook, hook)(container=engine.full(c), **kwargs)
+
+
+def with_volumes(engine, c: Container | ContainerRecord) -> Container | ContainerRecord:
+    """``c`` as the volume code reads it: the attrs ``Container`` (its ``VolumeSpec``s) when
+    it has volumes; a lean record without any stays one (no attrs for a plain container)."""
+    return engine.full(c) if c.config.volumes else c

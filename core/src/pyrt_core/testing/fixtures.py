@@ -19,7 +19,7 @@ pyrt_core.testing.fixtures``): the central ``tests/`` and every plugin's
   after ``pyrt`` (``pyrt_cli``) let it compare before their safety nets run.
 * Skips name a machine fact (``pyrt_core.testing.machine``; enforced with CI=true).
 * Fixtures: :func:`busybox_rootfs`, :func:`demo_layout`, :func:`pyrt_cli`,
-  :func:`demo_cli`, :func:`detached_cli`; the storage conformance suite's.
+  :func:`demo_cli`, :func:`detached_cli`; the storage and network conformance suites'.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ import subprocess
 import pytest
 
 pytest_plugins = ["pyrt_core.testing.leaks", "pyrt_core.testing.machine",
-                  "pyrt_core.testing.storage_conformance"]
+                  "pyrt_core.testing.storage_conformance",
+                  "pyrt_core.testing.network_conformance"]
 
 IS_ROOT = os.geteuid() == 0
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"

@@ -53,9 +53,10 @@ def test_push_pulled_image_keeps_digest(pyrt_cli, reg_env, anon_registry, fresh_
 
 def test_push_loaded_image(pyrt_cli, reg_env, fresh_registry, test_images):
     pyrt_cli("load", "-i", test_images["layered"], check=True)
-    img = json.loads(pyrt_cli("images", "--format", "json", check=True).stdout)[0]
+    img = json.loads(
+        pyrt_cli("images", "--no-trunc", "--format", "json", check=True).stdout.splitlines()[0])
     dest = f"{fresh_registry.host}/loaded/layered:1"
-    r = push(pyrt_cli, reg_env, img["id"], dest, "--digestfile", pyrt_cli.root + ".digest")
+    r = push(pyrt_cli, reg_env, img["ID"], dest, "--digestfile", pyrt_cli.root + ".digest")
     digest = r.stdout.strip()
     assert open(pyrt_cli.root + ".digest").read() == digest
     assert skopeo_digest(fresh_registry.host, "loaded/layered:1") == digest

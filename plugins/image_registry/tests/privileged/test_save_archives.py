@@ -40,8 +40,9 @@ def test_save_pulled_and_load_back(pyrt_cli, reg_env, anon_registry, tmp_path, f
 
 def test_save_loaded_image_and_stdout(pyrt_cli, test_images, tmp_path):
     pyrt_cli("load", "-i", test_images["busybox"], check=True)
-    img = json.loads(pyrt_cli("images", "--format", "json", check=True).stdout)[0]
-    pyrt_cli("tag", img["id"], "saved/busybox:1", check=True)
+    img = json.loads(
+        pyrt_cli("images", "--no-trunc", "--format", "json", check=True).stdout.splitlines()[0])
+    pyrt_cli("tag", img["ID"], "saved/busybox:1", check=True)
     out = tmp_path / "oci.tar"
     pyrt_cli("save", "--format", "oci-archive", "-o", str(out), "saved/busybox:1", check=True)
     other = type(pyrt_cli)(pyrt_cli.root + "2", pyrt_cli.runroot + "2")

@@ -12,6 +12,7 @@ the commands themselves:
 ``inventory``    ps, inspect, rm; container prune/cleanup, system recover/boot
 ``interact``     exec, attach, logs, top
 ``resources``    pause, unpause, stats, update
+``ports``        port; the networking that inspect and ps show
 ``terminal``     the stdio of a process the CLI runs in the foreground (run, exec)
 ===============  ======================================================================
 
@@ -35,7 +36,7 @@ MODULE_OF = {
     "rm": "inventory", "rename": "inventory", "start": "lifecycle", "stop": "lifecycle", "restart": "lifecycle",
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
-    "stats": "resources", "update": "resources", "top": "interact",
+    "stats": "resources", "update": "resources", "top": "interact", "port": "ports",
     "system": "inventory",
 }
 

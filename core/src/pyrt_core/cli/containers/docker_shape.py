@@ -46,6 +46,8 @@ def _mounts(cfg) -> tuple[list, list]:
     """(Mounts, HostConfig.Binds) from the container's volumes."""
     mounts, binds = [], []
     for v in cfg.volumes or []:
+        if (getattr(v, "type", "bind") or "bind") == "tmpfs":
+            continue  # docker lists tmpfs mounts in HostConfig.Tmpfs, not Binds
         src, dst = getattr(v, "source", ""), getattr(v, "destination", "")
         ro = bool(getattr(v, "readonly", False))
         mounts.append({"Type": getattr(v, "type", "bind") or "bind", "Source": src,
@@ -53,6 +55,18 @@ def _mounts(cfg) -> tuple[list, list]:
                        "Propagation": "rprivate"})
         binds.append(f"{src}:{dst}" + (":ro" if ro else ""))
     return mounts, binds
+
+
+def _with_network(host: dict, c) -> dict:
+    """HostConfig with its networking fields from the container's networking
+    (cli/containers/ports.py: NetworkMode, PortBindings, PublishAllServers, Dns...)."""
+    from .ports import host_config
+
+    net = host_config(c)
+    host.update(net)
+    host["PublishAllPorts"] = net.pop("PublishAllServers", False)
+    host.pop("PublishAllServers", None)
+    return host
 
 
 def _host_config(c, binds) -> dict:
@@ -146,7 +160,10 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
     s, cfg = c.state, c.config
     icfg = _image_config(engine, c, image_configs if image_configs is not None else {})
     args = _args(cfg, icfg)
-    mounts, binds = _mounts(cfg)
+    _, binds = _mounts(cfg)
+    from ...engine.volumes import inspect_mounts
+
+    mounts = inspect_mounts(engine, c)  # volumes by name, driver and data path
     running = s.status in ("running", "starting")
     bundle = engine.containers.bundle_dir(c.id)
     return {
@@ -171,11 +188,11 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
         "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": _host_config(c, binds),
+        "HostConfig": _with_network(_host_config(c, binds), c),
         "GraphDriver": {"Name": c.storage_driver, "Data": None},
         "Mounts": mounts,
         "Config": _config(c, icfg),
-        "NetworkSettings": network_settings(c),
+        "NetworkSettings": network_settings(engine, c),
         # pyrt's own, no docker field holds them
         "Pyrt": {
             "ImageName": c.image_name,

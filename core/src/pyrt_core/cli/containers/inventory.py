@@ -48,7 +48,7 @@ def _p_rm(cmd) -> None:
     rm = cmd("rm", "Remove containers", cmd_rm)
     rm.add_argument("--force", "-f", action="store_true", help="kill and remove running containers")
     rm.add_argument("--volumes", "-v", action="store_true",
-                    help="remove anonymous volumes too (pyrt creates none: accepted for docker compatibility)")
+                    help="remove the container's anonymous volumes too")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -143,6 +143,8 @@ def cmd_ps(args) -> int:
 
         print_rows(fmt, [listing.row(engine, c, trunc, args.size) for c in cs], listing.HEADERS)
         return 0
+    from .ports import ports_column
+
     head = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
     rows = [head + (("SIZE",) if args.size else ())]
     for c in cs:
@@ -150,7 +152,7 @@ def cmd_ps(args) -> int:
         if trunc and len(cmdline) > 20:
             cmdline = cmdline[:19] + "…"
         rows.append((c.short_id if trunc else c.id, c.image_name, f'"{cmdline}"', ago(c.created),
-                     listing.status_text(c), "", c.name)
+                     listing.status_text(c), ports_column(c), c.name)
                     + ((listing.size_text(engine, c),) if args.size else ()))
     table(rows)
     return 0
@@ -158,7 +160,8 @@ def cmd_ps(args) -> int:
 
 def cmd_rm(args) -> int:
     engine = engine_for(args)
-    return each(args.containers, lambda ref: (engine.remove(ref, force=args.force), ref)[1])
+    return each(args.containers, lambda ref: (engine.remove(ref, force=args.force,
+                                                            volumes=args.volumes), ref)[1])
 
 
 # -- upkeep --------------------------------------------------------------------------

@@ -145,9 +145,28 @@ def _labels(engine, c) -> dict:
 
 
 def command_text(engine, c) -> str:
-    from .docker_shape import _args
+    """docker's COMMAND: the container's entrypoint and command, the image's where the
+    container has none.  The image's are read from its config blob (the image id is the
+    config's digest) with the lean JSON reader, not through the image store: `pyrt ps`
+    imports neither json nor typing (tests/unit/test_cli_lean.py)."""
+    cfg = c.config
+    if cfg.entrypoint is not None:
+        return " ".join(list(cfg.entrypoint) + list(cfg.command or []))
+    import os
 
-    return " ".join(_args(c.config, _image_config(engine, c)))
+    from ...fsutil import read_json
+
+    image: dict = {}
+    try:
+        algo, _, hexdigest = (c.image_id or "").partition(":")
+        if algo == "sha256" and hexdigest.isalnum():
+            blob = os.path.join(engine.settings.root, "images", "blobs", "sha256", hexdigest)
+            image = (read_json(blob, {}) or {}).get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        image = {}
+    entry = image.get("Entrypoint") or []
+    cmd = list(cfg.command) if cfg.command else list(image.get("Cmd") or [])
+    return " ".join([str(x) for x in entry] + [str(x) for x in cmd])
 
 
 def _ellipsis(s: str, n: int) -> str:
@@ -191,9 +210,15 @@ def row(engine, c, trunc: bool = True, size: bool = False) -> dict:
         "Mounts": ",".join(_ellipsis(m, 15) if trunc else m for m in mounts),
         "Names": c.name,
         "Networks": c.config.network,
-        "Ports": "",
+        "Ports": _ports(c),
         "RunningFor": ago(c.created),
         "Size": size_text(engine, c) if size else "0B",
         "State": docker_state(c),
         "Status": status_text(c),
     }
+
+
+def _ports(c) -> str:
+    from .ports import ports_column
+
+    return ports_column(c)

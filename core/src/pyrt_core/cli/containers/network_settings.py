@@ -8,9 +8,12 @@ a network record it is docker's shape for a container with no network of its own
 from __future__ import annotations
 
 
-def network_settings(container) -> dict:
-    """docker's ``NetworkSettings`` for ``container``."""
-    return {
+def network_settings(engine, container) -> dict:
+    """docker's ``NetworkSettings`` for ``container``: the keys docker always prints,
+    filled from the container's network record (cli/containers/ports.py)."""
+    from .ports import network_settings as from_record
+
+    out = {
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "Ports": {}, "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
@@ -18,3 +21,5 @@ def network_settings(container) -> dict:
         "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
         "Networks": {},
     }
+    out.update(from_record(engine, container))
+    return out

@@ -159,10 +159,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", "-u", metavar="USER[:GROUP]", help="user name or uid, and group")
     p.add_argument("--hostname", "-h", metavar="NAME", help="container host name")
     p.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
-    p.add_argument("--network", "--net", default="none", metavar="MODE",
-                   help="network mode: none (loopback only, default) or host")
-    p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount a host path")
+    from ..mount_flags import add_mount_flags
+
+    add_mount_flags(p)  # -v, --mount, --tmpfs, --volumes-from
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="seccomp=unconfined | seccomp=PROFILE.json (Docker's format; "
@@ -193,6 +192,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds `pyrt stop` waits before SIGKILL (default 10)")
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="log options: max-size (default 10m; the log restarts when full)")
+    from .network_flags import add_network_flags
+
+    add_network_flags(p)
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
@@ -246,11 +248,12 @@ def parse_env(items: list[str], files: list[str]) -> list[str]:
 
 
 def container_config_from_args(args):
-    from ...models import ContainerConfig, IdMap, VolumeSpec
+    from ...models import ContainerConfig, IdMap
+    from ..mount_flags import volumes_from_args
 
-    if args.network not in ("none", "host"):
-        raise UsageError(
-            f"network mode {args.network!r} is not supported: use --network none or --network host")
+    from .network_flags import networking_json
+
+    network, networking, expose, publish_all = networking_json(args, warn=_warn)
     uidmaps = [IdMap.parse(m) for m in args.uidmap]
     gidmaps = [IdMap.parse(m) for m in args.gidmap]
     userns = args.userns == "private" or bool(uidmaps or gidmaps)
@@ -301,8 +304,12 @@ def container_config_from_args(args):
         workdir=args.workdir,
         user=args.user,
         hostname=hostname,
-        network=args.network,
-        volumes=[VolumeSpec.parse(v) for v in args.volume],
+        network=network,
+        networking=networking,
+        expose=expose,
+        publish_all=publish_all,
+        volumes=volumes_from_args(args),
+        volumes_from=list(getattr(args, "volumes_from", []) or []),
         read_only=args.read_only,
         userns=userns,
         uidmaps=uidmaps,
@@ -328,6 +335,12 @@ def container_config_from_args(args):
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
         labels=labels_from_args(args),
     )
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    sys.stderr.write(text + "\n")
 
 
 def _no_new_privileges(opts: list[str]) -> bool:

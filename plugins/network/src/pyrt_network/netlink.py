@@ -1,0 +1,193 @@
+"""The host's and the container's interfaces, through netlink (pyroute2): bridges,
+veth pairs, addresses, routes.  No ``ip`` process.
+
+The container's side is configured from a thread that joined the container's network
+namespace with setns(2) (a thread's network namespace is its own): pyroute2 opens its
+netlink socket in the thread that first uses it, so the socket belongs to the
+container's namespace, without the fork pyroute2's own ``netns=`` option costs.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from pyrt_core.api import PyrtError
+
+CLONE_NEWNET = 0x40000000
+AF_INET, AF_INET6 = 2, 10
+IFA_F_NODAD = 0x02
+_libc = None
+
+
+def _iproute():
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+def in_netns(path: str, func):
+    """``func(ipr)`` with an IPRoute of the network namespace at ``path``, run in a
+    thread that joined it; its result, or its exception raised here."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    box: dict = {}
+
+    def run():
+        try:
+            _setns(fd)
+            with _iproute() as ipr:
+                box["result"] = func(ipr)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    try:
+        t = threading.Thread(target=run, name="pyrt-netns")
+        t.start()
+        t.join()
+    finally:
+        os.close(fd)
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def host_routes() -> list[str]:
+    """The host's routes (main table, IPv4 and IPv6, not the default ones) as CIDRs,
+    with the interface they use: ``[(cidr, ifname)]``."""
+    out = []
+    with _iproute() as ipr:
+        names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
+        for fam in (AF_INET, AF_INET6):
+            for r in ipr.get_routes(family=fam, table=254):
+                dst, n = r.get("dst"), r["dst_len"]
+                if not dst or n == 0:
+                    continue
+                if fam == AF_INET6 and (dst.startswith("fe80:") or n == 128):
+                    continue
+                out.append((f"{dst}/{n}", names.get(r.get("oif"), "")))
+    return out
+
+
+def link_index(ipr, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_exists(name: str) -> bool:
+    with _iproute() as ipr:
+        return link_index(ipr, name) is not None
+
+
+def _sysctl(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> bool:
+    """The bridge ``name`` up with ``addrs`` (its gateways); True when it was made now."""
+    made = False
+    with _iproute() as ipr:
+        idx = link_index(ipr, name)
+        if idx is None:
+            kw = {"mtu": mtu} if mtu else {}
+            try:
+                ipr.link("add", ifname=name, kind="bridge", **kw)
+                made = True
+            except Exception as e:  # noqa: BLE001 - NetlinkError: exists (a race) or refused
+                if getattr(e, "code", None) != 17:
+                    raise PyrtError(f"cannot create bridge {name}: {e}") from None
+            idx = link_index(ipr, name)
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
+        for ip, n in addrs:
+            if (ip, n) not in have:
+                fam = AF_INET6 if ":" in ip else AF_INET
+                kw = {"flags": IFA_F_NODAD} if fam == AF_INET6 else {}
+                ipr.addr("add", index=idx, address=ip, prefixlen=n, family=fam, **kw)
+        ipr.link("set", index=idx, state="up")
+    # 127.0.0.1:PORT reaches containers only if the bridge may carry loopback sources
+    _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    return made
+
+
+def delete_link(name: str) -> bool:
+    """Remove the interface ``name`` (a bridge, a veth's host end: its peer goes too);
+    False when it was not there."""
+    with _iproute() as ipr:
+        idx = link_index(ipr, name)
+        if idx is None:
+            return False
+        try:
+            ipr.link("del", index=idx)
+        except Exception as e:  # noqa: BLE001
+            if getattr(e, "code", None) == 19:  # gone meanwhile
+                return False
+            raise
+        return True
+
+
+def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tuple[str, int]],
+           mac: str, mtu: int | None, routes: list[str]) -> None:
+    """A veth pair: ``host_end`` on ``bridge``, its peer in the namespace at ``netns``
+    renamed ``ifname``, with ``mac``, ``addrs`` and default routes via ``routes``
+    (gateways; empty for a container's second network), loopback up."""
+    tmp = "pt" + host_end[2:]
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _iproute() as ipr:
+            kw = {"mtu": mtu} if mtu else {}
+            peer = {"ifname": tmp, "net_ns_fd": fd, **kw}
+            ipr.link("add", ifname=host_end, kind="veth", peer=peer, **kw)
+            idx = link_index(ipr, host_end)
+            br = link_index(ipr, bridge)
+            if br is None:
+                raise PyrtError(f"bridge {bridge} is missing")
+            ipr.link("set", index=idx, master=br)
+            ipr.link("set", index=idx, state="up")
+    finally:
+        os.close(fd)
+
+    def inside(ns):
+        i = link_index(ns, tmp)
+        ns.link("set", index=i, ifname=ifname, address=mac)
+        for ip, n in addrs:
+            fam = AF_INET6 if ":" in ip else AF_INET
+            kw = {"flags": IFA_F_NODAD} if fam == AF_INET6 else {}
+            ns.addr("add", index=i, address=ip, prefixlen=n, family=fam, **kw)
+        ns.link("set", index=i, state="up")
+        lo = link_index(ns, "lo")
+        if lo is not None:
+            ns.link("set", index=lo, state="up")
+        for gw in routes:
+            if ":" in gw:
+                ns.route("add", dst="::/0", gateway=gw, family=AF_INET6)
+            else:
+                ns.route("add", dst="0.0.0.0/0", gateway=gw)
+
+    in_netns(netns, inside)
+
+
+def enable_forwarding() -> bool:
+    """Turn on IPv4 forwarding (global); True when this call changed it."""
+    path = "/proc/sys/net/ipv4/ip_forward"
+    with open(path) as f:
+        if f.read().strip() == "1":
+            return False
+    _sysctl(path, "1")
+    return True
+
+
+def forwarding() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False

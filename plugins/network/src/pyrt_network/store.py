@@ -1,0 +1,52 @@
+"""pyrt-network's state: one JSON file under ``<root>/networks/``, changed only under an
+flock and replaced atomically.
+
+``state.json`` holds ``networks`` (name -> docker's NetworkResource fields plus this
+plugin's own), ``containers`` (container id -> what was set up for it: per network its
+address, MAC, veth; its published ports and rule chain) and ``ports``
+(``"tcp/8080"`` -> container id).  The addresses a network hands out are the ones its
+containers hold, so allocating is "first free address not held", done under the lock:
+50 containers starting at once cannot get the same one, and a teardown releases by
+deleting the container's entry.  A crash between the write and the kernel work leaves an
+entry that teardown/recovery undo (deleting what is missing is not an error).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+from pyrt_core.api import FileLock, atomic_write, read_json
+
+EMPTY = {"networks": {}, "containers": {}, "ports": {}}
+
+
+class Store:
+    def __init__(self, root: str):
+        self.dir = os.path.join(root, "networks")
+        self.path = os.path.join(self.dir, "state.json")
+        self.lock_path = os.path.join(self.dir, "lock")
+
+    def read(self) -> dict:
+        """A snapshot, without the lock (for listing)."""
+        state = read_json(self.path, None) or {}
+        return {k: dict(state.get(k) or {}) for k in EMPTY} | {
+            k: v for k, v in state.items() if k not in EMPTY}
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """The state under the exclusive lock; written back (atomically, durably) when
+        the block ends without an exception and changed it."""
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        with FileLock(self.lock_path):
+            state = self.read()
+            before = json.dumps(state, sort_keys=True)
+            yield state
+            after = json.dumps(state, sort_keys=True)
+            if after != before:
+                atomic_write(self.path, after + "\n", 0o600)
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` now, inside a transaction (before kernel work a crash could
+        interrupt)."""
+        atomic_write(self.path, json.dumps(state, sort_keys=True) + "\n", 0o600)

@@ -1,0 +1,1 @@
+"""pyrt-network-cni: container networks from CNI configurations (docs/networking.md)."""

@@ -1,0 +1,11 @@
+"""The network conformance suite (pyrt_core.testing.network_conformance) against the
+cni backend: Debian's containernetworking-plugins, real namespaces, real traffic
+between loopback and the test's own namespaces."""
+from pyrt_core.testing.network_conformance import NetworkConformance
+
+
+class TestCNIConformance(NetworkConformance):
+    backend = "cni"
+    # isolation: the firewall plugin's ingressPolicy same-bridge; no "dns" (no
+    # name-resolution plugin in Debian's set), no "ipv6" (not built yet)
+    capabilities = {"ports", "internal", "connect", "isolation"}
