@@ -54,6 +54,7 @@ class PyrtCLI:
                         f"`pyrt rm -f`, before the clean-up of the store {self.root}")
         for cid in self("ps", "-aq", "--no-trunc", timeout=timeout).stdout.split():
             self("rm", "-f", cid, timeout=timeout)
+        self.remove_networks(timeout)
         left = unmount_under(self.root) + unmount_under(self.runroot)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
@@ -62,6 +63,21 @@ class PyrtCLI:
             if guard is None:
                 raise AssertionError(f"{what}: {left}")
             guard.report(what, ["mount " + m for m in left])
+
+
+    def remove_networks(self, timeout=60):
+        """Remove the store's networks, the default one too (a network plugin makes it on
+        first use and keeps it, as docker keeps docker0): its bridge and firewall table
+        are the host's, and would outlive the store.  Only when a network plugin kept
+        state in this store (no extra `pyrt` run otherwise)."""
+        if not os.path.isdir(os.path.join(self.root, "networks")):
+            return
+        names = self("network", "ls", "--format", "{{.Name}}", timeout=timeout).stdout.split()
+        for name in sorted(names, key=lambda n: n == "bridge"):  # the default one last
+            r = self("network", "rm", name, timeout=timeout)
+            if r.returncode != 0:
+                raise AssertionError(f"`pyrt network rm {name}` failed at clean-up: "
+                                     f"{(r.stderr or r.stdout).strip()}")
 
 
 def unmount_under(path):
