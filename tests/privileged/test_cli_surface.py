@@ -23,7 +23,7 @@ def _lines(r):
 def test_inspect_format_on_a_running_container(cli, tmp_path):
     src = tmp_path / "data"
     src.mkdir()
-    cid = cli("run", "-d", "--name", "web", "-l", "tier=front", "-l", "com.example.v=1",
+    cid = cli("run", "-d", "--network", "none", "--name", "web", "-l", "tier=front", "-l", "com.example.v=1",
               "-e", "A=1", "-v", f"{src}:/data:ro", cli.image, "sleep", "300",
               check=True).stdout.strip()
     pid = inspect(cli, "web")["State"]["Pid"]

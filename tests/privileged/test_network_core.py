@@ -318,8 +318,10 @@ def test_recovery_removes_stale_namespaces(net):
 # -- without a network plugin --------------------------------------------------------------------
 
 
-def test_without_a_plugin(detached_cli):
+def test_without_a_plugin(detached_cli, monkeypatch):
     cli = detached_cli
+    # the installed network plugins disabled: what a host without one sees
+    monkeypatch.setenv("PYRT_DISABLE_PLUGINS", "network,network_cni")
     for argv, words in ((["--network", "bridge"], "install pyrt-network"),
                         (["--network", "mynet"], "install pyrt-network"),
                         (["-p", "8080:80"], "install pyrt-network"),

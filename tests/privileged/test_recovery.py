@@ -247,7 +247,8 @@ def test_after_reboot(cli):
     for p in pids:
         gone(p)
     with open("/proc/self/mountinfo") as f:
-        mps = [line.split()[4] for line in f if cli.root in line.split()[4]]
+        mps = [line.split()[4] for line in f
+               if cli.root in line.split()[4] or cli.runroot in line.split()[4]]
     for mp in sorted(mps, key=len, reverse=True):
         subprocess.run(["umount", "-l", mp], check=True)
     shutil.rmtree(cli.runroot)

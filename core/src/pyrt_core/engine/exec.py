@@ -58,8 +58,10 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     from ..runtime.config import SECCOMP_CACHE_ANNOTATION
 
     pconf.seccomp_cache = (spec.get("annotations") or {}).get(SECCOMP_CACHE_ANNOTATION)
-    namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
-                  if not ns.get("path")]
+    # every namespace the container is in, those it joined by path too (its network
+    # namespace, which the engine made): the exec'd process joins them through the
+    # container's init (/proc/PID/ns/*)
+    namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []]
     if c.state.resources.get("manager", "none") != "none" and "cgroup" not in namespaces:
         namespaces.append("cgroup")
     p = engine.pm.hook.pyrt_isolation_join(pid=c.state.pid, namespaces=namespaces,

@@ -35,18 +35,7 @@ def _become_root() -> None:
         os.setresuid(0, 0, 0)
 
 
-def intermediate(plan: CreatePlan, sock: int) -> None:
-    os.fchdir(plan.root_fd)
-    if plan.user_fd is not None:
-        with channel.stage("joining the user namespace"):
-            syscalls.setns(plan.user_fd, nstypes.CLONE_NEWUSER, "user")
-        _become_root()
-    elif plan.new_user:
-        with channel.stage("creating the user namespace"):
-            syscalls.unshare(nstypes.CLONE_NEWUSER)
-        channel.send(sock, b"userns")
-        expect(sock, b"maps")
-        _become_root()
+def _join(plan: CreatePlan) -> None:
     for fd, flag, name in plan.join_fds:
         with channel.stage(f"joining the {name} namespace"):
             syscalls.setns(fd, flag, name)
@@ -55,6 +44,27 @@ def intermediate(plan: CreatePlan, sock: int) -> None:
         with channel.stage(f"entering the root filesystem {plan.root_path} in the joined "
                            "mount namespace"):
             os.chdir(plan.root_path)
+
+
+def intermediate(plan: CreatePlan, sock: int) -> None:
+    os.fchdir(plan.root_fd)
+    if plan.user_fd is not None:
+        with channel.stage("joining the user namespace"):
+            syscalls.setns(plan.user_fd, nstypes.CLONE_NEWUSER, "user")
+        _become_root()
+        _join(plan)
+    elif plan.new_user:
+        # the namespaces joined by path (a network namespace the engine made) belong to
+        # this user namespace: setns needs its capabilities, which the new one's root
+        # has not, so they are joined first (as runc does)
+        _join(plan)
+        with channel.stage("creating the user namespace"):
+            syscalls.unshare(nstypes.CLONE_NEWUSER)
+        channel.send(sock, b"userns")
+        expect(sock, b"maps")
+        _become_root()
+    else:
+        _join(plan)
     if plan.unshare_flags:
         with channel.stage("creating namespaces"):
             syscalls.unshare(plan.unshare_flags)

@@ -63,6 +63,42 @@ def _join_final(xp: execute.ExecPlan, console: bool, sock: int) -> None:
     execute.exec_process(xp, report_fd=sock)
 
 
+#: ioctl(2) NS_GET_USERNS (_IO(0xb7, 0x1)): the user namespace owning a namespace
+NS_GET_USERNS = 0xB701
+
+
+def _foreign_first(fds: list) -> list:
+    """The namespaces to join, those not owned by the container's user namespace first.
+
+    A container with a user namespace of its own may sit in a namespace made outside it
+    (the network namespace the engine made and the runtime joined by path, as runc
+    does): setns into it needs capabilities in its owner, the host's user namespace,
+    which are gone once the joiner is in the container's.  So those are joined before
+    the user namespace (the container's own after it, as before)."""
+    user = [f for f in fds if f[2] == "user"]
+    if not user:
+        return fds
+    import fcntl
+
+    user_ino = os.fstat(user[0][0]).st_ino
+    foreign, rest = [], []
+    for entry in fds:
+        if entry[2] != "user":
+            try:
+                owner = fcntl.ioctl(entry[0], NS_GET_USERNS)
+            except OSError:
+                owner = -1
+            if owner >= 0:
+                try:
+                    if os.fstat(owner).st_ino != user_ino:
+                        foreign.append(entry)
+                        continue
+                finally:
+                    os.close(owner)
+        rest.append(entry)
+    return foreign + rest
+
+
 def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
     """Run ``process`` in the namespaces of the running process ``pid``; already started."""
     xp = exec_plan(process, stdio, seccomp_cache=getattr(process, "seccomp_cache", None))
@@ -88,6 +124,7 @@ def join(pid: int, namespaces, process, stdio) -> NamespacedProcess:
                 raise RuntimeError_(f"process {pid} does not exist or has no {name} namespace") from None
             fds.append((open_fd(path, os.O_RDONLY, f"{name} namespace", opened),
                         nstypes.clone_flag(name), name))
+        fds = _foreign_first(fds)
         cgroup_procs = _cgroup_procs_files(pid) if "cgroup" in wanted else []
         subreaper_begin()
         try:
