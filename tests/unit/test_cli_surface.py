@@ -91,6 +91,9 @@ def test_management_aliases(argv, command, func):
 
 
 def test_image_pull_is_the_plugins_pull():
+    from pyrt_core.testing import machine
+
+    machine.skip_unless("distribution", "pyrt-image-registry", detail="the plugin that brings pull")
     a = build_parser(only="image").parse_args(["image", "pull", "busybox"])
     b = build_parser(only="pull").parse_args(["pull", "busybox"])
     assert a.func is b.func and a._plugin_distribution == b._plugin_distribution
