@@ -146,27 +146,11 @@ def _labels(engine, c) -> dict:
 
 def command_text(engine, c) -> str:
     """docker's COMMAND: the container's entrypoint and command, the image's where the
-    container has none.  The image's are read from its config blob (the image id is the
-    config's digest) with the lean JSON reader, not through the image store: `pyrt ps`
-    imports neither json nor typing (tests/unit/test_cli_lean.py)."""
-    cfg = c.config
-    if cfg.entrypoint is not None:
-        return " ".join(list(cfg.entrypoint) + list(cfg.command or []))
-    import os
+    container has none (the image's from :func:`_image_config`: no image store, so
+    `pyrt ps` imports neither json nor typing, tests/unit/test_cli_lean.py)."""
+    from .docker_shape import _args
 
-    from ...fsutil import read_json
-
-    image: dict = {}
-    try:
-        algo, _, hexdigest = (c.image_id or "").partition(":")
-        if algo == "sha256" and hexdigest.isalnum():
-            blob = os.path.join(engine.settings.root, "images", "blobs", "sha256", hexdigest)
-            image = (read_json(blob, {}) or {}).get("config") or {}
-    except (OSError, ValueError, AttributeError):
-        image = {}
-    entry = image.get("Entrypoint") or []
-    cmd = list(cfg.command) if cfg.command else list(image.get("Cmd") or [])
-    return " ".join([str(x) for x in entry] + [str(x) for x in cmd])
+    return " ".join(_args(c.config, _image_config(engine, c)))
 
 
 def _ellipsis(s: str, n: int) -> str:
