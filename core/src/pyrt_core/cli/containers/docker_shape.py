@@ -69,6 +69,13 @@ def _with_network(host: dict, c) -> dict:
     return host
 
 
+def _tmpfs(cfg) -> dict | None:
+    """HostConfig.Tmpfs: ``--tmpfs`` mounts by path, their options as one string."""
+    out = {v.destination: ",".join(v.tmpfs_options or ()) for v in cfg.volumes or []
+           if getattr(v, "tmpfs_flag", False)}
+    return out or None
+
+
 def _host_config(c, binds) -> dict:
     cfg = c.config
     res = cfg.resources or {}
@@ -115,6 +122,7 @@ def _host_config(c, binds) -> dict:
         # docker shows null for "no limit" (--pids-limit -1 or 0, or nothing applied it)
         "PidsLimit": pids if isinstance(pids, int) and pids > 0 else None,
         "Ulimits": None,
+        "Tmpfs": _tmpfs(cfg),
     }
 
 
