@@ -549,6 +549,9 @@ class ContainerConfig:
     privileged: bool = False  # --privileged
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
     labels: dict[str, str] = field(factory=dict)  # -l/--label, --label-file
+    # the effective health check, docker's HealthConfig (the flags merged with the image's
+    # HEALTHCHECK at create, pyrt_core.health.config); None: none; {"Test": ["NONE"]}: off
+    healthcheck: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

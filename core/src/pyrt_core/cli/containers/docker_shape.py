@@ -159,7 +159,22 @@ def _config(c, icfg) -> dict:
         out["StopSignal"] = stop_signal
     if cfg.stop_timeout is not None:
         out["StopTimeout"] = cfg.stop_timeout
+    hc = getattr(cfg, "healthcheck", None)
+    if hc:  # docker's HealthConfig: the flags merged with the image's, zero fields left out
+        out["Healthcheck"] = dict(hc)
     return out
+
+
+def _health(engine, c) -> dict | None:
+    """docker's State.Health: only for a container with a check (none for ``NONE``)."""
+    from ...health import config as hconf
+    from ...health import state as hstate
+
+    if not hconf.enabled(getattr(c.config, "healthcheck", None)):
+        return None
+    return hstate.docker_shape(hstate.read(engine.settings.root, c.id)) or \
+        {"Status": hstate.STARTING if c.state.status in ("running", "starting") else
+         hstate.UNHEALTHY, "FailingStreak": 0, "Log": []}
 
 
 def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
@@ -174,17 +189,21 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
     mounts = inspect_mounts(engine, c)  # volumes by name, driver and data path
     running = s.status in ("running", "starting")
     bundle = engine.containers.bundle_dir(c.id)
+    state = {
+        "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
+        "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
+        "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
+        "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
+    }
+    health = _health(engine, c)
+    if health is not None:
+        state["Health"] = health
     return {
         "Id": c.id,
         "Created": c.created,
         "Path": args[0] if args else "",
         "Args": args[1:],
-        "State": {
-            "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
-            "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
-            "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
-            "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
-        },
+        "State": state,
         "Image": c.image_id,
         "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname",
