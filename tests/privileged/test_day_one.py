@@ -19,7 +19,8 @@ docker volume create --label project=shop pgdata >/dev/null
 docker run -d --name db --network none -l tier=back -l project=shop -e POSTGRES_PASSWORD=secret \
     -v pgdata:/var/lib/data --tmpfs /scratch:size=8m \
     "$IMAGE" sh -c 'echo ready; echo hello > /var/lib/data/greeting; exec sleep 300' >/dev/null
-docker run -d --name web --network none -l tier=front -l project=shop "$IMAGE" sleep 300 >/dev/null
+docker run -d --name web --network none -l tier=front -l project=shop \
+    --health-cmd 'test -e /tmp/up' --health-interval 1s --health-retries 1 --health-start-period 60s "$IMAGE" sleep 300 >/dev/null
 
 # inspect -f as scripts use it
 [ "$(docker inspect -f '{{.State.Running}}' db)" = true ] || fail "inspect .State.Running"
@@ -46,6 +47,14 @@ for i in 1 2 3 4 5 6 7 8 9 10; do docker logs db | grep -q ready && break; sleep
 [ "$(docker exec db cat /var/lib/data/greeting)" = hello ] || fail "exec reads the volume"
 [ "$(docker exec -e X=1 db sh -c 'echo $X')" = 1 ] || fail "exec -e"
 docker exec db sh -c 'mount | grep -q " /scratch type tmpfs"' || fail "--tmpfs"
+
+# health: starting until the check passes, then healthy, as ps and inspect show it
+[ "$(docker inspect -f '{{.State.Health.Status}}' web)" = starting ] || fail "health starting"
+docker exec web touch /tmp/up
+for i in $(seq 50); do [ "$(docker inspect -f '{{.State.Health.Status}}' web)" = healthy ] && break; sleep 0.2; done
+[ "$(docker inspect -f '{{.State.Health.Status}}' web)" = healthy ] || fail "health healthy"
+docker ps --filter name=web --format '{{.Status}}' | grep -q '(healthy)' || fail "ps (healthy)"
+[ "$(docker ps -q --filter health=healthy | wc -l)" = 1 ] || fail "ps --filter health"
 
 # stop, the data outlives the container, rm
 docker stop -t 2 db >/dev/null
