@@ -75,6 +75,7 @@ AREAS = {
     "images": ("load", "images", "tag", "rmi", "save"),
     "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
+    "completion": ("completion",),
     "volumes": ("volume",),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}

@@ -49,6 +49,7 @@ FACTS = {
     "tmp-not-btrfs": "a temporary directory that is not on btrfs",
     "dynamic-python": "a dynamically linked Python interpreter (its ELF names a loader)",
     "distribution": "a distribution installed in this environment",
+    "program": "a program on PATH",
 }
 
 V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
@@ -221,6 +222,7 @@ _PROBES = {
     "tmp-not-btrfs": _tmp_not_btrfs,
     "dynamic-python": _dynamic_python,
     "distribution": _distribution,
+    "program": lambda name: __import__("shutil").which(name) is not None,
 }
 _cache: dict[tuple[str, str | None], bool] = {}
 
@@ -239,7 +241,8 @@ def has(name: str, arg: str | None = None) -> bool:
 def reason(name: str, arg: str | None = None, detail: str = "") -> str:
     """The skip reason naming the fact (what the hook of this plugin recognises)."""
     label = f"{name}={arg}" if arg else name
-    what = f"the distribution {arg} installed" if name == "distribution" else FACTS[name]
+    what = (f"the distribution {arg} installed" if name == "distribution" else
+            f"the program {arg} on PATH" if name == "program" else FACTS[name])
     return f"{PREFIX}{label}': needs {what}, which this machine lacks" + (f"; {detail}" if detail else "")
 
 
