@@ -1,6 +1,7 @@
 """The everyday commands start lean (issue 17): ``pyrt`` is a script of its own, not
 pip's console-script wrapper (which imports ``re``); ``pyrt --version``, ``ps``, ``rm``,
-``stop`` and conmon's exit command (``container cleanup``) import none of the modules
+``stop``, ``inspect -f`` of the record's fields and conmon's exit command (``container
+cleanup``) import none of the modules
 below; and the hand parser of those command lines (:mod:`pyrt_core.cli.quick`) gives
 what argparse gives, or leaves the line to argparse."""
 from __future__ import annotations
@@ -37,6 +38,9 @@ PARSED = [
     ["--storage-opt", "a=b", "--storage-opt", "c=d", "--config", "/c", "ps"],
     ["--root", "/r", "--runroot", "/rr", "--storage-driver", "overlay", "container", "cleanup",
      "--run", "3", "abc"],
+    ["inspect", "a"], ["inspect", "-f", "{{.State.Pid}}", "a"], ["inspect", "a", "b", "-f", "{{.Id}}"],
+    ["inspect", "--format={{json .}}", "--type", "container", "a"], ["inspect", "-s", "a"],
+    ["inspect", "--type=image", "--size", "-f", "", "a"], ["--root", "/r", "inspect", "-f", "x", "a"],
 ]
 
 REFUSED = [  # argparse's to parse or to refuse
@@ -47,7 +51,9 @@ REFUSED = [  # argparse's to parse or to refuse
     ["stop", "-t", "x", "a"], ["stop", "a", "-t", "5", "b"], ["stop", "-t"], ["stop", "-t5", "a"],
     ["ps", "--root", "/x"], ["--root", "ps"], ["--bogus", "ps"], ["-s=vfs", "ps"], ["run", "img"],
     ["kill", "a"], ["container", "cleanup", "--run", "x", "a"], ["container", "prune"],
-    ["inspect", "a"], ["--version", "ps"],
+    ["--version", "ps"], ["inspect"], ["inspect", "-f"], ["inspect", "--type", "volume", "a"],
+    ["inspect", "-f", "-x", "a"], ["inspect", "-f{{.Id}}", "a"], ["inspect", "a", "-s", "b"],
+    ["inspect", "--form", "x", "a"], ["inspect", "--size=1", "a"],
 ]
 
 
@@ -125,6 +131,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
         "container cleanup": g + ["container", "cleanup", "--run", "1", ids[0]],
         "rm": g + ["rm", ids[0]],
         "rm -f": g + ["rm", "-f", ids[1]],
+        "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}}",
+                           ids[2]],
     }
     heavy = {}
     for what, argv in lines.items():

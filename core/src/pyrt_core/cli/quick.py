@@ -2,7 +2,7 @@
 
 argparse imports ``re`` and ``gettext`` (and with them ``enum``, ``locale``...),
 ~10-15 ms before any work, on commands whose whole work is a few milliseconds:
-``ps``, ``rm``, ``stop``, ``kill``, ``wait``, ``start`` and conmon's exit command
+``ps``, ``rm``, ``stop``, ``kill``, ``wait``, ``start``, ``inspect`` and conmon's exit command
 ``container cleanup`` (run after every detached container's exit), and
 ``pyrt --version``.  :func:`parse` reads the plain forms of those command lines
 into the namespace argparse would give (the unit test checks that, line by line,
@@ -19,8 +19,9 @@ GLOBAL = {"--root": "root", "--runroot": "runroot", "--storage-driver": "storage
           "-s": "storage_driver", "--storage-opt": "storage_opt", "--config": "config"}
 
 # per command: (module, function, {flag: (dest, kind)}, positional dest, minimum count)
-# kind: True (store_true), "int", or a tuple of the accepted choices
+# kind: True (store_true), "int", "str" (any value), or a tuple of the accepted choices
 _TRUE = True
+_STR = "str"
 COMMANDS: dict = {
     "ps": ("inventory", "cmd_ps",
            {"--all": ("all", _TRUE), "-a": ("all", _TRUE), "--quiet": ("quiet", _TRUE),
@@ -40,6 +41,11 @@ COMMANDS: dict = {
                "--interactive": ("interactive", _TRUE), "-i": ("interactive", _TRUE),
                "--all": ("all", _TRUE)},
               "containers", 0),
+    "inspect": ("inventory", "cmd_inspect",
+                {"--format": ("format", _STR), "-f": ("format", _STR),
+                 "--type": ("type", ("image", "container")), "--size": ("size", _TRUE),
+                 "-s": ("size", _TRUE)},
+                "names", 1),
 }
 #: the defaults argparse gives each command's flags
 _DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": None,
@@ -47,7 +53,8 @@ _DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "form
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},
-             "start": {"attach": False, "interactive": False, "all": False}}
+             "start": {"attach": False, "interactive": False, "all": False},
+             "inspect": {"type": None, "format": None, "size": False}}
 
 
 class Args:
@@ -166,6 +173,8 @@ def parse(argv):
             value = _int(value)
             if value is None:
                 return None
+        elif kind == _STR:
+            pass
         elif value not in kind:
             return None
         out[dest] = value

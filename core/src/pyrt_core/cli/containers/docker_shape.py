@@ -23,6 +23,19 @@ def docker_status(c) -> str:
     return {"creating": "created"}.get(s.status, s.status)
 
 
+def state(c) -> dict:
+    """docker's ``State`` of ``c`` (the attrs ``Container`` or the record's lean view:
+    ``inspect -f '{{.State.Pid}}'`` reads it from the lean view, cli/containers/inspect_view.py)."""
+    s = c.state
+    running = s.status in ("running", "starting")
+    return {
+        "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
+        "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
+        "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
+        "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
+    }
+
+
 def _image_config(engine, c, cache: dict):
     """The image's config (an empty one when the image is gone: ``rmi -f``)."""
     from ...errors import PyrtError
@@ -164,19 +177,13 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
     from ...engine.volumes import inspect_mounts
 
     mounts = inspect_mounts(engine, c)  # volumes by name, driver and data path
-    running = s.status in ("running", "starting")
     bundle = engine.containers.bundle_dir(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
         "Path": args[0] if args else "",
         "Args": args[1:],
-        "State": {
-            "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
-            "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
-            "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
-            "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
-        },
+        "State": state(c),
         "Image": c.image_id,
         "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname",

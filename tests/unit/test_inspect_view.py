@@ -1,0 +1,150 @@
+"""``inspect -f``'s lazy document (cli/containers/inspect_view.py) gives what the full
+document gives: each template scripts use, run over both, for records of every kind (a
+created container of an image's command, a running one with networks, ports and mounts,
+an exited one whose image is gone); and a template of lean fields builds nothing more."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pyrt_core.cli.containers.docker_shape import container_inspect
+from pyrt_core.cli.containers.inspect_view import LEAN, LazyInspect
+from pyrt_core.cli.gotemplate import TemplateError, parse
+from pyrt_core.config import load_settings
+from pyrt_core.engine import Engine
+from pyrt_core.models import (Container, ContainerConfig, ContainerState, Image, ImageConfig,
+                              VolumeSpec)
+
+IMAGE = "sha256:" + "1" * 64
+GONE = "sha256:" + "2" * 64
+
+#: templates seen in the wild (issue 16's list first), and the corners of the lazy path:
+#: the document used whole, through $, with/range over it, a field it lacks, mixed reads
+TEMPLATES = [
+    "{{.State.Pid}}", "{{json .Config}}", "{{range .Mounts}}{{.Source}}{{end}}",
+    '{{index .Config.Labels "k"}}', "{{.Name}}", "{{.NetworkSettings.IPAddress}}",
+    "{{upper .Name}}",
+    "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}} {{.State.StartedAt}}",
+    "{{.Id}} {{.Created}} {{.Image}} {{.Path}} {{.Args}} {{.RestartCount}} {{.Driver}}",
+    "{{json .State}}", "{{json .NetworkSettings}}", "{{json .GraphDriver}}",
+    "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}",
+    "{{range $p, $b := .NetworkSettings.Ports}}{{$p}}->{{(index $b 0).HostPort}}{{end}}",
+    "{{.LogPath}} {{.HostsPath}} {{.ResolvConfPath}} {{.HostnamePath}}",
+    "{{.HostConfig.NetworkMode}} {{.HostConfig.Binds}}", "{{.Config.Env}}",
+    "{{.Id}} {{.Config.Image}} {{.State.Pid}}", "{{.Config.Image}} {{.Id}}",
+    "{{json .}}", "{{.}}", "{{$.State.Status}}", "{{with .State}}{{.Status}}{{end}}",
+    "{{range $k, $v := .}}{{$k}} {{end}}", "{{len .}}", '{{index . "Name"}}',
+    "{{.Nope}}", "{{.State.Nope}}", "{{if .State.Running}}up{{else}}down{{end}}",
+    "{{$x := .}}{{$x.Name}}", "{{.Pyrt.ImageName}} {{.Mounts}}",
+]
+
+
+def _engine(tmp_path) -> Engine:
+    return Engine(load_settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"),
+                                storage_driver="vfs", env={}))
+
+
+def _image(engine) -> None:
+    cfg = ImageConfig(entrypoint=["/entry"], cmd=["serve", "--port", "80"], env=["A=1", "PATH=/bin"],
+                      working_dir="/srv", user="app", exposed_ports=["80/tcp"],
+                      volumes=["/data"], stop_signal="SIGQUIT", labels={"k": "image", "j": "x"})
+    img = Image(id=IMAGE, names=["img:latest"], config=cfg, created="2026-01-01T00:00:00Z")
+    os.makedirs(os.path.join(engine.settings.root, "images"), exist_ok=True)
+    with open(os.path.join(engine.settings.root, "images", "images.json"), "w") as f:
+        json.dump({"images": {IMAGE: img.to_dict()}, "names": {"img:latest": IMAGE}}, f)
+
+
+def _records(engine) -> list[str]:
+    store = engine.containers
+    net = {"mode": "networks",
+           "attachments": [{"network": "pyrt", "aliases": ["web"], "ipv4": "10.213.0.5"},
+                           {"network": "back"}],
+           "ports": [{"container_port": 80, "protocol": "tcp", "host_port": 8080, "host_ip": ""}],
+           "dns": ["10.213.0.1"]}
+    record = {"networks": {"pyrt": {"IPAddress": "10.213.0.5", "IPPrefixLen": 24,
+                                    "Gateway": "10.213.0.1", "MacAddress": "02:42:0a:d5:00:05"}},
+              "ports": [{"container_port": 80, "protocol": "tcp", "host_port": 8080, "host_ip": ""}]}
+    made = [
+        Container(id="a" * 64, name="created1", image_id=IMAGE, image_name="img:latest",
+                  created="2026-01-02T00:00:00Z", storage_driver="vfs",
+                  config=ContainerConfig(image="img:latest", labels={"k": "mine"}, env=["B=2"]),
+                  monitor="conmon"),
+        Container(id="b" * 64, name="running1", image_id=IMAGE, image_name="img:latest",
+                  created="2026-01-03T00:00:00Z", storage_driver="vfs",
+                  config=ContainerConfig(
+                      image="img:latest", command=["sh", "-c", "sleep 1"], entrypoint=[],
+                      network="pyrt", networking=net, expose=["53/udp"], tty=True,
+                      interactive=True, detach=True, restart_policy="always",
+                      volumes=[VolumeSpec("/host/a", "/a", readonly=True),
+                               VolumeSpec("vol1", "/v", type="volume"),
+                               VolumeSpec("", "/t", type="tmpfs")]),
+                  state=ContainerState(status="running", pid=4242, started_at="2026-01-03T00:00:01Z",
+                                       run=2, restart_count=1, network=record),
+                  cgroup_manager="cgroupfs", monitor="conmon", runtime="/usr/bin/pyrt-runtime"),
+        Container(id="c" * 64, name="exited1", image_id=GONE, image_name="gone:1",
+                  created="2026-01-04T00:00:00Z", storage_driver="vfs",
+                  config=ContainerConfig(image="gone:1", entrypoint=["/bin/x"], hostname="h"),
+                  state=ContainerState(status="exited", exit_code=3, error="boom",
+                                       started_at="2026-01-04T00:00:01Z",
+                                       finished_at="2026-01-04T00:00:02Z", oom_killed=True)),
+    ]
+    for c in made:
+        store.save(c)
+        store.reserve_name(c.name, c.id)
+    return [c.id for c in made]
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = _engine(tmp_path)
+    _image(e)
+    _records(e)
+    return e
+
+
+def _render(tmpl, obj) -> str:
+    try:
+        return tmpl.execute(obj)
+    except TemplateError as e:
+        return f"error: {e}"
+
+
+@pytest.mark.parametrize("name", ["created1", "running1", "exited1"])
+def test_lazy_document_renders_as_the_full_one(engine, name):
+    full = container_inspect(engine, engine.containers.get(name), {})
+    for text in TEMPLATES + ["{{json .%s}}" % k for k in LEAN]:
+        tmpl = parse(text)
+        lazy = LazyInspect(engine, engine.containers.find(name), {})
+        assert _render(tmpl, lazy) == _render(tmpl, full), text
+
+
+@pytest.mark.parametrize("name", ["created1", "running1", "exited1"])
+def test_every_lean_field_is_the_full_documents(engine, name):
+    full = container_inspect(engine, engine.containers.get(name), {})
+    assert set(LEAN) <= set(full)
+    lazy = LazyInspect(engine, engine.containers.find(name), {})
+    for key in LEAN:
+        assert lazy.template_field(key) == full[key], key
+    assert lazy._full is None  # none of them built the whole document
+    assert lazy.template_value() == full
+
+
+def test_lean_template_builds_nothing_more(engine):
+    lazy = LazyInspect(engine, engine.containers.find("running1"))
+    out = parse("{{.State.Pid}} {{.Name}} {{upper .Name}} {{.NetworkSettings.IPAddress}}"
+                "{{.Path}} {{.Args}}").execute(lazy)
+    assert out == "4242 /running1 /RUNNING1 10.213.0.5sh [-c sleep 1]"
+    assert lazy._full is None
+    assert parse("{{.HostConfig.RestartPolicy.Name}}").execute(lazy) == "always"
+    assert lazy._full is not None
+
+
+def test_errors_are_the_full_documents(engine):
+    for text in ["{{.State.Pid.X}}", "{{.Name 1}}", "{{index .Args 5}}", "{{range .State.Status}}{{end}}"]:
+        tmpl = parse(text)
+        full = container_inspect(engine, engine.containers.get("exited1"), {})
+        lazy = LazyInspect(engine, engine.containers.find("exited1"))
+        assert _render(tmpl, lazy) == _render(tmpl, full)
+        assert _render(tmpl, lazy).startswith("error: template: :1:")
