@@ -131,7 +131,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
         "container cleanup": g + ["container", "cleanup", "--run", "1", ids[0]],
         "rm": g + ["rm", ids[0]],
         "rm -f": g + ["rm", "-f", ids[1]],
-        "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}}",
+        "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}} "
+                           "{{json .Config}} {{index .Config.Labels \"k\"}}",
                            ids[2]],
     }
     heavy = {}

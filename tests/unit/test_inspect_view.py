@@ -148,3 +148,52 @@ def test_errors_are_the_full_documents(engine):
         lazy = LazyInspect(engine, engine.containers.find("exited1"))
         assert _render(tmpl, lazy) == _render(tmpl, full)
         assert _render(tmpl, lazy).startswith("error: template: :1:")
+
+
+OCI_CONFIGS = [
+    None, {}, {"Entrypoint": "/bin/sh", "Cmd": "x"}, {"Entrypoint": [], "Cmd": None},
+    {"Env": ["A=1"], "WorkingDir": "/w", "User": "1:2", "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+     "Volumes": {"/b": {}, "/a": {}}, "StopSignal": "SIGINT", "Labels": {"z": "1", "a": "2"}},
+    {"Env": None, "WorkingDir": None, "User": None, "ExposedPorts": None, "Volumes": None,
+     "Labels": None},
+]
+FIELDS = ("entrypoint", "cmd", "env", "working_dir", "user", "exposed_ports", "volumes",
+          "stop_signal", "labels")
+
+
+@pytest.mark.parametrize("oci", OCI_CONFIGS)
+def test_image_config_view_is_the_models(oci):
+    # inspect's Config reads the image index's view (no image store): the same fields
+    from pyrt_core.images.configview import ImageConfigView
+
+    view, model = ImageConfigView(oci), ImageConfig.from_oci(oci)
+    assert {f: getattr(view, f) for f in FIELDS} == {f: getattr(model, f) for f in FIELDS}
+
+
+def test_image_config_view_reads_what_the_image_store_reads(engine):
+    from pyrt_core.images.configview import image_config
+
+    view, model = image_config(engine.settings.root, IMAGE), engine.images.get(IMAGE).config
+    assert {f: getattr(view, f) for f in FIELDS} == {f: getattr(model, f) for f in FIELDS}
+    assert model.entrypoint == ["/entry"] and model.labels == {"k": "image", "j": "x"}
+    gone = image_config(engine.settings.root, GONE)
+    assert {f: getattr(gone, f) for f in FIELDS} == {f: getattr(ImageConfig(), f) for f in FIELDS}
+
+
+JSON_DOCS = [{"a": [1, 2.5, None, True, {}], "b": "é\"\n\t\u2028<&>", "c": {"x": {"y": []}}},
+             [], {}, "x", "ünï", 1.0, 1e300, float("nan"), 0, False, None,
+             {1: "a", True: "b", None: "c", 2.5: "d"}, {"o": object, "s": {1}}]
+
+
+@pytest.mark.parametrize("doc", JSON_DOCS, ids=repr)
+def test_template_json_is_jsons(doc):
+    # {{json .X}} encodes with json's C encoder without importing json (re, enum)
+    from pyrt_core.jsonlean import dumps_text
+
+    assert dumps_text(doc, default=str) == json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                                                      default=str)
+    if "o" not in (doc if isinstance(doc, dict) else {}):
+        assert dumps_text(doc) == json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    else:
+        with pytest.raises(TypeError):
+            dumps_text(doc)

@@ -8,6 +8,7 @@ documents read and written are exactly :mod:`json`'s:
 
 * :func:`loads` is ``json.loads`` (strict, as its default);
 * :func:`dumps` is ``json.dumps(obj)`` (compact separators: ``","`` and ``":"``);
+* :func:`dumps_text` is ``json.dumps(obj, ensure_ascii=False)``, compact;
 * :func:`dumps_indented` is ``json.dumps(obj, indent=N)`` for the types JSON has.
 
 Only when :mod:`_json` is missing (an interpreter built without it) is
@@ -86,6 +87,26 @@ def dumps(obj) -> str:
         _encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None,
                                      ":", ",", False, False, True)
     return "".join(_encode(obj, 0))
+
+
+_encode_text = None
+
+
+def dumps_text(obj, default=None) -> str:
+    """``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)``
+    (the Go templates' ``json`` function, cli/gotemplate.py)."""
+    global _encode_text
+    if _json is None or default is not None:
+        if _json is None:  # pragma: no cover
+            import json
+
+            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)
+        return "".join(_json.make_encoder({}, default, _json.encode_basestring, None, ":", ",",
+                                          False, False, True)(obj, 0))
+    if _encode_text is None:
+        _encode_text = _json.make_encoder({}, _default, _json.encode_basestring, None,
+                                          ":", ",", False, False, True)
+    return "".join(_encode_text(obj, 0))
 
 
 def _default(o):

@@ -608,12 +608,11 @@ class _Parser:
 
 
 def _json(v) -> str:
-    import json
+    from ..jsonlean import dumps_text  # json's encoder without ``import json`` (re, enum)
 
     if isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
         v = {k: x for k, x in v.items() if not callable(x)}
-    return json.dumps(None if v is NOVALUE else v, ensure_ascii=False, separators=(",", ":"),
-                      default=str)
+    return dumps_text(None if v is NOVALUE else v, default=str)
 
 
 def _title(s) -> str:

@@ -37,15 +37,13 @@ def state(c) -> dict:
 
 
 def _image_config(engine, c, cache: dict):
-    """The image's config (an empty one when the image is gone: ``rmi -f``)."""
-    from ...errors import PyrtError
-    from ...models import ImageConfig
+    """The image's config (an empty one when the image is gone: ``rmi -f``), read from the
+    image index (images/configview.py: not the image store, which needs the storage driver
+    and with it the plugin manager)."""
+    from ...images.configview import image_config
 
     if c.image_id not in cache:
-        try:
-            cache[c.image_id] = engine.images.get(c.image_id).config
-        except PyrtError:
-            cache[c.image_id] = ImageConfig()
+        cache[c.image_id] = image_config(engine.settings.root, c.image_id)
     return cache[c.image_id]
 
 

@@ -8,10 +8,11 @@ benchmark: ``inspect -f '{{.State.Pid}}' ONE`` among 200 containers took 1.8x po
 time).  :class:`LazyInspect` stands for that document in the template engine
 (cli/gotemplate.py's ``template_field``/``template_value`` protocol):
 
-- the fields in :data:`LEAN` are computed from the record's lean view
-  (containers/record.py) when the template first reads them, with the functions the full
-  document uses (``state``, ``network_settings``, ``_args`` over the image index's
-  config view, images/configview.py);
+- the fields in :data:`LEAN` (all but ``HostConfig``, ``Mounts`` and ``Pyrt``, which read
+  the attrs model's volume and resource objects) are computed from the record's lean
+  view (containers/record.py) when the template first reads them, with the functions
+  the full document uses (``state``, ``_config``, ``network_settings``, ``_args``; the
+  image's config from the image index, images/configview.py);
 - any other field, or the document used whole (``{{json .}}``, ``{{.}}``, ``$``), builds
   the full document from the same record (``Container.from_dict``: what
   ``ContainerStore.load`` does) and answers from it from then on.
@@ -21,43 +22,43 @@ checks the two side by side for the templates scripts use).
 """
 from __future__ import annotations
 
-from .docker_shape import _args, container_inspect, state
+from .docker_shape import _args, _config, _image_config, container_inspect, state
 from .network_settings import network_settings
 
 
-def _path_args(engine, c) -> list[str]:
-    from ...images.configview import image_config
-
-    return _args(c.config, image_config(engine.settings.root, c.image_id))
+def _path_args(d) -> list[str]:
+    return _args(d.record.config, d.image_config())
 
 
 def _bundle_file(name: str):
-    return lambda engine, c: f"{engine.containers.bundle_dir(c.id)}/{name}"
+    return lambda d: f"{d.engine.containers.bundle_dir(d.record.id)}/{name}"
 
 
-#: the document's fields read from the record alone: name -> f(engine, lean record), the
-#: expressions of docker_shape.container_inspect (the unit test compares every one)
+#: the document's fields read from the record alone: name -> f(LazyInspect), the
+#: expressions of docker_shape.container_inspect over the lean view (the unit test
+#: compares every one with the full document's)
 LEAN = {
-    "Id": lambda engine, c: c.id,
-    "Created": lambda engine, c: c.created,
-    "Path": lambda engine, c: (_path_args(engine, c) or [""])[0],
-    "Args": lambda engine, c: _path_args(engine, c)[1:],
-    "State": lambda engine, c: state(c),
-    "Image": lambda engine, c: c.image_id,
+    "Id": lambda d: d.record.id,
+    "Created": lambda d: d.record.created,
+    "Path": lambda d: (_path_args(d) or [""])[0],
+    "Args": lambda d: _path_args(d)[1:],
+    "State": lambda d: state(d.record),
+    "Image": lambda d: d.record.image_id,
     "ResolvConfPath": _bundle_file("resolv.conf"),
     "HostnamePath": _bundle_file("hostname"),
     "HostsPath": _bundle_file("hosts"),
-    "LogPath": lambda engine, c: engine.containers.log_path(c.id),
-    "Name": lambda engine, c: "/" + c.name,
-    "RestartCount": lambda engine, c: c.state.restart_count,
-    "Driver": lambda engine, c: c.storage_driver,
-    "Platform": lambda engine, c: "linux",
-    "MountLabel": lambda engine, c: "",
-    "ProcessLabel": lambda engine, c: "",
-    "AppArmorProfile": lambda engine, c: "",
-    "ExecIDs": lambda engine, c: None,
-    "GraphDriver": lambda engine, c: {"Name": c.storage_driver, "Data": None},
-    "NetworkSettings": network_settings,
+    "LogPath": lambda d: d.engine.containers.log_path(d.record.id),
+    "Name": lambda d: "/" + d.record.name,
+    "RestartCount": lambda d: d.record.state.restart_count,
+    "Driver": lambda d: d.record.storage_driver,
+    "Platform": lambda d: "linux",
+    "MountLabel": lambda d: "",
+    "ProcessLabel": lambda d: "",
+    "AppArmorProfile": lambda d: "",
+    "ExecIDs": lambda d: None,
+    "GraphDriver": lambda d: {"Name": d.record.storage_driver, "Data": None},
+    "Config": lambda d: _config(d.record, d.image_config()),
+    "NetworkSettings": lambda d: network_settings(d.engine, d.record),
 }
 
 
@@ -81,11 +82,15 @@ class LazyInspect:
                 return self._fields[name]
             lean = LEAN.get(name)
             if lean is not None:
-                value = self._fields[name] = lean(self.engine, self.record)
+                value = self._fields[name] = lean(self)
                 return value
         from ..gotemplate import NOVALUE
 
         return self.template_value().get(name, NOVALUE)
+
+    def image_config(self):
+        """The image's config, from the image index (docker_shape._image_config)."""
+        return _image_config(self.engine, self.record, self.image_configs)
 
     def template_value(self) -> dict:
         """The full document (docker_shape.container_inspect), built once."""
