@@ -1,7 +1,7 @@
 """The everyday commands start lean (issue 17): ``pyrt`` is a script of its own, not
 pip's console-script wrapper (which imports ``re``); ``pyrt --version``, ``ps``, ``rm``,
-``stop``, ``inspect -f`` of the record's fields and conmon's exit command (``container
-cleanup``) import none of the modules
+``stop``, ``inspect -f`` of the record's fields, ``volume ls``/``inspect`` and conmon's exit
+command (``container cleanup``) import none of the modules
 below; and the hand parser of those command lines (:mod:`pyrt_core.cli.quick`) gives
 what argparse gives, or leaves the line to argparse."""
 from __future__ import annotations
@@ -41,6 +41,9 @@ PARSED = [
     ["inspect", "a"], ["inspect", "-f", "{{.State.Pid}}", "a"], ["inspect", "a", "b", "-f", "{{.Id}}"],
     ["inspect", "--format={{json .}}", "--type", "container", "a"], ["inspect", "-s", "a"],
     ["inspect", "--type=image", "--size", "-f", "", "a"], ["--root", "/r", "inspect", "-f", "x", "a"],
+    ["volume", "ls"], ["volume", "list", "-q"], ["volume", "ls", "--quiet", "--format", "{{.Name}}"],
+    ["--root", "/r", "volume", "ls", "--format=json"], ["volume", "inspect", "v1"],
+    ["volume", "inspect", "-f", "{{.Mountpoint}}", "v1", "v2"], ["volume", "inspect", "v1", "--format", "x"],
 ]
 
 REFUSED = [  # argparse's to parse or to refuse
@@ -54,6 +57,9 @@ REFUSED = [  # argparse's to parse or to refuse
     ["--version", "ps"], ["inspect"], ["inspect", "-f"], ["inspect", "--type", "volume", "a"],
     ["inspect", "-f", "-x", "a"], ["inspect", "-f{{.Id}}", "a"], ["inspect", "a", "-s", "b"],
     ["inspect", "--form", "x", "a"], ["inspect", "--size=1", "a"],
+    ["volume"], ["volume", "-h"], ["volume", "ls", "-f", "name=x"], ["volume", "ls", "--filter", "x=y"],
+    ["volume", "ls", "x"], ["volume", "inspect"], ["volume", "rm", "x"], ["volume", "create", "x"],
+    ["volume", "ls", "-qf", "x"], ["volume", "--root", "/r", "ls"],
 ]
 
 
@@ -122,6 +128,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
     # the first rm records the hook plans (through pluggy, once); the others read them
     r, _ = _imports(g + ["rm", ids[3]])
     assert r.returncode == 0, r.stderr[-2000:]
+    r, _ = _imports(g + ["volume", "create", "vol1"])
+    assert r.returncode == 0, r.stderr[-2000:]
     lines = {
         "--version": ["--version"],
         "ps": g + ["ps"],
@@ -134,6 +142,10 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
         "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}} "
                            "{{json .Config}} {{index .Config.Labels \"k\"}}",
                            ids[2]],
+        "volume ls": g + ["volume", "ls"],
+        "volume ls -q": g + ["volume", "ls", "-q"],
+        "volume inspect": g + ["volume", "inspect", "vol1"],
+        "volume inspect -f": g + ["volume", "inspect", "-f", "{{.Mountpoint}}", "vol1"],
     }
     heavy = {}
     for what, argv in lines.items():
