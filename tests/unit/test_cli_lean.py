@@ -140,7 +140,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
         "rm": g + ["rm", ids[0]],
         "rm -f": g + ["rm", "-f", ids[1]],
         "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}} "
-                           "{{json .Config}} {{index .Config.Labels \"k\"}}",
+                           "{{json .Config}} {{index .Config.Labels \"k\"}} {{json .HostConfig}} "
+                           "{{range .Mounts}}{{.Source}}{{end}}",
                            ids[2]],
         "volume ls": g + ["volume", "ls"],
         "volume ls -q": g + ["volume", "ls", "-q"],

@@ -93,7 +93,21 @@ def _records(engine) -> list[str]:
     for c in made:
         store.save(c)
         store.reserve_name(c.name, c.id)
-    return [c.id for c in made]
+    # a record of an earlier pyrt: volumes as the first -v wrote them (source, destination,
+    # readonly), no networking, no labels
+    old = made[1].to_dict()
+    old.update(id="d" * 64, name="old1")
+    old["config"]["volumes"] = [{"source": "/h", "destination": "/c", "readonly": False},
+                                {"source": "/r", "destination": "/ro", "readonly": True}]
+    for key in ("networking", "labels", "expose", "devices", "cap_add"):
+        del old["config"][key]
+    for key in ("network", "paused", "error"):
+        del old["state"][key]
+    os.makedirs(store.path(old["id"]))
+    with open(os.path.join(store.path(old["id"]), "container.json"), "w") as f:
+        json.dump(old, f)
+    store.reserve_name("old1", old["id"])
+    return [c.id for c in made] + [old["id"]]
 
 
 @pytest.fixture
@@ -111,7 +125,7 @@ def _render(tmpl, obj) -> str:
         return f"error: {e}"
 
 
-@pytest.mark.parametrize("name", ["created1", "running1", "exited1"])
+@pytest.mark.parametrize("name", ["created1", "running1", "exited1", "old1"])
 def test_lazy_document_renders_as_the_full_one(engine, name):
     full = container_inspect(engine, engine.containers.get(name), {})
     for text in TEMPLATES + ["{{json .%s}}" % k for k in LEAN]:
@@ -120,7 +134,7 @@ def test_lazy_document_renders_as_the_full_one(engine, name):
         assert _render(tmpl, lazy) == _render(tmpl, full), text
 
 
-@pytest.mark.parametrize("name", ["created1", "running1", "exited1"])
+@pytest.mark.parametrize("name", ["created1", "running1", "exited1", "old1"])
 def test_every_lean_field_is_the_full_documents(engine, name):
     full = container_inspect(engine, engine.containers.get(name), {})
     assert set(LEAN) <= set(full)
@@ -137,7 +151,10 @@ def test_lean_template_builds_nothing_more(engine):
                 "{{.Path}} {{.Args}}").execute(lazy)
     assert out == "4242 /running1 /RUNNING1 10.213.0.5sh [-c sleep 1]"
     assert lazy._full is None
-    assert parse("{{.HostConfig.RestartPolicy.Name}}").execute(lazy) == "always"
+    assert parse("{{.HostConfig.RestartPolicy.Name}} {{range .Mounts}}{{.Destination}} {{end}}"
+                 ).execute(lazy) == "always /a /v /t "
+    assert lazy._full is None
+    assert parse("{{.Pyrt.OCIRuntime}}").execute(lazy) == "/usr/bin/pyrt-runtime"
     assert lazy._full is not None
 
 
@@ -197,3 +214,29 @@ def test_template_json_is_jsons(doc):
     else:
         with pytest.raises(TypeError):
             dumps_text(doc)
+
+
+def test_a_lean_field_the_view_cannot_give_comes_from_the_full_document(engine, monkeypatch):
+    import pyrt_core.cli.containers.inspect_view as iv
+
+    def needs_the_model(d):
+        return d.record.config.volumes[0].destination  # a dict in the lean view
+
+    monkeypatch.setitem(iv.LEAN, "Config", needs_the_model)
+    lazy = LazyInspect(engine, engine.containers.find("running1"))
+    full = container_inspect(engine, engine.containers.get("running1"), {})
+    assert parse("{{json .Config}}").execute(lazy) == parse("{{json .Config}}").execute(full)
+    assert lazy._full is not None
+
+
+def test_volume_defaults_are_the_models():
+    import attrs
+
+    from pyrt_core.cli.containers.inspect_view import VOLUME_DEFAULTS
+
+    model = {}
+    for f in attrs.fields(VolumeSpec):
+        if f.default is attrs.NOTHING:
+            continue
+        model[f.name] = f.default.factory if isinstance(f.default, attrs.Factory) else f.default
+    assert VOLUME_DEFAULTS == model

@@ -8,11 +8,12 @@ benchmark: ``inspect -f '{{.State.Pid}}' ONE`` among 200 containers took 1.8x po
 time).  :class:`LazyInspect` stands for that document in the template engine
 (cli/gotemplate.py's ``template_field``/``template_value`` protocol):
 
-- the fields in :data:`LEAN` (all but ``HostConfig``, ``Mounts`` and ``Pyrt``, which read
-  the attrs model's volume and resource objects) are computed from the record's lean
-  view (containers/record.py) when the template first reads them, with the functions
-  the full document uses (``state``, ``_config``, ``network_settings``, ``_args``; the
-  image's config from the image index, images/configview.py);
+- the fields in :data:`LEAN` (all but ``Pyrt``, which holds the attrs model's own
+  ``to_dict``) are computed from the record's lean view (containers/record.py) when the
+  template first reads them, with the functions the full document uses (``state``,
+  ``_config``, ``_host_config``, ``inspect_mounts``, ``network_settings``, ``_args``;
+  the volumes as ``VolumeSpec`` attributes, :data:`VOLUME_DEFAULTS`; the image's config
+  from the image index, images/configview.py);
 - any other field, or the document used whole (``{{json .}}``, ``{{.}}``, ``$``), builds
   the full document from the same record (``Container.from_dict``: what
   ``ContainerStore.load`` does) and answers from it from then on.
@@ -22,12 +23,56 @@ checks the two side by side for the templates scripts use).
 """
 from __future__ import annotations
 
-from .docker_shape import _args, _config, _image_config, container_inspect, state
+from ...containers.record import RecordSection
+from .docker_shape import (_args, _config, _host_config, _image_config, _mounts, _with_network,
+                           container_inspect, state)
 from .network_settings import network_settings
 
 
 def _path_args(d) -> list[str]:
     return _args(d.record.config, d.image_config())
+
+
+#: what a field missing from a volume of the record reads as (``VolumeSpec``'s defaults;
+#: the unit test compares them): ``source`` and ``destination`` have none
+VOLUME_DEFAULTS: dict = {
+    "readonly": False, "type": "bind", "propagation": "", "nocopy": False, "driver": "",
+    "driver_opts": dict, "tmpfs_size": None, "tmpfs_mode": None, "tmpfs_options": list,
+    "anonymous": False, "create_source": False,
+}
+
+
+class _Config:
+    """The record's config with its volumes as ``VolumeSpec`` gives them (attributes)."""
+
+    def __init__(self, config):
+        self._config = config
+        self.volumes = [RecordSection(v, VOLUME_DEFAULTS) for v in config.volumes or ()]
+
+    def __getattr__(self, name: str):
+        return getattr(self._config, name)
+
+
+class _Container:
+    """The lean record as ``HostConfig`` and ``Mounts`` read the attrs ``Container``."""
+
+    def __init__(self, record):
+        self._record = record
+        self.config = _Config(record.config)
+
+    def __getattr__(self, name: str):
+        return getattr(self._record, name)
+
+
+def _host_config_of(d) -> dict:
+    c = d.with_volumes()
+    return _with_network(_host_config(c, _mounts(c.config)[1]), c)
+
+
+def _mounts_of(d) -> list:
+    from ...engine.volumes import inspect_mounts
+
+    return inspect_mounts(d.engine, d.with_volumes())
 
 
 def _bundle_file(name: str):
@@ -56,7 +101,9 @@ LEAN = {
     "ProcessLabel": lambda d: "",
     "AppArmorProfile": lambda d: "",
     "ExecIDs": lambda d: None,
+    "HostConfig": _host_config_of,
     "GraphDriver": lambda d: {"Name": d.record.storage_driver, "Data": None},
+    "Mounts": _mounts_of,
     "Config": lambda d: _config(d.record, d.image_config()),
     "NetworkSettings": lambda d: network_settings(d.engine, d.record),
 }
@@ -82,11 +129,17 @@ class LazyInspect:
                 return self._fields[name]
             lean = LEAN.get(name)
             if lean is not None:
-                value = self._fields[name] = lean(self)
-                return value
+                try:
+                    value = self._fields[name] = lean(self)
+                    return value
+                except AttributeError:  # a field the lean view cannot give (a nested model
+                    pass                # of a newer record's): the full document answers
         from ..gotemplate import NOVALUE
 
         return self.template_value().get(name, NOVALUE)
+
+    def with_volumes(self) -> _Container:
+        return _Container(self.record)
 
     def image_config(self):
         """The image's config, from the image index (docker_shape._image_config)."""
