@@ -38,6 +38,8 @@ TEMPLATES = [
     "{{range $k, $v := .}}{{$k}} {{end}}", "{{len .}}", '{{index . "Name"}}',
     "{{.Nope}}", "{{.State.Nope}}", "{{if .State.Running}}up{{else}}down{{end}}",
     "{{$x := .}}{{$x.Name}}", "{{.Pyrt.ImageName}} {{.Mounts}}",
+    "{{.HostConfig.Tmpfs}}", "{{json .HostConfig.Tmpfs}}", "{{json .HostConfig}}",
+    "{{json .State.Health}}", "{{.State.Health.Status}}", "{{json .Config.Healthcheck}}",
 ]
 
 
@@ -79,13 +81,16 @@ def _records(engine) -> list[str]:
                       interactive=True, detach=True, restart_policy="always",
                       volumes=[VolumeSpec("/host/a", "/a", readonly=True),
                                VolumeSpec("vol1", "/v", type="volume"),
-                               VolumeSpec("", "/t", type="tmpfs")]),
+                               VolumeSpec("", "/t", type="tmpfs"),
+                               VolumeSpec.parse_tmpfs("/run:size=64m,mode=1777")],
+                      healthcheck={"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000}),
                   state=ContainerState(status="running", pid=4242, started_at="2026-01-03T00:00:01Z",
                                        run=2, restart_count=1, network=record),
                   cgroup_manager="cgroupfs", monitor="conmon", runtime="/usr/bin/pyrt-runtime"),
         Container(id="c" * 64, name="exited1", image_id=GONE, image_name="gone:1",
                   created="2026-01-04T00:00:00Z", storage_driver="vfs",
-                  config=ContainerConfig(image="gone:1", entrypoint=["/bin/x"], hostname="h"),
+                  config=ContainerConfig(image="gone:1", entrypoint=["/bin/x"], hostname="h",
+                                         healthcheck={"Test": ["CMD", "false"]}),
                   state=ContainerState(status="exited", exit_code=3, error="boom",
                                        started_at="2026-01-04T00:00:01Z",
                                        finished_at="2026-01-04T00:00:02Z", oom_killed=True)),
@@ -93,6 +98,9 @@ def _records(engine) -> list[str]:
     for c in made:
         store.save(c)
         store.reserve_name(c.name, c.id)
+    with open(os.path.join(store.path(made[1].id), "health.json"), "w") as f:
+        json.dump({"Status": "healthy", "FailingStreak": 0, "Run": 2,
+                   "Log": [{"Start": "s", "End": "e", "ExitCode": 0, "Output": "ok"}]}, f)
     # a record of an earlier pyrt: volumes as the first -v wrote them (source, destination,
     # readonly), no networking, no labels
     old = made[1].to_dict()

@@ -263,6 +263,7 @@ class VolumeSpec:
     tmpfs_options: list = field(factory=list)  # --tmpfs PATH:OPTS, as given (size=64m, ...)
     anonymous: bool = False  # an anonymous volume: `rm -v` and `run --rm` remove it
     create_source: bool = False  # -v: a missing host path is made (docker); --mount refuses
+    tmpfs_flag: bool = False  # --tmpfs (docker: in HostConfig.Tmpfs, not in Mounts)
 
     @classmethod
     def parse(cls, text: str) -> "VolumeSpec":
@@ -441,7 +442,7 @@ class VolumeSpec:
             else:
                 raise UsageError(f"invalid --tmpfs {text!r}: unknown option {o!r}")
         return cls(source="", destination=text.partition(":")[0], type="tmpfs",
-                   readonly="ro" in out, tmpfs_options=out)
+                   readonly="ro" in out, tmpfs_options=out, tmpfs_flag=True)
 
 
 def _mount_bool(value: str, key: str, bad) -> bool:
@@ -548,6 +549,9 @@ class ContainerConfig:
     privileged: bool = False  # --privileged
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
     labels: dict[str, str] = field(factory=dict)  # -l/--label, --label-file
+    # the effective health check, docker's HealthConfig (the flags merged with the image's
+    # HEALTHCHECK at create, pyrt_core.health.config); None: none; {"Test": ["NONE"]}: off
+    healthcheck: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,8 +7,9 @@ from ..errors import UsageError
 
 #: ps's filter keys (the default of parse_filters)
 FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "before", "since", "exited",
-               "volume", "network")
+               "volume", "network", "health")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+HEALTH = ("starting", "healthy", "unhealthy", "none")
 
 
 def parse_filters(items: list[str] | None, keys=FILTER_KEYS) -> dict[str, list[str]]:
@@ -25,6 +26,9 @@ def parse_filters(items: list[str] | None, keys=FILTER_KEYS) -> dict[str, list[s
     for v in out.get("status", ()):
         if v not in STATUSES:
             raise UsageError(f"invalid filter 'status={v}'")
+    for v in out.get("health", ()):
+        if v not in HEALTH:
+            raise UsageError(f"Unrecognised filter value for health: {v}")
     for v in out.get("exited", ()):
         if not v.lstrip("-").isdigit():
             raise UsageError(f"invalid filter 'exited={v}'")

@@ -71,7 +71,7 @@ def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
 AREAS = {
     "containers": ("run", "create", "inspect", "ps", "rm", "rename", "start", "stop", "restart", "kill",
                    "wait", "logs", "exec", "attach", "pause", "unpause", "stats", "update", "top",
-                   "port", "system"),
+                   "port", "system", "healthcheck"),
     "images": ("load", "images", "tag", "rmi", "save"),
     "management": ("container", "image"),
     "system": ("info", "version", "runtime"),

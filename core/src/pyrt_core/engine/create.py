@@ -49,6 +49,9 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
     from ..images.configcheck import check_image
 
     check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists
+    from ..health.config import for_create
+
+    config.healthcheck = for_create(engine, config.healthcheck, image)  # + the image's HEALTHCHECK
     if networked:
         from .network import validate as validate_networking
 

@@ -91,6 +91,7 @@ def reconcile(engine, full: bool = False) -> list[str]:
         if c.state.status not in TRANSITIONAL:
             continue
         if c.state.status == "running" and engine.monitor_alive(c):
+            _ensure_health_runner(engine, c, actions)
             continue
         if c.state.status == "starting" and engine.monitor_alive(c) and c.monitor != "conmon":
             continue  # a foreground run between create and exec
@@ -106,6 +107,19 @@ def reconcile(engine, full: bool = False) -> list[str]:
     if full:
         _sweep(engine, actions)
     return actions
+
+
+def _ensure_health_runner(engine, c, actions: list[str]) -> None:
+    """A running container with a health check whose runner died (killed, OOM) gets a new
+    one: without it its health would never change again (docker's daemon always runs
+    the checks).  Cheap: one flock try per running container with a check."""
+    from .healthrunner import ensure
+
+    try:
+        if ensure(engine, c):
+            actions.append(f"restarted the health check runner of {c.short_id} ({c.name!r})")
+    except OSError as e:
+        actions.append(f"cannot restart the health check runner of {c.short_id}: {e}")
 
 
 def _one_line(e: Exception) -> str:

@@ -65,6 +65,9 @@ def run(engine, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2
                 c.state.resources = dict(record)
                 c.cgroup_manager = record.get("manager", "none")
                 engine.containers.save(c, durable=False)
+                from .healthrunner import start as start_health
+
+                start_health(engine, c)  # checks for a foreground run too (docker's)
             engine.pm.hook.pyrt_container_started(container=c, pid=pid)
             if on_started is not None:
                 on_started(pid)

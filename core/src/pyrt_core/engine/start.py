@@ -120,6 +120,9 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
         st.status = "running"
         st.started_at = now()
         engine.containers.save(c, durable=False)
+        from .healthrunner import start as start_health
+
+        start_health(engine, c)  # its runner, when the container has a health check
     except BaseException as e:
         cleanup_locked(engine, c, exit_code=getattr(e, "exit_code", 125), error=str(e),
                        remove=False, wait_exit=0.5)

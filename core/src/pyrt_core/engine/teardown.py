@@ -68,6 +68,9 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
                 os.kill(mon, SIGKILL)  # a monitor that cannot report is no use
             except ProcessLookupError:
                 pass
+    from .healthrunner import stop as stop_health
+
+    stop_health(engine, c)  # the run's health check runner (and its check), if any
     if exit_code is None:
         if exited is not None:
             exit_code = exited[0]

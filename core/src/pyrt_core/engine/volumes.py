@@ -395,6 +395,8 @@ def inspect_mounts(engine, c: Container) -> list[dict]:
     Destination, Driver, Mode, RW, Propagation."""
     out = []
     for v in c.config.volumes:
+        if getattr(v, "tmpfs_flag", False):
+            continue  # docker lists --tmpfs in HostConfig.Tmpfs only
         m: dict = {"Type": v.type}
         if v.type == "volume":
             src = ""

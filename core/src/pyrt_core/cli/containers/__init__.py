@@ -13,6 +13,7 @@ the commands themselves:
 ``interact``     exec, attach, logs, top
 ``resources``    pause, unpause, stats, update
 ``ports``        port; the networking that inspect and ps show
+``health``       healthcheck run
 ``terminal``     the stdio of a process the CLI runs in the foreground (run, exec)
 ===============  ======================================================================
 
@@ -37,7 +38,7 @@ MODULE_OF = {
     "kill": "lifecycle", "wait": "lifecycle", "logs": "interact", "exec": "interact",
     "attach": "interact", "pause": "resources", "unpause": "resources",
     "stats": "resources", "update": "resources", "top": "interact", "port": "ports",
-    "system": "inventory",
+    "system": "inventory", "healthcheck": "health",
 }
 
 

@@ -23,17 +23,22 @@ def docker_status(c) -> str:
     return {"creating": "created"}.get(s.status, s.status)
 
 
-def state(c) -> dict:
+def state(c, engine=None) -> dict:
     """docker's ``State`` of ``c`` (the attrs ``Container`` or the record's lean view:
-    ``inspect -f '{{.State.Pid}}'`` reads it from the lean view, cli/containers/inspect_view.py)."""
+    ``inspect -f '{{.State.Pid}}'`` reads it from the lean view, cli/containers/inspect_view.py);
+    with ``engine``, ``Health`` too for a container with a health check."""
     s = c.state
     running = s.status in ("running", "starting")
-    return {
+    out = {
         "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
         "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
         "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
         "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
     }
+    health = _health(engine, c) if engine is not None else None
+    if health is not None:
+        out["Health"] = health
+    return out
 
 
 def _image_config(engine, c, cache: dict):
@@ -78,6 +83,13 @@ def _with_network(host: dict, c) -> dict:
     host["PublishAllPorts"] = net.pop("PublishAllServers", False)
     host.pop("PublishAllServers", None)
     return host
+
+
+def _tmpfs(cfg) -> dict | None:
+    """HostConfig.Tmpfs: ``--tmpfs`` mounts by path, their options as one string."""
+    out = {v.destination: ",".join(v.tmpfs_options or ()) for v in cfg.volumes or []
+           if getattr(v, "tmpfs_flag", False)}
+    return out or None
 
 
 def _host_config(c, binds) -> dict:
@@ -126,6 +138,7 @@ def _host_config(c, binds) -> dict:
         # docker shows null for "no limit" (--pids-limit -1 or 0, or nothing applied it)
         "PidsLimit": pids if isinstance(pids, int) and pids > 0 else None,
         "Ulimits": None,
+        "Tmpfs": _tmpfs(cfg),
     }
 
 
@@ -162,7 +175,22 @@ def _config(c, icfg) -> dict:
         out["StopSignal"] = stop_signal
     if cfg.stop_timeout is not None:
         out["StopTimeout"] = cfg.stop_timeout
+    hc = getattr(cfg, "healthcheck", None)
+    if hc:  # docker's HealthConfig: the flags merged with the image's, zero fields left out
+        out["Healthcheck"] = dict(hc)
     return out
+
+
+def _health(engine, c) -> dict | None:
+    """docker's State.Health: only for a container with a check (none for ``NONE``)."""
+    from ...health import config as hconf
+    from ...health import state as hstate
+
+    if not hconf.enabled(getattr(c.config, "healthcheck", None)):
+        return None
+    return hstate.docker_shape(hstate.read(engine.settings.root, c.id)) or \
+        {"Status": hstate.STARTING if c.state.status in ("running", "starting") else
+         hstate.UNHEALTHY, "FailingStreak": 0, "Log": []}
 
 
 def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
@@ -181,7 +209,7 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
         "Created": c.created,
         "Path": args[0] if args else "",
         "Args": args[1:],
-        "State": state(c),
+        "State": state(c, engine),
         "Image": c.image_id,
         "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname",

@@ -38,7 +38,7 @@ def _path_args(d) -> list[str]:
 VOLUME_DEFAULTS: dict = {
     "readonly": False, "type": "bind", "propagation": "", "nocopy": False, "driver": "",
     "driver_opts": dict, "tmpfs_size": None, "tmpfs_mode": None, "tmpfs_options": list,
-    "anonymous": False, "create_source": False,
+    "anonymous": False, "create_source": False, "tmpfs_flag": False,
 }
 
 
@@ -87,7 +87,7 @@ LEAN = {
     "Created": lambda d: d.record.created,
     "Path": lambda d: (_path_args(d) or [""])[0],
     "Args": lambda d: _path_args(d)[1:],
-    "State": lambda d: state(d.record),
+    "State": lambda d: state(d.record, d.engine),
     "Image": lambda d: d.record.image_id,
     "ResolvConfPath": _bundle_file("resolv.conf"),
     "HostnamePath": _bundle_file("hostname"),

@@ -34,7 +34,8 @@ def _p_ps(cmd, name="ps", aliases=()) -> None:
     ps.add_argument("--quiet", "-q", action="store_true", help="only show ids")
     ps.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
     ps.add_argument("--filter", "-f", action="append", default=[], metavar="KEY=VALUE",
-                    help="id, name, label, status, ancestor, before, since, exited, volume, network")
+                    help="id, name, label, status, ancestor, before, since, exited, volume, network, "
+                         "health")
     ps.add_argument("--last", "-n", type=int, default=None, metavar="N",
                     help="show the N last created containers (all states)")
     ps.add_argument("--latest", "-l", action="store_true",
@@ -162,7 +163,7 @@ def cmd_ps(args) -> int:
         if trunc and len(cmdline) > 20:
             cmdline = cmdline[:19] + "…"
         rows.append((c.short_id if trunc else c.id, c.image_name, f'"{cmdline}"', ago(c.created),
-                     listing.status_text(c), ports_column(c), c.name)
+                     listing.status_text(c, engine.settings.root), ports_column(c), c.name)
                     + ((listing.size_text(engine, c),) if args.size else ()))
     table(rows)
     return 0

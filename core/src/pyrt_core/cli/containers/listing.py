@@ -40,19 +40,39 @@ def docker_state(c) -> str:
     return docker_status(c)
 
 
-def status_text(c) -> str:
-    """docker's STATUS column: "Up 5 seconds", "Up 2 hours (Paused)", "Exited (0) 3
-    minutes ago", "Created"."""
+def status_text(c, root: str | None = None) -> str:
+    """docker's STATUS column: "Up 5 seconds", "Up 2 hours (Paused)", "Up 3 seconds
+    (health: starting)", "Up 1 minute (healthy)", "Exited (0) 3 minutes ago", "Created"
+    (the health read from ``root``'s health.json, for a container with a check)."""
     s = c.state
     if s.status in ("running", "starting"):
         secs = seconds_since(s.started_at)
         up = "Up " + human_duration(max(secs, 0)) if secs is not None else "Up"
-        return up + " (Paused)" if s.paused else up
+        if s.paused:
+            return up + " (Paused)"
+        health = health_status(root, c) if root else None
+        if health and health != "none":
+            return up + (" (health: starting)" if health == "starting" else f" ({health})")
+        return up
     if s.status in ("created", "creating"):
         return "Created"
     if s.status == "removing":
         return "Removal In Progress"
     return f"Exited ({s.exit_code}) {ago(s.finished_at)}"
+
+
+def health_status(root: str, c) -> str:
+    """docker's health of ``c``: starting, healthy, unhealthy, or none (no check)."""
+    from ...health import config as hconf
+
+    if not hconf.enabled(c.config.healthcheck):
+        return "none"
+    from ...health import state as hstate
+
+    data = hstate.read(root, c.id)
+    if data and data.get("Status"):
+        return data["Status"]
+    return "starting" if c.state.status in ("running", "starting") else "unhealthy"
 
 
 def select(engine, args, lean: bool = False) -> list:
@@ -101,6 +121,8 @@ def _matches(engine, c, f: dict, _all) -> bool:
     if "before" in f and not all(c.created < _ref_created(engine, r, "before") for r in f["before"]):
         return False
     if "since" in f and not all(c.created > _ref_created(engine, r, "since") for r in f["since"]):
+        return False
+    if "health" in f and health_status(engine.settings.root, c) not in f["health"]:
         return False
     if "network" in f and c.config.network not in f["network"]:
         return False
@@ -198,7 +220,7 @@ def row(engine, c, trunc: bool = True, size: bool = False) -> dict:
         "RunningFor": ago(c.created),
         "Size": size_text(engine, c) if size else "0B",
         "State": docker_state(c),
-        "Status": status_text(c),
+        "Status": status_text(c, engine.settings.root),
     }
 
 

@@ -195,6 +195,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     from .network_flags import add_network_flags
 
     add_network_flags(p)
+    from ..health_flags import add_health_flags
+
+    add_health_flags(p)
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
@@ -292,6 +295,9 @@ def container_config_from_args(args):
 
     cap_add = parse_flag(getattr(args, "cap_add", None), "--cap-add")
     cap_drop = parse_flag(getattr(args, "cap_drop", None), "--cap-drop")
+    from ..health_flags import healthcheck_from_args
+
+    healthcheck = healthcheck_from_args(args)
     privileged = bool(getattr(args, "privileged", False))
     if privileged and (userns or uidmaps):
         raise UsageError("--privileged cannot be used with a user namespace "
@@ -334,6 +340,7 @@ def container_config_from_args(args):
         privileged=privileged,
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
         labels=labels_from_args(args),
+        healthcheck=healthcheck,
     )
 
 
