@@ -13,7 +13,9 @@ directory, runc, overlay, ``--network none``).  Then, engines taking turns, medi
 - ``ps -a`` (the default table of all N),
 - ``ps -a --format '{{.Names}}'`` (the template path),
 - ``inspect -f '{{.State.Pid}}' ONE`` (one container among N),
-- ``inspect -f '{{.State.Pid}}' ALL`` (all N in one call).
+- ``inspect -f '{{.State.Pid}}' ALL`` (all N in one call),
+- ``inspect -f '{{json .Config}}' ONE`` (a template that reads the image's config),
+- ``inspect ONE`` (the whole document, as JSON).
 
 Both stores are removed at the end (podman's with ``system reset``, then the directory
 with whatever is mounted under it).
@@ -77,6 +79,8 @@ def main() -> int:
             "inspect -f {{.State.Pid}} ONE": lambda b: b + ["inspect", "-f", "{{.State.Pid}}", one],
             f"inspect -f {{{{.State.Pid}}}} ALL({a.containers})":
                 lambda b: b + ["inspect", "-f", "{{.State.Pid}}"] + names,
+            "inspect -f {{json .Config}} ONE": lambda b: b + ["inspect", "-f", "{{json .Config}}", one],
+            "inspect ONE": lambda b: b + ["inspect", one],
         }
         # sanity: both list N, and the template prints one line per container
         for label, (b, _) in engines.items():

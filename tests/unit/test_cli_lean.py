@@ -143,6 +143,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
                            "{{json .Config}} {{index .Config.Labels \"k\"}} {{json .HostConfig}} "
                            "{{range .Mounts}}{{.Source}}{{end}}",
                            ids[2]],
+        "inspect": g + ["inspect", ids[2]],
+        "inspect -f {{json .}}": g + ["inspect", "-f", "{{json .}}", ids[2]],
         "volume ls": g + ["volume", "ls"],
         "volume ls -q": g + ["volume", "ls", "-q"],
         "volume inspect": g + ["volume", "inspect", "vol1"],

@@ -10,12 +10,12 @@ import os
 import pytest
 
 from pyrt_core.cli.containers.docker_shape import container_inspect
-from pyrt_core.cli.containers.inspect_view import LEAN, LazyInspect
+from pyrt_core.cli.containers.inspect_view import LEAN, LazyInspect, config_dict
 from pyrt_core.cli.gotemplate import TemplateError, parse
 from pyrt_core.config import load_settings
 from pyrt_core.engine import Engine
-from pyrt_core.models import (Container, ContainerConfig, ContainerState, Image, ImageConfig,
-                              VolumeSpec)
+from pyrt_core.models import (Container, ContainerConfig, ContainerState, IdMap, Image,
+                              ImageConfig, VolumeSpec)
 
 IMAGE = "sha256:" + "1" * 64
 GONE = "sha256:" + "2" * 64
@@ -83,7 +83,9 @@ def _records(engine) -> list[str]:
                                VolumeSpec("vol1", "/v", type="volume"),
                                VolumeSpec("", "/t", type="tmpfs"),
                                VolumeSpec.parse_tmpfs("/run:size=64m,mode=1777")],
-                      healthcheck={"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000}),
+                      healthcheck={"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000},
+                      userns=True, uidmaps=[IdMap(0, 100000, 65536)],
+                      gidmaps=[IdMap(0, 100000, 1), IdMap(1, 200000, 2)]),
                   state=ContainerState(status="running", pid=4242, started_at="2026-01-03T00:00:01Z",
                                        run=2, restart_count=1, network=record),
                   cgroup_manager="cgroupfs", monitor="conmon", runtime="/usr/bin/pyrt-runtime"),
@@ -111,6 +113,7 @@ def _records(engine) -> list[str]:
         del old["config"][key]
     for key in ("network", "paused", "error"):
         del old["state"][key]
+    old["config"]["a_later_field"] = {"x": 1}  # a newer pyrt's: the model ignores it
     os.makedirs(store.path(old["id"]))
     with open(os.path.join(store.path(old["id"]), "container.json"), "w") as f:
         json.dump(old, f)
@@ -162,8 +165,43 @@ def test_lean_template_builds_nothing_more(engine):
     assert parse("{{.HostConfig.RestartPolicy.Name}} {{range .Mounts}}{{.Destination}} {{end}}"
                  ).execute(lazy) == "always /a /v /t "
     assert lazy._full is None
-    assert parse("{{.Pyrt.OCIRuntime}}").execute(lazy) == "/usr/bin/pyrt-runtime"
+    assert parse("{{.Pyrt.OCIRuntime}} {{len .Pyrt.ContainerConfig.volumes}}").execute(lazy) == \
+        "/usr/bin/pyrt-runtime 4"
+    assert lazy._full is None
+    assert parse("{{len .}}").execute(lazy) == str(len(LEAN))
     assert lazy._full is not None
+
+
+@pytest.mark.parametrize("name", ["created1", "running1", "exited1", "old1"])
+def test_inspect_prints_the_full_documents_text(engine, name):
+    # `inspect NAME` prints the lean document: the same text, key order included
+    from pyrt_core.jsonlean import dumps_indented
+    from pyrt_core.models import Container
+
+    c = engine.containers.get(name)
+    full = container_inspect(engine, c, {})
+    lazy = LazyInspect(engine, engine.containers.find(name), {})
+    assert dumps_indented([lazy.template_value()], 4, ensure_ascii=False) == \
+        json.dumps([full], indent=4, ensure_ascii=False)
+    record = engine.containers.find(name)
+    assert json.dumps(config_dict(record.config)) == \
+        json.dumps(Container.from_dict(record.to_dict()).config.to_dict())
+
+
+@pytest.mark.parametrize("bad", [{"source": "/h", "destination": "/c", "later": 1},
+                                 {"destination": "/c"}, "/h:/c"])
+def test_a_volume_the_model_refuses_is_refused_as_before(engine, bad):
+    # the lean view gives way to the model, whose error is what inspect always said
+    from pyrt_core.models import Container
+
+    record = engine.containers.find("old1")
+    record.config._data["volumes"] = [bad]
+    with pytest.raises(AttributeError):
+        config_dict(record.config)
+    with pytest.raises((TypeError, AttributeError)) as model:
+        Container.from_dict(record.to_dict())
+    with pytest.raises(model.type):
+        LazyInspect(engine, record).template_value()
 
 
 def test_errors_are_the_full_documents(engine):

@@ -1,29 +1,34 @@
-"""``inspect -f TEMPLATE``'s document, built as far as the template reads it.
+"""``inspect``'s document of a container, built from its record's lean view, and for
+``inspect -f TEMPLATE`` only as far as the template reads it.
 
-docker's inspect document (docker_shape.container_inspect) needs the attrs models (the
-record's ``Container``, for ``Config``, ``HostConfig``, ``Mounts`` and pyrt's own
-section), the image store and with it the plugin manager: ~100 ms of imports and entry
-point scans before the first field, ten times the work of ``{{.State.Pid}}`` (issue 16's
-benchmark: ``inspect -f '{{.State.Pid}}' ONE`` among 200 containers took 1.8x podman's
-time).  :class:`LazyInspect` stands for that document in the template engine
-(cli/gotemplate.py's ``template_field``/``template_value`` protocol):
+docker's inspect document (docker_shape.container_inspect) over the attrs models (the
+record's ``Container``) costs ~40 ms of imports (attrs, typing, inspect, re, enum) before
+the first field, more than the rest of the command (issue 16's benchmark, 200
+containers: ``inspect -f '{{.State.Pid}}' ONE`` took 1.8x podman's time, ``inspect ONE``
+1.8x too).  :class:`LazyInspect` stands for that document, for the template engine
+(cli/gotemplate.py's ``template_field``/``template_value`` protocol) and for the JSON
+output (``template_value``):
 
-- the fields in :data:`LEAN` (all but ``Pyrt``, which holds the attrs model's own
-  ``to_dict``) are computed from the record's lean view (containers/record.py) when the
-  template first reads them, with the functions the full document uses (``state``,
-  ``_config``, ``_host_config``, ``inspect_mounts``, ``network_settings``, ``_args``;
-  the volumes as ``VolumeSpec`` attributes, :data:`VOLUME_DEFAULTS`; the image's config
-  from the image index, images/configview.py);
-- any other field, or the document used whole (``{{json .}}``, ``{{.}}``, ``$``), builds
-  the full document from the same record (``Container.from_dict``: what
-  ``ContainerStore.load`` does) and answers from it from then on.
+- each field of :data:`LEAN` (every field of the document) is computed from the record's
+  lean view (containers/record.py) when first read, with the functions the full document
+  uses (``state``, ``_config``, ``_host_config``, ``inspect_mounts``,
+  ``network_settings``, ``_args``; the volumes as ``VolumeSpec`` attributes,
+  :data:`VOLUME_DEFAULTS`; the image's config from the image index,
+  images/configview.py; ``Pyrt.ContainerConfig`` as the model's ``asdict``,
+  :func:`config_dict`);
+- the document used whole (``{{json .}}``, ``{{.}}``, ``$``, the JSON output) is every
+  field of LEAN, in container_inspect's order;
+- a record the lean view cannot give (a field it does not know in a volume or an id map:
+  AttributeError) builds the document from the attrs model (``Container.from_dict``:
+  what ``ContainerStore.load`` does), which answers from then on.
 
-So a template gives what it gives over the full document (tests/unit/test_inspect_view.py
-checks the two side by side for the templates scripts use).
+So ``inspect`` gives what container_inspect gives (tests/unit/test_inspect_view.py
+compares the two for records of every kind, tests/privileged/test_inspect_lazy.py on
+real containers).
 """
 from __future__ import annotations
 
-from ...containers.record import RecordSection
+from ...containers.record import CONFIG_DEFAULTS, RecordSection
 from .docker_shape import (_args, _config, _host_config, _image_config, _mounts, _with_network,
                            container_inspect, state)
 from .network_settings import network_settings
@@ -75,6 +80,48 @@ def _mounts_of(d) -> list:
     return inspect_mounts(d.engine, d.with_volumes())
 
 
+#: ``IdMap``'s fields (none has a default)
+IDMAP_FIELDS = ("container_id", "host_id", "size")
+
+
+def _plain(v, name: str, required: tuple, defaults: dict) -> dict:
+    """``asdict`` of the attrs class ``name`` built from the record's dict ``v``: its
+    required fields, then the others with their defaults, in the class's order; a dict the
+    class would refuse (a field missing or unknown) raises AttributeError, so the full
+    document (which raises the model's own error) answers instead."""
+    if not isinstance(v, dict) or any(k not in v for k in required) or \
+            any(k not in defaults and k not in required for k in v):
+        raise AttributeError(f"a record's {name} the lean view cannot give: {v!r}")
+    out = {k: v[k] for k in required}
+    for k, default in defaults.items():
+        out[k] = v[k] if k in v else (default() if default is list or default is dict else default)
+    return out
+
+
+def config_dict(config: RecordSection) -> dict:
+    """``ContainerConfig.to_dict()`` of the record's config (the attrs model's ``asdict``:
+    every field, in its order, volumes and id maps as dicts of all their fields); the unit
+    test compares them."""
+    data = config._data
+    if "image" not in data:
+        raise AttributeError("a record's config without an image")
+    out = {"image": data["image"]}
+    for k in CONFIG_DEFAULTS:
+        out[k] = getattr(config, k)
+    out["volumes"] = [_plain(v, "volume", ("source", "destination"), VOLUME_DEFAULTS)
+                      for v in out["volumes"]]
+    for k in ("uidmaps", "gidmaps"):
+        out[k] = [_plain(m, "id map", IDMAP_FIELDS, {}) for m in out[k]]
+    return out
+
+
+def _pyrt(d) -> dict:
+    r = d.record
+    return {"ImageName": r.image_name, "CgroupManager": r.cgroup_manager,
+            "DeviceCgroup": r.cgroup_manager != "none", "Monitor": r.monitor,
+            "OCIRuntime": r.runtime, "ContainerConfig": config_dict(r.config)}
+
+
 def _bundle_file(name: str):
     return lambda d: f"{d.engine.containers.bundle_dir(d.record.id)}/{name}"
 
@@ -106,6 +153,7 @@ LEAN = {
     "Mounts": _mounts_of,
     "Config": lambda d: _config(d.record, d.image_config()),
     "NetworkSettings": lambda d: network_settings(d.engine, d.record),
+    "Pyrt": _pyrt,
 }
 
 
@@ -123,17 +171,20 @@ class LazyInspect:
         self._fields: dict = {}
         self._full: dict | None = None
 
+    def _lean(self, name: str):
+        """The field ``name`` of LEAN, computed once (AttributeError: the lean view
+        cannot give it)."""
+        fields = self._fields
+        if name not in fields:
+            fields[name] = LEAN[name](self)
+        return fields[name]
+
     def template_field(self, name: str):
-        if self._full is None:
-            if name in self._fields:
-                return self._fields[name]
-            lean = LEAN.get(name)
-            if lean is not None:
-                try:
-                    value = self._fields[name] = lean(self)
-                    return value
-                except AttributeError:  # a field the lean view cannot give (a nested model
-                    pass                # of a newer record's): the full document answers
+        if self._full is None and name in LEAN:
+            try:
+                return self._lean(name)
+            except AttributeError:  # a field the lean view cannot give (a nested model
+                pass                # of a newer record's): the full document answers
         from ..gotemplate import NOVALUE
 
         return self.template_value().get(name, NOVALUE)
@@ -146,10 +197,14 @@ class LazyInspect:
         return _image_config(self.engine, self.record, self.image_configs)
 
     def template_value(self) -> dict:
-        """The full document (docker_shape.container_inspect), built once."""
+        """The full document (docker_shape.container_inspect's), built once: from the lean
+        view, or, when a field of the record is one it cannot give, from the attrs model."""
         if self._full is None:
-            from ...models import Container
+            try:
+                self._full = {name: self._lean(name) for name in LEAN}
+            except AttributeError:
+                from ...models import Container
 
-            c = Container.from_dict(self.record.to_dict())
-            self._full = container_inspect(self.engine, c, self.image_configs)
+                c = Container.from_dict(self.record.to_dict())
+                self._full = container_inspect(self.engine, c, self.image_configs)
         return self._full

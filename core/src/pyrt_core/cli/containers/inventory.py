@@ -90,9 +90,9 @@ def cmd_inspect(args) -> int:
 
         parse(args.format)  # a bad template: one line, before any work
     engine = engine_for(args)
-    # -f reads a container's record through its lean view and builds only the fields the
-    # template reads (inspect_view.py); JSON output and --size build the whole document
-    lazy = bool(args.format) and not args.size
+    # a container's document from its record's lean view (inspect_view.py): -f builds
+    # only the fields the template reads; --size needs the attrs model (listing.sizes)
+    lazy = not args.size
     out, missing, image_configs = [], [], {}
     for name in args.names:
         obj = None
@@ -102,6 +102,8 @@ def cmd_inspect(args) -> int:
                     from .inspect_view import LazyInspect
 
                     obj = LazyInspect(engine, engine.containers.find(name), image_configs)
+                    if not args.format:
+                        obj = obj.template_value()
                 else:
                     from .docker_shape import container_inspect
 
