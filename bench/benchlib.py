@@ -1,6 +1,7 @@
-"""What several benchmarks share: removing a work directory with whatever is still
-mounted under it, and running a benchmark inside the VM tier (scripts/test-vm's
-Debian kernel under qemu TCG, through virtme-ng's ``vng``)."""
+"""What several benchmarks share: running and timing the engines' commands (with
+bytecode cached), podman in a private store beside pyrt, removing a work directory with
+whatever is still mounted under it, and running a benchmark inside the VM tier
+(scripts/test-vm's Debian kernel under qemu TCG, through virtme-ng's ``vng``)."""
 from __future__ import annotations
 
 import glob
@@ -13,6 +14,48 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the engines' environment: Python may cache bytecode, as an installed package does (pip
+#: byte-compiles it); the shell's PYTHONDONTWRITEBYTECODE would time the compiler too
+ENGINE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run(cmd: list[str]) -> str:
+    """``cmd``'s output; a failure ends the benchmark with its error."""
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENGINE_ENV)
+    if r.returncode != 0:
+        shown = " ".join(cmd[:8]) + (" ..." if len(cmd) > 8 else "")
+        raise SystemExit(f"{shown} failed ({r.returncode}): {r.stderr.strip()[:300]}")
+    return r.stdout
+
+
+def timed(cmd: list[str]) -> float:
+    """Seconds ``cmd`` takes (its output discarded); a failure ends the benchmark."""
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENGINE_ENV)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        shown = " ".join(cmd[:8]) + (" ..." if len(cmd) > 8 else "")
+        raise SystemExit(f"{shown} failed ({r.returncode}): {r.stderr.decode().strip()[:300]}")
+    return dt
+
+
+def podman_command(work: str, storage_driver: str, runtime: str | None = None) -> list[str]:
+    """podman's command line with a private store under ``work`` (``podman-root``,
+    ``podman-run``): nothing of the host's podman is read or changed."""
+    base = ["podman", "--root", os.path.join(work, "podman-root"),
+            "--runroot", os.path.join(work, "podman-run")]
+    if runtime:
+        base += ["--runtime", runtime]
+    return base + ["--storage-driver", storage_driver]
+
+
+def podman_reset(base: list[str]) -> None:
+    """Remove what podman made in the store of ``base``: its containers (at once), then
+    everything else (``system reset``); the caller then removes the work directory with
+    :func:`cleanup_work`, which unmounts what podman left mounted under it."""
+    subprocess.run(base + ["rm", "-af", "-t", "0"], capture_output=True)
+    subprocess.run(base + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
 
 
 def cleanup_work(work: str) -> None:

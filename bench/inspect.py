@@ -13,7 +13,9 @@ directory, runc, overlay, ``--network none``).  Then, engines taking turns, medi
 - ``ps -a`` (the default table of all N),
 - ``ps -a --format '{{.Names}}'`` (the template path),
 - ``inspect -f '{{.State.Pid}}' ONE`` (one container among N),
-- ``inspect -f '{{.State.Pid}}' ALL`` (all N in one call).
+- ``inspect -f '{{.State.Pid}}' ALL`` (all N in one call),
+- ``inspect -f '{{json .Config}}' ONE`` (a template that reads the image's config),
+- ``inspect ONE`` (the whole document, as JSON).
 
 Both stores are removed at the end (podman's with ``system reset``, then the directory
 with whatever is mounted under it).
@@ -29,25 +31,11 @@ import sys
 import tempfile
 import time
 
-from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+# bench/ is on sys.path when run as a script
+from benchlib import ENGINE_ENV, cleanup_work, podman_command, podman_reset, run, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-# the engines' own environment; Python may cache bytecode as an installed package does
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def run(cmd) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:6])}... failed ({r.returncode}): {r.stderr.strip()[:300]}")
-    return r.stdout
-
-
-def timed(cmd) -> float:
-    t = time.perf_counter()
-    run(cmd)
-    return time.perf_counter() - t
 
 
 def main() -> int:
@@ -71,8 +59,7 @@ def main() -> int:
         iid = run(base + ["load", "-q", "-i", layout]).split()[0]
         engines["pyrt"] = (base, iid)
         if not a.skip_podman and shutil.which("podman") and shutil.which("runc"):
-            pbase = ["podman", "--root", os.path.join(work, "podman-root"), "--runroot",
-                     os.path.join(work, "podman-run"), "--runtime", "runc", "--storage-driver", "overlay"]
+            pbase = podman_command(work, "overlay", runtime="runc")
             subprocess.run(pbase + ["pull", "-q", f"oci:{layout}:latest"], check=True,
                            stdout=subprocess.DEVNULL)
             img = run(pbase + ["images", "-q"]).split()[0]
@@ -92,6 +79,8 @@ def main() -> int:
             "inspect -f {{.State.Pid}} ONE": lambda b: b + ["inspect", "-f", "{{.State.Pid}}", one],
             f"inspect -f {{{{.State.Pid}}}} ALL({a.containers})":
                 lambda b: b + ["inspect", "-f", "{{.State.Pid}}"] + names,
+            "inspect -f {{json .Config}} ONE": lambda b: b + ["inspect", "-f", "{{json .Config}}", one],
+            "inspect ONE": lambda b: b + ["inspect", one],
         }
         # sanity: both list N, and the template prints one line per container
         for label, (b, _) in engines.items():
@@ -108,13 +97,12 @@ def main() -> int:
     finally:
         for label, (b, _) in engines.items():
             if label == "pyrt":
-                ids = subprocess.run(b + ["ps", "-aq"], capture_output=True, text=True, env=ENV).stdout.split()
+                ids = subprocess.run(b + ["ps", "-aq"], capture_output=True, text=True,
+                                     env=ENGINE_ENV).stdout.split()
                 if ids:
-                    subprocess.run(b + ["rm", "-f"] + ids, capture_output=True, env=ENV)
+                    subprocess.run(b + ["rm", "-f"] + ids, capture_output=True, env=ENGINE_ENV)
         if pbase:
-            subprocess.run(pbase + ["rm", "-af", "-t", "0"], capture_output=True)
-            subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            podman_reset(pbase)
         cleanup_work(work)
     print(f"median of {a.runs} runs (ms) with {a.containers} created containers, engines taking turns:")
     labels = list(engines)

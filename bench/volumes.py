@@ -20,32 +20,14 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+# bench/ is on sys.path when run as a script
+from benchlib import cleanup_work, podman_command, podman_reset, run, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def run(cmd) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stdout
-
-
-def timed(cmd) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.decode().strip()}")
-    return dt
 
 
 def main() -> int:
@@ -62,9 +44,7 @@ def main() -> int:
         "pyrt": [a.pyrt, "--root", os.path.join(work, "pyrt-root"),
                  "--runroot", os.path.join(work, "pyrt-run")]}
     if not a.skip_podman and shutil.which("podman"):
-        engines["podman"] = ["podman", "--root", os.path.join(work, "podman-root"),
-                             "--runroot", os.path.join(work, "podman-run"),
-                             "--storage-driver", "vfs"]
+        engines["podman"] = podman_command(work, "vfs")
     elif not a.skip_podman:
         print("podman skipped (apt-get install podman)")
     times: dict[str, dict[str, list[float]]] = {e: {} for e in engines}
@@ -90,10 +70,9 @@ def main() -> int:
             left = run(base + ["volume", "ls", "-q"]).split()
             if left:
                 raise SystemExit(f"{base[0]} left volumes: {left[:3]}...")
-        if "podman" in engines:
-            subprocess.run(engines["podman"] + ["system", "reset", "-f"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
+        if "podman" in engines:
+            podman_reset(engines["podman"])
         cleanup_work(work)
     print(f"{a.volumes} volumes, median of {a.runs} runs (ms), engines taking turns:")
     cases = list(next(iter(times.values())))

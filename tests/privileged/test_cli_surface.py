@@ -119,7 +119,7 @@ def test_ps_filters_and_formats(cli):
     table = _lines(cli("ps", "-a", "--format", "table {{.ID}}\\t{{.Names}}\\t{{.Label \"team\"}}"))
     assert table[0].split() == ["CONTAINER", "ID", "NAMES", "LABEL"]
     assert table[1].split() == [last[:12], "c4"] and table[2].split() == [by["c3"]["ID"], "c3", "a"]
-    assert table[0].index("NAMES") == table[2].index("c3")
+    assert table[0].index("NAMES") == table[2].index(" c3 ") + 1  # (not a "c3" of the id)
     assert _lines(cli("ps", "-a", "--filter", "name=c2", "--format", "{{.Names}}: {{.Status | lower}}"))[0] \
         .startswith("c2: exited (3) ")
     # the default table, and --size

@@ -1,6 +1,7 @@
 """The everyday commands start lean (issue 17): ``pyrt`` is a script of its own, not
 pip's console-script wrapper (which imports ``re``); ``pyrt --version``, ``ps``, ``rm``,
-``stop`` and conmon's exit command (``container cleanup``) import none of the modules
+``stop``, ``inspect -f`` of the record's fields, ``volume ls``/``inspect`` and conmon's exit
+command (``container cleanup``) import none of the modules
 below; and the hand parser of those command lines (:mod:`pyrt_core.cli.quick`) gives
 what argparse gives, or leaves the line to argparse."""
 from __future__ import annotations
@@ -37,6 +38,12 @@ PARSED = [
     ["--storage-opt", "a=b", "--storage-opt", "c=d", "--config", "/c", "ps"],
     ["--root", "/r", "--runroot", "/rr", "--storage-driver", "overlay", "container", "cleanup",
      "--run", "3", "abc"],
+    ["inspect", "a"], ["inspect", "-f", "{{.State.Pid}}", "a"], ["inspect", "a", "b", "-f", "{{.Id}}"],
+    ["inspect", "--format={{json .}}", "--type", "container", "a"], ["inspect", "-s", "a"],
+    ["inspect", "--type=image", "--size", "-f", "", "a"], ["--root", "/r", "inspect", "-f", "x", "a"],
+    ["volume", "ls"], ["volume", "list", "-q"], ["volume", "ls", "--quiet", "--format", "{{.Name}}"],
+    ["--root", "/r", "volume", "ls", "--format=json"], ["volume", "inspect", "v1"],
+    ["volume", "inspect", "-f", "{{.Mountpoint}}", "v1", "v2"], ["volume", "inspect", "v1", "--format", "x"],
 ]
 
 REFUSED = [  # argparse's to parse or to refuse
@@ -47,7 +54,12 @@ REFUSED = [  # argparse's to parse or to refuse
     ["stop", "-t", "x", "a"], ["stop", "a", "-t", "5", "b"], ["stop", "-t"], ["stop", "-t5", "a"],
     ["ps", "--root", "/x"], ["--root", "ps"], ["--bogus", "ps"], ["-s=vfs", "ps"], ["run", "img"],
     ["kill", "a"], ["container", "cleanup", "--run", "x", "a"], ["container", "prune"],
-    ["inspect", "a"], ["--version", "ps"],
+    ["--version", "ps"], ["inspect"], ["inspect", "-f"], ["inspect", "--type", "volume", "a"],
+    ["inspect", "-f", "-x", "a"], ["inspect", "-f{{.Id}}", "a"], ["inspect", "a", "-s", "b"],
+    ["inspect", "--form", "x", "a"], ["inspect", "--size=1", "a"],
+    ["volume"], ["volume", "-h"], ["volume", "ls", "-f", "name=x"], ["volume", "ls", "--filter", "x=y"],
+    ["volume", "ls", "x"], ["volume", "inspect"], ["volume", "rm", "x"], ["volume", "create", "x"],
+    ["volume", "ls", "-qf", "x"], ["volume", "--root", "/r", "ls"],
 ]
 
 
@@ -116,6 +128,8 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
     # the first rm records the hook plans (through pluggy, once); the others read them
     r, _ = _imports(g + ["rm", ids[3]])
     assert r.returncode == 0, r.stderr[-2000:]
+    r, _ = _imports(g + ["volume", "create", "vol1"])
+    assert r.returncode == 0, r.stderr[-2000:]
     lines = {
         "--version": ["--version"],
         "ps": g + ["ps"],
@@ -125,6 +139,16 @@ def test_everyday_commands_import_nothing_heavy(tmp_path):
         "container cleanup": g + ["container", "cleanup", "--run", "1", ids[0]],
         "rm": g + ["rm", ids[0]],
         "rm -f": g + ["rm", "-f", ids[1]],
+        "inspect -f": g + ["inspect", "-f", "{{.State.Pid}} {{.Name}} {{.NetworkSettings.IPAddress}} "
+                           "{{json .Config}} {{index .Config.Labels \"k\"}} {{json .HostConfig}} "
+                           "{{range .Mounts}}{{.Source}}{{end}}",
+                           ids[2]],
+        "inspect": g + ["inspect", ids[2]],
+        "inspect -f {{json .}}": g + ["inspect", "-f", "{{json .}}", ids[2]],
+        "volume ls": g + ["volume", "ls"],
+        "volume ls -q": g + ["volume", "ls", "-q"],
+        "volume inspect": g + ["volume", "inspect", "vol1"],
+        "volume inspect -f": g + ["volume", "inspect", "-f", "{{.Mountpoint}}", "vol1"],
     }
     heavy = {}
     for what, argv in lines.items():

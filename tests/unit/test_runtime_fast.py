@@ -77,6 +77,8 @@ def test_jsonlean_is_json(doc):
     assert jsonlean.dumps(doc) == json.dumps(doc, separators=(",", ":"))
     for indent in (1, 2, 4):
         assert jsonlean.dumps_indented(doc, indent) == json.dumps(doc, indent=indent)
+        assert jsonlean.dumps_indented(doc, indent, ensure_ascii=False) == \
+            json.dumps(doc, indent=indent, ensure_ascii=False)
     text = json.dumps(doc, indent=1)
     assert jsonlean.loads(text) == json.loads(text)
     assert jsonlean.loads(text.encode()) == json.loads(text)

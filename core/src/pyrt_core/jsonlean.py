@@ -8,7 +8,9 @@ documents read and written are exactly :mod:`json`'s:
 
 * :func:`loads` is ``json.loads`` (strict, as its default);
 * :func:`dumps` is ``json.dumps(obj)`` (compact separators: ``","`` and ``":"``);
-* :func:`dumps_indented` is ``json.dumps(obj, indent=N)`` for the types JSON has.
+* :func:`dumps_text` is ``json.dumps(obj, ensure_ascii=False)``, compact;
+* :func:`dumps_indented` is ``json.dumps(obj, indent=N, ensure_ascii=...)`` for the
+  types JSON has.
 
 Only when :mod:`_json` is missing (an interpreter built without it) is
 :mod:`json` used.
@@ -88,26 +90,47 @@ def dumps(obj) -> str:
     return "".join(_encode(obj, 0))
 
 
+_encode_text = None
+
+
+def dumps_text(obj, default=None) -> str:
+    """``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)``
+    (the Go templates' ``json`` function, cli/gotemplate.py)."""
+    global _encode_text
+    if _json is None or default is not None:
+        if _json is None:  # pragma: no cover
+            import json
+
+            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)
+        return "".join(_json.make_encoder({}, default, _json.encode_basestring, None, ":", ",",
+                                          False, False, True)(obj, 0))
+    if _encode_text is None:
+        _encode_text = _json.make_encoder({}, _default, _json.encode_basestring, None,
+                                          ":", ",", False, False, True)
+    return "".join(_encode_text(obj, 0))
+
+
 def _default(o):
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
-def dumps_indented(obj, indent: int = 2, _level: int = 0) -> str:
-    """``json.dumps(obj, indent=indent)``."""
+def dumps_indented(obj, indent: int = 2, _level: int = 0, ensure_ascii: bool = True) -> str:
+    """``json.dumps(obj, indent=indent, ensure_ascii=ensure_ascii)``."""
     if isinstance(obj, dict):
         if not obj:
             return "{}"
+        scalar = dumps if ensure_ascii else dumps_text
         pad = "\n" + " " * (indent * (_level + 1))
         items = []
         for k, v in obj.items():
             if not isinstance(k, str):
                 k = dumps(k) if isinstance(k, (bool, type(None))) else str(k)
-            items.append(f"{dumps(k)}: {dumps_indented(v, indent, _level + 1)}")
+            items.append(f"{scalar(k)}: {dumps_indented(v, indent, _level + 1, ensure_ascii)}")
         return "{" + pad + ("," + pad).join(items) + "\n" + " " * (indent * _level) + "}"
     if isinstance(obj, (list, tuple)):
         if not obj:
             return "[]"
         pad = "\n" + " " * (indent * (_level + 1))
-        items = [dumps_indented(v, indent, _level + 1) for v in obj]
+        items = [dumps_indented(v, indent, _level + 1, ensure_ascii) for v in obj]
         return "[" + pad + ("," + pad).join(items) + "\n" + " " * (indent * _level) + "]"
-    return dumps(obj)
+    return dumps(obj) if ensure_ascii else dumps_text(obj)

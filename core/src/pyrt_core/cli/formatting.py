@@ -60,9 +60,9 @@ def print_objects(fmt: str | None, objects: list, out=None) -> None:
     (one line each, as docker prints them)."""
     out = out or sys.stdout
     if not fmt:
-        import json
+        from ..jsonlean import dumps_indented  # json.dumps's text without importing json
 
-        out.write(json.dumps(objects, indent=4, ensure_ascii=False) + "\n")
+        out.write(dumps_indented(objects, 4, ensure_ascii=False) + "\n")
         return
     from . import gotemplate
 

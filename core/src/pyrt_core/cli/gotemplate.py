@@ -19,6 +19,8 @@ wrap Go's own package and need a Go toolchain.  This is the subset those scripts
 Data are JSON-like Python values: a dict is looked up as Go looks up a map (a missing key
 prints ``<no value>``, the way ``docker inspect`` prints a field it does not know, through
 its raw-JSON fallback); a callable value is a method (docker's ``{{.Label "k"}}`` in ps).
+An object with ``template_field(name)`` is a document whose fields are computed when the
+template reads them; used whole (``{{.}}``, ``{{json .}}``) it gives ``template_value()``.
 Values print as Go's ``fmt`` prints them (``[a b]``, ``map[k:v]``, ``true``, ``<nil>``).
 
 Errors are docker's lines: ``template parsing error: template: :1: unclosed action``
@@ -90,6 +92,15 @@ def printable(v) -> str:
     if isinstance(v, dict):
         return "map[" + " ".join(f"{printable(k)}:{printable(v[k])}" for k in sorted(v)) + "]"
     return str(v)
+
+
+def _whole(v):
+    """``v`` where a template uses it whole (``{{.}}``, ``{{json .}}``, ``$``, a ``range``
+    or ``with`` over it): a document built on demand gives its complete value
+    (``template_value()``: ``inspect -f``'s cli/containers/inspect_view.LazyInspect),
+    where a field of it (``{{.State.Pid}}``) is read through ``template_field`` alone."""
+    whole = getattr(v, "template_value", None)
+    return whole() if whole is not None else v
 
 
 def truth(v) -> bool:
@@ -597,12 +608,11 @@ class _Parser:
 
 
 def _json(v) -> str:
-    import json
+    from ..jsonlean import dumps_text  # json's encoder without ``import json`` (re, enum)
 
     if isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
         v = {k: x for k, x in v.items() if not callable(x)}
-    return json.dumps(None if v is NOVALUE else v, ensure_ascii=False, separators=(",", ":"),
-                      default=str)
+    return dumps_text(None if v is NOVALUE else v, default=str)
 
 
 def _title(s) -> str:
@@ -1044,9 +1054,9 @@ class Template:
         if isinstance(node, _Lit):
             return node.val
         if isinstance(node, _Dot):
-            return dot
+            return _whole(dot)
         if isinstance(node, _Var):
-            return self._lookup(node)
+            return _whole(self._lookup(node))
         if isinstance(node, _Field):
             return self._field(node, dot, (), None)
         if isinstance(node, _Paren):

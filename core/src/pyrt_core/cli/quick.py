@@ -2,7 +2,8 @@
 
 argparse imports ``re`` and ``gettext`` (and with them ``enum``, ``locale``...),
 ~10-15 ms before any work, on commands whose whole work is a few milliseconds:
-``ps``, ``rm``, ``stop``, ``kill``, ``wait``, ``start`` and conmon's exit command
+``ps``, ``rm``, ``stop``, ``kill``, ``wait``, ``start``, ``inspect``, ``volume ls``,
+``volume inspect`` and conmon's exit command
 ``container cleanup`` (run after every detached container's exit), and
 ``pyrt --version``.  :func:`parse` reads the plain forms of those command lines
 into the namespace argparse would give (the unit test checks that, line by line,
@@ -19,8 +20,9 @@ GLOBAL = {"--root": "root", "--runroot": "runroot", "--storage-driver": "storage
           "-s": "storage_driver", "--storage-opt": "storage_opt", "--config": "config"}
 
 # per command: (module, function, {flag: (dest, kind)}, positional dest, minimum count)
-# kind: True (store_true), "int", or a tuple of the accepted choices
+# kind: True (store_true), "int", "str" (any value), or a tuple of the accepted choices
 _TRUE = True
+_STR = "str"
 COMMANDS: dict = {
     "ps": ("inventory", "cmd_ps",
            {"--all": ("all", _TRUE), "-a": ("all", _TRUE), "--quiet": ("quiet", _TRUE),
@@ -40,14 +42,32 @@ COMMANDS: dict = {
                "--interactive": ("interactive", _TRUE), "-i": ("interactive", _TRUE),
                "--all": ("all", _TRUE)},
               "containers", 0),
+    "inspect": ("inventory", "cmd_inspect",
+                {"--format": ("format", _STR), "-f": ("format", _STR),
+                 "--type": ("type", ("image", "container")), "--size": ("size", _TRUE),
+                 "-s": ("size", _TRUE)},
+                "names", 1),
+    # volume ls and inspect (the benchmark's commands, docs/volumes.md): "volume WORD"
+    "volume ls": (".volumes", "cmd_ls",
+                  {"--quiet": ("quiet", _TRUE), "-q": ("quiet", _TRUE), "--format": ("format", _STR)},
+                  None, 0),
+    "volume inspect": (".volumes", "cmd_inspect",
+                       {"--format": ("format", _STR), "-f": ("format", _STR)}, "names", 1),
 }
+COMMANDS["volume list"] = COMMANDS["volume ls"]
 #: the defaults argparse gives each command's flags
 _DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "format": None,
                     "filter": [], "last": None, "latest": False, "size": False},
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},
-             "start": {"attach": False, "interactive": False, "all": False}}
+             "start": {"attach": False, "interactive": False, "all": False},
+             "inspect": {"type": None, "format": None, "size": False},
+             "volume ls": {"command": "volume", "volume_command": "ls", "quiet": False,
+                           "filter": [], "format": None},
+             "volume list": {"command": "volume", "volume_command": "list", "quiet": False,
+                             "filter": [], "format": None},
+             "volume inspect": {"command": "volume", "volume_command": "inspect", "format": None}}
 
 
 class Args:
@@ -110,6 +130,8 @@ def parse(argv):
     word, rest = argv[i], argv[i + 1:]
     if word == "container":
         return _cleanup(rest, out)
+    if word == "volume" and rest:
+        word, rest = f"volume {rest[0]}", rest[1:]
     spec = COMMANDS.get(word)
     if spec is None:
         return None
@@ -166,6 +188,8 @@ def parse(argv):
             value = _int(value)
             if value is None:
                 return None
+        elif kind == _STR:
+            pass
         elif value not in kind:
             return None
         out[dest] = value
@@ -193,6 +217,8 @@ def _cleanup(rest, out: dict):
 
 
 def _command(module: str, name: str):
+    """``module``: a module of cli.containers, or with a leading "." of cli."""
     from importlib import import_module
 
-    return getattr(import_module(f"{__package__}.containers.{module}"), name)
+    path = module if module.startswith(".") else f".containers.{module}"
+    return getattr(import_module(f"{__package__}{path}"), name)

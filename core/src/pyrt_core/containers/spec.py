@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 
 from ..errors import ExecError, UsageError
-from ..models import Container, Image
+TYPE_CHECKING = False  # the models only name parameters' types: merge_env (inspect's Config)
+if TYPE_CHECKING:      # is read without the attrs models (cli/containers/inspect_view.py)
+    from ..models import Container, Image
 from . import defaults
 
 OCI_VERSION = "1.0.2"

@@ -23,16 +23,32 @@ def docker_status(c) -> str:
     return {"creating": "created"}.get(s.status, s.status)
 
 
+def state(c, engine=None) -> dict:
+    """docker's ``State`` of ``c`` (the attrs ``Container`` or the record's lean view:
+    ``inspect -f '{{.State.Pid}}'`` reads it from the lean view, cli/containers/inspect_view.py);
+    with ``engine``, ``Health`` too for a container with a health check."""
+    s = c.state
+    running = s.status in ("running", "starting")
+    out = {
+        "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
+        "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
+        "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
+        "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
+    }
+    health = _health(engine, c) if engine is not None else None
+    if health is not None:
+        out["Health"] = health
+    return out
+
+
 def _image_config(engine, c, cache: dict):
-    """The image's config (an empty one when the image is gone: ``rmi -f``)."""
-    from ...errors import PyrtError
-    from ...models import ImageConfig
+    """The image's config (an empty one when the image is gone: ``rmi -f``), read from the
+    image index (images/configview.py: not the image store, which needs the storage driver
+    and with it the plugin manager)."""
+    from ...images.configview import image_config
 
     if c.image_id not in cache:
-        try:
-            cache[c.image_id] = engine.images.get(c.image_id).config
-        except PyrtError:
-            cache[c.image_id] = ImageConfig()
+        cache[c.image_id] = image_config(engine.settings.root, c.image_id)
     return cache[c.image_id]
 
 
@@ -187,23 +203,13 @@ def container_inspect(engine, c, image_configs: dict | None = None) -> dict:
     from ...engine.volumes import inspect_mounts
 
     mounts = inspect_mounts(engine, c)  # volumes by name, driver and data path
-    running = s.status in ("running", "starting")
     bundle = engine.containers.bundle_dir(c.id)
-    state = {
-        "Status": docker_status(c), "Running": running, "Paused": running and s.paused,
-        "Restarting": False, "OOMKilled": s.oom_killed, "Dead": False,
-        "Pid": s.pid if running else 0, "ExitCode": s.exit_code, "Error": s.error,
-        "StartedAt": s.started_at or ZERO_TIME, "FinishedAt": s.finished_at or ZERO_TIME,
-    }
-    health = _health(engine, c)
-    if health is not None:
-        state["Health"] = health
     return {
         "Id": c.id,
         "Created": c.created,
         "Path": args[0] if args else "",
         "Args": args[1:],
-        "State": state,
+        "State": state(c, engine),
         "Image": c.image_id,
         "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname",

@@ -84,21 +84,31 @@ def cmd_rename(args) -> int:
 
 def cmd_inspect(args) -> int:
     from ..formatting import print_objects
-    from ..images import image_inspect
-    from .docker_shape import container_inspect
 
     if args.format:
         from ..gotemplate import parse
 
         parse(args.format)  # a bad template: one line, before any work
     engine = engine_for(args)
+    # a container's document from its record's lean view (inspect_view.py): -f builds
+    # only the fields the template reads; --size needs the attrs model (listing.sizes)
+    lazy = not args.size
     out, missing, image_configs = [], [], {}
     for name in args.names:
         obj = None
         if args.type in (None, "container"):
             try:
-                c = engine.containers.get(name)
-                obj = container_inspect(engine, c, image_configs)
+                if lazy:
+                    from .inspect_view import LazyInspect
+
+                    obj = LazyInspect(engine, engine.containers.find(name), image_configs)
+                    if not args.format:
+                        obj = obj.template_value()
+                else:
+                    from .docker_shape import container_inspect
+
+                    c = engine.containers.get(name)
+                    obj = container_inspect(engine, c, image_configs)
                 if args.size:
                     from .listing import sizes
 
@@ -106,6 +116,8 @@ def cmd_inspect(args) -> int:
             except NotFoundError:
                 obj = None
         if obj is None and args.type in (None, "image"):
+            from ..images import image_inspect
+
             try:
                 obj = image_inspect(engine, engine.images.get(name))
             except (NotFoundError, UsageError):
