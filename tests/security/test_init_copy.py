@@ -2,11 +2,17 @@
 
 Docker binds the host's ``docker-init`` read-only into the container.  A container that
 can remount (``--privileged``, or CAP_SYS_ADMIN) turns the bind writable and changes
-the *host's* file: ``chmod 4777`` makes the host's init a setuid-root program that runs
-any command as root for any local user (catatonit and tini run the program they are
-given), and when no container is running it, its contents can be rewritten.  pyrt
-copies the contents into the container's bundle (containers/init.py): the attack
-changes the container's private copy only.
+the *host's* file: ``chmod 4777`` makes the host's init a setuid program that runs any
+command for any local user (catatonit and tini run the program they are given), and
+when no container is running it, its contents can be rewritten.  pyrt copies the
+contents into the container's bundle (containers/init.py): the attack changes the
+container's private copy only.
+
+The attack itself is only ever aimed at a throw-away copy (``--init-path``): were the
+fix to regress, a test that attacked the host's /usr/bin/catatonit would leave that
+binary setuid and owned by another user (it did once, while proving this test fails
+without the fix).  For the default init the proof is read-only: the file the container
+sees is another inode than the host's.
 """
 from __future__ import annotations
 
@@ -30,26 +36,34 @@ def _fingerprint(path: str) -> tuple:
         return st.st_mode, st.st_uid, st.st_gid, hashlib.sha256(f.read()).hexdigest()
 
 
-@pytest.fixture(params=["copy", "default"])
-def init_binary(request, tmp_path):
-    """A host init: a private copy of catatonit given by --init-path, or the host's
-    /usr/bin/catatonit itself (the default --init)."""
+@pytest.fixture
+def host_init():
     if not os.path.exists(HOST_INIT):
         pytest.skip(f"{HOST_INIT} is not installed on this machine (package catatonit)")
-    if request.param == "default":
-        return HOST_INIT, []
-    path = tmp_path / "catatonit"
-    shutil.copy2(HOST_INIT, path)
+    return HOST_INIT
+
+
+def test_privileged_container_cannot_change_the_init_it_was_given(demo_cli, host_init,
+                                                                 tmp_path):
+    path = tmp_path / "catatonit"  # the target: a copy, never the host's binary
+    shutil.copy2(host_init, path)
     os.chmod(path, 0o755)
-    return str(path), ["--init-path", str(path)]
-
-
-def test_privileged_container_cannot_change_the_hosts_init(demo_cli, init_binary):
-    path, flags = init_binary
-    before = _fingerprint(path)
-    r = demo_cli("run", "--rm", "--privileged", "--init", *flags, demo_cli.image,
-                 "sh", "-c", ATTACK)
+    before = _fingerprint(str(path))
+    r = demo_cli("run", "--rm", "--privileged", "--init", "--init-path", str(path),
+                 demo_cli.image, "sh", "-c", ATTACK)
     # the attack did run: it remounted and changed the file it was given...
     assert r.stdout.split() == ["remounted", "chowned", "chmodded", "4777"], (r.stdout, r.stderr)
-    # ...which was the container's copy: the host's binary is unchanged
-    assert _fingerprint(path) == before
+    # ...which was the container's copy: the file on the host is unchanged
+    assert _fingerprint(str(path)) == before
+
+
+def test_default_init_is_not_the_hosts_inode(demo_cli, host_init):
+    """Read-only: the default init (the host's catatonit) reaches the container as a
+    copy, another inode, so no change through the mount can reach the host's file."""
+    st = os.stat(host_init)
+    r = demo_cli("run", "--rm", "--init", demo_cli.image, "stat", "-L", "-c", "%d %i %a",
+                 "/run/pyrt-init")
+    assert r.returncode == 0, r.stderr
+    dev, ino, mode = r.stdout.split()
+    assert (int(dev), int(ino)) != (st.st_dev, st.st_ino), "the host's own inode is bound"
+    assert mode == "555"
