@@ -292,6 +292,26 @@ def test_namespaces_of_another_container(cli):
     assert inspect(cli, donor)["HostConfig"]["IpcMode"] == "shareable"
 
 
+def test_ipc_shareable_shares_dev_shm(cli):
+    # POSIX shared memory is files in /dev/shm: joining the IPC namespace shares it too
+    # (docker's ShmPath), while a private container has its own
+    donor = cli("run", "-d", "--name", "shmdonor", "--ipc", "shareable", "--shm-size", "32m",
+                cli.image, "sleep", "600", check=True).stdout.strip()
+    cli("exec", donor, "sh", "-c", "echo from-donor > /dev/shm/seg", check=True)
+    r = cli("run", "--rm", "--ipc", "container:shmdonor", cli.image, "sh", "-c",
+            "cat /dev/shm/seg; echo from-joiner > /dev/shm/back; df -k /dev/shm")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "from-donor" and _df_kib(r.stdout) == 32768
+    assert cli("exec", donor, "cat", "/dev/shm/back", check=True).stdout == "from-joiner\n"
+    r = cli("run", "--rm", cli.image, "ls", "/dev/shm", check=True)
+    assert r.stdout == ""
+    # a restart gets a fresh one (the old tmpfs was unmounted: the leak guard checks)
+    cli("stop", "-t", "0", donor, check=True)
+    cli("start", donor, check=True)
+    assert cli("exec", donor, "ls", "/dev/shm", check=True).stdout == ""
+    cli("rm", "-f", donor, check=True)
+
+
 def test_namespace_bad_values(cli):
     cli("create", "--name", "stopped", cli.image, "true", check=True)
     private = cli("run", "-d", "--name", "private", cli.image, "sleep", "600",

@@ -55,6 +55,11 @@ def apply(spec: dict, cfg, rootfs: str, joined: dict | None = None) -> None:
     if shm is not None and getattr(cfg, "shm_size", None):
         shm["options"] = [o for o in shm["options"] if not o.startswith("size=")] + \
             [f"size={cfg.shm_size}"]
+    shared = (joined or {}).get("/dev/shm")  # --ipc shareable, container:ID (namespaces)
+    if shared and shm is not None:
+        shm.clear()
+        shm.update({"destination": "/dev/shm", "type": "bind", "source": shared,
+                    "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
     for flag, nstype in NAMESPACE_FLAGS:
         mode = getattr(cfg, f"{flag}_mode", None)
         if mode in (None, "private", "shareable", "none"):

@@ -43,7 +43,9 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
         from ..containers.init import copy_into
 
         copy_into(bundle, container.config.init_path)
-    from .namespaces import paths as namespace_paths
+    from .namespaces import mount_shm, paths as namespace_paths
+
+    mount_shm(engine, container, bundle)  # --ipc shareable: a tmpfs joiners bind too
 
     spec = specmod.build_spec(container, image, rootfs, bundle, sources, netns=netns_path,
                               joined=namespace_paths(engine, container))

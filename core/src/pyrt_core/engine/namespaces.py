@@ -8,10 +8,24 @@ namespaces to join; for ``--ipc``, only a ``shareable`` one, as docker's default
 the namespace files of that container's init, ``/proc/PID/ns/TYPE``, after checking
 again that it runs and that the pid is still its init's (procutil.alive: start time
 and boot), so a pid reused by another process is never joined.
+
+POSIX shared memory lives in /dev/shm, not in the IPC namespace: as docker does, a
+``shareable`` container's /dev/shm is a tmpfs mounted on the host in its bundle
+(:func:`mount_shm`, unmounted by teardown.cleanup_locked), and a container joining its
+IPC namespace binds that same tmpfs (``paths()["/dev/shm"]``); one joining a ``--ipc
+host`` container binds the host's /dev/shm, as ``--ipc host`` does.
 """
 from __future__ import annotations
 
+import os
+
 from ..errors import NotFoundError, UsageError
+
+#: the bundle's mount point of a ``shareable`` container's /dev/shm (docker's ShmPath)
+SHM_NAME = "shm"
+
+#: docker's default /dev/shm size (64 MiB)
+DEFAULT_SHM_SIZE = 64 << 20
 
 #: ContainerConfig field -> (flag, OCI namespace type)
 FIELDS = (("ipc_mode", "ipc", "ipc"), ("pid_mode", "pid", "pid"),
@@ -54,4 +68,51 @@ def paths(engine, container) -> dict[str, str]:
         if mode and mode.startswith("container:"):
             target = _running(engine, mode[len("container:"):], flag)
             out[nstype] = f"/proc/{target.state.pid}/ns/{nstype}"
+            if nstype == "ipc":
+                out["/dev/shm"] = _shm_of(engine, target)
+    if getattr(container.config, "ipc_mode", None) == "shareable":
+        out["/dev/shm"] = os.path.join(engine.paths(container.id).bundle, SHM_NAME)
     return out
+
+
+def _shm_of(engine, target) -> str:
+    """The /dev/shm a container joining ``target``'s IPC namespace binds."""
+    if target.config.ipc_mode == "host":
+        return "/dev/shm"
+    from ..volumes.sysmount import is_mount_point
+
+    path = os.path.join(engine.paths(target.id).bundle, SHM_NAME)
+    if not is_mount_point(path):
+        raise UsageError(f"cannot join the ipc namespace of container "
+                         f"{target.name or target.short_id}: its /dev/shm is not shared "
+                         "(restart it)")
+    return path
+
+
+def mount_shm(engine, container, bundle: str) -> None:
+    """A ``shareable`` container's /dev/shm: a fresh tmpfs at ``bundle``/shm (a stale
+    one, from a start that failed before its clean-up, unmounted first)."""
+    if getattr(container.config, "ipc_mode", None) != "shareable":
+        return
+    from ..volumes import sysmount
+
+    target = os.path.join(bundle, SHM_NAME)
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    sysmount.umount(target)
+    size = container.config.shm_size or DEFAULT_SHM_SIZE
+    sysmount.mount("shm", target, "tmpfs",
+                   sysmount.MS_NOSUID | sysmount.MS_NODEV | sysmount.MS_NOEXEC,
+                   f"mode=1777,size={size}")
+
+
+def unmount_shm(engine, c, errors: list) -> None:
+    """teardown: the tmpfs :func:`mount_shm` made, if any (before the bundle goes)."""
+    target = os.path.join(engine.paths(c.id).bundle, SHM_NAME)
+    if not os.path.isdir(target):
+        return
+    from ..volumes import sysmount
+
+    try:
+        sysmount.umount(target)
+    except OSError as e:
+        errors.append(f"unmounting /dev/shm: {e}")
