@@ -552,6 +552,20 @@ class ContainerConfig:
     # the effective health check, docker's HealthConfig (the flags merged with the image's
     # HEALTHCHECK at create, pyrt_core.health.config); None: none; {"Test": ["NONE"]}: off
     healthcheck: dict | None = None
+    init: bool = False  # --init: containers.init's copy of catatonit (or tini) as PID 1
+    init_path: str | None = None  # --init-path (else containers.init.CANDIDATES)
+    ulimits: list[dict] = field(factory=list)  # --ulimit, docker's {"Name", "Soft", "Hard"}
+    sysctls: dict[str, str] = field(factory=dict)  # --sysctl (namespaced keys only)
+    shm_size: int | None = None  # --shm-size (bytes), else docker's 64 MiB
+    oom_score_adj: int | None = None  # --oom-score-adj
+    group_add: list[str] = field(factory=list)  # --group-add: names (the image's) or numbers
+    cidfile: str | None = None  # --cidfile, as written (HostConfig.ContainerIDFile)
+    annotations: dict[str, str] = field(factory=dict)  # --annotation: OCI annotations
+    # --ipc/--pid/--uts/--cgroupns: None (private), or host, none, shareable, container:REF
+    ipc_mode: str | None = None
+    pid_mode: str | None = None
+    uts_mode: str | None = None
+    cgroupns_mode: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,6 +40,9 @@ CONFIG_DEFAULTS: dict = {
     "stop_timeout": None, "log_size_max": None, "security_opt": list, "seccomp": None,
     "detach": False, "cap_add": list, "cap_drop": list, "privileged": False,
     "no_new_privileges": True, "labels": dict, "healthcheck": None,
+    "init": False, "init_path": None, "ulimits": list, "sysctls": dict, "shm_size": None,
+    "oom_score_adj": None, "group_add": list, "cidfile": None, "annotations": dict,
+    "ipc_mode": None, "pid_mode": None, "uts_mode": None, "cgroupns_mode": None,
 }
 TOP_DEFAULTS: dict = {"cgroup_manager": "none", "monitor": "", "runtime": ""}
 #: the fields a record must have (``Container``'s fields without a default)

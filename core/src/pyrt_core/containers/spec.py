@@ -221,13 +221,17 @@ def _bind(src: str, dst: str, readonly: bool = False) -> dict:
 
 
 def build_spec(container: Container, image: Image, rootfs: str, bundle: str,
-               volume_sources: dict[int, str] | None = None, netns: str | None = None) -> dict:
+               volume_sources: dict[int, str] | None = None, netns: str | None = None,
+               joined: dict[str, str] | None = None) -> dict:
     """The runtime-spec document for ``container`` whose root is mounted at ``rootfs``
     (``volume_sources``: the host paths of its volumes, engine.volumes.mount_volumes;
     ``netns``: the path of the network namespace it joins (engine.network), else a new
-    one (or the host's, ``--network host``))."""
+    one (or the host's, ``--network host``); ``joined``: namespace type -> the path of
+    another container's namespace it joins, engine.namespaces.paths)."""
     cfg = container.config
     hostname = cfg.hostname or container.id[:12]
+    if cfg.uts_mode == "host":
+        hostname = os.uname().nodename
     args = resolve_args(container, image)
     uid, gid, extra = resolve_user(rootfs, cfg.user if cfg.user is not None else image.config.user)
     cwd = cfg.workdir or image.config.working_dir or "/"
@@ -287,8 +291,14 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str,
     from .mounts import container_mounts
 
     mounts += container_mounts(cfg.volumes, volume_sources)
+    if getattr(cfg, "init", False):  # the bundle's private copy (engine.bundle), read-only
+        from . import init as initmod
 
-    return {
+        args = initmod.wrap_args(args)
+        mounts.append(_bind(os.path.join(bundle, initmod.BUNDLE_NAME), initmod.DESTINATION,
+                            readonly=True))
+
+    spec = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": bool(cfg.tty),
@@ -308,6 +318,10 @@ def build_spec(container: Container, image: Image, rootfs: str, bundle: str,
         "annotations": {"io.pyrt.image": image.id, "io.pyrt.name": container.name},
         "linux": linux,
     }
+    from .spec_runflags import apply as apply_run_flags
+
+    apply_run_flags(spec, cfg, rootfs, joined)  # --ulimit, --sysctl, --ipc, --pid...
+    return spec
 
 
 def cgroups_path(container_id: str, cgroup_parent: str | None = None) -> str:

@@ -234,11 +234,13 @@ class Engine:
 
     def exec(self, ref: str | Container, args: list[str], *, env: list[str] | None = None,
              user: str | None = None, workdir: str | None = None, tty: bool = False,
-             stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None) -> int:
+             stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None,
+             privileged: bool = False) -> int:
         from .exec import exec_in
 
         return exec_in(self, ref, args, env=env, user=user, workdir=workdir, tty=tty,
-                       stdio=stdio, detach=detach, on_started=on_started, on_console=on_console)
+                       stdio=stdio, detach=detach, on_started=on_started, on_console=on_console,
+                       privileged=privileged)
 
     def pause(self, ref: str | Container, paused: bool = True) -> Container:
         from .resources import pause

@@ -28,6 +28,8 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     bundle = engine.containers.bundle_dir(container.id)
     os.makedirs(bundle, mode=0o700, exist_ok=True)  # root's only: config.json holds the env
     hostname = container.config.hostname or container.id[:12]
+    if container.config.uts_mode == "host":  # docker: the host's name in /etc/hostname
+        hostname = os.uname().nodename
     from .network import networking_dict, prepare
 
     # the network first: /etc/hosts and resolv.conf are written from its record
@@ -37,7 +39,16 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     from .volumes import mount_volumes
 
     sources = mount_volumes(engine, container, rootfs)  # released by teardown.cleanup_locked
-    spec = specmod.build_spec(container, image, rootfs, bundle, sources, netns=netns_path)
+    if container.config.init:  # a copy of the init's contents, never the host's inode
+        from ..containers.init import copy_into
+
+        copy_into(bundle, container.config.init_path)
+    from .namespaces import mount_shm, paths as namespace_paths
+
+    mount_shm(engine, container, bundle)  # --ipc shareable: a tmpfs joiners bind too
+
+    spec = specmod.build_spec(container, image, rootfs, bundle, sources, netns=netns_path,
+                              joined=namespace_paths(engine, container))
     if "seccomp" in spec["linux"]:  # compiled filters are cached per runroot
         from ..runtime.config import SECCOMP_CACHE_ANNOTATION
 

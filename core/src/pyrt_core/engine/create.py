@@ -40,6 +40,10 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
         name = None
     validate_resources(engine, config)
     default_pids_limit(engine, config)
+    if config.ipc_mode or config.pid_mode or config.uts_mode or config.cgroupns_mode:
+        from .namespaces import check as check_namespaces
+
+        check_namespaces(engine, config, cid)  # container:NAME: a running one of the store
     networked = config.network not in ("none", "host") or bool(config.networking)
     if networked:  # the default network, container:NAME, a plugin for the networks named
         from .network import resolve as resolve_networking

@@ -10,10 +10,13 @@ from ..models import Container
 
 def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | None = None,
             user: str | None = None, workdir: str | None = None, tty: bool = False,
-            stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None) -> int:
+            stdio=(0, 1, 2), detach: bool = False, on_started=None, on_console=None,
+            privileged: bool = False) -> int:
     """``pyrt exec``: a new process in the container's namespaces (setns) and
     cgroup, with the container's environment, capabilities and user unless
-    overridden.  Returns its exit code (0 at once with ``detach``)."""
+    overridden (``privileged``: every capability, no seccomp filter and no
+    no_new_privs for this process, as ``docker exec --privileged``).  Returns its exit
+    code (0 at once with ``detach``)."""
     import json
 
     from ..containers.spec import resolve_user
@@ -49,12 +52,19 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
             raise ExecError(f"the working directory {workdir!r} is invalid, it needs to be an "
                             "absolute path", 125)
         proc["cwd"] = workdir
+    if privileged:
+        from ..capabilities import effective_set
+
+        caps = effective_set([], [], True)
+        proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+        proc["noNewPrivileges"] = False
     pconf = process_from_spec(proc)
     if tty and on_console is not None:
         pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
     from ..runtime.spec_seccomp import seccomp_from_spec
 
-    pconf.seccomp = seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
+    pconf.seccomp = None if privileged else \
+        seccomp_from_spec((spec.get("linux") or {}).get("seccomp"))  # as runc
     from ..runtime.config import SECCOMP_CACHE_ANNOTATION
 
     pconf.seccomp_cache = (spec.get("annotations") or {}).get(SECCOMP_CACHE_ANNOTATION)

@@ -111,6 +111,9 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
     from .volumes import unmount_volumes
 
     errors += unmount_volumes(engine, with_volumes(engine, c))  # what the start mounted
+    from .namespaces import unmount_shm
+
+    unmount_shm(engine, c, errors)  # --ipc shareable's /dev/shm (engine.namespaces)
     from ..fsutil import remove_tree_quietly
 
     keep_exit = c.config.auto_remove  # `pyrt wait` may still want the code

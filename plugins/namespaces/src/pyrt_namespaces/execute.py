@@ -60,8 +60,14 @@ def resolve_rlimits(rlimits) -> list:
         num = getattr(resource, r.type, None)
         if not r.type.startswith("RLIMIT_") or not isinstance(num, int):
             raise ValueError(f"unknown rlimit {r.type!r}")
-        out.append((num, r.soft, r.hard, r.type))
+        out.append((num, _limit(r.soft), _limit(r.hard), r.type))
     return out
+
+
+def _limit(v: int) -> int:
+    """The spec's limits are unsigned 64-bit numbers, "unlimited" 2**64-1 (RLIM_INFINITY,
+    docker's -1); setrlimit here takes a signed one (resource.RLIM_INFINITY is -1)."""
+    return resource.RLIM_INFINITY if v >= 1 << 63 else v
 
 
 def apply_rlimits(rlimits) -> None:

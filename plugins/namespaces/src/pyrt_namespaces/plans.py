@@ -109,6 +109,23 @@ def _seccomp_program(config, cache_dir):
     return seccomp.compile_program(config, cache_dir)
 
 
+def owns_namespace(ns) -> bool:
+    """Whether the container has a namespace of its own for a sysctl: a new one, or one
+    joined by path that is not this runtime's own (the host's, as runc checks for the
+    network namespace: a container joined to one that shares the host's would write
+    the host's value)."""
+    if ns is None:
+        return False
+    if not ns.path:
+        return True
+    try:
+        st = os.stat(ns.path)
+        ours = os.stat(f"/proc/self/ns/{nstypes.proc_name(ns.type)}")
+    except OSError:
+        return True  # the join itself reports the path
+    return (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino)
+
+
 def sysctl_plan(config, has_ns) -> list:
     out = []
     for key, value in config.sysctl.items():
@@ -204,7 +221,7 @@ def create_plan(config, stdio, opened: list) -> CreatePlan:
 
     xp = exec_plan(config.process, stdio, seccomp_config=config.seccomp,
                    seccomp_cache=config.annotations.get(SECCOMP_CACHE_ANNOTATION))
-    sysctls = sysctl_plan(config, lambda t: t in ns_by_type)
+    sysctls = sysctl_plan(config, lambda t: owns_namespace(ns_by_type.get(t)))
     if config.process.oom_score_adj is not None and not -1000 <= config.process.oom_score_adj <= 1000:
         raise RuntimeError_(f"oom_score_adj {config.process.oom_score_adj} is not in -1000..1000")
 

@@ -336,6 +336,22 @@ def test_sysctls_must_be_namespaced():
         plan({"net.ipv4/../../x": "1"})
 
 
+def test_a_joined_namespace_that_is_the_runtimes_own_is_not_the_containers():
+    # a container joined to another that shares the host's namespace: its sysctls
+    # would be the host's (the engine refuses them too: cli/run_flags.py)
+    from types import SimpleNamespace
+
+    from pyrt_namespaces import plans
+
+    def ns(t, path=""):
+        return SimpleNamespace(type=t, path=path)
+
+    assert plans.owns_namespace(ns("ipc")) and not plans.owns_namespace(None)
+    for t, proc in (("ipc", "ipc"), ("network", "net"), ("uts", "uts")):
+        assert not plans.owns_namespace(ns(t, f"/proc/self/ns/{proc}"))
+        assert not plans.owns_namespace(ns(t, f"/proc/{os.getpid()}/ns/{proc}"))
+
+
 # -- runtime-spec additions: mountinfo, console fds, personality, state ------------------
 
 def test_read_mountinfo_and_the_parent_mount_of_a_path(tmp_path, monkeypatch):

@@ -139,6 +139,28 @@ def _host_config(c, binds) -> dict:
         "PidsLimit": pids if isinstance(pids, int) and pids > 0 else None,
         "Ulimits": None,
         "Tmpfs": _tmpfs(cfg),
+        **_run_flags_host(cfg),
+    }
+
+
+def _run_flags_host(cfg) -> dict:
+    """HostConfig of the process and namespace flags (cli/run_flags.py), docker's names
+    (``Annotations``: podman's and docker 24's)."""
+    def mode(m, default=""):
+        return m or default
+    return {
+        "Init": True if cfg.init else None,
+        "Ulimits": [dict(u) for u in cfg.ulimits] or None,
+        "Sysctls": dict(cfg.sysctls) or None,
+        "ShmSize": cfg.shm_size or 67108864,
+        "OomScoreAdj": cfg.oom_score_adj or 0,
+        "GroupAdd": list(cfg.group_add) or None,
+        "ContainerIDFile": cfg.cidfile or "",
+        "Annotations": dict(cfg.annotations) or None,
+        "IpcMode": mode(cfg.ipc_mode, "private"),
+        "PidMode": mode(cfg.pid_mode),
+        "UTSMode": mode(cfg.uts_mode),
+        "CgroupnsMode": mode(cfg.cgroupns_mode, "private"),
     }
 
 

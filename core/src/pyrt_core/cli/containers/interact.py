@@ -28,6 +28,10 @@ def _p_exec(cmd) -> None:
     ex.add_argument("--tty", "-t", action="store_true")
     ex.add_argument("--detach", "-d", action="store_true")
     ex.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
+    ex.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                    help="read variables from a file (KEY=VALUE lines; # comments)")
+    ex.add_argument("--privileged", action="store_true",
+                    help="every capability and no seccomp filter for this process")
     ex.add_argument("--user", "-u", default=None, metavar="USER[:GROUP]")
     ex.add_argument("--workdir", "-w", default=None, metavar="DIR")
     ex.add_argument("container", metavar="CONTAINER")
@@ -55,10 +59,11 @@ def cmd_exec(args) -> int:
     from .terminal import terminal_stdio
 
     engine = engine_for(args)
-    env = parse_env(args.env, [])
+    env = parse_env(args.env, args.env_file)
     with terminal_stdio(args.tty, args.interactive, detach=args.detach) as (stdio, proxy):
         return engine.exec(args.container, list(args.cmd), env=env, user=args.user,
                            workdir=args.workdir, tty=args.tty, stdio=stdio, detach=args.detach,
+                           privileged=args.privileged,
                            on_started=(lambda pid: proxy.start()) if proxy else None,
                            on_console=getattr(proxy, "adopt", None))
 

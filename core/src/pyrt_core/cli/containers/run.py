@@ -47,9 +47,23 @@ PARSERS = {"run": _p_run, "create": _p_create}
 def cmd_create(args) -> int:
     config = container_config_from_args(args)
     engine = engine_for(args)
-    c = engine.create(config, name=args.name, pull=args.pull)
+    c = _create_with_cidfile(engine, config, args)
     print(c.id)
     return 0
+
+
+def _create_with_cidfile(engine, config, args, **kw):
+    """``engine.create``, and ``--cidfile`` written (or removed when create fails)."""
+    from ..run_flags import CidFile
+
+    cidfile = CidFile(config.cidfile)
+    try:
+        c = engine.create(config, name=args.name, pull=args.pull, **kw)
+    except BaseException:
+        cidfile.abandon()
+        raise
+    cidfile.write(c.id)
+    return c
 
 
 def cmd_run(args) -> int:
@@ -61,9 +75,22 @@ def cmd_run(args) -> int:
         # the restart policy outlives this CLI: run under the monitor and attach to it
         from .lifecycle import start_attached
 
-        c = engine.create(config, name=args.name, pull=args.pull)
+        c = _create_with_cidfile(engine, config, args)
         return start_attached(engine, c.id, stdin=config.interactive)
+    if config.cidfile:
+        return _run_foreground_cidfile(engine, config, args)
     return _run_foreground(engine, config, args)
+
+
+def _run_foreground_cidfile(engine, config, args) -> int:
+    """A foreground run with ``--cidfile``: the id written once the container exists."""
+    from ..run_flags import CidFile
+
+    cidfile = CidFile(config.cidfile)
+    try:
+        return _run_foreground(engine, config, args, on_record=lambda c: cidfile.write(c.id))
+    finally:
+        cidfile.abandon()  # (nothing once written)
 
 
 def _run_detached(args) -> int:
@@ -96,7 +123,7 @@ def _run_detached(args) -> int:
         config = container_config_from_args(args)
         engine = Engine(settings)
         recover(engine)
-        c = engine.create(config, name=args.name, pull=args.pull, cid=cid)
+        c = _create_with_cidfile(engine, config, args, cid=cid)
     except BaseException:
         if launched is not None:
             conmon.abandon(launched, store)
@@ -118,19 +145,30 @@ def _name_free(store, name: str | None) -> bool:
     return name is None or not os.path.lexists(os.path.join(store.names, name))
 
 
-def _run_foreground(engine, config, args) -> int:
+def _run_foreground(engine, config, args, on_record=None) -> int:
     """The CLI is the container's monitor: fastest path, stdio passed straight through
-    (or a pty pyrt owns for -t)."""
+    (or a pty pyrt owns for -t).  ``on_record(container)``: once it exists."""
     from .terminal import terminal_stdio
 
     # logged as docker logs it, unless --rm removes the log with the container anyway
     logged = not config.auto_remove
     with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
+        on_created = _open_log(engine, proxy, config) if logged and proxy else None
+        if on_record is not None:
+            on_created = _both(on_record, on_created)
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
                           on_exited=(lambda code: proxy.finish()) if proxy else None,
                           on_console=getattr(proxy, "adopt", None),
-                          on_created=_open_log(engine, proxy, config) if logged and proxy else None)
+                          on_created=on_created)
+
+
+def _both(first, second):
+    def both(container):
+        first(container)
+        if second is not None:
+            second(container)
+    return both
 
 
 def _open_log(engine, proxy, config):
@@ -198,6 +236,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     from ..health_flags import add_health_flags
 
     add_health_flags(p)
+    from ..run_flags import add_run_flags
+
+    add_run_flags(p)  # --init, --ulimit, --sysctl, --shm-size, namespaces...
     p.add_argument("--help", action="help", help="show this help message and exit")
 
 
@@ -302,6 +343,9 @@ def container_config_from_args(args):
     if privileged and (userns or uidmaps):
         raise UsageError("--privileged cannot be used with a user namespace "
                          "(--userns private, --uidmap, --gidmap)")
+    from ..run_flags import run_flags_from_args
+
+    run_flags = run_flags_from_args(args, network)
     return ContainerConfig(
         image=args.image,
         command=list(args.cmd) or None,
@@ -341,6 +385,7 @@ def container_config_from_args(args):
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
         labels=labels_from_args(args),
         healthcheck=healthcheck,
+        **run_flags,
     )
 
 
