@@ -106,9 +106,17 @@ def table_commands(table: str, fresh: bool = False) -> list[dict]:
         # 127.0.0.1:PORT from the host (route_localnet on the bridge)
         _rule("postrouting", _m(_payload("ip", "saddr"), _prefix("127.0.0.0/8")),
               _m(_meta("oifname"), "@bridges"), {"masquerade": None}),
-        # hairpin: a container reaching a published port through a host address
+        # hairpin: a container reaching a published port through a host address (its
+        # own, or another container's) is seen from its gateway, as docker's proxy
+        # gives it.  Matched on the source subnet, not the input interface: with
+        # br_netfilter loaded, a packet DNATed back onto the bridge it came from is
+        # bridged, and its postrouting hook has no input interface
         _rule("postrouting", _m({"ct": {"key": "status"}}, "dnat", "in"),
-              _m(_meta("iifname"), "@bridges"), {"masquerade": None}),
+              _m(_payload("ip", "saddr"), "@nat4"), _m(_meta("oifname"), "@bridges"),
+              {"masquerade": None}),
+        _rule("postrouting", _m({"ct": {"key": "status"}}, "dnat", "in"),
+              _m(_payload("ip6", "saddr"), "@nat6"), _m(_meta("oifname"), "@bridges"),
+              {"masquerade": None}),
         _rule("forward", _m({"ct": {"key": "state"}}, ["established", "related"], "in"),
               {"accept": None}),
         _rule("forward", _m({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}),

@@ -77,6 +77,7 @@ def test_two_stores_each_with_its_bridge_table_and_published_port(cli, tmp_path,
     other = PyrtCLI(tmp_path / "b-root", tmp_path / "b-run")
     iid = other("load", "-q", "-i", demo_layout, check=True).stdout.split()[0]
     other("tag", iid, cli.image + ":latest", check=True)
+    other.image = cli.image
     pa, pb = free_port(), free_port()
     try:
         serve(cli, "web-a", [f"127.0.0.1:{pa}:8080"])

@@ -302,7 +302,7 @@ def test_setup_time_flat_over_fifty_containers(env):
     table = nft().run(rules.list_table(env.store.table))["nftables"]
     base = [x["rule"] for x in table if "rule" in x and x["rule"]["chain"] in
             ("prerouting", "output", "postrouting", "forward")]
-    assert len(base) == 10  # the fixed rules, whatever the number of containers
+    assert len(base) == 11  # the fixed rules, whatever the number of containers
     assert last < 2.5 * first + 0.02
     for i in range(50):
         backend.teardown(env.store, cid(i), None, env.root, env.runroot)
@@ -392,7 +392,7 @@ def test_a_killed_runs_table_is_adopted(env):
     # 3. a second network of the store adopts the table the first made (add, not create)
     backend.create(env.store, "more")
     chains, counts = _chains_rules(t)
-    assert counts["prerouting"] == 1 and counts["postrouting"] == 4
+    assert counts["prerouting"] == 1 and counts["postrouting"] == 5
 
 
 # -- published ports: two host addresses, hairpin, IPv6, disconnect ------------------------------
