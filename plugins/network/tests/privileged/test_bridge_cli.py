@@ -54,6 +54,19 @@ def fetch(url: str, timeout: float = 10.0) -> str:
             time.sleep(0.1)
 
 
+def fetch_in(cli, name: str, url: str) -> str:
+    """``fetch(url)`` from inside container ``name``'s network namespace (the test's
+    Python there through nsenter: the image's static busybox wget cannot be relied on)."""
+    import subprocess
+    import sys
+
+    pid = cli("inspect", "-f", "{{.State.Pid}}", name, check=True).stdout.strip()
+    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode().strip())"
+    r = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=30)
+    return r.stdout.strip() or (r.stderr.strip().splitlines() or [""])[-1]
+
+
 def serve(cli, name: str, publish: list[str], *flags: str) -> None:
     argv = ["run", "-d", "--pull", "never", "--name", name]
     for p in publish:
@@ -165,3 +178,38 @@ def test_connect_disconnect_through_the_engine_move_the_published_port(cli):
     r = cli("network", "connect", "side", "nosuch")
     assert r.returncode == 125 and "nosuch" in r.stderr
     cli("rm", "-f", "mover", check=True)
+
+
+def test_published_ports_two_host_addresses_hairpin_and_ipv6(cli):
+    """``-p 127.0.0.1:P:80 -p 127.0.0.2:P:80`` answers on both; the container reaches its
+    own published port through its gateway (hairpin); on an ``--ipv6`` network a port
+    published on every address answers on the host's IPv6 address (the gateway's);
+    ``[::1]`` is refused with one line, exit 125 and nothing created (the kernel does
+    not route IPv6 loopback to a container and pyrt runs no proxy process)."""
+    port, port6 = free_port(), free_port()
+    serve(cli, "twice", [f"127.0.0.1:{port}:8080", f"127.0.0.2:{port}:8080"])
+    assert fetch(f"http://127.0.0.1:{port}/i") == "twice"
+    assert fetch(f"http://127.0.0.2:{port}/i") == "twice"
+    ports = json.loads(cli("inspect", "-f", "{{json .NetworkSettings.Ports}}", "twice",
+                           check=True).stdout)
+    assert ports["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(port)},
+                                 {"HostIp": "127.0.0.2", "HostPort": str(port)}]
+    # hairpin: the container's own published port, through the host's address on its bridge
+    serve(cli, "open", [f"{port6}:8080"])
+    gw_open = cli("inspect", "-f", "{{.NetworkSettings.Gateway}}", "open", check=True).stdout.strip()
+    assert fetch_in(cli, "open", f"http://{gw_open}:{port6}/i") == "open"
+    cli("rm", "-f", "open", "twice", check=True)
+    # IPv6
+    cli("network", "create", "--ipv6", "six", check=True)
+    serve(cli, "web6", [f"{port6}:8080"], "--network", "six")
+    nets = json.loads(cli("network", "inspect", "six", check=True).stdout)[0]
+    gw6 = next(c["Gateway"] for c in nets["IPAM"]["Config"] if ":" in c["Subnet"])
+    assert fetch(f"http://[{gw6}]:{port6}/i") == "web6"
+    assert fetch(f"http://127.0.0.1:{port6}/i") == "web6"
+    before = cli("ps", "-aq", check=True).stdout
+    r = cli("run", "-d", "--pull", "never", "--network", "six", "-p", f"[::1]:{free_port()}:8080",
+            cli.image, "true")
+    assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1, r
+    assert "cannot publish a port on ::1" in r.stderr, r.stderr
+    assert cli("ps", "-aq", check=True).stdout == before
+    cli("rm", "-f", "web6", check=True)
