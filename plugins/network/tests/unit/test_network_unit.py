@@ -201,3 +201,18 @@ def test_hook_call_passes_name_through():
 
     assert cli._hook(Engine(), "remove", name="front") is True
     assert seen == {"name": "front", "root": "/r", "runroot": "/u"}
+
+
+def test_hairpin_masquerade_matches_the_source_subnet_not_the_input_interface():
+    """With br_netfilter loaded, a packet DNATed back onto its own bridge is bridged and
+    reaches postrouting without an input interface: the hairpin masquerade must not
+    depend on ``iifname`` (the privileged proof: test_bridge_traffic.py::test_hairpin_*)."""
+    post = [c["add"]["rule"]["expr"] for c in rules.table_commands("pyrt")
+            if c.get("add", {}).get("rule", {}).get("chain") == "postrouting"]
+    hairpin = [e for e in post if {"match": {"op": "in", "left": {"ct": {"key": "status"}},
+                                             "right": "dnat"}} in e]
+    assert len(hairpin) == 2  # IPv4 and IPv6
+    for expr in hairpin:
+        text = json.dumps(expr)
+        assert "iifname" not in text and ('"@nat4"' in text or '"@nat6"' in text)
+        assert {"masquerade": None} in expr
