@@ -257,6 +257,17 @@ class Engine:
 
         return update(self, ref, resources)
 
+    def network_connect(self, ref: str, network: str, aliases=(), ipv4: str | None = None,
+                        ipv6: str | None = None) -> dict:
+        from .network import connect
+
+        return connect(self, ref, network, aliases, ipv4, ipv6)
+
+    def network_disconnect(self, ref: str, network: str, force: bool = False) -> dict:
+        from .network import disconnect
+
+        return disconnect(self, ref, network, force)
+
     def remove(self, ref: str | Container, force: bool = False, volumes: bool = False) -> None:
         from .remove import remove
 

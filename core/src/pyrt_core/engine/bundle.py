@@ -36,6 +36,10 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     netns_path = prepare(engine, container)
     specmod.write_bundle_files(bundle, hostname, networking_dict(container.config),
                                container.state.network)
+    if networking_dict(container.config).get("mode") == "container":
+        from .network import share_files
+
+        share_files(engine, container, bundle)  # the joined container's hosts, resolv.conf
     from .volumes import mount_volumes
 
     sources = mount_volumes(engine, container, rootfs)  # released by teardown.cleanup_locked

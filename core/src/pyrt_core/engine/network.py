@@ -175,6 +175,30 @@ def _joined(engine, ref: str) -> str:
     return f"/proc/{t.state.pid}/ns/net"
 
 
+#: the files ``container:NAME`` takes from the container it joins (docker's)
+SHARED_FILES = ("hosts", "resolv.conf")
+
+
+def share_files(engine, c, bundle: str) -> None:
+    """``--network container:NAME``: the container sees NAME's /etc/hosts and
+    /etc/resolv.conf (its addresses, ``--add-host`` entries, its network's resolver or
+    ``--dns``), as docker gives it; copied from NAME's bundle at each start (the files
+    pyrt wrote there, root's only, opened without following a link).  A file NAME's
+    bundle lacks keeps the one written for this container."""
+    from ..fsutil import atomic_write
+
+    target = networking_dict(c.config).get("container") or ""
+    src = engine.containers.bundle_dir(target)
+    for name in SHARED_FILES:
+        try:
+            fd = os.open(os.path.join(src, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(1 << 20)
+        atomic_write(os.path.join(bundle, name), data, durable=False)
+
+
 def release(engine, c, errors: list[str], record: dict | None = None) -> bool:
     """A run's end: the plugin's teardown, then the namespace's removal; False when the
     container held nothing (no namespace file, no record: no plugin is loaded)."""
@@ -243,3 +267,83 @@ def recover(engine, full: bool, actions: list[str]) -> None:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+# -- network connect / disconnect -------------------------------------------------------
+
+def _attached_running(engine, c, what: str) -> str:
+    """The namespace path of a running container of mode ``networks`` (the one ``connect``
+    and ``disconnect`` act on), else one line saying why not."""
+    mode = mode_of(c.config)
+    if mode != "networks":
+        raise UsageError(f"container {c.name or c.short_id} is on network mode {mode}: "
+                         f"it cannot be {what} a network")
+    path = netns_path(engine, c.id)
+    if not engine.is_running(c) or not netns.is_netns(path):
+        raise UsageError(f"container {c.name or c.short_id} is not running ({what} a network "
+                         "needs a running container with its own network namespace)")
+    return path
+
+
+def connect(engine, ref: str, network: str, aliases=(), ipv4: str | None = None,
+            ipv6: str | None = None) -> dict:
+    """``pyrt network connect``: attach a running container to one more network through
+    ``pyrt_network_connect``, under the container's lock; the new record is kept in its
+    state (inspect) and the attachment in its config, so a later start joins it again
+    (docker keeps it too).  Returns the record."""
+    from .. import netmodel
+
+    c = engine.containers.get(ref)
+    with engine.lock(c.id):
+        c = engine.reload(c.id)
+        path = _attached_running(engine, c, "connected to")
+        net = netmodel.ContainerNetworking.from_dict(networking_dict(c.config))
+        net.hostname = c.config.hostname or c.id[:12]
+        net.name = c.name
+        att = netmodel.NetworkAttachment(network=network, aliases=tuple(aliases), ipv4=ipv4,
+                                         ipv6=ipv6)
+        net.attachments.append(att)
+        before = set((c.state.network or {}).get("networks") or {})
+        record = engine.pm.hook.pyrt_network_connect(
+            container_id=c.id, netns=path, networking=net, network=network,
+            record=c.state.network or None, root=engine.settings.root,
+            runroot=engine.settings.runroot)
+        if record is None:
+            raise UsageError(f"network {network!r} needs a network plugin: {INSTALL_HINT}")
+        added = [n for n in record.get("networks") or {} if n not in before]
+        if added:  # the name the backend resolved (an id prefix given)
+            net.attachments[-1] = netmodel.NetworkAttachment(
+                network=added[0], aliases=att.aliases, ipv4=att.ipv4, ipv6=att.ipv6)
+        c.state.network = dict(record)
+        c.config.networking = net.to_dict()
+        engine.containers.save(c)
+    return record
+
+
+def disconnect(engine, ref: str, network: str, force: bool = False) -> dict:
+    """``pyrt network disconnect``: detach a running container from one network through
+    ``pyrt_network_disconnect`` (the plugin moves the container's published ports to its
+    remaining network, or removes them with its last), under the container's lock; the
+    attachment leaves its config too.  Returns the record."""
+    c = engine.containers.get(ref)
+    with engine.lock(c.id):
+        c = engine.reload(c.id)
+        path = _attached_running(engine, c, "disconnected from")
+        record = engine.pm.hook.pyrt_network_disconnect(
+            container_id=c.id, netns=path, network=network, record=c.state.network or None,
+            root=engine.settings.root, runroot=engine.settings.runroot)
+        if record is None:
+            raise UsageError(f"network {network!r} needs a network plugin: {INSTALL_HINT}")
+        left = set(record.get("networks") or {})
+        gone = set((c.state.network or {}).get("networks") or {}) - left
+        d = networking_dict(c.config)
+        d = dict(d, attachments=[a for a in d.get("attachments") or ()
+                                 if a.get("network") not in gone and a.get("network") != network])
+        if gone & {c.config.network}:
+            c.config.network = d["attachments"][0]["network"] if d["attachments"] else "none"
+        if not d["attachments"]:
+            d = dict(d, mode="none", attachments=[], ports=[])
+        c.config.networking = d
+        c.state.network = dict(record)
+        engine.containers.save(c)
+    return record

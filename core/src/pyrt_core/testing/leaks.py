@@ -15,8 +15,14 @@ A test is compared twice:
   was set up (a fixture's own leak; what a safety net could not remove).
 
 What counts: mounts, attached loop devices, device-mapper devices, cgroup
-directories, named network namespaces and processes of another pid namespace (the
-same sources as the project's ``leakcheck`` tool).
+directories, named network namespaces, processes of another pid namespace, and in
+the host's network namespace its network interfaces, its nftables tables (each with
+its numbers of chains, rules and set elements, so a rule left in a table that stays
+counts too) and its listening sockets not on loopback (the same sources as the
+project's ``leakcheck`` tool).  Loopback listeners are left out: tests that run no
+kernel work (and hold no test lock) start servers on 127.0.0.1 at any time, while
+what pyrt itself could leave listening (a network's resolver) binds a bridge's
+gateway address.
 
 Opt in with ``pytest_plugins = ["pyrt_core.testing.leaks"]`` in a top-level
 ``conftest.py``; the guard applies to tests marked ``privileged`` when run as
@@ -73,6 +79,7 @@ def kernel_state() -> set[str]:
         out.update("netns " + n for n in os.listdir("/run/netns"))
     except OSError:
         pass
+    out.update(network_state())
     mine = os.readlink("/proc/self/ns/pid")
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -81,6 +88,103 @@ def kernel_state() -> set[str]:
                     out.add(f"process {pid} in another pid namespace")
             except OSError:
                 pass
+    return out
+
+
+def network_state() -> set[str]:
+    """The host network namespace's part of :func:`kernel_state`: interfaces, nftables
+    tables, listening sockets off loopback."""
+    out = set()
+    try:
+        out.update("link " + n for n in os.listdir("/sys/class/net"))
+    except OSError:
+        pass
+    out.update(nft_tables())
+    out.update(listeners())
+    return out
+
+
+_NFT = []
+
+
+def nft_tables() -> list[str]:
+    """``nft <family> <name>: N chains, N rules, N elements`` per table, read through
+    libnftables (ctypes, JSON; no ``nft`` process per check); empty without it."""
+    if not _NFT:
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL("libnftables.so.1")
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            ctx = lib.nft_ctx_new(0)
+            lib.nft_ctx_output_set_flags(ctx, 1 << 4)  # JSON
+            lib.nft_ctx_buffer_output(ctx)
+            lib.nft_ctx_buffer_error(ctx)
+            _NFT.append((lib, ctx))
+        except (OSError, AttributeError):
+            _NFT.append(None)
+    if _NFT[0] is None:
+        return []
+    import json
+
+    lib, ctx = _NFT[0]
+    if lib.nft_run_cmd_from_buffer(ctx, b"list ruleset") != 0:
+        return []
+    text = lib.nft_ctx_get_output_buffer(ctx) or b""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for item in json.loads(text or b"{}").get("nftables", []):
+        kind, obj = next(iter(item.items()))
+        if kind == "table":
+            counts.setdefault((obj["family"], obj["name"]), [0, 0, 0])
+            continue
+        if kind not in ("chain", "rule", "set", "map"):
+            continue
+        c = counts.setdefault((obj["family"], obj["table"]), [0, 0, 0])
+        if kind == "chain":
+            c[0] += 1
+        elif kind == "rule":
+            c[1] += 1
+        else:
+            c[2] += len(obj.get("elem") or ())
+    return [f"nft {f} {t}: {a} chains, {b} rules, {e} elements" for (f, t), (a, b, e) in counts.items()]
+
+
+def listeners() -> list[str]:
+    """``listen tcp 10.1.2.3:53``: the listening TCP and bound UDP sockets of this
+    network namespace, loopback addresses left out (module docstring)."""
+    import socket
+
+    out = []
+    for proto, path, state in (("tcp", "/proc/net/tcp", "0A"), ("tcp6", "/proc/net/tcp6", "0A"),
+                               ("udp", "/proc/net/udp", "07"), ("udp6", "/proc/net/udp6", "07")):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 4 or parts[3] != state:
+                continue
+            hexaddr, _, hexport = parts[1].rpartition(":")
+            raw = bytes.fromhex(hexaddr)
+            # /proc/net prints the address as 32-bit words in host (little endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            if len(raw) == 4:
+                addr = socket.inet_ntop(socket.AF_INET, raw)
+                loop = addr.startswith("127.")
+            else:
+                addr = socket.inet_ntop(socket.AF_INET6, raw)
+                loop = addr == "::1" or addr.startswith("::ffff:127.")
+            if not loop:
+                out.append(f"listen {proto} {addr}:{int(hexport, 16)}")
     return out
 
 

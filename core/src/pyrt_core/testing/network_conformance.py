@@ -23,8 +23,9 @@ name a machine fact) and named in the terminal summary.  The features: ``ports``
 host's 127.0.0.1), ``isolation`` (containers on different networks cannot reach each
 other), ``internal`` (an ``--internal`` network gives no way out: no default route),
 ``connect`` (``pyrt network connect``/``disconnect`` of a running container), ``dns``
-and ``ipv6`` (declared for ``pyrt info``'s sake; their tests are the backend's own for
-now).
+and ``ipv6`` (their deeper tests are the backend's own; the suite checks that a backend
+that declares them delivers an IPv6 address and names a resolver, and that one that
+does not refuses ``--ipv6`` with one line and claims no resolver).
 
 What is checked: the backend's name when chosen and silence when not; ``create``'s
 inspect form, ``list``, ``remove``; refusal of a taken name, a subnet that overlaps a
@@ -439,6 +440,61 @@ class NetworkConformance:
         assert len(links) == 1 and f'{ep_one["IPAddress"]}/{ep_one["IPPrefixLen"]}' in \
             ipv4_of(next(iter(links.values())))
         net.remove(two)  # nothing attached to it any more
+        net.teardown(cid, ns, record)
+
+    # -- IPv6 and name resolution: each supported, or its absence said ------------------------
+    def test_ipv6_network_or_a_clear_refusal(self, net):
+        """Declared ``ipv6``: an ``--ipv6`` network has an IPv6 subnet, and a container on
+        it an IPv6 address of that subnet on its interface.  Not declared: the request
+        is refused with one line naming IPv6, and no network is made (never a network
+        that silently has no IPv6)."""
+        names = {n["Name"] for n in net.listed()}
+        if "ipv6" not in net.capabilities:
+            with pytest.raises(PyrtError) as refused:
+                net.create(ipv6=True)
+            message = str(refused.value)
+            assert "ipv6" in message.lower() and "\n" not in message.strip(), message
+            assert {n["Name"] for n in net.listed()} == names
+            return
+        info = net.create(ipv6=True)
+        assert info["EnableIPv6"] is True
+        v6 = [c for c in info["IPAM"]["Config"] if ":" in c["Subnet"]]
+        assert v6, f"an --ipv6 network without an IPv6 subnet: {info!r}"
+        ns = net.netns()
+        cid, record = net.setup(ns, [info["Name"]])
+        ep = entry(record, info["Name"])
+        assert ipaddress.ip_address(ep["GlobalIPv6Address"]) in ipaddress.ip_network(v6[0]["Subnet"])
+        addrs = [a["local"] for link in ns_interfaces(ns).values()
+                 for a in link.get("addr_info", ()) if a.get("family") == "inet6"]
+        assert ep["GlobalIPv6Address"] in addrs, addrs
+        net.teardown(cid, ns, record)
+
+    def test_name_resolution_or_none_claimed(self, net):
+        """A container with a network alias on a user-defined network.  Declared ``dns``:
+        the record names a resolver (``dns_servers``: the container's resolv.conf) and
+        the alias among the endpoint's names.  Not declared: the record names no
+        resolver of the backend's own, so the container gets its ``--dns`` servers or
+        the host's (the engine's rule), while the alias is still kept for ``inspect``;
+        names of other containers are not resolved (the backend's documented limit)."""
+        from pyrt_core.netmodel import ContainerNetworking, NetworkAttachment
+
+        name = net.create()["Name"]
+        ns = net.netns()
+        cid = secrets.token_hex(32)
+        networking = ContainerNetworking(
+            mode="networks", attachments=[NetworkAttachment(name, aliases=("db-alias",))],
+            hostname="c" + cid[:10], name="c" + cid[:10])
+        net.containers[cid] = (ns, None)
+        record = net.hook("setup", container_id=cid, netns=ns, networking=networking)
+        net.containers[cid] = (ns, record)
+        ep = entry(record, name)
+        assert "db-alias" in ep["Aliases"], ep
+        if "dns" in net.capabilities:
+            assert record.get("dns_servers"), f"a backend with dns names no resolver: {record!r}"
+            assert "db-alias" in ep["DNSNames"], ep
+        else:
+            assert record.get("dns_servers", []) == [], \
+                f"a backend without dns names a resolver: {record!r}"
         net.teardown(cid, ns, record)
 
     # -- recovery ---------------------------------------------------------------------------------

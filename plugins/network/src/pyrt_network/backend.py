@@ -17,7 +17,7 @@ import os
 from pyrt_core.api import ConflictError, NotFoundError, PyrtError, UsageError
 
 from . import ipam, netlink, ports, rules
-from .nft import nft
+from .nft import NftError, nft
 from .settings import ENV_POOL
 from .store import Store
 
@@ -73,37 +73,37 @@ def _taken_subnets(state: dict, skip: str | None = None) -> dict[str, str]:
     return out
 
 
-def ensure_table() -> None:
-    n = nft()
-    if not n.try_run(rules.list_table()):
-        n.run(rules.table_commands())
-
-
-def _bring_up(state: dict, net: dict) -> None:
+def _bring_up(store: Store, state: dict, net: dict, fresh: bool = False) -> None:
     """The network's bridge, gateway addresses and rules, made if missing (after a
-    reboot the record stays, the bridge and table do not)."""
+    reboot the record stays, the bridge and table do not) or adopted if there (a
+    killed run's, an earlier pyrt's): the store's table, its base chains and the
+    network's chains in one nftables transaction of ``add``s (see
+    :func:`pyrt_network.rules.table_commands`; ``fresh``: the store had no network,
+    so a table of its name is a leftover to replace)."""
     p = net["private"]
     addrs = [(c["Gateway"], ipaddress.ip_network(c["Subnet"]).prefixlen) for c in _subnets(net)]
-    ensure_table()
     netlink.ensure_bridge(p["bridge"], addrs, _mtu(net))
-    nft().run(rules.network_commands(net["Id"], p["bridge"], [c["Subnet"] for c in _subnets(net)],
-                                     net["Internal"]))
+    nft().run(rules.table_commands(store.table, fresh)
+              + rules.network_commands(store.table, net["Id"], p["bridge"],
+                                       [c["Subnet"] for c in _subnets(net)], net["Internal"],
+                                       [c["Gateway"] for c in _subnets(net)]))
     if not net["Internal"] and netlink.enable_forwarding():
         state["forwarding_enabled"] = True
 
 
-def _take_down(net: dict) -> None:
+def _take_down(store: Store, net: dict) -> None:
     p = net["private"]
     n = nft()
-    for cmd in rules.network_delete_commands(net["Id"], p["bridge"], [c["Subnet"] for c in _subnets(net)],
-                                             net["Internal"]):
+    for cmd in rules.network_delete_commands(store.table, net["Id"], p["bridge"],
+                                             [c["Subnet"] for c in _subnets(net)], net["Internal"],
+                                             [c["Gateway"] for c in _subnets(net)]):
         n.try_run([cmd])
     netlink.delete_link(p["bridge"])
 
 
 # -- networks ---------------------------------------------------------------------------
 
-def _new_network(state: dict, name: str, driver: str = "bridge", subnet: str | None = None,
+def _new_network(store: Store, state: dict, name: str, driver: str = "bridge", subnet: str | None = None,
                  gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
                  ipv6: bool = False, labels: dict | None = None, options: dict | None = None) -> dict:
     ipam.valid_network_name(name)
@@ -146,7 +146,7 @@ def _new_network(state: dict, name: str, driver: str = "bridge", subnet: str | N
         s6 = ipam.ula_subnet(net_id)
         s6, gw6, _ = ipam.check_subnet(s6, None, None, taken)
         configs.append({"Subnet": s6, "Gateway": gw6})
-    bridge = ipam.bridge_name(name, net_id)
+    bridge = ipam.bridge_name(name, net_id, store.default_bridge)
     opts["com.docker.network.bridge.name"] = bridge
     return {
         "Name": name, "Id": net_id, "Created": _now(), "Scope": "local", "Driver": "bridge",
@@ -160,13 +160,14 @@ def _new_network(state: dict, name: str, driver: str = "bridge", subnet: str | N
 
 def create(store: Store, name: str, **kw) -> dict:
     with store.transaction() as state:
-        net = _new_network(state, name, **kw)
+        fresh = not state["networks"]
+        net = _new_network(store, state, name, **kw)
         state["networks"][name] = net
         store.save(state)
         try:
-            _bring_up(state, net)
+            _bring_up(store, state, net, fresh)
         except BaseException:
-            _take_down(net)
+            _take_down(store, net)
             del state["networks"][name]
             store.save(state)
             raise
@@ -176,7 +177,7 @@ def create(store: Store, name: str, **kw) -> dict:
 def _default(state: dict, store: Store) -> dict:
     net = state["networks"].get(DEFAULT)
     if net is None:
-        net = _new_network(state, DEFAULT)
+        net = _new_network(store, state, DEFAULT)
         state["networks"][DEFAULT] = net
         store.save(state)
     return net
@@ -193,10 +194,10 @@ def remove(store: Store, name: str, runroot: str, root: str) -> bool:
         if users:
             raise ConflictError(f"network {net['Name']} has active endpoints (containers "
                                 f"{', '.join(c[:12] for c in users)})")
-        _take_down(net)
+        _take_down(store, net)
         del state["networks"][net["Name"]]
         if not state["networks"]:
-            nft().try_run(rules.delete_table())
+            nft().try_run(rules.delete_table(store.table))
     dns = _dns()
     if dns is not None:
         dns.network_removed(root, runroot, net["Name"])
@@ -289,16 +290,36 @@ def validate(store: Store, networking) -> bool:
     pairs = _networks_of(state, store, networking, create_default=False)
     for net, a in pairs:
         _check_attachment(state, net, a, "")
-    seen = set()
+    seen: list[tuple[str, str, int]] = []
     for p in networking.ports:
         m = p.to_dict()
+        _check_port_family(m, pairs[0][0] if pairs else None)
         if m["host_port"] and not m["host_port_end"]:
-            k = ports.key(m["protocol"], m["host_port"])
-            if k in seen:
-                raise UsageError(f"host port {m['host_port']}/{m['protocol']} is published twice")
-            seen.add(k)
+            for proto, hip, port in seen:  # one port on two host addresses is fine
+                if (proto, port) == (m["protocol"], m["host_port"]) and (
+                        hip == m["host_ip"] or not hip or not m["host_ip"]):
+                    raise UsageError(f"host port {m['host_port']}/{m['protocol']} is published twice")
+            seen.append((m["protocol"], m["host_ip"], m["host_port"]))
             ports.choose(m, state["ports"], "")
     return True
+
+
+def _check_port_family(m: dict, net: dict | None) -> None:
+    """A published port's host address against the network its rules go to: an IPv6
+    one needs the container to have an IPv6 address there; IPv6 loopback cannot be
+    forwarded by the kernel (no ``route_localnet`` for IPv6: docker answers ``[::1]``
+    with its docker-proxy process, which pyrt does not run)."""
+    hip = m.get("host_ip") or ""
+    if ":" not in hip:
+        return
+    if ipaddress.ip_address(hip).is_loopback:
+        raise UsageError(f"cannot publish a port on {hip}: the kernel does not forward IPv6 "
+                         "loopback traffic to a container (pyrt runs no proxy process); "
+                         "publish on the host's IPv6 address or on [::]")
+    if net is None or _v6(net) is None:
+        name = net["Name"] if net is not None else DEFAULT
+        raise UsageError(f"cannot publish a port on {hip}: network {name} has no IPv6 "
+                         "subnet (create one with --ipv6)")
 
 
 def _alloc(state: dict, net: dict, a, cid: str, index: int, networking) -> dict:
@@ -318,8 +339,9 @@ def _alloc(state: dict, net: dict, a, cid: str, index: int, networking) -> dict:
     return att
 
 
-def _plumb(state: dict, net: dict, att: dict, netns: str, default_route: bool) -> None:
-    _bring_up(state, net)
+def _plumb(store: Store, state: dict, net: dict, att: dict, netns: str, default_route: bool,
+           fresh: bool = False) -> None:
+    _bring_up(store, state, net, fresh)
     addrs = [(att["ip"], att["prefixlen"])]
     routes = []
     if default_route and not net["Internal"]:
@@ -333,7 +355,7 @@ def _plumb(state: dict, net: dict, att: dict, netns: str, default_route: bool) -
                    _mtu(net), routes)
 
 
-def _undo(state: dict, cid: str, entry: dict) -> None:
+def _undo(store: Store, state: dict, cid: str, entry: dict) -> None:
     """Remove what ``entry`` says the container holds (each piece alone; what is
     already gone is skipped) and release its addresses and ports."""
     n = None
@@ -342,13 +364,51 @@ def _undo(state: dict, cid: str, entry: dict) -> None:
     except PyrtError:
         pass
     if n is not None and entry.get("chain"):
-        for cmd in rules.container_delete_commands(entry["chain"], entry.get("ports", [])):
+        for cmd in rules.container_delete_commands(store.table, entry["chain"], entry.get("ports", [])):
             n.try_run([cmd])
     for att in entry["networks"].values():
         netlink.delete_link(att["veth"])
     for k in [k for k, v in state["ports"].items() if v == cid]:
         del state["ports"][k]
     state["containers"].pop(cid, None)
+
+
+def _publish(store: Store, state: dict, cid: str, entry: dict) -> None:
+    """The container's port chain and its ``ports`` map elements.  An element for one of
+    its host ports that jumps elsewhere can only be a leftover (the store says the port
+    is free: a killed run, a lost state file): it is dropped and the rules tried again,
+    instead of failing with "File exists"."""
+    cmds = rules.container_commands(store.table, entry["chain"], entry["ports"])
+    try:
+        nft().run(cmds)
+        return
+    except NftError:
+        if not _drop_stale_ports(store, state, cid, entry):
+            raise
+    nft().run(cmds)
+
+
+def _drop_stale_ports(store: Store, state: dict, cid: str, entry: dict) -> bool:
+    """Delete the ``ports`` map elements for ``entry``'s host ports that jump to another
+    chain than its own and belong to no container of the store; True when any was."""
+    mine = {(p["protocol"], int(p["host_port"])) for p in entry["ports"]}
+    listing = nft().run([{"list": {"map": {"family": rules.FAMILY, "table": store.table,
+                                            "name": "ports"}}}]) or {}
+    stale = []
+    for item in listing.get("nftables", []):
+        for elem in (item.get("map") or {}).get("elem", []):
+            key, verdict = elem[0], elem[1]
+            k = key.get("concat") if isinstance(key, dict) else None
+            target = (verdict.get("jump") or {}).get("target") if isinstance(verdict, dict) else None
+            if not k or len(k) != 2 or (k[0], int(k[1])) not in mine or target == entry["chain"]:
+                continue
+            if state["ports"].get(ports.key(k[0], int(k[1])), cid) != cid:
+                continue  # another live container's (cannot be: the store checked)
+            stale.append({"concat": [k[0], int(k[1])]})
+    for k in stale:
+        nft().try_run([{"delete": {"element": {"family": rules.FAMILY, "table": store.table,
+                                               "name": "ports", "elem": [k]}}}])
+    return bool(stale)
 
 
 def _names(networking, cid: str, att: dict) -> list[str]:
@@ -384,7 +444,8 @@ def setup(store: Store, cid: str, netns: str, networking, root: str, runroot: st
     with store.transaction() as state:
         old = state["containers"].get(cid)
         if old is not None:  # a start after a crash that recovery did not see yet
-            _undo(state, cid, old)
+            _undo(store, state, cid, old)
+        fresh = not state["networks"]  # a table of the store's name is a leftover
         pairs = _networks_of(state, store, networking, create_default=True)
         if not pairs:
             raise UsageError("no network to attach the container to")
@@ -396,24 +457,28 @@ def setup(store: Store, cid: str, netns: str, networking, root: str, runroot: st
             att = _alloc(state, net, a, cid, i, networking)
             att["names"] = _names(networking, cid, att) if net["Name"] != DEFAULT else []
             entry["networks"][net["Name"]] = att
-        # published ports go to the address on the first network
-        first = entry["networks"][pairs[0][0]["Name"]]
+        # published ports go to the addresses on the first network
+        entry["ports_network"] = pairs[0][0]["Name"]
+        first = entry["networks"][entry["ports_network"]]
         for p in networking.ports:
             m = p.to_dict()
+            _check_port_family(m, pairs[0][0])
             hp = ports.choose(m, state["ports"], cid)
             state["ports"][ports.key(m["protocol"], hp)] = cid
             entry["ports"].append({"container_port": m["container_port"], "protocol": m["protocol"],
                                    "host_ip": m["host_ip"], "host_port": hp,
-                                   "container_ip": first["ip"]})
+                                   "container_ip": first["ip"],
+                                   "container_ip6": first.get("ip6", "")})
         state["containers"][cid] = entry
         store.save(state)  # before the kernel work: a kill from here on is recoverable
         try:
             for i, (net, _a) in enumerate(pairs):
-                _plumb(state, net, entry["networks"][net["Name"]], netns, default_route=(i == 0))
+                _plumb(store, state, net, entry["networks"][net["Name"]], netns, default_route=(i == 0),
+                       fresh=fresh and i == 0)
             if entry["ports"]:
-                nft().run(rules.container_commands(entry["chain"], entry["ports"]))
+                _publish(store, state, cid, entry)
         except BaseException:
-            _undo(state, cid, entry)
+            _undo(store, state, cid, entry)
             store.save(state)
             raise
         nets = {net["Name"]: net for net, _ in pairs}
@@ -455,12 +520,12 @@ def teardown(store: Store, cid: str, record: dict | None, root: str, runroot: st
                     nft_ports = [{"protocol": p["protocol"], "host_port": p["host_port"]}
                                  for p in record.get("ports", [])]
                     try:
-                        for cmd in rules.container_delete_commands(ch, nft_ports):
+                        for cmd in rules.container_delete_commands(store.table, ch, nft_ports):
                             nft().try_run([cmd])
                     except PyrtError:
                         pass
             return True
-        _undo(state, cid, entry)
+        _undo(store, state, cid, entry)
     dns = _dns()
     if dns is not None:
         for name in entry["networks"]:
@@ -476,6 +541,7 @@ def connect(store: Store, cid: str, netns: str, networking, network: str, root: 
         if entry is None:
             raise NotFoundError(f"container {cid[:12]} has no network attachment of pyrt-network "
                                 "(not running on a network?)")
+        fresh = not state["networks"]
         net = _default(state, store) if network == DEFAULT else _lookup(state, network)
         if net["Name"] in entry["networks"]:
             raise ConflictError(f"container {cid[:12]} is already attached to network {net['Name']}")
@@ -492,7 +558,8 @@ def connect(store: Store, cid: str, netns: str, networking, network: str, root: 
         entry["networks"][net["Name"]] = att
         store.save(state)
         try:
-            _plumb(state, net, att, netns, default_route=len(entry["networks"]) == 1)
+            _plumb(store, state, net, att, netns, default_route=len(entry["networks"]) == 1,
+                   fresh=fresh)
         except BaseException:
             netlink.delete_link(att["veth"])
             del entry["networks"][net["Name"]]
@@ -512,11 +579,44 @@ def disconnect(store: Store, cid: str, network: str, root: str, runroot: str) ->
         att = entry["networks"].pop(name, None)
         if att is None:
             raise NotFoundError(f"container {cid[:12]} is not connected to network {name}")
+        store.save(state)
         netlink.delete_link(att["veth"])
+        _retarget_ports(store, state, cid, entry, name)
     dns = _dns()
     if dns is not None and name != DEFAULT:
         dns.detach(root, runroot, name, cid)
     return _record(state, cid, entry, [])
+
+
+def _retarget_ports(store: Store, state: dict, cid: str, entry: dict, gone: str) -> None:
+    """After ``gone`` left a container: its published ports, which went to its address
+    on ``gone``, go to its address on the first network it keeps (docker re-publishes
+    on the remaining endpoint), or, with no network left, are removed and their host
+    ports released."""
+    if not entry.get("ports") or entry.get("ports_network", gone) != gone:
+        return
+    if not entry["networks"]:
+        for cmd in rules.container_delete_commands(store.table, entry["chain"], entry["ports"]):
+            nft().try_run([cmd])
+        for k in [k for k, v in state["ports"].items() if v == cid]:
+            del state["ports"][k]
+        entry["ports"] = []
+        entry.pop("ports_network", None)
+        return
+    # the first network by interface order (eth0 before eth1): the default route's
+    name, att = min(entry["networks"].items(), key=lambda kv: int(kv[1]["ifname"][3:] or 0))
+    for p in entry["ports"]:
+        p["container_ip"], p["container_ip6"] = att["ip"], att.get("ip6", "")
+    entry["ports"] = [p for p in entry["ports"] if ":" not in (p.get("host_ip") or "")
+                      or p["container_ip6"]]  # an IPv6 host address needs an IPv6 address
+    entry["ports_network"] = name
+    nft().run(rules.container_commands(store.table, entry["chain"], entry["ports"]))
+    kept = {ports.key(p["protocol"], p["host_port"]) for p in entry["ports"]}
+    for k in [k for k, v in state["ports"].items() if v == cid and k not in kept]:
+        del state["ports"][k]
+        proto, _, port = k.partition("/")
+        nft().try_run(rules.container_delete_commands(store.table, entry["chain"], [
+            {"protocol": proto, "host_port": int(port)}])[:1])  # its map element, not the chain
 
 
 def recover(store: Store, live: list[str], root: str, runroot: str) -> list[str]:
@@ -525,7 +625,7 @@ def recover(store: Store, live: list[str], root: str, runroot: str) -> list[str]
     with store.transaction() as state:
         for cid in [c for c in state["containers"] if c not in keep]:
             entry = state["containers"][cid]
-            _undo(state, cid, entry)
+            _undo(store, state, cid, entry)
             lines.append(f"network: released {cid[:12]}'s addresses, interfaces and ports "
                          f"({', '.join(entry['networks'])})")
         live_map: dict[str, list[str]] = {}
@@ -534,7 +634,7 @@ def recover(store: Store, live: list[str], root: str, runroot: str) -> list[str]
                 live_map.setdefault(name, []).append(cid)
         for name, net in state["networks"].items():
             if live_map.get(name):
-                _bring_up(state, net)
+                _bring_up(store, state, net)
     dns = _dns()
     if dns is not None:
         lines += dns.recover(root, runroot, {k: v for k, v in live_map.items() if k != DEFAULT})

@@ -2,8 +2,10 @@
 flags, columns and exit codes).
 
 Declared as a ``pyrt.commands`` entry point; the builder only uses argparse.  The
-commands go through the ``pyrt_network_*`` hooks of the engine's plugin manager, so they
-act on whichever network backend the host chose, not only this one.
+commands go through the ``pyrt_network_*`` hooks of the engine's plugin manager (connect
+and disconnect through the engine's methods, which hold the container's lock and keep
+its record and config), so they act on whichever network backend the host chose, not
+only this one.
 """
 from __future__ import annotations
 
@@ -49,6 +51,9 @@ def add_network(cmd) -> None:
 
     p = sp("prune", "Remove the networks no container uses", cmd_prune)
     p.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
+    p.add_argument("--all", "-a", action="store_true",
+                   help="the default network too when unused (its bridge and firewall table: "
+                        "before a store is deleted; pyrt's own flag)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="label=KEY[=VALUE]")
 
@@ -205,6 +210,11 @@ def cmd_inspect(args) -> int:
     return rc
 
 
+#: docker's pre-defined networks: never removed by `network rm` (docker: "bridge is a
+#: pre-defined network and cannot be removed", exit 1)
+PREDEFINED = ("bridge", "host", "none")
+
+
 def cmd_rm(args) -> int:
     from pyrt_core.api import NotFoundError, PyrtError
 
@@ -213,6 +223,12 @@ def cmd_rm(args) -> int:
     rc = 0
     for ref in args.names:
         n = _find(nets, ref)
+        name = n["Name"] if n is not None else ref
+        if name in PREDEFINED:  # even with -f, as docker
+            print(f"Error response from daemon: {name} is a pre-defined network and cannot be "
+                  "removed", file=sys.stderr)
+            rc = 1
+            continue
         try:
             if n is None:
                 raise NotFoundError(f"network {ref} not found")
@@ -233,8 +249,10 @@ def cmd_prune(args) -> int:
 
     engine = _engine(args)
     gone = []
-    for n in _hook(engine, "list"):
-        if n["Name"] in ("bridge", "none", "host") or n.get("Containers"):
+    nets = _hook(engine, "list")
+    # the default network last: a store's table goes with its last network
+    for n in sorted(nets, key=lambda n: n["Name"] == "bridge"):
+        if n.get("Containers") or (n["Name"] in PREDEFINED and not args.all):
             continue
         if args.filter and not _matches(n, args.filter):
             continue
@@ -249,48 +267,12 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _running(engine, ref: str):
-    import os
-
-    from pyrt_core.api import UsageError
-
-    c = engine.containers.get(ref)
-    path = os.path.join(engine.settings.runroot, "netns", c.id)
-    if not engine.is_running(c) or not os.path.exists(path):
-        raise UsageError(f"container {ref} is not running on a network (connect needs a running "
-                         "container with its own network namespace)")
-    return c, path
-
-
-def _save_record(engine, c, record: dict) -> None:
-    """Keep the updated record in the container's state, where inspect reads it."""
-    state = getattr(c, "state", None)
-    if state is not None and hasattr(state, "network"):
-        state.network = dict(record)
-        engine.containers.save(c)
-
-
 def cmd_connect(args) -> int:
-    from pyrt_core.api import ContainerNetworking, NetworkAttachment
-
-    engine = _engine(args)
-    c, path = _running(engine, args.container)
-    att = NetworkAttachment(network=args.network, aliases=tuple(args.alias), ipv4=args.ip,
-                            ipv6=args.ip6)
-    networking = ContainerNetworking(mode="networks", attachments=[att], name=c.name or "",
-                                     hostname=getattr(c.config, "hostname", "") or c.id[:12])
-    record = getattr(c.state, "network", None) or None
-    rec = _hook(engine, "connect", container_id=c.id, netns=path, networking=networking,
-                network=args.network, record=record)
-    _save_record(engine, c, rec)
+    _engine(args).network_connect(args.container, args.network, aliases=tuple(args.alias),
+                                  ipv4=args.ip, ipv6=args.ip6)
     return 0
 
 
 def cmd_disconnect(args) -> int:
-    engine = _engine(args)
-    c, path = _running(engine, args.container)
-    record = getattr(c.state, "network", None) or None
-    rec = _hook(engine, "disconnect", container_id=c.id, netns=path, network=args.network,
-                record=record)
-    _save_record(engine, c, rec)
+    _engine(args).network_disconnect(args.container, args.network, force=args.force)
     return 0

@@ -12,7 +12,8 @@ from pyrt_core.api import UsageError
 
 #: docker's default pools: 172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/20 in /24s
 DEFAULT_POOLS = (("172.17.0.0/12", 16), ("192.168.0.0/16", 24))
-#: the default bridge network's bridge (docker: docker0)
+#: the default bridge network's bridge in the default store (docker: docker0; another
+#: store's: pyrt0-<tag>, :func:`pyrt_network.store.host_names`)
 DEFAULT_BRIDGE = "pyrt0"
 
 
@@ -165,10 +166,11 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
-def bridge_name(name: str, net_id: str) -> str:
-    """``pyrt0`` for the default network, ``pyrt-<12 hex>`` for others (15 characters,
+def bridge_name(name: str, net_id: str, default_bridge: str = DEFAULT_BRIDGE) -> str:
+    """``default_bridge`` (the store's: ``pyrt0``, ``pyrt0-<tag>``) for the default
+    network, ``pyrt-<10 hex>`` of the network's random id for others (15 characters,
     the kernel's limit; docker: docker0, br-<12 hex>)."""
-    return DEFAULT_BRIDGE if name == "bridge" else f"pyrt-{net_id[:10]}"
+    return default_bridge if name == "bridge" else f"pyrt-{net_id[:10]}"
 
 
 def veth_name(container_id: str, network_id: str) -> str:

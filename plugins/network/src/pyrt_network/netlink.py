@@ -154,6 +154,11 @@ def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tupl
             ipr.link("set", index=idx, state="up")
     finally:
         os.close(fd)
+    # hairpin: with br_netfilter loaded (bridge-nf-call-iptables, docker's hosts), a
+    # container's packet to its own published port is DNATed at the bridge and sent
+    # back out the port it came in on, which a bridge drops unless the port allows it
+    # (docker without its userland proxy, CNI's hairpinMode)
+    _sysctl(f"/sys/class/net/{host_end}/brport/hairpin_mode", "1")
 
     def inside(ns):
         i = link_index(ns, tmp)

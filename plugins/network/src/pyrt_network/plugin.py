@@ -42,7 +42,7 @@ def pyrt_info() -> dict[str, dict[str, object]] | None:
     from . import netlink
 
     info: dict[str, object] = {"backend": BACKEND, "ip_forward": netlink.forwarding(),
-                               "nftables table": "inet pyrt"}
+                               "nftables table": "inet pyrt (the default store; another: inet pyrt-<tag>)"}
     try:
         from .nft import nft
 
@@ -53,7 +53,7 @@ def pyrt_info() -> dict[str, dict[str, object]] | None:
         drops = [f"{c['family']} {c['table']} {c['name']}" for c in
                  (x.get("chain") for x in listing.get("nftables", []))
                  if c and c.get("hook") == "forward" and c.get("policy") == "drop"
-                 and c.get("table") != "pyrt"]
+                 and not str(c.get("table", "")).startswith("pyrt")]
         if drops:
             info["forward dropped by"] = drops
     except Exception as e:  # noqa: BLE001 - reported, not raised

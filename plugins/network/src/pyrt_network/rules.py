@@ -1,7 +1,10 @@
 """The nftables commands of pyrt-network, built as libnftables JSON (pure functions).
 
-Everything lives in one table of pyrt's own, ``inet pyrt``; nothing here names another
-table and nothing flushes the ruleset, so docker's and podman's tables stay untouched.
+Everything lives in one table of pyrt's own per store, ``inet pyrt`` for the default
+store (``/var/lib/pyrt``) and ``inet pyrt-<6 hex>`` for any other (``Store.table``:
+two stores on one host never share a chain, a set or a map); nothing here names
+another table and nothing flushes the ruleset, so docker's and podman's tables stay
+untouched.  Every function takes that table's name first.
 The base chains hold a fixed number of rules whatever the number of containers; what
 varies lives in sets and maps, looked up by hash:
 
@@ -18,8 +21,20 @@ the reverse; the 50th container costs what the first did.
 from __future__ import annotations
 
 FAMILY = "inet"
+#: the default store's table (any other store: ``pyrt-<tag>``, see :mod:`pyrt_network.store`)
 TABLE = "pyrt"
-_T = {"family": FAMILY, "table": TABLE}
+#: the base chains and their hooks: (name, type, hook, priority)
+BASE_CHAINS = (("prerouting", "nat", "prerouting", -100), ("output", "nat", "output", -100),
+               ("postrouting", "nat", "postrouting", 100), ("forward", "filter", "forward", 0),
+               ("input", "filter", "input", 0))
+
+
+#: host addresses of a published port that mean "every address of the family"
+ANY_ADDRESS = ("0.0.0.0", "::")
+
+
+def _tt(table: str) -> dict:
+    return {"family": FAMILY, "table": table}
 
 
 def _m(left, right, op="=="):
@@ -39,32 +54,47 @@ def _prefix(cidr: str):
     return {"prefix": {"addr": addr, "len": int(n)}}
 
 
-def _rule(chain: str, *expr) -> dict:
-    return {"add": {"rule": dict(_T, chain=chain, expr=list(expr))}}
+def _rule(table: str, chain: str, *expr) -> dict:
+    return {"add": {"rule": dict(_tt(table), chain=chain, expr=list(expr))}}
 
 
-def table_commands() -> list[dict]:
-    """The table, its sets, maps and base chains with their fixed rules: one
-    transaction, run when the table does not exist yet."""
+def table_commands(table: str, fresh: bool = False) -> list[dict]:
+    """The table, its sets, maps and base chains with their fixed rules, made or adopted
+    in one transaction: ``add`` (not ``create``) of what may exist already, then the
+    base chains flushed and written again, so running it on a table that exists (a
+    second network, a killed run's leftover, an older pyrt's rules) leaves exactly one
+    copy of the current rules and never fails with "File exists".
+
+    ``fresh``: the store holds no network yet, so nothing in a table of its name can be
+    its own: the table is deleted first (``add`` then ``delete``, so that a missing
+    one is no error) and made anew, dropping what a killed run left in its sets."""
+    _T = _tt(table)
+
+    def _rule(chain, *expr):
+        return {"add": {"rule": dict(_T, chain=chain, expr=list(expr))}}
+
     ports_lookup = [_m({"fib": {"result": "type", "flags": ["daddr"]}}, "local"),
                     {"vmap": {"key": {"concat": [_meta("l4proto"), _payload("th", "dport")]},
                               "data": "@ports"}}]
-    return [
-        {"add": {"table": {"family": FAMILY, "name": TABLE}}},
+    head: list[dict] = [{"add": {"table": {"family": FAMILY, "name": table}}}]
+    if fresh:
+        head += [{"delete": {"table": {"family": FAMILY, "name": table}}},
+                 {"add": {"table": {"family": FAMILY, "name": table}}}]
+    return head + [
         {"add": {"set": dict(_T, name="bridges", type="ifname")}},
         {"add": {"set": dict(_T, name="nat4", type="ipv4_addr", flags=["interval"])}},
         {"add": {"set": dict(_T, name="nat6", type="ipv6_addr", flags=["interval"])}},
         {"add": {"map": dict(_T, name="ports", type=["inet_proto", "inet_service"], map="verdict")}},
         {"add": {"map": dict(_T, name="fwd_in", type="ifname", map="verdict")}},
         {"add": {"map": dict(_T, name="fwd_out", type="ifname", map="verdict")}},
-        {"add": {"chain": dict(_T, name="prerouting", type="nat", hook="prerouting", prio=-100,
-                               policy="accept")}},
-        {"add": {"chain": dict(_T, name="output", type="nat", hook="output", prio=-100,
-                               policy="accept")}},
-        {"add": {"chain": dict(_T, name="postrouting", type="nat", hook="postrouting", prio=100,
-                               policy="accept")}},
-        {"add": {"chain": dict(_T, name="forward", type="filter", hook="forward", prio=0,
-                               policy="accept")}},
+        # the networks' resolvers: each gateway, and which bridge may ask it
+        {"add": {"set": dict(_T, name="gw4", type="ipv4_addr")}},
+        {"add": {"set": dict(_T, name="gw6", type="ipv6_addr")}},
+        {"add": {"set": dict(_T, name="dns4", type=["ifname", "ipv4_addr"])}},
+        {"add": {"set": dict(_T, name="dns6", type=["ifname", "ipv6_addr"])}},
+    ] + [{"add": {"chain": dict(_T, name=n, type=t, hook=h, prio=p, policy="accept")}}
+         for n, t, h, p in BASE_CHAINS] + [
+        {"flush": {"chain": dict(_T, name=n)}} for n, _t, _h, _p in BASE_CHAINS] + [
         # published ports: traffic to a host address, from outside and from the host
         _rule("prerouting", *ports_lookup),
         _rule("output", *ports_lookup),
@@ -76,20 +106,43 @@ def table_commands() -> list[dict]:
         # 127.0.0.1:PORT from the host (route_localnet on the bridge)
         _rule("postrouting", _m(_payload("ip", "saddr"), _prefix("127.0.0.0/8")),
               _m(_meta("oifname"), "@bridges"), {"masquerade": None}),
-        # hairpin: a container reaching a published port through a host address
+        # hairpin: a container reaching a published port through a host address (its
+        # own, or another container's) is seen from its gateway, as docker's proxy
+        # gives it.  Matched on the source subnet, not the input interface: with
+        # br_netfilter loaded, a packet DNATed back onto the bridge it came from is
+        # bridged, and its postrouting hook has no input interface
         _rule("postrouting", _m({"ct": {"key": "status"}}, "dnat", "in"),
-              _m(_meta("iifname"), "@bridges"), {"masquerade": None}),
+              _m(_payload("ip", "saddr"), "@nat4"), _m(_meta("oifname"), "@bridges"),
+              {"masquerade": None}),
+        _rule("postrouting", _m({"ct": {"key": "status"}}, "dnat", "in"),
+              _m(_payload("ip6", "saddr"), "@nat6"), _m(_meta("oifname"), "@bridges"),
+              {"masquerade": None}),
         _rule("forward", _m({"ct": {"key": "state"}}, ["established", "related"], "in"),
               {"accept": None}),
         _rule("forward", _m({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}),
         _rule("forward", {"vmap": {"key": _meta("iifname"), "data": "@fwd_in"}}),
         _rule("forward", {"vmap": {"key": _meta("oifname"), "data": "@fwd_out"}}),
+        # DNS from a container to the resolver on *another* network's gateway: dropped
+        # (aardvark-dns 1.4 would answer it from that network's names)
+        _rule("input", _m(_meta("iifname"), "@bridges"),
+              _m(_meta("l4proto"), {"set": ["tcp", "udp"]}), _m(_payload("th", "dport"), 53),
+              _m(_payload("ip", "daddr"), "@gw4"),
+              _m({"concat": [_meta("iifname"), _payload("ip", "daddr")]}, "@dns4", "!="),
+              {"drop": None}),
+        _rule("input", _m(_meta("iifname"), "@bridges"),
+              _m(_meta("l4proto"), {"set": ["tcp", "udp"]}), _m(_payload("th", "dport"), 53),
+              _m(_payload("ip6", "daddr"), "@gw6"),
+              _m({"concat": [_meta("iifname"), _payload("ip6", "daddr")]}, "@dns6", "!="),
+              {"drop": None}),
     ]
 
 
-def network_commands(net_id: str, bridge: str, subnets: list[str], internal: bool) -> list[dict]:
+def network_commands(table: str, net_id: str, bridge: str, subnets: list[str], internal: bool,
+                     gateways: list[str] = ()) -> list[dict]:
     """A network's chains and set elements (idempotent: its chains are flushed and
-    written again, so running it twice leaves one copy)."""
+    written again, so running it twice leaves one copy); ``gateways`` are where its
+    resolver answers, asked only from its own bridge."""
+    _T = _tt(table)
     ci, co = f"n-{net_id[:24]}-i", f"n-{net_id[:24]}-o"
     cmds: list[dict] = [
         {"add": {"chain": dict(_T, name=ci)}}, {"flush": {"chain": dict(_T, name=ci)}},
@@ -98,11 +151,11 @@ def network_commands(net_id: str, bridge: str, subnets: list[str], internal: boo
     ]
     if internal:
         # no way out, no way in: only the bridge itself
-        cmds.append(_rule(ci, _m(_meta("oifname"), bridge, "!="), {"drop": None}))
-        cmds.append(_rule(co, _m(_meta("iifname"), bridge, "!="), {"drop": None}))
+        cmds.append(_rule(table, ci, _m(_meta("oifname"), bridge, "!="), {"drop": None}))
+        cmds.append(_rule(table, co, _m(_meta("iifname"), bridge, "!="), {"drop": None}))
     else:
         # isolation: not to another of pyrt's bridges
-        cmds.append(_rule(ci, _m(_meta("oifname"), "@bridges"),
+        cmds.append(_rule(table, ci, _m(_meta("oifname"), "@bridges"),
                           _m(_meta("oifname"), bridge, "!="), {"drop": None}))
         v4 = [_prefix(s) for s in subnets if ":" not in s]
         v6 = [_prefix(s) for s in subnets if ":" in s]
@@ -110,6 +163,7 @@ def network_commands(net_id: str, bridge: str, subnets: list[str], internal: boo
             cmds.append({"add": {"element": dict(_T, name="nat4", elem=v4)}})
         if v6:
             cmds.append({"add": {"element": dict(_T, name="nat6", elem=v6)}})
+    cmds += _dns_elements("add", _T, bridge, gateways)
     cmds += [
         {"add": {"element": dict(_T, name="fwd_in", elem=[[bridge, {"jump": {"target": ci}}]])}},
         {"add": {"element": dict(_T, name="fwd_out", elem=[[bridge, {"jump": {"target": co}}]])}},
@@ -117,9 +171,20 @@ def network_commands(net_id: str, bridge: str, subnets: list[str], internal: boo
     return cmds
 
 
-def network_delete_commands(net_id: str, bridge: str, subnets: list[str], internal: bool) -> list[dict]:
+def _dns_elements(op: str, _T: dict, bridge: str, gateways) -> list[dict]:
+    out = []
+    for gw in gateways:
+        v = "6" if ":" in gw else "4"
+        out.append({op: {"element": dict(_T, name="gw" + v, elem=[gw])}})
+        out.append({op: {"element": dict(_T, name="dns" + v, elem=[{"concat": [bridge, gw]}])}})
+    return out
+
+
+def network_delete_commands(table: str, net_id: str, bridge: str, subnets: list[str], internal: bool,
+                            gateways: list[str] = ()) -> list[dict]:
     """The reverse of :func:`network_commands` (each one alone: a missing piece must
     not keep the others)."""
+    _T = _tt(table)
     ci, co = f"n-{net_id[:24]}-i", f"n-{net_id[:24]}-o"
     cmds: list[dict] = [
         {"delete": {"element": dict(_T, name="fwd_in", elem=[bridge])}},
@@ -127,7 +192,7 @@ def network_delete_commands(net_id: str, bridge: str, subnets: list[str], intern
         {"delete": {"element": dict(_T, name="bridges", elem=[bridge])}},
         {"delete": {"chain": dict(_T, name=ci)}},
         {"delete": {"chain": dict(_T, name=co)}},
-    ]
+    ] + _dns_elements("delete", _T, bridge, gateways)
     if not internal:
         for s in subnets:
             cmds.append({"delete": {"element": dict(_T, name="nat6" if ":" in s else "nat4",
@@ -135,38 +200,57 @@ def network_delete_commands(net_id: str, bridge: str, subnets: list[str], intern
     return cmds
 
 
-def container_commands(chain: str, ports: list[dict]) -> list[dict]:
+def container_commands(table: str, chain: str, ports: list[dict]) -> list[dict]:
     """A container's port chain: for each published port ``{"protocol", "host_ip",
-    "host_port", "container_ip", "container_port"}`` a DNAT rule, and the ``ports``
-    map's element that jumps there."""
+    "host_port", "container_ip", "container_port"}`` (and ``container_ip6`` when the
+    container has an IPv6 address on that network) a DNAT rule per address family, and
+    the ``ports`` map's element that jumps there (one per protocol and host port: the
+    same port on two host addresses is two rules behind one element).  A host address
+    names its family; none (every address) means IPv4, and IPv6 too when the container
+    has an IPv6 address (docker's)."""
+    _T = _tt(table)
     cmds: list[dict] = [{"add": {"chain": dict(_T, name=chain)}}, {"flush": {"chain": dict(_T, name=chain)}}]
-    elems = []
+    elems: list = []
     for p in ports:
-        expr = [_m(_meta("nfproto"), "ipv4")]
-        if p.get("host_ip"):
-            expr.append(_m(_payload("ip", "daddr"), p["host_ip"]))
-        expr += [_m(_meta("l4proto"), p["protocol"]),
-                 _m(_payload("th", "dport"), p["host_port"]),
-                 {"dnat": {"family": "ip", "addr": p["container_ip"], "port": p["container_port"]}}]
-        cmds.append(_rule(chain, *expr))
-        elems.append([{"concat": [p["protocol"], p["host_port"]]}, {"jump": {"target": chain}}])
+        hip = p.get("host_ip") or ""
+        fams = []
+        if ":" not in hip:
+            fams.append(("ipv4", "ip", p["container_ip"]))
+        if (":" in hip or not hip) and p.get("container_ip6"):
+            fams.append(("ipv6", "ip6", p["container_ip6"]))
+        for nfproto, l3, addr in fams:
+            expr = [_m(_meta("nfproto"), nfproto)]
+            if hip and hip not in ANY_ADDRESS:
+                expr.append(_m(_payload(l3, "daddr"), hip))
+            expr += [_m(_meta("l4proto"), p["protocol"]),
+                     _m(_payload("th", "dport"), p["host_port"]),
+                     {"dnat": {"family": l3, "addr": addr, "port": p["container_port"]}}]
+            cmds.append(_rule(table, chain, *expr))
+        e = [{"concat": [p["protocol"], p["host_port"]]}, {"jump": {"target": chain}}]
+        if e not in elems:
+            elems.append(e)
     if elems:
         cmds.append({"add": {"element": dict(_T, name="ports", elem=elems)}})
     return cmds
 
 
-def container_delete_commands(chain: str, ports: list[dict]) -> list[dict]:
+def container_delete_commands(table: str, chain: str, ports: list[dict]) -> list[dict]:
     """The reverse of :func:`container_commands`, each command alone."""
+    _T = _tt(table)
+    keys = []
+    for p in ports:
+        if (p["protocol"], p["host_port"]) not in keys:
+            keys.append((p["protocol"], p["host_port"]))
     cmds: list[dict] = [{"delete": {"element": dict(_T, name="ports",
-                                                    elem=[{"concat": [p["protocol"], p["host_port"]]}])}}
-                        for p in ports]
+                                                    elem=[{"concat": [proto, port]}])}}
+                        for proto, port in keys]
     cmds.append({"delete": {"chain": dict(_T, name=chain)}})
     return cmds
 
 
-def list_table() -> list[dict]:
-    return [{"list": {"table": {"family": FAMILY, "name": TABLE}}}]
+def list_table(table: str) -> list[dict]:
+    return [{"list": {"table": {"family": FAMILY, "name": table}}}]
 
 
-def delete_table() -> list[dict]:
-    return [{"delete": {"table": {"family": FAMILY, "name": TABLE}}}]
+def delete_table(table: str) -> list[dict]:
+    return [{"delete": {"table": {"family": FAMILY, "name": table}}}]

@@ -13,16 +13,35 @@ entry that teardown/recovery undo (deleting what is missing is not an error).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 
 from pyrt_core.api import FileLock, atomic_write, read_json
 
 EMPTY = {"networks": {}, "containers": {}, "ports": {}}
+#: pyrt's default store (pyrt_core.config.DEFAULT_ROOT; a unit test checks they agree):
+#: the one store whose host objects carry the plain names
+DEFAULT_ROOT = "/var/lib/pyrt"
+
+
+def host_names(root: str) -> tuple[str, str]:
+    """The names of a store's objects that the whole host shares: its nftables table and
+    its default network's bridge.  ``("pyrt", "pyrt0")`` for the default store (docker:
+    ``docker0``, podman: ``podman0``), ``("pyrt-<tag>", "pyrt0-<tag>")`` for any other,
+    ``tag`` 6 hex digits of the hash of the store's real path: two stores on one host
+    (``--root``) never share a bridge, a chain or a set, and the same store finds its
+    own again (after a reboot, or a killed run) without keeping a registry."""
+    real = os.path.realpath(root)
+    if real == DEFAULT_ROOT:
+        return "pyrt", "pyrt0"
+    tag = hashlib.sha256(real.encode()).hexdigest()[:6]
+    return f"pyrt-{tag}", f"pyrt0-{tag}"
 
 
 class Store:
     def __init__(self, root: str):
+        self.table, self.default_bridge = host_names(root)
         self.dir = os.path.join(root, "networks")
         self.path = os.path.join(self.dir, "state.json")
         self.lock_path = os.path.join(self.dir, "lock")

@@ -6,5 +6,5 @@ from pyrt_core.testing.network_conformance import NetworkConformance
 
 class TestBridgeConformance(NetworkConformance):
     backend = "bridge"
-    # "dns": pyrt_network.dns's own tests; "ipv6": test_bridge_traffic.py::test_ipv6_network
-    capabilities = {"ports", "isolation", "internal", "connect", "ipv6"}
+    # deeper tests of "dns": test_dns.py; of "ipv6": test_bridge_traffic.py
+    capabilities = {"ports", "isolation", "internal", "connect", "ipv6", "dns"}

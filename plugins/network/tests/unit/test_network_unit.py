@@ -64,6 +64,7 @@ def test_names_and_mac():
     with pytest.raises(UsageError):
         ipam.check_mac("01:00:00:00:00:01")
     assert ipam.bridge_name("bridge", "ab" * 32) == "pyrt0"
+    assert ipam.bridge_name("bridge", "ab" * 32, "pyrt0-abcdef") == "pyrt0-abcdef"
     assert len(ipam.bridge_name("x", "ab" * 32)) <= 15
     assert len(ipam.veth_name("c" * 64, "n" * 64)) <= 15
     with pytest.raises(UsageError):
@@ -116,12 +117,35 @@ def test_host_port_choice(monkeypatch):
     assert lo <= ports.choose({"protocol": "tcp", "host_port": 0, "container_port": 80}, {}, "b") <= hi
 
 
+def test_store_host_names(tmp_path):
+    """The default store keeps the plain names; any other store has its own, the same
+    each time for the same path (a killed run's leftovers are found again)."""
+    from pyrt_core.config import DEFAULT_ROOT
+
+    from pyrt_network import store
+
+    assert store.DEFAULT_ROOT == DEFAULT_ROOT
+    assert store.host_names(DEFAULT_ROOT) == ("pyrt", "pyrt0")
+    a, b = store.host_names(str(tmp_path / "a")), store.host_names(str(tmp_path / "b"))
+    assert a != b and a == store.host_names(str(tmp_path / "a"))
+    assert a[0].startswith("pyrt-") and a[1].startswith("pyrt0-") and len(a[1]) <= 15
+    os.symlink(tmp_path / "a", tmp_path / "link")
+    assert store.host_names(str(tmp_path / "link")) == a  # the real path counts
+    assert Store(str(tmp_path / "a")).table == a[0]
+
+
 def test_rules_json_constant_per_container():
-    table = rules.table_commands()
+    table = rules.table_commands("pyrt")
     text = json.dumps(table)
-    assert '"family": "inet", "name": "pyrt"' in text and "flush" not in text
-    assert all(list(c) == ["add"] for c in table)
-    one = rules.container_commands("c-1", [{"protocol": "tcp", "host_ip": "", "host_port": 8080,
+    assert '"family": "inet", "name": "pyrt"' in text
+    # adopting: only add (idempotent) and the flush of pyrt's own base chains, no delete
+    assert {next(iter(c)) for c in table} == {"add", "flush"}
+    assert {c["flush"]["chain"]["name"] for c in table if "flush" in c} == {
+        n for n, *_ in rules.BASE_CHAINS}
+    fresh = rules.table_commands("pyrt-abc123", fresh=True)
+    assert [next(iter(c)) for c in fresh[:3]] == ["add", "delete", "add"]
+    assert fresh[1]["delete"]["table"] == {"family": "inet", "name": "pyrt-abc123"}
+    one = rules.container_commands("pyrt", "c-1", [{"protocol": "tcp", "host_ip": "", "host_port": 8080,
                                              "container_ip": "10.213.0.2", "container_port": 80}])
     rule = [c["add"]["rule"] for c in one if "rule" in c.get("add", {})][0]
     assert rule["chain"] == "c-1" and rule["expr"][-1] == {
@@ -129,13 +153,16 @@ def test_rules_json_constant_per_container():
     elem = [c["add"]["element"] for c in one if "element" in c.get("add", {})][0]
     assert elem["name"] == "ports" and elem["elem"] == [[{"concat": ["tcp", 8080]}, {"jump": {"target": "c-1"}}]]
     # every command names pyrt's table, none another
-    for cmds in (table, one, rules.network_commands("n" * 64, "pyrt0", ["10.213.0.0/24"], False),
-                 rules.network_delete_commands("n" * 64, "pyrt0", ["10.213.0.0/24"], True),
-                 rules.container_delete_commands("c-1", [{"protocol": "tcp", "host_port": 8080}])):
+    for cmds in (table, one, rules.network_commands("pyrt", "n" * 64, "pyrt0", ["10.213.0.0/24"], False),
+                 rules.network_delete_commands("pyrt", "n" * 64, "pyrt0", ["10.213.0.0/24"], True),
+                 rules.container_delete_commands("pyrt", "c-1", [{"protocol": "tcp", "host_port": 8080}])):
         for c in cmds:
             obj = next(iter(next(iter(c.values())).values()))
             assert obj.get("table", obj.get("name")) == "pyrt" or obj.get("table") == "pyrt"
-    internal = json.dumps(rules.network_commands("n" * 64, "pyrt-x", ["10.213.1.0/24"], True))
+    for c in fresh:
+        obj = next(iter(next(iter(c.values())).values()))
+        assert obj.get("table", obj.get("name")) == "pyrt-abc123"
+    internal = json.dumps(rules.network_commands("pyrt", "n" * 64, "pyrt-x", ["10.213.1.0/24"], True))
     assert "nat4" not in internal and internal.count('"drop"') == 2
 
 
@@ -174,3 +201,18 @@ def test_hook_call_passes_name_through():
 
     assert cli._hook(Engine(), "remove", name="front") is True
     assert seen == {"name": "front", "root": "/r", "runroot": "/u"}
+
+
+def test_hairpin_masquerade_matches_the_source_subnet_not_the_input_interface():
+    """With br_netfilter loaded, a packet DNATed back onto its own bridge is bridged and
+    reaches postrouting without an input interface: the hairpin masquerade must not
+    depend on ``iifname`` (the privileged proof: test_bridge_traffic.py::test_hairpin_*)."""
+    post = [c["add"]["rule"]["expr"] for c in rules.table_commands("pyrt")
+            if c.get("add", {}).get("rule", {}).get("chain") == "postrouting"]
+    hairpin = [e for e in post if {"match": {"op": "in", "left": {"ct": {"key": "status"}},
+                                             "right": "dnat"}} in e]
+    assert len(hairpin) == 2  # IPv4 and IPv6
+    for expr in hairpin:
+        text = json.dumps(expr)
+        assert "iifname" not in text and ('"@nat4"' in text or '"@nat6"' in text)
+        assert {"masquerade": None} in expr

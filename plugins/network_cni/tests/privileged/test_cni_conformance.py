@@ -7,5 +7,6 @@ from pyrt_core.testing.network_conformance import NetworkConformance
 class TestCNIConformance(NetworkConformance):
     backend = "cni"
     # isolation: the firewall plugin's ingressPolicy same-bridge; no "dns" (no
-    # name-resolution plugin in Debian's set), no "ipv6" (not built yet)
+    # name-resolution plugin in Debian's set: the suite checks no resolver is claimed),
+    # no "ipv6" (not built yet: the suite checks --ipv6 is refused in one line)
     capabilities = {"ports", "internal", "connect", "isolation"}
