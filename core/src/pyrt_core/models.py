@@ -548,6 +548,7 @@ class ContainerConfig:
     privileged: bool = False  # --privileged
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
     labels: dict[str, str] = field(factory=dict)  # -l/--label, --label-file
+    runtime: str = ""  # --runtime NAME|PATH (docker's HostConfig.Runtime); "": pyrt-runtime
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -606,7 +607,7 @@ class Container:
     state: ContainerState = field(factory=ContainerState)
     cgroup_manager: str = "none"
     monitor: str = ""  # "conmon" (detached) or "pyrt" (a foreground CLI reaps it)
-    runtime: str = ""  # the OCI runtime the monitor drives (path of pyrt-runtime)
+    runtime: str = ""  # the OCI runtime the monitor drives (its path, for this run)
 
     @property
     def layer_id(self) -> str:

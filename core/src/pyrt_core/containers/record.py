@@ -39,7 +39,7 @@ CONFIG_DEFAULTS: dict = {
     "storage_opts": dict, "restart_policy": "no", "restart_max": 0, "stop_signal": None,
     "stop_timeout": None, "log_size_max": None, "security_opt": list, "seccomp": None,
     "detach": False, "cap_add": list, "cap_drop": list, "privileged": False,
-    "no_new_privileges": True, "labels": dict,
+    "no_new_privileges": True, "labels": dict, "runtime": "",
 }
 TOP_DEFAULTS: dict = {"cgroup_manager": "none", "monitor": "", "runtime": ""}
 #: the fields a record must have (``Container``'s fields without a default)

@@ -38,6 +38,11 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
         name = check_name(name)
     else:
         name = None
+    if config.runtime:  # --runtime: known and trusted before anything exists
+        from ..monitor.ociruntime import is_pyrt, resolve
+
+        if not is_pyrt(config.runtime):
+            resolve(config.runtime, engine.settings.runtimes)
     validate_resources(engine, config)
     default_pids_limit(engine, config)
     networked = config.network not in ("none", "host") or bool(config.networking)

@@ -49,6 +49,12 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
             raise ExecError(f"the working directory {workdir!r} is invalid, it needs to be an "
                             "absolute path", 125)
         proc["cwd"] = workdir
+    if c.config.runtime:  # --runtime: that runtime's own exec
+        from .teardown import other_runtime
+
+        other = other_runtime(engine, c)
+        if other is not None:
+            return _exec_other(engine, c, other, proc, stdio, detach, on_started)
     pconf = process_from_spec(proc)
     if tty and on_console is not None:
         pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
@@ -78,3 +84,61 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     except BaseException:
         p.destroy()
         raise
+
+
+def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on_started) -> int:
+    """``exec`` in a container of another OCI runtime: ``RUNTIME exec --process FILE ID``
+    with our stdio (``-t``: the runtime's own pty, copied through the one we give it),
+    waited for here: the runtime returns the process's exit code and forwards the
+    signals it gets, which we forward to it."""
+    import json
+    import subprocess
+    import tempfile
+
+    from ..errors import ExecError
+    from ..monitor.ociruntime import why_untrusted
+    from ..runtime.config import NULL_STDIO
+
+    why = why_untrusted(other.path)
+    if why:
+        raise ExecError(f"refusing the OCI runtime {other.name}: {why}", 125)
+    bundle = engine.containers.bundle_dir(c.id)
+    fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=bundle)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(proc, f)
+        argv = other.argv("exec", "--process", path)
+        if proc.get("terminal"):
+            argv.append("--tty")
+        if detach:
+            argv.append("--detach")
+        argv.append(c.id)
+        fds = [subprocess.DEVNULL if x == NULL_STDIO else x for x in stdio]
+        p = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                             start_new_session=bool(proc.get("terminal")))
+        if on_started is not None:
+            on_started(p.pid)
+        from ..runtime.executor import forward_signals
+
+        class _Proc:  # what forward_signals needs of a process
+            pid = p.pid
+
+            @staticmethod
+            def kill(sig):
+                try:
+                    p.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+
+        try:
+            with forward_signals(_Proc()):
+                return p.wait()
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -213,17 +213,24 @@ class Launch:
 
 def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
            log_size_max: int | None, disabled_plugins: list[str] | None = None,
-           runtime: str | None = None, conmon: str | None = None, early: bool = True) -> Launch:
+           runtime: str | None = None, conmon: str | None = None, early: bool = True,
+           runtime_root: str | None = None) -> Launch:
     """Start conmon, which runs ``pyrt-runtime create``.
 
     With ``early`` the bundle need not be written yet: the runtime loads its code,
     then waits on the FIFO ``<bundle>/ready`` (``PYRT_RUNTIME_READY``) until
     :meth:`Launch.ready`, so its start-up overlaps the engine's mount and bundle
     work.  conmon detaches (its own session); its exit command runs when the
-    container exits."""
+    container exits.
+
+    ``runtime_root``: another OCI runtime's (``runtime``, see monitor.ociruntime) state
+    directory; that runtime does not wait for the bundle (``early`` must be False) and
+    takes no pyrt option."""
+    if runtime_root is not None and early:
+        raise ValueError("another OCI runtime cannot start before the bundle is written")
     conmon = conmon or find_conmon()
     runtime = runtime or find_runtime()
-    for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root, paths.bundle):
+    for d in (paths.exit_dir, paths.socket_dir, runtime_root or paths.runtime_root, paths.bundle):
         os.makedirs(d, mode=0o700, exist_ok=True)
     for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile,
               paths.ready, paths.stopping):
@@ -235,11 +242,11 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
             "-r", runtime, "-b", paths.bundle, "-p", paths.pidfile, "-P", paths.conmon_pidfile,
             "-l", f"k8s-file:{paths.log}", "--exit-dir", paths.exit_dir,
             "--socket-dir-path", paths.socket_dir, "--full-attach",
-            "--runtime-arg", "--root", "--runtime-arg", paths.runtime_root,
+            "--runtime-arg", "--root", "--runtime-arg", runtime_root or paths.runtime_root,
             "--runtime-arg", "--log", "--runtime-arg", paths.runtime_log,
             "--runtime-arg", "--log-format", "--runtime-arg", "json",
             "--log-level", "error"]
-    if disabled_plugins:
+    if disabled_plugins and runtime_root is None:
         argv += ["--runtime-arg", "--disable-plugins", "--runtime-arg", ",".join(disabled_plugins)]
     size = DEFAULT_LOG_SIZE_MAX if log_size_max is None else log_size_max
     if size and size > 0:

@@ -98,7 +98,7 @@ def _host_config(c, binds) -> dict:
         "SecurityOpt": cfg.security_opt or None,
         "UTSMode": "", "UsernsMode": "private" if cfg.userns else "",
         "ShmSize": 67108864,
-        "Runtime": "pyrt",
+        "Runtime": cfg.runtime or "pyrt",
         "CgroupParent": cfg.cgroup_parent or "",
         "CpuShares": cpu.get("shares") or 0,
         "Memory": mem.get("limit") or 0,

@@ -57,8 +57,9 @@ def cmd_run(args) -> int:
         return _run_detached(args)
     config = container_config_from_args(args)
     engine = engine_for(args)
-    if config.restart_policy != "no":
-        # the restart policy outlives this CLI: run under the monitor and attach to it
+    if config.restart_policy != "no" or config.runtime:
+        # the restart policy outlives this CLI: run under the monitor and attach to it;
+        # another OCI runtime (--runtime) runs under conmon too (monitor.ociruntime)
         from .lifecycle import start_attached
 
         c = engine.create(config, name=args.name, pull=args.pull)
@@ -85,7 +86,8 @@ def _run_detached(args) -> int:
     cid = store.new_id()
     launched = None
     try:
-        if _name_free(store, args.name):  # a taken name fails the create anyway
+        if _name_free(store, args.name) and not getattr(args, "runtime", None):
+            # (a taken name fails the create anyway; another runtime reads the bundle at once)
             launched = conmon.prelaunch(settings, store, cid, name=args.name,
                                         stdin=args.interactive, tty=args.tty,
                                         log_size_max=log_size_max_from_args(args))
@@ -190,6 +192,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="signal `pyrt stop` sends first (default: the image's StopSignal, else SIGTERM)")
     p.add_argument("--stop-timeout", type=int, default=None, metavar="N",
                    help="seconds `pyrt stop` waits before SIGKILL (default 10)")
+    p.add_argument("--runtime", default=None, metavar="NAME|PATH",
+                   help="the OCI runtime: runc, crun, a name from the config file's [runtimes], "
+                        "or an absolute path (default: pyrt-runtime)")
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="log options: max-size (default 10m; the log restarts when full)")
     from .network_flags import add_network_flags
@@ -334,7 +339,19 @@ def container_config_from_args(args):
         privileged=privileged,
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
         labels=labels_from_args(args),
+        runtime=_runtime_name(getattr(args, "runtime", None)),
     )
+
+
+def _runtime_name(text: str | None) -> str:
+    """``--runtime``'s value ("" for pyrt's own); resolved and checked by the engine's create."""
+    if text is None:
+        return ""
+    from ...monitor.ociruntime import is_pyrt
+
+    if not text.strip():
+        raise UsageError("invalid --runtime '': a runtime name or an absolute path")
+    return "" if is_pyrt(text) else text
 
 
 def _warn(text: str) -> None:

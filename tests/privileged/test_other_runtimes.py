@@ -1,0 +1,123 @@
+"""``--runtime runc|crun|NAME|PATH``: containers run by another OCI runtime than
+pyrt-runtime (monitor.ociruntime), and every later operation going through it: start,
+exec, kill, stop, pause, rm, recovery; foreground runs go through conmon."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from pyrt_core.testing.lifecycle import conmon_pids, inspect, leftovers, state, wait_for
+
+RUNTIMES = ["runc", "crun"]
+
+
+@pytest.fixture
+def cli(detached_cli):
+    return detached_cli
+
+
+def _runtime_state(cli, name, cid):
+    """What the runtime itself says of ``cid`` under pyrt's state directory for it."""
+    exe = shutil.which(name)
+    r = subprocess.run([exe, "--root", os.path.join(cli.runroot, "runtimes", name), "state", cid],
+                       capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def _usable(name):
+    exe = shutil.which(name)
+    assert exe, f"{name} is not installed (scripts/test installs it with apt)"
+    return os.path.realpath(exe)
+
+
+@pytest.mark.parametrize("rt", RUNTIMES)
+def test_detached_container_under_another_runtime(cli, rt):
+    exe = _usable(rt)
+    r = cli("run", "-d", "--runtime", rt, "--name", "other", cli.image,
+            "sh", "-c", "echo hello; trap 'echo term; exit 4' TERM; sleep 1000 & wait")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    c = inspect(cli, "other")
+    assert c["HostConfig"]["Runtime"] == rt
+    assert c["Pyrt"]["OCIRuntime"] == exe and c["Pyrt"]["Monitor"] == "conmon"
+    # the runtime's own state knows it, running with the init pyrt recorded; pyrt-runtime's doesn't
+    rs = _runtime_state(cli, rt, cid)
+    assert rs is not None and rs["status"] == "running" and rs["pid"] == c["State"]["Pid"]
+    assert not os.path.exists(os.path.join(cli.runroot, "runtime", cid))
+    wait_for(lambda: "hello" in cli("logs", "other").stdout, what="output")
+    # exec through that runtime: output, exit code, the container's pid namespace
+    r = cli("exec", "other", "sh", "-c", "echo inside $$; cat /proc/1/cmdline | tr '\\0' ' '; exit 3")
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.startswith("inside ") and "sh -c echo hello" in r.stdout
+    # pause / unpause through it
+    assert cli("pause", "other").returncode == 0
+    assert _runtime_state(cli, rt, cid)["status"] == "paused"
+    assert cli("unpause", "other").returncode == 0
+    assert _runtime_state(cli, rt, cid)["status"] == "running"
+    # kill: the signal reaches the init (its trap answers), the exit is recorded
+    assert cli("kill", "-s", "TERM", "other").returncode == 0
+    assert cli("wait", "other").stdout.strip() == "4"
+    wait_for(lambda: state(cli, "other")["Status"] == "exited", what="the exit recorded")
+    assert "term" in cli("logs", "other").stdout
+    assert _runtime_state(cli, rt, cid) is None  # deleted (its cgroup with it)
+    # a second run uses the same runtime; stop sends the stop signal through it
+    assert cli("start", "other").returncode == 0
+    assert _runtime_state(cli, rt, cid)["status"] == "running"
+    r = cli("stop", "-t", "5", "other")
+    assert r.returncode == 0, r.stderr
+    assert state(cli, "other")["ExitCode"] == 4
+    assert _runtime_state(cli, rt, cid) is None
+    assert cli("start", "other").returncode == 0
+    assert cli("rm", "-f", "other").returncode == 0
+    assert _runtime_state(cli, rt, cid) is None
+    assert leftovers(cli) == []
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon to exit")
+
+
+@pytest.mark.parametrize("rt", RUNTIMES)
+def test_foreground_run_under_another_runtime(cli, rt):
+    """The CLI is no runtime's monitor: a foreground run with --runtime goes through conmon
+    (as --restart does) and keeps the foreground's exit code, output and --rm."""
+    _usable(rt)
+    r = cli("run", "--rm", "--runtime", rt, cli.image, "sh", "-c", "echo fg; echo err >&2; exit 5")
+    assert (r.returncode, r.stdout, r.stderr) == (5, "fg\n", "err\n")
+    wait_for(lambda: cli("ps", "-aq").stdout == "", what="--rm removal")
+    r = cli("run", "--name", "fg", "--runtime", rt, cli.image, "cat", "/proc/self/status")
+    assert r.returncode == 0 and "NoNewPrivs:\t1" in r.stdout, r.stdout + r.stderr
+    assert inspect(cli, "fg")["HostConfig"]["Runtime"] == rt
+    assert "NoNewPrivs" in cli("logs", "fg").stdout
+
+
+def test_runtime_by_path_and_from_config(cli, tmp_path):
+    exe = _usable("runc")
+    r = cli("run", "--rm", "--runtime", exe, cli.image, "echo", "by-path")
+    assert (r.returncode, r.stdout) == (0, "by-path\n"), r.stderr
+    conf = tmp_path / "pyrt.toml"
+    conf.write_text(f'[runtimes]\nmine = ["/nonexistent/runc", "{exe}"]\n')
+    r = cli("--config", conf, "run", "-d", "--runtime", "mine", "--name", "cfg", cli.image,
+            "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert inspect(cli, "cfg")["Pyrt"]["OCIRuntime"] == exe
+    rs = subprocess.run([exe, "--root", os.path.join(cli.runroot, "runtimes", "mine"), "state", cid],
+                        capture_output=True, text=True)
+    assert rs.returncode == 0 and json.loads(rs.stdout)["status"] == "running"
+    assert cli("--config", conf, "rm", "-f", "cfg").returncode == 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nosuch", "unknown or invalid runtime name: nosuch"),
+    ("relative/runc", "a runtime name or an absolute path"),
+    ("/nonexistent/runc", "/nonexistent/runc"),
+    ("", "invalid --runtime"),
+])
+@pytest.mark.parametrize("mode", ["run", "run-d", "create"])
+def test_bad_runtime_is_refused_before_anything_exists(cli, value, message, mode):
+    argv = {"run": ["run"], "run-d": ["run", "-d"], "create": ["create"]}[mode]
+    r = cli(*argv, "--runtime", value, "--name", "bad", cli.image, "true")
+    assert r.returncode == 125, r.stdout + r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert cli("ps", "-aq").stdout == ""
+    assert leftovers(cli) == [] and conmon_pids(cli) == []
