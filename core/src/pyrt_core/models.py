@@ -549,6 +549,9 @@ class ContainerConfig:
     no_new_privileges: bool = True  # --security-opt no-new-privileges=false turns it off
     labels: dict[str, str] = field(factory=dict)  # -l/--label, --label-file
     runtime: str = ""  # --runtime NAME|PATH (docker's HostConfig.Runtime); "": pyrt-runtime
+    log_driver: str = ""  # --log-driver (monitor.logdrivers); "": k8s-file
+    log_opts: dict[str, str] = field(factory=dict)  # --log-opt, as given (inspect's LogConfig)
+    log_tag: str | None = None  # --log-opt tag=TEMPLATE
 
     def to_dict(self) -> dict:
         return asdict(self)

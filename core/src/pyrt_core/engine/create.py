@@ -43,6 +43,10 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
 
         if not is_pyrt(config.runtime):
             resolve(config.runtime, engine.settings.runtimes)
+    if config.log_driver:  # journald must run (docker's check)
+        from ..monitor.logdrivers import check_usable
+
+        check_usable(config.log_driver)
     validate_resources(engine, config)
     default_pids_limit(engine, config)
     networked = config.network not in ("none", "host") or bool(config.networking)

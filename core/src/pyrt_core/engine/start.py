@@ -59,6 +59,15 @@ def exit_command(engine, c: Container) -> list[str]:
     return exit_command(engine.settings, engine.driver_name, c.id, c.state.run)
 
 
+def log_args(c: Container) -> dict:
+    """conmon's log driver and tag for ``c`` (--log-driver, --log-opt tag; monitor.logdrivers)."""
+    from ..monitor.logdrivers import check_usable, tag_for
+
+    check_usable(c.config.log_driver)
+    return {"log_driver": c.config.log_driver or None,
+            "log_tag": tag_for(c) if c.config.log_driver == "journald" or c.config.log_tag else None}
+
+
 def start_locked(engine, c: Container, before_start=None, launched=None) -> None:
     """A new run of ``c`` under conmon, the caller holding its lock; a failure cleans the
     run up (the record says ``exited`` with the error) and raises."""
@@ -105,7 +114,7 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
             paths, name=c.name, exit_command=exit_command(engine, c),
             stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
             disabled_plugins=engine.settings.disabled_plugins, runtime=c.runtime,
-            conmon=conmon_path)
+            conmon=conmon_path, **log_args(c))
         try:
             mount_and_write_bundle(engine, c, image, load=False)
             fault("start:mounted")
@@ -157,7 +166,8 @@ def _start_other(engine, c: Container, image, paths, other, conmon_path: str,
     launched = conmon.launch(
         paths, name=c.name, exit_command=exit_command(engine, c),
         stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
-        runtime=c.runtime, conmon=conmon_path, early=False, runtime_root=other.root)
+        runtime=c.runtime, conmon=conmon_path, early=False, runtime_root=other.root,
+        **log_args(c))
     pid, mon = launched.wait()
     st.pid, st.pid_start = pid, procutil.identity(pid)["start"]
     if mon:

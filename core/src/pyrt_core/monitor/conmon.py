@@ -13,7 +13,7 @@ Per container (``<runroot>`` is the engine's run root)::
     <runroot>/runtime/<id>/          pyrt-runtime's state (see runtime.state)
     <runroot>/exits/<id>             the exit code, written by conmon
     <runroot>/socket/<id>            conmon's symlink to the bundle
-    <root>/containers/<id>/ctr.log   the output, k8s-file format (see monitor.logs)
+    <root>/containers/<id>/ctr.log   the output, k8s-file format (see monitor.logdrivers)
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import sys
 from ..errors import ExecError, RuntimeError_
 from ..fsutil import remove_tree_quietly, which
 from ..jsonlean import loads as json_loads  # not json: re and enum, ~6 ms
+from .logdrivers import conmon_log_args, file_driver
 
 CANDIDATES = ("/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/bin/conmon",
               "/usr/local/libexec/podman/conmon")
@@ -214,7 +215,8 @@ class Launch:
 def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
            log_size_max: int | None, disabled_plugins: list[str] | None = None,
            runtime: str | None = None, conmon: str | None = None, early: bool = True,
-           runtime_root: str | None = None) -> Launch:
+           runtime_root: str | None = None, log_driver: str | None = None,
+           log_tag: str | None = None) -> Launch:
     """Start conmon, which runs ``pyrt-runtime create``.
 
     With ``early`` the bundle need not be written yet: the runtime loads its code,
@@ -240,7 +242,7 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
             pass
     argv = [conmon, "--api-version", "1", "-c", paths.id, "-u", paths.id, "-n", name or paths.id,
             "-r", runtime, "-b", paths.bundle, "-p", paths.pidfile, "-P", paths.conmon_pidfile,
-            "-l", f"k8s-file:{paths.log}", "--exit-dir", paths.exit_dir,
+            *conmon_log_args(log_driver, paths.log), "--exit-dir", paths.exit_dir,
             "--socket-dir-path", paths.socket_dir, "--full-attach",
             "--runtime-arg", "--root", "--runtime-arg", runtime_root or paths.runtime_root,
             "--runtime-arg", "--log", "--runtime-arg", paths.runtime_log,
@@ -248,8 +250,10 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
             "--log-level", "error"]
     if disabled_plugins and runtime_root is None:
         argv += ["--runtime-arg", "--disable-plugins", "--runtime-arg", ",".join(disabled_plugins)]
+    if log_tag:
+        argv += ["--log-tag", log_tag]
     size = DEFAULT_LOG_SIZE_MAX if log_size_max is None else log_size_max
-    if size and size > 0:
+    if size and size > 0 and file_driver(log_driver):
         argv += ["--log-size-max", str(size)]
     if stdin:
         argv.append("-i")

@@ -49,6 +49,8 @@ FACTS = {
     "tmp-not-btrfs": "a temporary directory that is not on btrfs",
     "dynamic-python": "a dynamically linked Python interpreter (its ELF names a loader)",
     "distribution": "a distribution installed in this environment",
+    "journald": "a running systemd-journald (its socket /run/systemd/journal/socket)",
+    "no-journald": "no running journald (the test checks what happens without one)",
 }
 
 V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
@@ -204,6 +206,15 @@ def _cgroup_device_bpf() -> bool:
         os.rmdir(cg)
 
 
+def _journald() -> bool:
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.stat("/run/systemd/journal/socket").st_mode)
+    except OSError:
+        return False
+
+
 _PROBES = {
     "root": lambda: os.geteuid() == 0,
     "unprivileged": lambda: os.geteuid() != 0,
@@ -221,6 +232,8 @@ _PROBES = {
     "tmp-not-btrfs": _tmp_not_btrfs,
     "dynamic-python": _dynamic_python,
     "distribution": _distribution,
+    "journald": lambda: _journald(),
+    "no-journald": lambda: not _journald(),
 }
 _cache: dict[tuple[str, str | None], bool] = {}
 

@@ -100,6 +100,19 @@ def cmd_logs(args) -> int:
         cur = engine.containers.load(c.id)
         return cur is not None and cur.state.status in ("running", "starting")
 
+    driver = c.config.log_driver
+    if driver in ("none", "journald"):
+        from ...errors import PyrtError
+        from ...monitor.logdrivers import NOT_READABLE, journald_running
+
+        if driver == "none":
+            raise PyrtError(NOT_READABLE)
+        if not journald_running():
+            raise PyrtError(f"{NOT_READABLE}: journald is not running on this host")
+        logs.show_journal(c.id, sys.stdout.buffer, sys.stderr.buffer, tail=tail,
+                          timestamps=args.timestamps, follow=args.follow, running=running,
+                          fmt=args.format)
+        return 0
     logs.show(engine.containers.log_path(c.id), sys.stdout.buffer, sys.stderr.buffer, tail=tail,
               timestamps=args.timestamps, follow=args.follow, running=running, fmt=args.format)
     return 0

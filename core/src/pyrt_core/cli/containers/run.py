@@ -86,7 +86,9 @@ def _run_detached(args) -> int:
     cid = store.new_id()
     launched = None
     try:
-        if _name_free(store, args.name) and not getattr(args, "runtime", None):
+        if _name_free(store, args.name) and not getattr(args, "runtime", None) \
+                and getattr(args, "log_driver", None) in (None, "k8s-file", "json-file") \
+                and not any(o.startswith("tag=") for o in args.log_opt):
             # (a taken name fails the create anyway; another runtime reads the bundle at once)
             launched = conmon.prelaunch(settings, store, cid, name=args.name,
                                         stdin=args.interactive, tty=args.tty,
@@ -126,7 +128,8 @@ def _run_foreground(engine, config, args) -> int:
     from .terminal import terminal_stdio
 
     # logged as docker logs it, unless --rm removes the log with the container anyway
-    logged = not config.auto_remove
+    # (the journal keeps it), or the driver is none
+    logged = config.log_driver != "none" and (not config.auto_remove or config.log_driver == "journald")
     with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
@@ -141,7 +144,12 @@ def _open_log(engine, proxy, config):
         from ...monitor.logfile import LogFile
 
         try:
-            proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
+            if config.log_driver == "journald":
+                from ...monitor.logdrivers import JournalWriter
+
+                proxy.log = JournalWriter(container)
+            else:
+                proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
         except OSError as e:  # the output still reaches the terminal
             import sys
 
@@ -195,8 +203,12 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", default=None, metavar="NAME|PATH",
                    help="the OCI runtime: runc, crun, a name from the config file's [runtimes], "
                         "or an absolute path (default: pyrt-runtime)")
-    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
-                   help="log options: max-size (default 10m; the log restarts when full)")
+    p.add_argument("--log-driver", default=None, metavar="DRIVER",
+                   help="k8s-file (default), json-file (written as k8s-file, as podman), "
+                        "journald, none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="log options: max-size (default 10m; the log restarts when full), "
+                        "max-file (1), tag (a template: {{.ID}}, {{.Name}}, ...)")
     from .network_flags import add_network_flags
 
     add_network_flags(p)
@@ -281,7 +293,10 @@ def container_config_from_args(args):
     policy, restart_max = parse_restart(getattr(args, "restart", "no") or "no")
     if policy != "no" and getattr(args, "rm", False):
         raise UsageError("conflicting options: --restart and --rm")
-    log_size_max = log_size_max_from_args(args)
+    from ...monitor.logdrivers import parse as parse_log
+
+    log_driver, log_opts, log_size_max, log_tag = parse_log(getattr(args, "log_driver", None),
+                                                            getattr(args, "log_opt", []) or [])
     stop_signal = getattr(args, "stop_signal", None)
     if stop_signal:
         from ...runtime.cli import RuntimeFailure, parse_signal
@@ -340,6 +355,9 @@ def container_config_from_args(args):
         no_new_privileges=_no_new_privileges(getattr(args, "security_opt", []) or []),
         labels=labels_from_args(args),
         runtime=_runtime_name(getattr(args, "runtime", None)),
+        log_driver="" if getattr(args, "log_driver", None) is None else log_driver,
+        log_opts=log_opts,
+        log_tag=log_tag,
     )
 
 
@@ -379,15 +397,9 @@ def _seccomp_setting(opts: list[str]) -> str | None:
 
 def log_size_max_from_args(args) -> int | None:
     """``--log-opt max-size=SIZE`` in bytes (None: the monitor's default)."""
-    log_size_max = None
-    for opt in getattr(args, "log_opt", []) or []:
-        k, sep, v = opt.partition("=")
-        if k != "max-size" or not sep:
-            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
-        from ..resource_flags import parse_size
+    from ...monitor.logdrivers import parse as parse_log
 
-        log_size_max = parse_size(v, "--log-opt max-size")
-    return log_size_max
+    return parse_log(getattr(args, "log_driver", None), getattr(args, "log_opt", []) or [])[2]
 
 
 def parse_restart(text: str) -> tuple[str, int]:
