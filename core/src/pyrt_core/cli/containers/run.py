@@ -29,6 +29,13 @@ def _p_run_create(cmd, name, help, func) -> None:
     if name == "run":
         r.add_argument("--detach", "-d", action="store_true",
                        help="run in the background (under its monitor) and print its id")
+        r.add_argument("--attach", "-a", action="append", default=[], metavar="STREAM",
+                       help="attach only these streams: stdin, stdout, stderr (default: all)")
+        r.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
+                       help="pass the signals pyrt gets on to the container (default true; "
+                            "--sig-proxy=false: SIGINT/SIGTERM end pyrt, not the container)")
+        r.add_argument("--detach-keys", default=None, metavar="KEYS",
+                       help="keys that detach from the container's terminal (default ctrl-p,ctrl-q)")
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -53,18 +60,29 @@ def cmd_create(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .terminal import parse_attach, parse_bool, parse_detach_keys
+
+    attach = parse_attach(args.attach)
+    sig_proxy = parse_bool(args.sig_proxy, "--sig-proxy")
+    keys = parse_detach_keys(args.detach_keys)
     if args.detach:
+        if attach is not None:
+            raise UsageError("Conflicting options: -a and -d")
         return _run_detached(args)
     config = container_config_from_args(args)
     engine = engine_for(args)
-    if config.restart_policy != "no" or config.runtime:
+    stdin = config.interactive and (attach is None or "stdin" in attach)
+    if config.restart_policy != "no" or config.runtime or not sig_proxy or keys is not None:
         # the restart policy outlives this CLI: run under the monitor and attach to it;
-        # another OCI runtime (--runtime) runs under conmon too (monitor.ociruntime)
+        # so does a container of another OCI runtime (--runtime, monitor.ociruntime), one
+        # that must outlive a signal to this CLI (--sig-proxy=false) and one that may be
+        # detached from (--detach-keys): the CLI is then only attached to it
         from .lifecycle import start_attached
 
         c = engine.create(config, name=args.name, pull=args.pull)
-        return start_attached(engine, c.id, stdin=config.interactive)
-    return _run_foreground(engine, config, args)
+        return start_attached(engine, c.id, stdin=stdin, streams=attach, sig_proxy=sig_proxy,
+                              detach_keys=keys)
+    return _run_foreground(engine, config, args, streams=attach)
 
 
 def _run_detached(args) -> int:
@@ -122,15 +140,16 @@ def _name_free(store, name: str | None) -> bool:
     return name is None or not os.path.lexists(os.path.join(store.names, name))
 
 
-def _run_foreground(engine, config, args) -> int:
+def _run_foreground(engine, config, args, streams: set[str] | None = None) -> int:
     """The CLI is the container's monitor: fastest path, stdio passed straight through
-    (or a pty pyrt owns for -t)."""
+    (or a pty pyrt owns for -t).  ``streams``: ``-a``'s (None: all)."""
     from .terminal import terminal_stdio
 
     # logged as docker logs it, unless --rm removes the log with the container anyway
     # (the journal keeps it), or the driver is none
     logged = config.log_driver != "none" and (not config.auto_remove or config.log_driver == "journald")
-    with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
+    with terminal_stdio(config.tty, config.interactive and (streams is None or "stdin" in streams),
+                        logged=logged, streams=streams) as (stdio, proxy):
         return engine.run(config, name=args.name, stdio=stdio, pull=args.pull,
                           on_started=(lambda pid: proxy.start()) if proxy else None,
                           on_exited=(lambda code: proxy.finish()) if proxy else None,
