@@ -552,6 +552,7 @@ class ContainerConfig:
     log_driver: str = ""  # --log-driver (monitor.logdrivers); "": k8s-file
     log_opts: dict[str, str] = field(factory=dict)  # --log-opt, as given (inspect's LogConfig)
     log_tag: str | None = None  # --log-opt tag=TEMPLATE
+    platform: str | None = None  # --platform OS/ARCH[/VARIANT] (engine.create.resolve_image)
 
     def to_dict(self) -> dict:
         return asdict(self)

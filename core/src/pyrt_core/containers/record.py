@@ -40,7 +40,7 @@ CONFIG_DEFAULTS: dict = {
     "stop_timeout": None, "log_size_max": None, "security_opt": list, "seccomp": None,
     "detach": False, "cap_add": list, "cap_drop": list, "privileged": False,
     "no_new_privileges": True, "labels": dict, "runtime": "",
-    "log_driver": "", "log_opts": dict, "log_tag": None,
+    "log_driver": "", "log_opts": dict, "log_tag": None, "platform": None,
 }
 TOP_DEFAULTS: dict = {"cgroup_manager": "none", "monitor": "", "runtime": ""}
 #: the fields a record must have (``Container``'s fields without a default)

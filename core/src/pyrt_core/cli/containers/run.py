@@ -219,6 +219,9 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="signal `pyrt stop` sends first (default: the image's StopSignal, else SIGTERM)")
     p.add_argument("--stop-timeout", type=int, default=None, metavar="N",
                    help="seconds `pyrt stop` waits before SIGKILL (default 10)")
+    p.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+                   help="the image's platform: pulled for it from a multi-platform image; a "
+                        "local image of another platform is pulled again (refused with --pull never)")
     p.add_argument("--runtime", default=None, metavar="NAME|PATH",
                    help="the OCI runtime: runc, crun, a name from the config file's [runtimes], "
                         "or an absolute path (default: pyrt-runtime)")
@@ -377,7 +380,16 @@ def container_config_from_args(args):
         log_driver="" if getattr(args, "log_driver", None) is None else log_driver,
         log_opts=log_opts,
         log_tag=log_tag,
+        platform=_platform(getattr(args, "platform", None)),
     )
+
+
+def _platform(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from ...engine.create import check_platform
+
+    return check_platform(text)
 
 
 def _runtime_name(text: str | None) -> str:
