@@ -60,7 +60,8 @@ def _start_run(cli, *flags):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("flags", [[], ["--sig-proxy"], ["--sig-proxy=true"], ["--restart", "no"]])
+@pytest.mark.parametrize("flags", [[], ["--sig-proxy"], ["--sig-proxy=true"],
+                                   ["--detach-keys", "ctrl-a,d"]])  # the last: through conmon
 def test_sig_proxy_passes_signals_on(cli, sig, flags):
     p = _start_run(cli, *flags)
     p.send_signal(sig)

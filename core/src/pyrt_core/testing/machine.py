@@ -51,6 +51,8 @@ FACTS = {
     "distribution": "a distribution installed in this environment",
     "journald": "a running systemd-journald (its socket /run/systemd/journal/socket)",
     "no-journald": "no running journald (the test checks what happens without one)",
+    "crun-cgroups": "cgroups crun can manage: v1, v2, or hybrid without controllers on the "
+                    "cgroup2 mount (crun refuses 'cgroups in hybrid mode')",
 }
 
 V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
@@ -215,6 +217,18 @@ def _journald() -> bool:
         return False
 
 
+def _crun_cgroups() -> bool:
+    """crun's own check: a hybrid hierarchy (cgroup2 at /sys/fs/cgroup/unified beside v1)
+    whose cgroup2 mount has a controller is refused."""
+    if _cgroup2_mount() == "/sys/fs/cgroup" or not _v1_controllers():
+        return True
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
+            return not f.read().split()
+    except OSError:
+        return True
+
+
 _PROBES = {
     "root": lambda: os.geteuid() == 0,
     "unprivileged": lambda: os.geteuid() != 0,
@@ -234,6 +248,7 @@ _PROBES = {
     "distribution": _distribution,
     "journald": lambda: _journald(),
     "no-journald": lambda: not _journald(),
+    "crun-cgroups": lambda: _crun_cgroups(),
 }
 _cache: dict[tuple[str, str | None], bool] = {}
 

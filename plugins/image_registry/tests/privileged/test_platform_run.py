@@ -45,7 +45,7 @@ def test_run_and_create_pick_the_platform(pyrt_cli, reg_env, multi_ref):
     machine.skip_unless("distribution", "pyrt-namespaces", detail="to run the image")
     cli, env = pyrt_cli, reg_env
     # nothing local: pulled for the platform asked for
-    r = cli("create", "--platform", "linux/arm64", "--name", "c1", multi_ref, "cat", "/etc/arch",
+    r = cli("create", "--tls-verify=false", "--platform", "linux/arm64", "--name", "c1", multi_ref, "cat", "/etc/arch",
             env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert _arch(cli, env, multi_ref) == "arm64"
@@ -55,7 +55,7 @@ def test_run_and_create_pick_the_platform(pyrt_cli, reg_env, multi_ref):
             env=env)
     assert (r.returncode, r.stdout) == (0, "linux/arm64\n"), r.stderr
     # the local image is arm64: another platform is pulled again, and the name follows it
-    r = cli("run", "--rm", "--platform", "linux/amd64", multi_ref, "cat", "/etc/arch", env=env,
+    r = cli("run", "--rm", "--tls-verify=false", "--platform", "linux/amd64", multi_ref, "cat", "/etc/arch", env=env,
             timeout=120)
     assert (r.returncode, r.stdout) == (0, "linux/amd64\n"), r.stderr
     assert _arch(cli, env, multi_ref) == "amd64"
@@ -77,12 +77,12 @@ def test_platform_mismatch_under_pull_never_is_refused(pyrt_cli, reg_env, multi_
 
 def test_platform_absent_from_the_index_and_bad_values(pyrt_cli, reg_env, multi_ref):
     cli, env = pyrt_cli, reg_env
-    r = cli("run", "--rm", "--platform", "linux/s390x", multi_ref, "true", env=env, timeout=120)
+    r = cli("run", "--rm", "--tls-verify=false", "--platform", "linux/s390x", multi_ref, "true", env=env, timeout=120)
     assert r.returncode == 125
     assert "linux/s390x" in r.stderr and "linux/amd64" in r.stderr and "linux/arm64" in r.stderr
     for bad in ("linux", "linux/", "a/b/c/d", "linux amd64"):
         for mode in (["run", "--rm"], ["run", "-d"], ["create"]):
-            r = cli(*mode, "--platform", bad, multi_ref, "true", env=env)
+            r = cli(*mode, "--tls-verify=false", "--platform", bad, multi_ref, "true", env=env)
             assert r.returncode == 125 and "invalid platform" in r.stderr, r.stderr
             assert len(r.stderr.strip().splitlines()) == 1
     assert cli("ps", "-aq", env=env).stdout == ""

@@ -104,7 +104,7 @@ def _run_detached(args) -> int:
     cid = store.new_id()
     launched = None
     try:
-        if _name_free(store, args.name) and not getattr(args, "runtime", None) \
+        if _name_free(store, args.name) and getattr(args, "runtime", None) is None \
                 and getattr(args, "log_driver", None) in (None, "k8s-file", "json-file") \
                 and not any(o.startswith("tag=") for o in args.log_opt):
             # (a taken name fails the create anyway; another runtime reads the bundle at once)
