@@ -124,3 +124,26 @@ def test_bad_runtime_is_refused_before_anything_exists(cli, value, message, mode
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert cli("ps", "-aq").stdout == ""
     assert leftovers(cli) == [] and conmon_pids(cli) == []
+
+
+def test_recovery_after_a_lost_monitor_uses_the_runtime(cli):
+    """conmon and the init killed: the next command's recovery marks the container exited
+    and deletes the runtime's state (its cgroup with it) through that runtime."""
+    _usable("runc")
+    r = cli("run", "-d", "--runtime", "runc", "--name", "rec", cli.image, "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    pid = state(cli, "rec")["Pid"]
+    mons = conmon_pids(cli)
+    assert len(mons) == 1 and _runtime_state(cli, "runc", cid)["status"] == "running"
+    os.kill(mons[0], 9)
+    os.kill(pid, 9)
+    wait_for(lambda: conmon_pids(cli) == [], timeout=10, what="conmon gone")
+    # the orphaned init is reaped by whoever adopted it (this machine's init): wait for that
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=30, what="the init reaped")
+    assert cli("ps", "-a").returncode == 0  # its recovery pass
+    s = state(cli, "rec")
+    assert s["Status"] == "exited" and not s["Running"]
+    assert _runtime_state(cli, "runc", cid) is None
+    assert leftovers(cli) == []
+    assert cli("rm", "rec").returncode == 0
