@@ -147,3 +147,30 @@ def test_recovery_after_a_lost_monitor_uses_the_runtime(cli):
     assert _runtime_state(cli, "runc", cid) is None
     assert leftovers(cli) == []
     assert cli("rm", "rec").returncode == 0
+
+
+def test_exec_with_stdin_and_a_terminal_under_another_runtime(cli):
+    from pyrt_core.testing.terminal import Term
+
+    _usable("runc")
+    cli("run", "-d", "--runtime", "runc", "--name", "xt", cli.image, "sleep", "1000", check=True)
+    r = cli("exec", "-i", "xt", "sh", "-c", "cat; echo end >&2", input="from-stdin\n")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "from-stdin\n", "end\n")
+    # without -i the process's stdin is the container's own /dev/null, never the host's
+    r = cli("exec", "xt", "sh", "-c", "stat -L -c '%d %i' /proc/self/fd/0 /dev/null")
+    mine, theirs = r.stdout.splitlines()
+    host = os.stat("/dev/null")
+    assert mine == theirs and mine != f"{host.st_dev} {host.st_ino}", r.stdout + r.stderr
+    t = Term(cli.argv("exec", "-it", "xt", "sh"), rows=40, cols=120)
+    try:
+        t.send(b"tty; stty size; echo ma$((0))rk\n")
+        out = t.expect(b"ma0rk\r\n")
+        assert b"/dev/pts/" in out and b"40 120" in out, out
+        t.send(b"exit 5\n")
+        assert t.wait() == 5
+    finally:
+        t.close()
+    assert cli("exec", "-d", "xt", "sh", "-c", "sleep 1; touch /tmp/detached-ran").returncode == 0
+    wait_for(lambda: cli("exec", "xt", "test", "-e", "/tmp/detached-ran").returncode == 0,
+             what="the detached exec")
+    assert cli("rm", "-f", "xt").returncode == 0

@@ -113,9 +113,14 @@ def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on
         if detach:
             argv.append("--detach")
         argv.append(c.id)
-        fds = [subprocess.DEVNULL if x == NULL_STDIO else x for x in stdio]
-        p = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2],
-                             start_new_session=bool(proc.get("terminal")))
+        null = _container_null(c) if NULL_STDIO in tuple(stdio) else -1
+        fds = [null if x == NULL_STDIO else x for x in stdio]
+        try:
+            p = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                                 start_new_session=bool(proc.get("terminal")))
+        finally:
+            if null >= 0:
+                os.close(null)
         if on_started is not None:
             on_started(p.pid)
         from ..runtime.executor import forward_signals
@@ -142,3 +147,27 @@ def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on
             os.unlink(path)
         except OSError:
             pass
+
+
+def _container_null(c: Container) -> int:
+    """The container's own ``/dev/null`` (never the host's: docs/security.md, 12), opened
+    inside its root with openat2(RESOLVE_IN_ROOT) through its init, and checked to be the
+    null device: what ``NULL_STDIO`` means for pyrt's own exec."""
+    import stat
+
+    from ..containers.inroot import open_path
+    from ..errors import ExecError
+
+    try:
+        opath = open_path(f"/proc/{c.state.pid}/root", "/dev/null")
+    except OSError as e:
+        raise ExecError(f"cannot open the container's /dev/null: {e.strerror}", 125) from None
+    try:
+        fd = os.open(f"/proc/self/fd/{opath}", os.O_RDWR | os.O_CLOEXEC | os.O_NOCTTY)
+    finally:
+        os.close(opath)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise ExecError("the container's /dev/null is not the null device", 125)
+    return fd
