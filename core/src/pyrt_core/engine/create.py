@@ -62,8 +62,8 @@ def image_platform_matches(image: Image, want: str) -> bool:
 
 
 def platform_mismatch(text: str, image: Image, want: str) -> str:
-    return (f"image with reference {text} was found but its platform ({image_platform(image)}) "
-            f"does not match the specified platform ({want})")
+    return (f"image with reference {text} was found but does not match the specified platform: "
+            f"wanted {want}, actual: {image_platform(image)}")  # docker's words
 
 
 def warn_foreign_platform(image: Image) -> None:

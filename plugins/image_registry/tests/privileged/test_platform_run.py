@@ -69,8 +69,8 @@ def test_platform_mismatch_under_pull_never_is_refused(pyrt_cli, reg_env, multi_
     for mode in (["run", "--rm"], ["run", "-d"], ["create"]):
         r = cli(*mode, "--pull", "never", "--platform", "linux/arm64", multi_ref, "true", env=env)
         assert r.returncode == 125, r.stdout + r.stderr
-        assert (f"image with reference {multi_ref} was found but its platform (linux/amd64) does "
-                "not match the specified platform (linux/arm64)") in r.stderr, r.stderr
+        assert (f"image with reference {multi_ref} was found but does not match the specified "
+                "platform: wanted linux/arm64, actual: linux/amd64") in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         assert cli("ps", "-aq", env=env).stdout == ""
 
