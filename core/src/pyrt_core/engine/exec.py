@@ -149,6 +149,9 @@ def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on
             pass
 
 
+_HINT = " (exec -i gives the process a pipe as its stdin instead)"
+
+
 def _container_null(c: Container) -> int:
     """The container's own ``/dev/null`` (never the host's: docs/security.md, 12), opened
     inside its root with openat2(RESOLVE_IN_ROOT) through its init, and checked to be the
@@ -161,7 +164,7 @@ def _container_null(c: Container) -> int:
     try:
         opath = open_path(f"/proc/{c.state.pid}/root", "/dev/null")
     except OSError as e:
-        raise ExecError(f"cannot open the container's /dev/null: {e.strerror}", 125) from None
+        raise ExecError(f"cannot open the container's /dev/null: {e.strerror}{_HINT}", 125) from None
     try:
         fd = os.open(f"/proc/self/fd/{opath}", os.O_RDWR | os.O_CLOEXEC | os.O_NOCTTY)
     finally:
@@ -169,5 +172,5 @@ def _container_null(c: Container) -> int:
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
-        raise ExecError("the container's /dev/null is not the null device", 125)
+        raise ExecError(f"the container's /dev/null is not the null device{_HINT}", 125)
     return fd
