@@ -53,25 +53,31 @@ def test_detached_exec_gets_the_containers_dev_null_not_the_hosts(box):
         assert ids[n] == ids["null"], f"{n} is not the container's /dev/null: {ids}"
 
 
-@pytest.mark.parametrize("how", ["absolute-link-to-a-host-file", "regular-file"])
+@pytest.mark.parametrize("how", ["link-to-a-host-path", "dangling-link", "regular-file"])
 def test_a_replaced_dev_null_is_refused(box, tmp_path, how):
-    """The container replaced its /dev/null: a link naming a host file (it does not exist
-    in the container: resolved in the container's root it leads nowhere) or a file it
-    reads back.  exec -d is refused with one line; nothing runs; the host file is intact; a
-    foreground exec without -i is refused the same way."""
+    """The container replaced its /dev/null: by an absolute link to a path that names a host
+    file (a plain open of /proc/PID/root/dev/null resolves an absolute link from the host's
+    root: that file would become the process's stdio and take its output), the same
+    link with no such path in the container, or a file.  exec -d is refused with one line;
+    nothing runs; the host file is intact; a foreground exec without -i is refused alike."""
     victim = tmp_path / "host-file"
     victim.write_text("host's\n")
     os.chmod(victim, 0o600)
-    target = str(victim) if how.startswith("absolute") else None
-    make = f"ln -s {target} /dev/null" if target else "echo container > /dev/null.new && mv /dev/null.new /dev/null"
+    make = {
+        # the path exists in the container too (runc looks the container's /dev/null up)
+        "link-to-a-host-path": f"mkdir -p {tmp_path} && echo decoy > {victim} && ln -s {victim} /dev/null",
+        "dangling-link": f"ln -s {victim} /dev/null",
+        "regular-file": "echo container > /dev/null.new && mv /dev/null.new /dev/null",
+    }[how]
     r = box("exec", "xr", "sh", "-c", f"rm /dev/null && {make}")
     assert r.returncode == 0, r.stderr
     r = box("exec", "-d", "xr", "sh", "-c", "echo ran > /tmp/ran; echo from-the-container; " + PROBE)
+    time.sleep(0.5)  # (what a process handed the host file would have written by now)
+    assert victim.read_text() == "host's\n", "the container's process wrote to the host file"
     assert r.returncode == 125, r.stdout + r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "/dev/null" in r.stderr, r.stderr
     # (read from here: runc itself cannot exec into a container without a /dev/null)
     assert not os.path.lexists(f"/proc/{state(box, 'xr')['Pid']}/root/tmp/ran"), "the process ran"
     r = box("exec", "xr", "true")
     assert r.returncode == 125 and "/dev/null" in r.stderr, r.stdout + r.stderr
-    time.sleep(0.5)  # (what a process handed the host file would have written by now)
     assert victim.read_text() == "host's\n" and os.stat(victim).st_mode & 0o777 == 0o600
