@@ -27,6 +27,10 @@ Config file format::
     [containers]
     pids_limit = 2048  # the default --pids-limit (podman's); 0 or -1: no default limit
 
+    [runtimes]  # OCI runtimes for --runtime NAME (podman's [engine.runtimes])
+    runc = "/usr/sbin/runc"  # runc and crun are also found on PATH without an entry
+    kata = ["/usr/local/bin/kata-runtime", "/usr/bin/kata-runtime"]  # the first present
+
 Other tables belong to plugins, which declare them (``pyrt.config`` entry points, see
 :mod:`pyrt_core.hookspecs`): the entry's name is the table, its value maps the table's
 keys to the environment variables that carry them to the plugin, for example
@@ -44,7 +48,7 @@ from .errors import UsageError
 DEFAULT_ROOT = "/var/lib/pyrt"
 DEFAULT_RUNROOT = "/run/pyrt"
 #: the config file's tables the core reads itself; the others are the plugins' (above)
-CORE_SECTIONS = ("storage", "plugins", "containers")
+CORE_SECTIONS = ("storage", "plugins", "containers", "runtimes")
 #: the entry-point group of the plugins' configuration sections
 CONFIG_GROUP = "pyrt.config"
 #: the pids limit of a container run without --pids-limit, where a resource plugin with
@@ -60,13 +64,13 @@ class Settings:
     of start-up the monitor's runtime then overlaps, see docs/lifecycle.md)."""
 
     __slots__ = ("root", "runroot", "storage_driver", "storage_driver_source", "storage_options",
-                 "disabled_plugins", "plugin_env", "config_file", "pids_limit")
+                 "disabled_plugins", "plugin_env", "config_file", "pids_limit", "runtimes")
 
     def __init__(self, root: str = DEFAULT_ROOT, runroot: str = DEFAULT_RUNROOT,
                  storage_driver: str | None = None, storage_driver_source: str = "default",
                  storage_options: list[str] | None = None, disabled_plugins: list[str] | None = None,
                  plugin_env: dict[str, str] | None = None, config_file: str | None = None,
-                 pids_limit: int = DEFAULT_PIDS_LIMIT):
+                 pids_limit: int = DEFAULT_PIDS_LIMIT, runtimes: dict | None = None):
         self.root = root
         self.runroot = runroot
         self.storage_driver = storage_driver
@@ -78,6 +82,8 @@ class Settings:
         self.plugin_env = dict(plugin_env or {})
         self.config_file = config_file
         self.pids_limit = pids_limit  # [containers] pids_limit; <= 0: no default limit
+        # [runtimes]: name -> path or candidate paths (monitor.ociruntime.resolve)
+        self.runtimes = dict(runtimes or {})
 
     def __repr__(self) -> str:
         return "Settings(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -193,6 +199,15 @@ def load_settings(
                 raise UsageError(f"config file {path}: containers.pids_limit must be an integer "
                                  "(-1 or 0: no default limit)")
             s.pids_limit = limit
+        runtimes = data.get("runtimes", {})
+        if not isinstance(runtimes, dict) or not all(
+                isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(x, str) for x in v))
+                for v in runtimes.values()):
+            raise UsageError(f"config file {path}: [runtimes] maps names to a path or a list of paths")
+        for rname, v in runtimes.items():
+            if not all(os.path.isabs(x) for x in ([v] if isinstance(v, str) else v)):
+                raise UsageError(f"config file {path}: runtimes.{rname} must be absolute paths")
+        s.runtimes = dict(runtimes)
     if env.get("PYRT_ROOT"):
         s.root = env["PYRT_ROOT"]
     if env.get("PYRT_RUNROOT"):

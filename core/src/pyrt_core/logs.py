@@ -120,3 +120,77 @@ def show(path: str, out, err, *, tail: int | None = None, timestamps: bool = Fal
                 if idle_checks > 2:  # let conmon flush the last lines
                     return
             time.sleep(0.05)
+
+
+def journal_command(cid: str, tail: int | None, follow: bool) -> list[str]:
+    """``journalctl`` for the entries the journald driver wrote for container ``cid``."""
+    argv = ["journalctl", "--no-pager", "--output", "json", f"CONTAINER_ID_FULL={cid}"]
+    if tail is not None and tail >= 0:
+        argv += ["--lines", str(tail)]
+    if follow:
+        argv.append("--follow")
+    return argv
+
+
+def journal_record(line: bytes):
+    """(time, stream, data) of one ``journalctl --output json`` entry, or None.  A message
+    journald stored as bytes comes as a list of numbers; a partial one has no newline."""
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return None
+    msg = e.get("MESSAGE")
+    if isinstance(msg, list):
+        data = bytes(msg)
+    elif isinstance(msg, str):
+        data = msg.encode()
+    else:
+        return None
+    if e.get("CONTAINER_PARTIAL_MESSAGE") != "true":
+        data += b"\n"
+    stream = "stderr" if str(e.get("PRIORITY")) == "3" else "stdout"
+    try:
+        us = int(e.get("__REALTIME_TIMESTAMP"))
+    except (TypeError, ValueError):
+        us = 0
+    ts = (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000))
+          + f".{us % 1_000_000:06d}000+00:00")
+    return ts, stream, data
+
+
+def show_journal(cid: str, out, err, *, tail: int | None = None, timestamps: bool = False,
+                 follow: bool = False, running=None, fmt: str = "text") -> None:
+    """:func:`show` for the journald driver: the entries ``journalctl`` finds for ``cid``;
+    with ``follow``, until ``running()`` is false."""
+    import select
+    import subprocess
+
+    p = subprocess.Popen(journal_command(cid, tail, follow), stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    assert p.stdout is not None
+    buf = b""
+    idle = 0
+    try:
+        while True:
+            ready, _, _ = select.select([p.stdout], [], [], 0.1)
+            if not ready:
+                if follow and running is not None and not running():
+                    idle += 1
+                    if idle > 5:
+                        return
+                continue
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                return
+            buf += chunk
+            *complete, buf = buf.split(b"\n")
+            for line in complete:
+                r = journal_record(line)
+                if r is not None:
+                    write(out, err, r[0], r[1], r[2], timestamps, fmt)
+            out.flush()
+            err.flush()
+    finally:
+        if p.poll() is None:
+            p.terminate()
+        p.wait()

@@ -566,6 +566,11 @@ class ContainerConfig:
     pid_mode: str | None = None
     uts_mode: str | None = None
     cgroupns_mode: str | None = None
+    runtime: str = ""  # --runtime NAME|PATH (docker's HostConfig.Runtime); "": pyrt-runtime
+    log_driver: str = ""  # --log-driver (monitor.logdrivers); "": k8s-file
+    log_opts: dict[str, str] = field(factory=dict)  # --log-opt, as given (inspect's LogConfig)
+    log_tag: str | None = None  # --log-opt tag=TEMPLATE
+    platform: str | None = None  # --platform OS/ARCH[/VARIANT] (engine.create.resolve_image)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -624,7 +629,7 @@ class Container:
     state: ContainerState = field(factory=ContainerState)
     cgroup_manager: str = "none"
     monitor: str = ""  # "conmon" (detached) or "pyrt" (a foreground CLI reaps it)
-    runtime: str = ""  # the OCI runtime the monitor drives (path of pyrt-runtime)
+    runtime: str = ""  # the OCI runtime the monitor drives (its path, for this run)
 
     @property
     def layer_id(self) -> str:

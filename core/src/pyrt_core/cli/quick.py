@@ -61,7 +61,7 @@ _DEFAULTS: dict = {"ps": {"all": False, "quiet": False, "no_trunc": False, "form
              "rm": {"force": False, "volumes": False},
              "stop": {"time": None, "all": False},
              "wait": {},
-             "start": {"attach": False, "interactive": False, "all": False},
+             "start": {"attach": False, "interactive": False, "all": False, "detach_keys": None},
              "inspect": {"type": None, "format": None, "size": False},
              "volume ls": {"command": "volume", "volume_command": "ls", "quiet": False,
                            "filter": [], "format": None},

@@ -43,6 +43,8 @@ CONFIG_DEFAULTS: dict = {
     "init": False, "init_path": None, "ulimits": list, "sysctls": dict, "shm_size": None,
     "oom_score_adj": None, "group_add": list, "cidfile": None, "annotations": dict,
     "ipc_mode": None, "pid_mode": None, "uts_mode": None, "cgroupns_mode": None,
+    "runtime": "",
+    "log_driver": "", "log_opts": dict, "log_tag": None, "platform": None,
 }
 TOP_DEFAULTS: dict = {"cgroup_manager": "none", "monitor": "", "runtime": ""}
 #: the fields a record must have (``Container``'s fields without a default)

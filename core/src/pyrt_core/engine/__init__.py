@@ -177,10 +177,10 @@ class Engine:
             self.monitor_alive(c) or self.process_alive(c))
 
     # -- the operations (each in its module; see the module docstring) ---------------------
-    def resolve_image(self, text: str, pull: str = "missing") -> Image:
+    def resolve_image(self, text: str, pull: str = "missing", platform: str | None = None) -> Image:
         from .create import resolve_image
 
-        return resolve_image(self, text, pull)
+        return resolve_image(self, text, pull, platform)
 
     def create(self, config: ContainerConfig, name: str | None = None, pull: str = "missing",
                cid: str | None = None) -> Container:

@@ -2,29 +2,82 @@
 writable layer.  Nothing runs yet (``start``/``run`` do that)."""
 from __future__ import annotations
 
-from ..errors import NotFoundError, PyrtError
+from ..errors import ImageError, NotFoundError, PyrtError, UsageError
 from ..models import Container, ContainerConfig, FetchOptions, Image, ImageReference
 from .common import fault, now
 
 
-def resolve_image(engine, text: str, pull: str = "missing") -> Image:
+def resolve_image(engine, text: str, pull: str = "missing", platform: str | None = None) -> Image:
     """The image ``text`` names: the local store's (``pull`` missing or never), else what
-    a plugin's ``pyrt_image_fetch`` brings (a registry, an OCI layout, an archive)."""
+    a plugin's ``pyrt_image_fetch`` brings (a registry, an OCI layout, an archive).
+
+    ``platform`` (``--platform``): the image must be for it, as docker: a local image for
+    another platform is pulled again for this one (the name then points at it), unless
+    ``--pull never``, which refuses it with docker's message; so does an image a fetch
+    brought for another platform."""
     ref = ImageReference.parse(text)
+    if platform is not None:
+        platform = check_platform(platform)
     if ref.transport == "registry" and pull != "always":
         try:
-            return engine.images.get(text)
+            local = engine.images.get(text)
         except NotFoundError:
             if pull == "never":
                 raise NotFoundError(f"image {text} not found locally (--pull never)") from None
+        else:
+            if platform is None or image_platform_matches(local, platform):
+                return local
+            if pull == "never":
+                raise ImageError(platform_mismatch(text, local, platform))
     settings = dict(engine.plugin_options, config_file=engine.settings.config_file)
-    image = engine.pm.hook.pyrt_image_fetch(reference=ref, store=engine.images,
-                                            options=FetchOptions(pull=pull, settings=settings))
+    image = engine.pm.hook.pyrt_image_fetch(
+        reference=ref, store=engine.images,
+        options=FetchOptions(pull=pull, settings=settings, platform=platform))
     if image is None:
         raise NotFoundError(
             f"image {text} is not in the local store, and no plugin can fetch "
             f"{ref.transport} references (install pyrt-image-registry to pull from registries)")
+    if platform is not None and not image_platform_matches(image, platform):
+        raise ImageError(platform_mismatch(text, image, platform))
     return image
+
+
+def check_platform(text: str) -> str:
+    """``--platform``'s value, ``OS/ARCH[/VARIANT]`` (docker's), or UsageError (one line)."""
+    parts = text.split("/")
+    if not 2 <= len(parts) <= 3 or not all(parts) or any(c.isspace() for c in text):
+        raise UsageError(f"invalid platform {text!r}: expected OS/ARCH[/VARIANT] (linux/amd64)")
+    return text.lower()
+
+
+def image_platform(image: Image) -> str:
+    return f"{image.os or 'linux'}/{image.architecture or 'unknown'}"
+
+
+def image_platform_matches(image: Image, want: str) -> bool:
+    """os and architecture as ``want`` names them (the store keeps no variant: an
+    ``linux/arm/v7`` image matches ``linux/arm``'s variants)."""
+    parts = want.split("/")
+    return (image.os or "linux") == parts[0] and image.architecture == parts[1]
+
+
+def platform_mismatch(text: str, image: Image, want: str) -> str:
+    return (f"image with reference {text} was found but does not match the specified platform: "
+            f"wanted {want}, actual: {image_platform(image)}")  # docker's words
+
+
+def warn_foreign_platform(image: Image) -> None:
+    """docker's warning for an image of another platform than the host's run without
+    ``--platform`` (it runs, if the host can execute it)."""
+    from ..images.platforms import host_platform
+
+    host = host_platform()
+    if image.architecture and not image_platform_matches(image, "/".join(host.split("/")[:2])):
+        import sys
+
+        sys.stderr.write(f"WARNING: The requested image's platform ({image_platform(image)}) does "
+                         f"not match the detected host platform ({host}) and no specific "
+                         "platform was requested\n")
 
 
 def create(engine, config: ContainerConfig, name: str | None = None, pull: str = "missing",
@@ -38,6 +91,15 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
         name = check_name(name)
     else:
         name = None
+    if config.runtime:  # --runtime: known and trusted before anything exists
+        from ..monitor.ociruntime import is_pyrt, resolve
+
+        if not is_pyrt(config.runtime):
+            resolve(config.runtime, engine.settings.runtimes)
+    if config.log_driver:  # journald must run (docker's check)
+        from ..monitor.logdrivers import check_usable
+
+        check_usable(config.log_driver)
     validate_resources(engine, config)
     default_pids_limit(engine, config)
     if config.ipc_mode or config.pid_mode or config.uts_mode or config.cgroupns_mode:
@@ -49,7 +111,9 @@ def create(engine, config: ContainerConfig, name: str | None = None, pull: str =
         from .network import resolve as resolve_networking
 
         resolve_networking(engine, config)
-    image = engine.resolve_image(config.image, pull)
+    image = engine.resolve_image(config.image, pull, config.platform)
+    if config.platform is None:
+        warn_foreign_platform(image)
     from ..images.configcheck import check_image
 
     check_image(image)  # one an earlier pyrt stored unchecked: refused before anything exists

@@ -58,6 +58,12 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
         caps = effective_set([], [], True)
         proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
         proc["noNewPrivileges"] = False
+    if c.config.runtime:  # --runtime: that runtime's own exec
+        from .teardown import other_runtime
+
+        other = other_runtime(engine, c)
+        if other is not None:
+            return _exec_other(engine, c, other, proc, stdio, detach, on_started)
     pconf = process_from_spec(proc)
     if tty and on_console is not None:
         pconf.on_console = on_console  # the pty is opened inside (the container's devpts)
@@ -88,3 +94,93 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     except BaseException:
         p.destroy()
         raise
+
+
+def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on_started) -> int:
+    """``exec`` in a container of another OCI runtime: ``RUNTIME exec --process FILE ID``
+    with our stdio (``-t``: the runtime's own pty, copied through the one we give it),
+    waited for here: the runtime returns the process's exit code and forwards the
+    signals it gets, which we forward to it."""
+    import json
+    import subprocess
+    import tempfile
+
+    from ..errors import ExecError
+    from ..monitor.ociruntime import why_untrusted
+    from ..runtime.config import NULL_STDIO
+
+    why = why_untrusted(other.path)
+    if why:
+        raise ExecError(f"refusing the OCI runtime {other.name}: {why}", 125)
+    bundle = engine.containers.bundle_dir(c.id)
+    fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=bundle)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(proc, f)
+        argv = other.argv("exec", "--process", path)
+        if proc.get("terminal"):
+            argv.append("--tty")
+        if detach:
+            argv.append("--detach")
+        argv.append(c.id)
+        null = _container_null(c) if NULL_STDIO in tuple(stdio) else -1
+        fds = [null if x == NULL_STDIO else x for x in stdio]
+        try:
+            p = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                                 start_new_session=bool(proc.get("terminal")))
+        finally:
+            if null >= 0:
+                os.close(null)
+        if on_started is not None:
+            on_started(p.pid)
+        from ..runtime.executor import forward_signals
+
+        class _Proc:  # what forward_signals needs of a process
+            pid = p.pid
+
+            @staticmethod
+            def kill(sig):
+                try:
+                    p.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+
+        try:
+            with forward_signals(_Proc()):
+                return p.wait()
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+_HINT = " (exec -i gives the process a pipe as its stdin instead)"
+
+
+def _container_null(c: Container) -> int:
+    """The container's own ``/dev/null`` (never the host's: docs/security.md, 12), opened
+    inside its root with openat2(RESOLVE_IN_ROOT) through its init, and checked to be the
+    null device: what ``NULL_STDIO`` means for pyrt's own exec."""
+    import stat
+
+    from ..containers.inroot import open_path
+    from ..errors import ExecError
+
+    try:
+        opath = open_path(f"/proc/{c.state.pid}/root", "/dev/null")
+    except OSError as e:
+        raise ExecError(f"cannot open the container's /dev/null: {e.strerror}{_HINT}", 125) from None
+    try:
+        fd = os.open(f"/proc/self/fd/{opath}", os.O_RDWR | os.O_CLOEXEC | os.O_NOCTTY)
+    finally:
+        os.close(opath)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise ExecError(f"the container's /dev/null is not the null device{_HINT}", 125)
+    return fd

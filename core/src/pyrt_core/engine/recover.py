@@ -154,7 +154,7 @@ def _reconcile_one(engine, store, c, actions: list[str]) -> None:
             actions.append(f"finished removing container {c.short_id}")
         elif status == "starting" and c.monitor == "conmon" and engine.monitor_alive(c):
             # the starter died while holding the lock: finish or undo its start
-            if engine.process_alive(c) and "pyrt-runtime" not in procutil.cmdline(c.state.pid):
+            if engine.process_alive(c) and _started(engine, c):
                 c.state.status = "running"
                 c.state.started_at = c.state.started_at or now()
                 store.save(c, durable=False)
@@ -169,6 +169,21 @@ def _reconcile_one(engine, store, c, actions: list[str]) -> None:
             cleanup_locked(engine, c, error=MONITOR_LOST if c.monitor == "conmon" else "")
             actions.append(f"container {c.short_id} ({c.name}) had lost its monitor: "
                            f"marked exited ({c.state.exit_code}) and cleaned up")
+
+
+def _started(engine, c) -> bool:
+    """Whether the init of a container whose starter died has run its user process: it
+    no longer runs pyrt-runtime's code; under another runtime (``--runtime``), that
+    runtime's ``state`` says "running"."""
+    from .. import procutil
+
+    if not c.config.runtime:
+        return "pyrt-runtime" not in procutil.cmdline(c.state.pid)
+    from .teardown import other_runtime
+
+    other = other_runtime(engine, c)
+    state = other.state(c.id) if other is not None else None
+    return bool(state) and state.get("status") == "running"
 
 
 def _remove_unfinished_run(engine, cid: str) -> None:
@@ -214,6 +229,27 @@ def _release_dangling_names(store, actions: list[str]) -> None:
             actions.append(f"released the name {name}")
 
 
+def _sweep_other_runtimes(engine, running: set, actions: list[str]) -> None:
+    """States other OCI runtimes (``--runtime``) keep for runs that are over: deleted with
+    the runtime the container's record names (its cgroup goes with it)."""
+    from ..errors import PyrtError
+    from ..monitor.ociruntime import OCIRuntime, all_roots, resolve
+
+    store = engine.containers
+    for root in all_roots(engine.settings.runroot):
+        for cid in _listdir(root):
+            if cid in running:
+                continue
+            c = store.load_record(cid)
+            try:
+                path = c.runtime if c is not None and os.path.isabs(c.runtime or "") else \
+                    resolve(os.path.basename(root), engine.settings.runtimes)
+                OCIRuntime(path, root).delete(cid)
+                actions.append(f"deleted {os.path.basename(root)} state of {cid[:12]}")
+            except (PyrtError, OSError) as e:
+                actions.append(f"deleting {os.path.basename(root)} state of {cid[:12]} failed: {e}")
+
+
 def _sweep(engine, actions: list[str]) -> None:
     from ..monitor.conmon import Paths
     from ..runtime import cli as rtcli
@@ -246,6 +282,7 @@ def _sweep(engine, actions: list[str]) -> None:
                     actions.append(f"deleted runtime state of {cid[:12]}")
                 except Exception as e:  # noqa: BLE001
                     actions.append(f"deleting runtime state of {cid[:12]} failed: {e}")
+    _sweep_other_runtimes(engine, running, actions)
     for cid in _listdir(store.rundir):
         # a bundle whose record-less container directory exists: a `run -d` in progress
         # (Engine.prelaunch; the pass above removed those of killed ones)

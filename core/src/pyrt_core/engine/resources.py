@@ -28,6 +28,15 @@ def pause(engine, ref: str | Container, paused: bool = True) -> Container:
         c = engine.reload(c.id)
         if c.state.paused == paused:
             raise ConflictError(f"container {c.name} is {'already' if paused else 'not'} paused")
+        if c.config.runtime:  # --runtime: its own pause/resume (its own cgroup)
+            from .teardown import other_runtime
+
+            other = other_runtime(engine, c)
+            if other is not None:
+                (other.pause if paused else other.resume)(c.id)
+                c.state.paused = paused
+                engine.containers.save(c, durable=False)
+                return c
         engine.pm.hook.pyrt_resources_freeze(container_id=c.id, record=c.state.resources,
                                              frozen=paused)
         c.state.paused = paused
@@ -64,8 +73,14 @@ def thaw_if_paused(engine, c: Container | ContainerRecord) -> None:
     The caller holds the container's lock."""
     if c.state.paused:
         try:
-            engine.pm.hook.pyrt_resources_freeze(container_id=c.id, record=c.state.resources,
-                                                 frozen=False)
+            from .teardown import other_runtime
+
+            other = other_runtime(engine, c) if c.config.runtime else None
+            if other is not None:
+                other.resume(c.id)
+            else:
+                engine.pm.hook.pyrt_resources_freeze(container_id=c.id, record=c.state.resources,
+                                                     frozen=False)
         except Exception:
             pass
         c.state.paused = False

@@ -59,6 +59,15 @@ def exit_command(engine, c: Container) -> list[str]:
     return exit_command(engine.settings, engine.driver_name, c.id, c.state.run)
 
 
+def log_args(c: Container) -> dict:
+    """conmon's log driver and tag for ``c`` (--log-driver, --log-opt tag; monitor.logdrivers)."""
+    from ..monitor.logdrivers import check_usable, tag_for
+
+    check_usable(c.config.log_driver)
+    return {"log_driver": c.config.log_driver or None,
+            "log_tag": tag_for(c) if c.config.log_driver == "journald" or c.config.log_tag else None}
+
+
 def start_locked(engine, c: Container, before_start=None, launched=None) -> None:
     """A new run of ``c`` under conmon, the caller holding its lock; a failure cleans the
     run up (the record says ``exited`` with the error) and raises."""
@@ -75,10 +84,25 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
     c.monitor = "conmon"
     paths = engine.paths(c.id)
     try:
-        c.runtime = conmon.find_runtime()
+        from ..monitor.ociruntime import OCIRuntime, is_pyrt, resolve, root_for
+
+        other = None
+        if is_pyrt(c.config.runtime):
+            c.runtime = conmon.find_runtime()
+        else:  # --runtime: resolved (and its file checked) again at every start
+            c.runtime = resolve(c.config.runtime, engine.settings.runtimes)
+            other = OCIRuntime(c.runtime, root_for(engine.settings.runroot, c.config.runtime),
+                               c.config.runtime)
         conmon_path = conmon.find_conmon()
         engine.containers.save(c, durable=False)
         image = engine.images.get(c.image_id)
+        if other is not None:
+            if launched is not None:
+                launched.abort()  # (run -d does not prelaunch for another runtime)
+                launched = None
+            _start_other(engine, c, image, paths, other, conmon_path, before_start)
+            engine.pm.hook.pyrt_container_started(container=c, pid=st.pid)
+            return
         # conmon and the runtime start now; the runtime waits for the bundle
         if launched is not None and (launched.run != st.run or launched.paths.id != c.id
                                      or launched.exit_command != exit_command(engine, c)
@@ -90,7 +114,7 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
             paths, name=c.name, exit_command=exit_command(engine, c),
             stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
             disabled_plugins=engine.settings.disabled_plugins, runtime=c.runtime,
-            conmon=conmon_path)
+            conmon=conmon_path, **log_args(c))
         try:
             mount_and_write_bundle(engine, c, image, load=False)
             fault("start:mounted")
@@ -128,3 +152,42 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
                        remove=False, wait_exit=0.5)
         raise
     engine.pm.hook.pyrt_container_started(container=c, pid=st.pid)
+
+
+def _start_other(engine, c: Container, image, paths, other, conmon_path: str,
+                 before_start=None) -> None:
+    """A run under another OCI runtime (``--runtime``, monitor.ociruntime): the bundle
+    first (that runtime reads it at once), then conmon runs its ``create``, then its
+    ``start``.  The caller cleans up on failure."""
+    from .. import procutil
+    from ..monitor import conmon
+    from .bundle import mount_and_write_bundle
+
+    st = c.state
+    mount_and_write_bundle(engine, c, image, load=False)
+    fault("start:mounted")
+    launched = conmon.launch(
+        paths, name=c.name, exit_command=exit_command(engine, c),
+        stdin=c.config.interactive, tty=c.config.tty, log_size_max=c.config.log_size_max,
+        runtime=c.runtime, conmon=conmon_path, early=False, runtime_root=other.root,
+        **log_args(c))
+    pid, mon = launched.wait()
+    st.pid, st.pid_start = pid, procutil.identity(pid)["start"]
+    if mon:
+        st.monitor_pid, st.monitor_start = mon, procutil.start_time(mon)
+    st.resources = {}  # the runtime applied the limits itself (its own cgroup)
+    c.cgroup_manager = other.name
+    engine.containers.save(c, durable=False)
+    fault("start:created")
+    if before_start is not None:
+        before_start(c)
+    try:
+        other.start(c.id)
+    except Exception as e:  # noqa: BLE001 - one line, exit 125
+        from ..errors import ExecError
+
+        raise ExecError(str(e), 125) from None
+    fault("start:started")
+    st.status = "running"
+    st.started_at = now()
+    engine.containers.save(c, durable=False)

@@ -43,10 +43,10 @@ def stop(engine, ref: str | Container | ContainerRecord,
     sig = stop_signal(engine, c)
     if timeout is None:
         timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
-    procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
+    send_signal(engine, c, sig)
     fault("stop:signalled")
     if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
-        procutil.signal_verified(st.pid, st.pid_start, st.boot_id, SIGKILL)
+        send_signal(engine, c, SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
     return finish_exit(engine, cid, st.run)
 
@@ -96,18 +96,38 @@ def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> ContainerR
 
 def kill(engine, ref: str | Container | ContainerRecord, sig: int) -> Container | ContainerRecord:
     """Send ``sig`` to the container's init (a paused one is thawed first)."""
-    from .. import procutil
     from ..errors import ConflictError
 
     c = engine.find(ref) if isinstance(ref, str) else ref
-    st = c.state
     if c.state.paused:
         with engine.lock(c.id):
             thaw_if_paused(engine, c)
-    if c.state.status not in ("running", "starting") or not procutil.signal_verified(
-            st.pid, st.pid_start, st.boot_id, sig):
+    if c.state.status not in ("running", "starting") or not send_signal(engine, c, sig):
         raise ConflictError(f"container {c.name} is not running")
     return c
+
+
+def send_signal(engine, c: Container | ContainerRecord, sig: int) -> bool:
+    """``sig`` to the container's init: through its OCI runtime's ``kill`` when it runs
+    under another runtime (``--runtime``), else to the verified pid (pid reuse guarded);
+    False when it is not running."""
+    from .. import procutil
+
+    st = c.state
+    if not procutil.alive(st.pid, st.pid_start, st.boot_id):
+        return False
+    if getattr(c.config, "runtime", ""):
+        from .teardown import other_runtime
+
+        other = other_runtime(engine, c)
+        if other is not None:
+            try:
+                other.kill(c.id, sig)
+                return True
+            except Exception:  # noqa: BLE001 - gone meanwhile: the pid check says
+                return procutil.alive(st.pid, st.pid_start, st.boot_id) and \
+                    procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
+    return procutil.signal_verified(st.pid, st.pid_start, st.boot_id, sig)
 
 
 def wait(engine, ref: str | Container | ContainerRecord, poll: float = 0.02) -> int:

@@ -78,7 +78,8 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
             exit_code = 137 if killed else 255
     # 2. resources: OOM first (the counters go with the cgroup), then the runtime's state
     record = st.resources or {}
-    rdata = rtcli.RuntimeState(paths.runtime_root, c.id).load()
+    other = other_runtime(engine, c)
+    rdata = rtcli.RuntimeState(paths.runtime_root, c.id).load() if other is None else None
     if rdata and rdata.get("resources"):
         record = rdata["resources"]
     if record and record.get("manager", "none") != "none":
@@ -89,7 +90,10 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
             pass
     errors = []
     try:
-        rtcli.delete(paths.runtime_root, c.id, force=True, pm=engine.pm)
+        if other is not None:
+            other.delete(c.id)  # its cgroup too
+        else:
+            rtcli.delete(paths.runtime_root, c.id, force=True, pm=engine.pm)
     except Exception as e:  # noqa: BLE001
         errors.append(f"runtime state: {e}")
     if record and not rdata:
@@ -134,6 +138,19 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
     container_event(engine, "pyrt_container_exited", c, exit_code=exit_code)
     if remove and c.config.auto_remove:
         remove_locked(engine, c)
+
+
+def other_runtime(engine, c):
+    """The other OCI runtime (``--runtime``) of ``c``'s run, or None for pyrt-runtime."""
+    if not getattr(c.config, "runtime", ""):
+        return None
+    from ..errors import PyrtError
+    from ..monitor.ociruntime import OCIRuntime
+
+    try:
+        return OCIRuntime.of(engine.settings, c)
+    except PyrtError:
+        return None  # a run that never started under it: no state to delete
 
 
 def remove_locked(engine, c: Container | ContainerRecord, volumes: bool = False) -> None:

@@ -13,7 +13,7 @@ Per container (``<runroot>`` is the engine's run root)::
     <runroot>/runtime/<id>/          pyrt-runtime's state (see runtime.state)
     <runroot>/exits/<id>             the exit code, written by conmon
     <runroot>/socket/<id>            conmon's symlink to the bundle
-    <root>/containers/<id>/ctr.log   the output, k8s-file format (see monitor.logs)
+    <root>/containers/<id>/ctr.log   the output, k8s-file format (see monitor.logdrivers)
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import sys
 from ..errors import ExecError, RuntimeError_
 from ..fsutil import remove_tree_quietly, which
 from ..jsonlean import loads as json_loads  # not json: re and enum, ~6 ms
+from .logdrivers import conmon_log_args, file_driver
 
 CANDIDATES = ("/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/bin/conmon",
               "/usr/local/libexec/podman/conmon")
@@ -213,17 +214,25 @@ class Launch:
 
 def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty: bool,
            log_size_max: int | None, disabled_plugins: list[str] | None = None,
-           runtime: str | None = None, conmon: str | None = None, early: bool = True) -> Launch:
+           runtime: str | None = None, conmon: str | None = None, early: bool = True,
+           runtime_root: str | None = None, log_driver: str | None = None,
+           log_tag: str | None = None) -> Launch:
     """Start conmon, which runs ``pyrt-runtime create``.
 
     With ``early`` the bundle need not be written yet: the runtime loads its code,
     then waits on the FIFO ``<bundle>/ready`` (``PYRT_RUNTIME_READY``) until
     :meth:`Launch.ready`, so its start-up overlaps the engine's mount and bundle
     work.  conmon detaches (its own session); its exit command runs when the
-    container exits."""
+    container exits.
+
+    ``runtime_root``: another OCI runtime's (``runtime``, see monitor.ociruntime) state
+    directory; that runtime does not wait for the bundle (``early`` must be False) and
+    takes no pyrt option."""
+    if runtime_root is not None and early:
+        raise ValueError("another OCI runtime cannot start before the bundle is written")
     conmon = conmon or find_conmon()
     runtime = runtime or find_runtime()
-    for d in (paths.exit_dir, paths.socket_dir, paths.runtime_root, paths.bundle):
+    for d in (paths.exit_dir, paths.socket_dir, runtime_root or paths.runtime_root, paths.bundle):
         os.makedirs(d, mode=0o700, exist_ok=True)
     for p in (paths.exit_file, paths.runtime_log, paths.pidfile, paths.conmon_pidfile,
               paths.ready, paths.stopping):
@@ -233,16 +242,18 @@ def launch(paths: Paths, *, name: str, exit_command: list[str], stdin: bool, tty
             pass
     argv = [conmon, "--api-version", "1", "-c", paths.id, "-u", paths.id, "-n", name or paths.id,
             "-r", runtime, "-b", paths.bundle, "-p", paths.pidfile, "-P", paths.conmon_pidfile,
-            "-l", f"k8s-file:{paths.log}", "--exit-dir", paths.exit_dir,
+            *conmon_log_args(log_driver, paths.log), "--exit-dir", paths.exit_dir,
             "--socket-dir-path", paths.socket_dir, "--full-attach",
-            "--runtime-arg", "--root", "--runtime-arg", paths.runtime_root,
+            "--runtime-arg", "--root", "--runtime-arg", runtime_root or paths.runtime_root,
             "--runtime-arg", "--log", "--runtime-arg", paths.runtime_log,
             "--runtime-arg", "--log-format", "--runtime-arg", "json",
             "--log-level", "error"]
-    if disabled_plugins:
+    if disabled_plugins and runtime_root is None:
         argv += ["--runtime-arg", "--disable-plugins", "--runtime-arg", ",".join(disabled_plugins)]
+    if log_tag:
+        argv += ["--log-tag", log_tag]
     size = DEFAULT_LOG_SIZE_MAX if log_size_max is None else log_size_max
-    if size and size > 0:
+    if size and size > 0 and file_driver(log_driver):
         argv += ["--log-size-max", str(size)]
     if stdin:
         argv.append("-i")

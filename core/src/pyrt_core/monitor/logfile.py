@@ -34,15 +34,20 @@ class LogFile:
               + f".{t % 1_000_000_000:09d}+00:00").encode()
         head = ts + b" " + stream.encode() + b" "
         out = bytearray()
+        restart = False
         lines = data.split(b"\n")
         for i, line in enumerate(lines):
             last = i == len(lines) - 1
             if last and not line:
                 break
-            out += head + (b"P " if last else b"F ") + line + b"\n"
+            rec = head + (b"P " if last else b"F ") + line + b"\n"
+            if self.size_max > 0 and (0 if restart else self.size) + len(out) + len(rec) > self.size_max:
+                # as conmon, record by record: the log starts again, what it held is dropped
+                restart, out = True, bytearray()
+            out += rec
         try:
-            if self.size_max > 0 and self.size + len(out) > self.size_max:
-                os.ftruncate(self.fd, 0)  # as conmon: the log starts again
+            if restart:
+                os.ftruncate(self.fd, 0)
                 self.size = 0
             os.write(self.fd, out)
             self.size += len(out)

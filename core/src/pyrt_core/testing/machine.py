@@ -50,6 +50,10 @@ FACTS = {
     "dynamic-python": "a dynamically linked Python interpreter (its ELF names a loader)",
     "distribution": "a distribution installed in this environment",
     "program": "a program on PATH",
+    "journald": "a running systemd-journald (its socket /run/systemd/journal/socket)",
+    "no-journald": "no running journald (the test checks what happens without one)",
+    "crun-cgroups": "cgroups crun can manage: v1, v2, or hybrid without controllers on the "
+                    "cgroup2 mount (crun refuses 'cgroups in hybrid mode')",
 }
 
 V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
@@ -205,6 +209,27 @@ def _cgroup_device_bpf() -> bool:
         os.rmdir(cg)
 
 
+def _journald() -> bool:
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.stat("/run/systemd/journal/socket").st_mode)
+    except OSError:
+        return False
+
+
+def _crun_cgroups() -> bool:
+    """crun's own check: a hybrid hierarchy (cgroup2 at /sys/fs/cgroup/unified beside v1)
+    whose cgroup2 mount has a controller is refused."""
+    if _cgroup2_mount() == "/sys/fs/cgroup" or not _v1_controllers():
+        return True
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
+            return not f.read().split()
+    except OSError:
+        return True
+
+
 _PROBES = {
     "root": lambda: os.geteuid() == 0,
     "unprivileged": lambda: os.geteuid() != 0,
@@ -223,6 +248,9 @@ _PROBES = {
     "dynamic-python": _dynamic_python,
     "distribution": _distribution,
     "program": lambda name: __import__("shutil").which(name) is not None,
+    "journald": lambda: _journald(),
+    "no-journald": lambda: not _journald(),
+    "crun-cgroups": lambda: _crun_cgroups(),
 }
 _cache: dict[tuple[str, str | None], bool] = {}
 

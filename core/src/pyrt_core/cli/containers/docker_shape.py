@@ -98,13 +98,13 @@ def _host_config(c, binds) -> dict:
     mem, cpu = res.get("memory") or {}, res.get("cpu") or {}
     pids = (res.get("pids") or {}).get("limit")
     quota, period = cpu.get("quota") or 0, cpu.get("period") or 0
-    opts = {}
-    if cfg.log_size_max:
+    opts = dict(cfg.log_opts or {})
+    if cfg.log_size_max and "max-size" not in opts:
         opts["max-size"] = str(cfg.log_size_max)
     return {
         "Binds": binds or None,
         "ContainerIDFile": "",
-        "LogConfig": {"Type": "k8s-file", "Config": opts},
+        "LogConfig": {"Type": cfg.log_driver or "k8s-file", "Config": opts},
         "NetworkMode": cfg.network,
         "PortBindings": {},
         "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": cfg.restart_max},
@@ -121,7 +121,7 @@ def _host_config(c, binds) -> dict:
         "SecurityOpt": cfg.security_opt or None,
         "UTSMode": "", "UsernsMode": "private" if cfg.userns else "",
         "ShmSize": 67108864,
-        "Runtime": "pyrt",
+        "Runtime": cfg.runtime or "pyrt",
         "CgroupParent": cfg.cgroup_parent or "",
         "CpuShares": cpu.get("shares") or 0,
         "Memory": mem.get("limit") or 0,

@@ -34,6 +34,7 @@ def _p_exec(cmd) -> None:
                     help="every capability and no seccomp filter for this process")
     ex.add_argument("--user", "-u", default=None, metavar="USER[:GROUP]")
     ex.add_argument("--workdir", "-w", default=None, metavar="DIR")
+    ex.add_argument("--detach-keys", default=None, metavar="KEYS", help="checked; see docs/lifecycle.md")
     ex.add_argument("container", metavar="CONTAINER")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -41,6 +42,8 @@ def _p_exec(cmd) -> None:
 def _p_attach(cmd) -> None:
     at = cmd("attach", "Attach to a running container's stdio", cmd_attach)
     at.add_argument("--no-stdin", action="store_true")
+    at.add_argument("--detach-keys", default=None, metavar="KEYS",
+                    help="keys that detach from the container's terminal (default ctrl-p,ctrl-q)")
     at.add_argument("container", metavar="CONTAINER")
 
 
@@ -55,6 +58,13 @@ PARSERS = {"logs": _p_logs, "exec": _p_exec, "attach": _p_attach, "top": _p_top}
 def cmd_exec(args) -> int:
     if not args.cmd:
         raise UsageError("exec needs a command to run")
+    if getattr(args, "detach_keys", None) is not None:
+        from .terminal import parse_detach_keys
+
+        if parse_detach_keys(args.detach_keys) is not None and args.tty and not args.detach:
+            # the exec'd process's terminal is this CLI's: no monitor would keep it open
+            raise UsageError("pyrt exec cannot detach from the process it runs: --detach-keys "
+                             "works with run, start and attach (exec -d runs it detached)")
     from .run import parse_env
     from .terminal import terminal_stdio
 
@@ -73,6 +83,9 @@ def cmd_attach(args) -> int:
     from ...monitor import attach as att
     from ...monitor import conmon
 
+    from .terminal import parse_detach_keys
+
+    keys = parse_detach_keys(args.detach_keys)
     engine = engine_for(args)
     c = engine.get(args.container)
     if not engine.is_running(c):
@@ -83,7 +96,8 @@ def cmd_attach(args) -> int:
     paths = engine.paths(c.id)
     stdin = 0 if (c.config.interactive and not args.no_stdin) else None
     result = att.attach_conmon(paths.attach, stdin_fd=stdin, tty=c.config.tty,
-                               on_resize=lambda r, col: conmon.resize(paths, r, col))
+                               on_resize=lambda r, col: conmon.resize(paths, r, col),
+                               detach_keys=att.DETACH_KEYS if keys is None else keys)
     if result == "detached":
         return 0
     return engine.wait(c.id)
@@ -105,6 +119,19 @@ def cmd_logs(args) -> int:
         cur = engine.containers.load(c.id)
         return cur is not None and cur.state.status in ("running", "starting")
 
+    driver = c.config.log_driver
+    if driver in ("none", "journald"):
+        from ...errors import PyrtError
+        from ...monitor.logdrivers import NOT_READABLE, journald_running
+
+        if driver == "none":
+            raise PyrtError(NOT_READABLE)
+        if not journald_running():
+            raise PyrtError(f"{NOT_READABLE}: journald is not running on this host")
+        logs.show_journal(c.id, sys.stdout.buffer, sys.stderr.buffer, tail=tail,
+                          timestamps=args.timestamps, follow=args.follow, running=running,
+                          fmt=args.format)
+        return 0
     logs.show(engine.containers.log_path(c.id), sys.stdout.buffer, sys.stderr.buffer, tail=tail,
               timestamps=args.timestamps, follow=args.follow, running=running, fmt=args.format)
     return 0

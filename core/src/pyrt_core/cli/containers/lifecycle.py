@@ -12,6 +12,8 @@ def _p_start(cmd) -> None:
     st.add_argument("--attach", "-a", action="store_true", help="attach stdout/stderr and wait for the exit")
     st.add_argument("--interactive", "-i", action="store_true", help="attach stdin")
     st.add_argument("--all", action="store_true", help="start every container that is not running")
+    st.add_argument("--detach-keys", default=None, metavar="KEYS",
+                    help="keys that detach from the container's terminal (default ctrl-p,ctrl-q)")
     st.add_argument("containers", nargs="*", metavar="CONTAINER")
 
 
@@ -46,8 +48,16 @@ PARSERS = {"start": _p_start, "stop": _p_stop, "restart": _p_restart, "kill": _p
            "wait": _p_wait}
 
 
-def start_attached(engine, ref, stdin: bool) -> int:
-    """start -a: start under conmon, copy its output (and our stdin) until it exits."""
+def start_attached(engine, ref, stdin: bool, streams: set[str] | None = None,
+                   sig_proxy: bool = False, detach_keys: bytes | None = None) -> int:
+    """start -a: start under conmon, copy its output (and our stdin) until it exits.
+
+    ``streams``: the output streams shown (``run -a``; None: both).  ``sig_proxy``
+    (``run``'s default, without a tty as docker): the signals this CLI gets go to the
+    container (engine.kill); without it SIGINT/SIGTERM end this CLI and the container runs
+    on under conmon.  ``detach_keys``: docker's ``--detach-keys`` (default ctrl-p ctrl-q)."""
+    import os
+
     from ...monitor import attach as att
     from ...monitor import conmon
 
@@ -67,15 +77,54 @@ def start_attached(engine, ref, stdin: bool) -> int:
         connect(c)
     c = engine.reload(c.id)
     result = "exited"
-    if "sock" in held:
-        result = att.attach_conmon(held["sock"], stdin_fd=0 if stdin else None, tty=c.config.tty,
-                                   on_resize=lambda r, col: conmon.resize(paths, r, col))
-    if result == "detached":
-        return 0
-    return engine.wait(c.id)
+    null = -1
+    out_fd, err_fd = 1, 2
+    if streams is not None and not ("stdout" in streams and "stderr" in streams):
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        out_fd = 1 if "stdout" in streams else null
+        err_fd = 2 if "stderr" in streams else null
+    proxy = _signal_proxy(engine, c.id) if sig_proxy and not c.config.tty else None
+    try:
+        if "sock" in held:
+            result = att.attach_conmon(held["sock"], stdin_fd=0 if stdin else None,
+                                       stdout_fd=out_fd, stderr_fd=err_fd, tty=c.config.tty,
+                                       on_resize=lambda r, col: conmon.resize(paths, r, col),
+                                       detach_keys=att.DETACH_KEYS if detach_keys is None
+                                       else detach_keys)
+        if result == "detached":
+            return 0
+        return engine.wait(c.id)
+    finally:
+        if proxy is not None:
+            proxy.__exit__(None, None, None)
+        if null >= 0:
+            os.close(null)
+
+
+def _signal_proxy(engine, cid: str):
+    """While attached: the signals ``pyrt run`` forwards (executor.FORWARDED_SIGNALS) go to
+    the container through the engine (its runtime's kill for another runtime)."""
+    from ...runtime.executor import forward_signals
+
+    class _Container:
+        @staticmethod
+        def kill(sig: int) -> None:
+            try:
+                engine.kill(cid, sig)
+            except Exception:  # noqa: BLE001 - it exited meanwhile
+                pass
+
+    proxy = forward_signals(_Container())
+    proxy.__enter__()
+    return proxy
 
 
 def cmd_start(args) -> int:
+    keys = None
+    if getattr(args, "detach_keys", None) is not None:  # (the quick parser has no such flag)
+        from .terminal import parse_detach_keys
+
+        keys = parse_detach_keys(args.detach_keys)
     engine = engine_for(args)
     refs = list(args.containers)
     if args.all:
@@ -86,7 +135,7 @@ def cmd_start(args) -> int:
     if args.attach or args.interactive:
         if len(refs) != 1:
             raise UsageError("you cannot start and attach multiple containers at once")
-        return start_attached(engine, refs[0], stdin=args.interactive)
+        return start_attached(engine, refs[0], stdin=args.interactive, detach_keys=keys)
     return each(refs, lambda ref: (engine.start(ref), ref)[1])
 
 

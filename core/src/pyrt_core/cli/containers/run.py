@@ -29,6 +29,13 @@ def _p_run_create(cmd, name, help, func) -> None:
     if name == "run":
         r.add_argument("--detach", "-d", action="store_true",
                        help="run in the background (under its monitor) and print its id")
+        r.add_argument("--attach", "-a", action="append", default=[], metavar="STREAM",
+                       help="attach only these streams: stdin, stdout, stderr (default: all)")
+        r.add_argument("--sig-proxy", nargs="?", const="true", default="true", metavar="BOOL",
+                       help="pass the signals pyrt gets on to the container (default true; "
+                            "--sig-proxy=false: SIGINT/SIGTERM end pyrt, not the container)")
+        r.add_argument("--detach-keys", default=None, metavar="KEYS",
+                       help="keys that detach from the container's terminal (default ctrl-p,ctrl-q)")
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -67,28 +74,41 @@ def _create_with_cidfile(engine, config, args, **kw):
 
 
 def cmd_run(args) -> int:
+    from .terminal import parse_attach, parse_bool, parse_detach_keys
+
+    attach = parse_attach(args.attach)
+    sig_proxy = parse_bool(args.sig_proxy, "--sig-proxy")
+    keys = parse_detach_keys(args.detach_keys)
     if args.detach:
+        if attach is not None:
+            raise UsageError("Conflicting options: -a and -d")
         return _run_detached(args)
     config = container_config_from_args(args)
     engine = engine_for(args)
-    if config.restart_policy != "no":
-        # the restart policy outlives this CLI: run under the monitor and attach to it
+    stdin = config.interactive and (attach is None or "stdin" in attach)
+    if config.restart_policy != "no" or config.runtime or not sig_proxy or keys is not None:
+        # the restart policy outlives this CLI: run under the monitor and attach to it;
+        # so does a container of another OCI runtime (--runtime, monitor.ociruntime), one
+        # that must outlive a signal to this CLI (--sig-proxy=false) and one that may be
+        # detached from (--detach-keys): the CLI is then only attached to it
         from .lifecycle import start_attached
 
         c = _create_with_cidfile(engine, config, args)
-        return start_attached(engine, c.id, stdin=config.interactive)
+        return start_attached(engine, c.id, stdin=stdin, streams=attach, sig_proxy=sig_proxy,
+                              detach_keys=keys)
     if config.cidfile:
-        return _run_foreground_cidfile(engine, config, args)
-    return _run_foreground(engine, config, args)
+        return _run_foreground_cidfile(engine, config, args, streams=attach)
+    return _run_foreground(engine, config, args, streams=attach)
 
 
-def _run_foreground_cidfile(engine, config, args) -> int:
+def _run_foreground_cidfile(engine, config, args, streams=None) -> int:
     """A foreground run with ``--cidfile``: the id written once the container exists."""
     from ..run_flags import CidFile
 
     cidfile = CidFile(config.cidfile)
     try:
-        return _run_foreground(engine, config, args, on_record=lambda c: cidfile.write(c.id))
+        return _run_foreground(engine, config, args, streams=streams,
+                               on_record=lambda c: cidfile.write(c.id))
     finally:
         cidfile.abandon()  # (nothing once written)
 
@@ -112,7 +132,10 @@ def _run_detached(args) -> int:
     cid = store.new_id()
     launched = None
     try:
-        if _name_free(store, args.name):  # a taken name fails the create anyway
+        if _name_free(store, args.name) and getattr(args, "runtime", None) is None \
+                and getattr(args, "log_driver", None) in (None, "k8s-file", "json-file") \
+                and not any(o.startswith("tag=") for o in args.log_opt):
+            # (a taken name fails the create anyway; another runtime reads the bundle at once)
             launched = conmon.prelaunch(settings, store, cid, name=args.name,
                                         stdin=args.interactive, tty=args.tty,
                                         log_size_max=log_size_max_from_args(args))
@@ -145,14 +168,17 @@ def _name_free(store, name: str | None) -> bool:
     return name is None or not os.path.lexists(os.path.join(store.names, name))
 
 
-def _run_foreground(engine, config, args, on_record=None) -> int:
+def _run_foreground(engine, config, args, streams: set[str] | None = None, on_record=None) -> int:
     """The CLI is the container's monitor: fastest path, stdio passed straight through
-    (or a pty pyrt owns for -t).  ``on_record(container)``: once it exists."""
+    (or a pty pyrt owns for -t).  ``streams``: ``-a``'s (None: all).  ``on_record(container)``:
+    once it exists."""
     from .terminal import terminal_stdio
 
     # logged as docker logs it, unless --rm removes the log with the container anyway
-    logged = not config.auto_remove
-    with terminal_stdio(config.tty, config.interactive, logged=logged) as (stdio, proxy):
+    # (the journal keeps it), or the driver is none
+    logged = config.log_driver != "none" and (not config.auto_remove or config.log_driver == "journald")
+    with terminal_stdio(config.tty, config.interactive and (streams is None or "stdin" in streams),
+                        logged=logged, streams=streams) as (stdio, proxy):
         on_created = _open_log(engine, proxy, config) if logged and proxy else None
         if on_record is not None:
             on_created = _both(on_record, on_created)
@@ -177,7 +203,12 @@ def _open_log(engine, proxy, config):
         from ...monitor.logfile import LogFile
 
         try:
-            proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
+            if config.log_driver == "journald":
+                from ...monitor.logdrivers import JournalWriter
+
+                proxy.log = JournalWriter(container)
+            else:
+                proxy.log = LogFile(engine.containers.log_path(container.id), config.log_size_max)
         except OSError as e:  # the output still reaches the terminal
             import sys
 
@@ -228,8 +259,18 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
                    help="signal `pyrt stop` sends first (default: the image's StopSignal, else SIGTERM)")
     p.add_argument("--stop-timeout", type=int, default=None, metavar="N",
                    help="seconds `pyrt stop` waits before SIGKILL (default 10)")
-    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
-                   help="log options: max-size (default 10m; the log restarts when full)")
+    p.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+                   help="the image's platform: pulled for it from a multi-platform image; a "
+                        "local image of another platform is pulled again (refused with --pull never)")
+    p.add_argument("--runtime", default=None, metavar="NAME|PATH",
+                   help="the OCI runtime: runc, crun, a name from the config file's [runtimes], "
+                        "or an absolute path (default: pyrt-runtime)")
+    p.add_argument("--log-driver", default=None, metavar="DRIVER",
+                   help="k8s-file (default), json-file (written as k8s-file, as podman), "
+                        "journald, none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="log options: max-size (default 10m; the log restarts when full), "
+                        "max-file (1), tag (a template: {{.ID}}, {{.Name}}, ...)")
     from .network_flags import add_network_flags
 
     add_network_flags(p)
@@ -320,7 +361,10 @@ def container_config_from_args(args):
     policy, restart_max = parse_restart(getattr(args, "restart", "no") or "no")
     if policy != "no" and getattr(args, "rm", False):
         raise UsageError("conflicting options: --restart and --rm")
-    log_size_max = log_size_max_from_args(args)
+    from ...monitor.logdrivers import parse as parse_log
+
+    log_driver, log_opts, log_size_max, log_tag = parse_log(getattr(args, "log_driver", None),
+                                                            getattr(args, "log_opt", []) or [])
     stop_signal = getattr(args, "stop_signal", None)
     if stop_signal:
         from ...runtime.cli import RuntimeFailure, parse_signal
@@ -386,7 +430,31 @@ def container_config_from_args(args):
         labels=labels_from_args(args),
         healthcheck=healthcheck,
         **run_flags,
+        runtime=_runtime_name(getattr(args, "runtime", None)),
+        log_driver="" if getattr(args, "log_driver", None) is None else log_driver,
+        log_opts=log_opts,
+        log_tag=log_tag,
+        platform=_platform(getattr(args, "platform", None)),
     )
+
+
+def _platform(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from ...engine.create import check_platform
+
+    return check_platform(text)
+
+
+def _runtime_name(text: str | None) -> str:
+    """``--runtime``'s value ("" for pyrt's own); resolved and checked by the engine's create."""
+    if text is None:
+        return ""
+    from ...monitor.ociruntime import is_pyrt
+
+    if not text.strip():
+        raise UsageError("invalid --runtime '': a runtime name or an absolute path")
+    return "" if is_pyrt(text) else text
 
 
 def _warn(text: str) -> None:
@@ -414,15 +482,9 @@ def _seccomp_setting(opts: list[str]) -> str | None:
 
 def log_size_max_from_args(args) -> int | None:
     """``--log-opt max-size=SIZE`` in bytes (None: the monitor's default)."""
-    log_size_max = None
-    for opt in getattr(args, "log_opt", []) or []:
-        k, sep, v = opt.partition("=")
-        if k != "max-size" or not sep:
-            raise UsageError(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
-        from ..resource_flags import parse_size
+    from ...monitor.logdrivers import parse as parse_log
 
-        log_size_max = parse_size(v, "--log-opt max-size")
-    return log_size_max
+    return parse_log(getattr(args, "log_driver", None), getattr(args, "log_opt", []) or [])[2]
 
 
 def parse_restart(text: str) -> tuple[str, int]:
