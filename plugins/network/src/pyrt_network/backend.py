@@ -338,10 +338,11 @@ def _undo(state: dict, cid: str, entry: dict) -> None:
     already gone is skipped) and release its addresses and ports."""
     n = None
     try:
-        n = nft()
+        # the chain exists only with published ports (setup): without, no libnftables
+        n = nft() if entry.get("chain") and entry.get("ports") else None
     except PyrtError:
         pass
-    if n is not None and entry.get("chain"):
+    if n is not None:
         for cmd in rules.container_delete_commands(entry["chain"], entry.get("ports", [])):
             n.try_run([cmd])
     for att in entry["networks"].values():
@@ -418,8 +419,7 @@ def setup(store: Store, cid: str, netns: str, networking, root: str, runroot: st
             raise
         nets = {net["Name"]: net for net, _ in pairs}
     servers = _dns_attach(root, runroot, cid, entry, nets)
-    with store.transaction() as state:
-        return _record(state, cid, entry, servers)
+    return _record(state, cid, entry, servers)  # (from the entry: no second transaction)
 
 
 def _dns_attach(root, runroot, cid, entry, nets: dict) -> list[str]:

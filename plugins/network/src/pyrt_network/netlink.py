@@ -20,10 +20,53 @@ IFA_F_NODAD = 0x02
 _libc = None
 
 
-def _iproute():
-    from pyroute2 import IPRoute
+_IPROUTE = None
 
-    return IPRoute()
+
+def _iproute():
+    global _IPROUTE
+    if _IPROUTE is None:
+        _IPROUTE = _import_iproute()
+    return _IPROUTE()
+
+
+def _import_iproute():
+    """pyroute2's ``IPRoute`` class, without running ``pyroute2/__init__.py``: that
+    imports every socket class of the library (IPDB, NDB, conntrack, wireguard, nl80211,
+    plan9...), about 70 ms of each ``run`` on a network, while ``IPRoute`` needs a third
+    of it.  The package's module is made from its spec without executing it, so its
+    submodules import alone; the first other name asked of it (``from pyroute2 import
+    NDB`` by another user in this process) runs the real ``__init__`` into the same
+    module (:func:`_full_package`), so nobody sees a different pyroute2."""
+    import sys
+
+    if "pyroute2" not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            mod = importlib.util.module_from_spec(spec)
+            mod.__dict__["__getattr__"] = lambda name: _full_package(mod, spec, name)
+            sys.modules["pyroute2"] = mod
+    try:
+        from pyroute2.iproute.linux import IPRoute
+    except ImportError:  # another layout of pyroute2
+        from pyroute2 import IPRoute
+    return IPRoute
+
+
+def _full_package(mod, spec, name: str):
+    """The lean ``pyroute2`` module's ``__getattr__``: a submodule is imported alone (what
+    ``from pyroute2 import config`` inside the library asks); any other name runs the
+    package's ``__init__`` once, into the module, and is looked up there."""
+    import importlib
+    import importlib.util
+
+    if not name.startswith("__") and importlib.util.find_spec(f"pyroute2.{name}") is not None:
+        return importlib.import_module(f"pyroute2.{name}")
+    if mod.__dict__.pop("__getattr__", None) is not None:
+        spec.loader.exec_module(mod)
+    return mod.__dict__[name] if name in mod.__dict__ else object.__getattribute__(mod, name)
 
 
 def _setns(fd: int) -> None:
