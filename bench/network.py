@@ -111,6 +111,8 @@ def build_image(layout: str) -> str:
 
     ib.build_oci_layout(layout, None, tag="netbench", base_tag="base", extra_layers=[add],
                         cmd=("/bin/sh",), env=("PATH=/usr/sbin:/usr/bin:/sbin:/bin",))
+    ib.run(["umoci", "rm", "--image", f"{layout}:base"])  # one image in the layout: `load`
+    ib.run(["umoci", "gc", "--layout", layout])
     return "netbench"
 
 
@@ -318,13 +320,18 @@ def main() -> int:
         fd, snap = tempfile.mkstemp(prefix="pyrt-bench-net-leaks-")
         os.close(fd)
         subprocess.run([a.leakcheck, "snapshot", snap], check=True, stdout=subprocess.DEVNULL)
-    work = tempfile.mkdtemp(prefix="pyrt-bench-net-")
+    # a name podman takes as part of an image reference (`pull oci:DIR`: no "-_", no
+    # final "_" as mkdtemp's may have)
+    work = os.path.join(tempfile.gettempdir(), f"pyrt-bench-net-{os.getpid()}")
+    os.mkdir(work, 0o700)
     layout = os.path.join(work, "layout")
     env = dict(ENV, PYRT_NETWORK_POOL=a.pool)
     res: dict = {}
     engines: list[Engine] = []
     pyrt_bases: list[tuple[list[str], dict]] = []
     pbase = None
+    finished = False
+    leaks = None
     try:
         tag = build_image(layout)
         # -- pyrt
@@ -337,12 +344,9 @@ def main() -> int:
         variants: dict[str, tuple[Engine, list[str]]] = {
             "pyrt (bridge)": (pyrt, []), "pyrt --network none": (pyrt, ["--network", "none"])}
         if a.compare:
-            cenv = dict(env, PYTHONPATH=a.compare)
-            cbase = [a.pyrt, "--root", os.path.join(work, "cmp-root"), "--runroot",
-                     os.path.join(work, "cmp-run")]
-            ciid = timed(cbase + ["load", "-q", "-i", layout], cenv)[1].split()[0]
-            cmp = Engine("pyrt (compare)", cbase, ciid, cenv)
-            pyrt_bases.append((cbase, cenv))
+            # the same store: two stores' default networks would share the bridge pyrt0
+            # and the table inet pyrt, and clash (issue 15's notes)
+            cmp = Engine("pyrt (compare)", base, iid, dict(env, PYTHONPATH=a.compare))
             variants["pyrt (compare) (bridge)"] = (cmp, [])
             variants["pyrt (compare) --network none"] = (cmp, ["--network", "none"])
         # -- podman + runc
@@ -367,6 +371,7 @@ def main() -> int:
             res["ab"] = connection_rate(engines, a.rounds, a.requests, a.concurrency)
         if "4" in a.only:
             res["many"] = many(engines, a.containers)
+        finished = True
     finally:
         for e in engines:
             e.rm_all()
@@ -378,12 +383,14 @@ def main() -> int:
                            stderr=subprocess.DEVNULL)
         settle(work)
         cleanup_work(work)
+        if snap:
+            r = subprocess.run([a.leakcheck, "compare", snap], capture_output=True, text=True)
+            leaks = r.stdout.strip() if r.returncode else ""
+            os.unlink(snap)
+            if not finished:  # (an error on its way out: say it now)
+                print("leakcheck: nothing left behind" if not leaks else
+                      "leakcheck: the bench left these behind:\n" + leaks, file=sys.stderr)
     interpreter, start = interpreter_start(a.pyrt)
-    leaks = None
-    if snap:
-        r = subprocess.run([a.leakcheck, "compare", snap], capture_output=True, text=True)
-        os.unlink(snap)
-        leaks = r.stdout.strip() if r.returncode else ""
     report(res, a, start, interpreter)
     if leaks is None:
         print("leakcheck: not run (no leakcheck tool; --leakcheck PATH)")
@@ -432,7 +439,8 @@ def report(res: dict, a, start: float, interpreter: str) -> None:
         n = a.containers
         k5 = min(5, n)
         print(f"4. run -d -p 80 of {n} containers on one network, taking turns (ms): "
-              f"the 1st, median of the first {k5}, median of the last {k5}, the {n}th; last/first")
+              f"container 1, median of the first {k5}, median of the last {k5}, container {n}; "
+              "last/first medians")
         for k, v in mv.items():
             first, last = statistics.median(v[:k5]), statistics.median(v[-k5:])
             print(f"  {k:<34} {v[0] * 1000:7.0f} {first * 1000:7.0f} {last * 1000:7.0f} "
