@@ -21,6 +21,7 @@ _libc = None
 
 
 _IPROUTE = None
+_HOST = None
 
 
 def _iproute():
@@ -28,6 +29,37 @@ def _iproute():
     if _IPROUTE is None:
         _IPROUTE = _import_iproute()
     return _IPROUTE()
+
+
+class _Host:
+    """The process's netlink socket in the host's network namespace, opened once and
+    reused by every host-side call (a container's start used to open four: the bridge,
+    the leftover veth, the pair, and teardown's), closed at exit.  A context manager
+    that does not close it, so the call sites read as before.  The container's side
+    always uses a socket of its own (:func:`in_netns`)."""
+
+    def __init__(self, netns: int) -> None:
+        self.ipr = _iproute()
+        self.netns = netns
+
+    def __enter__(self):
+        return self.ipr
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _host():
+    """The shared socket (:class:`_Host`); a socket of its own, closed after use, for a
+    thread that is not in the namespace the shared one was opened in."""
+    global _HOST
+    ns = os.stat("/proc/thread-self/ns/net").st_ino
+    if _HOST is None:
+        import atexit
+
+        _HOST = _Host(ns)
+        atexit.register(_HOST.ipr.close)
+    return _HOST if _HOST.netns == ns else _iproute()
 
 
 def _import_iproute():
@@ -107,7 +139,7 @@ def host_routes() -> list[str]:
     """The host's routes (main table, IPv4 and IPv6, not the default ones) as CIDRs,
     with the interface they use: ``[(cidr, ifname)]``."""
     out = []
-    with _iproute() as ipr:
+    with _host() as ipr:
         names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
         for fam in (AF_INET, AF_INET6):
             for r in ipr.get_routes(family=fam, table=254):
@@ -126,7 +158,7 @@ def link_index(ipr, name: str) -> int | None:
 
 
 def link_exists(name: str) -> bool:
-    with _iproute() as ipr:
+    with _host() as ipr:
         return link_index(ipr, name) is not None
 
 
@@ -138,7 +170,7 @@ def _sysctl(path: str, value: str) -> None:
 def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> bool:
     """The bridge ``name`` up with ``addrs`` (its gateways); True when it was made now."""
     made = False
-    with _iproute() as ipr:
+    with _host() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
             kw = {"mtu": mtu} if mtu else {}
@@ -149,7 +181,10 @@ def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> b
                 if getattr(e, "code", None) != 17:
                     raise PyrtError(f"cannot create bridge {name}: {e}") from None
             idx = link_index(ipr, name)
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
+        fams = {AF_INET6 if ":" in ip else AF_INET for ip, _n in addrs}
+        # one family asked of the kernel when one is enough (not every veth's fe80::)
+        fam = fams.pop() if len(fams) == 1 else 0
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=fam)}
         for ip, n in addrs:
             if (ip, n) not in have:
                 fam = AF_INET6 if ":" in ip else AF_INET
@@ -164,7 +199,7 @@ def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> b
 def delete_link(name: str) -> bool:
     """Remove the interface ``name`` (a bridge, a veth's host end: its peer goes too);
     False when it was not there."""
-    with _iproute() as ipr:
+    with _host() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
             return False
@@ -185,7 +220,7 @@ def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tupl
     tmp = "pt" + host_end[2:]
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with _iproute() as ipr:
+        with _host() as ipr:
             kw = {"mtu": mtu} if mtu else {}
             peer = {"ifname": tmp, "net_ns_fd": fd, **kw}
             ipr.link("add", ifname=host_end, kind="veth", peer=peer, **kw)
