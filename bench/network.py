@@ -19,7 +19,8 @@ nftables table are the host's):
    busybox ``httpd`` in the container through ``-p``, taking turns.
 4. ``run -d`` of N containers on one network, each publishing a port: the 1st's start
    time against the Nth's (flat when nothing grows per container), the engines taking
-   turns.
+   turns, with N more ``run -d --network none`` of pyrt's among them as a control
+   (what grows without a network is the host's load, not the network's).
 
 The image: busybox (Debian's busybox-static) plus the host's ``iperf3`` with the shared
 libraries it loads, built offline with umoci (``pyrt_core.testing.imagebuilder``, as
@@ -235,23 +236,45 @@ def connection_rate(engines: list[Engine], rounds: int, requests: int,
 
 
 def many(engines: list[Engine], n: int) -> dict[str, list[float]]:
-    """``run -d -p 80`` of ``n`` containers per engine on its default network, taking
-    turns; each start's time.  Removed after."""
-    out: dict[str, list[float]] = {e.name: [] for e in engines}
+    """``run -d -p 80`` of ``n`` containers per engine on its default network, and as a
+    control ``run -d --network none`` of ``n`` more of pyrt's, all taking turns; each
+    start's time.  The control tells what grows with the number of containers without
+    any network (the host's load: 2n..3n more processes, cgroups, mounts) from what
+    the network adds.  Removed after."""
+    variants = [(e.name, e, ["-p", "80"]) for e in engines]
+    variants += [(f"{e.name} --network none (control)", e, ["--network", "none"])
+                 for e in engines if e.name == "pyrt"]
+    out: dict[str, list[float]] = {name: [] for name, _e, _a in variants}
     try:
         for i in range(n):
-            for e in engines:
-                out[e.name].append(e.run_d(["-p", "80"], TRAP)[0])
+            for name, e, args in variants:
+                out[name].append(e.run_d(args, TRAP)[0])
+            if i in (0, n - 1):
+                out.setdefault("pyrt's nftables rules (base chains, all)", []).append(pyrt_rules())
     finally:
         for e in engines:
             e.rm_all()
     return out
 
 
-def nft_rules(table: str) -> int:
-    r = subprocess.run(["nft", "list", "table"] + table.split(), capture_output=True, text=True)
-    return sum(1 for line in r.stdout.splitlines()
-               if line.startswith("\t\t") and not line.strip().startswith(("type ", "policy ")))
+BASE_CHAINS = ("prerouting", "output", "postrouting", "forward", "input")
+
+
+def pyrt_rules() -> tuple[int, int]:
+    """Rules in pyrt's tables (``inet pyrt``, ``inet pyrt-*``): in the base chains (a
+    fixed number when nothing is per container there), and in all."""
+    r = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True)
+    tables = [t["table"]["name"] for t in json.loads(r.stdout or "{}").get("nftables", [])
+              if "table" in t and t["table"]["family"] == "inet"
+              and (t["table"]["name"] == "pyrt" or t["table"]["name"].startswith("pyrt-"))]
+    base = total = 0
+    for name in tables:
+        r = subprocess.run(["nft", "-j", "list", "table", "inet", name], capture_output=True, text=True)
+        for x in json.loads(r.stdout or "{}").get("nftables", []):
+            if "rule" in x:
+                total += 1
+                base += x["rule"]["chain"] in BASE_CHAINS
+    return base, total
 
 
 def store_processes(marker: str) -> list[int]:
@@ -438,13 +461,19 @@ def report(res: dict, a, start: float, interpreter: str) -> None:
         mv = res["many"]
         n = a.containers
         k5 = min(5, n)
-        print(f"4. run -d -p 80 of {n} containers on one network, taking turns (ms): "
+        print(f"4. run -d -p 80 of {n} containers on one network (and {n} --network none of "
+              "pyrt's as a control), taking turns (ms): "
               f"container 1, median of the first {k5}, median of the last {k5}, container {n}; "
               "last/first medians")
+        rules = mv.pop("pyrt's nftables rules (base chains, all)", None)
         for k, v in mv.items():
             first, last = statistics.median(v[:k5]), statistics.median(v[-k5:])
             print(f"  {k:<34} {v[0] * 1000:7.0f} {first * 1000:7.0f} {last * 1000:7.0f} "
                   f"{v[-1] * 1000:7.0f}   {last / first:5.2f}")
+        if rules:
+            (b1, t1), (bn, tn) = rules[0], rules[-1]
+            print(f"  pyrt's nftables rules with 1 container: {b1} in the base chains ({t1} in "
+                  f"all); with {n}: {bn} ({tn})")
 
 
 if __name__ == "__main__":
