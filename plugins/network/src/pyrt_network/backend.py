@@ -73,20 +73,35 @@ def _taken_subnets(state: dict, skip: str | None = None) -> dict[str, str]:
     return out
 
 
+def _rules_in_place(store: Store, net: dict) -> bool:
+    """The network's nftables objects are there (its element in the store table's
+    ``fwd_in``: see :func:`pyrt_network.rules.network_in_place`), read without a
+    transaction."""
+    try:
+        listing = nft().run(rules.list_fwd_in(store.table))
+    except PyrtError:  # no table yet (NftError), no libnftables: the full path says so
+        return False
+    return rules.network_in_place(listing, net["Id"], net["private"]["bridge"])
+
+
 def _bring_up(store: Store, state: dict, net: dict, fresh: bool = False) -> None:
     """The network's bridge, gateway addresses and rules, made if missing (after a
     reboot the record stays, the bridge and table do not) or adopted if there (a
     killed run's, an earlier pyrt's): the store's table, its base chains and the
     network's chains in one nftables transaction of ``add``s (see
     :func:`pyrt_network.rules.table_commands`; ``fresh``: the store had no network,
-    so a table of its name is a leftover to replace)."""
+    so a table of its name is a leftover to replace).  A network that is up (the next
+    container's start on it) is adopted as it is: one read of a small map instead of
+    listing the whole table (every container's chain) and a transaction, so the 50th
+    container's start costs what the 1st's did."""
     p = net["private"]
     addrs = [(c["Gateway"], ipaddress.ip_network(c["Subnet"]).prefixlen) for c in _subnets(net)]
-    netlink.ensure_bridge(p["bridge"], addrs, _mtu(net))
-    nft().run(rules.table_commands(store.table, fresh)
-              + rules.network_commands(store.table, net["Id"], p["bridge"],
-                                       [c["Subnet"] for c in _subnets(net)], net["Internal"],
-                                       [c["Gateway"] for c in _subnets(net)]))
+    made = netlink.ensure_bridge(p["bridge"], addrs, _mtu(net))
+    if made or fresh or not _rules_in_place(store, net):
+        nft().run(rules.table_commands(store.table, fresh)
+                  + rules.network_commands(store.table, net["Id"], p["bridge"],
+                                           [c["Subnet"] for c in _subnets(net)], net["Internal"],
+                                           [c["Gateway"] for c in _subnets(net)]))
     if not net["Internal"] and netlink.enable_forwarding():
         state["forwarding_enabled"] = True
 
@@ -360,10 +375,11 @@ def _undo(store: Store, state: dict, cid: str, entry: dict) -> None:
     already gone is skipped) and release its addresses and ports."""
     n = None
     try:
-        n = nft()
+        # the chain exists only with published ports (setup): without, no libnftables
+        n = nft() if entry.get("chain") and entry.get("ports") else None
     except PyrtError:
         pass
-    if n is not None and entry.get("chain"):
+    if n is not None:
         for cmd in rules.container_delete_commands(store.table, entry["chain"], entry.get("ports", [])):
             n.try_run([cmd])
     for att in entry["networks"].values():
@@ -483,8 +499,7 @@ def setup(store: Store, cid: str, netns: str, networking, root: str, runroot: st
             raise
         nets = {net["Name"]: net for net, _ in pairs}
     servers = _dns_attach(root, runroot, cid, entry, nets)
-    with store.transaction() as state:
-        return _record(state, cid, entry, servers)
+    return _record(state, cid, entry, servers)  # (from the entry: no second transaction)
 
 
 def _dns_attach(root, runroot, cid, entry, nets: dict) -> list[str]:

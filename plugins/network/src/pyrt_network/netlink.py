@@ -17,13 +17,90 @@ from pyrt_core.api import PyrtError
 CLONE_NEWNET = 0x40000000
 AF_INET, AF_INET6 = 2, 10
 IFA_F_NODAD = 0x02
+#: the loopback interface's index in every network namespace (the kernel's LOOPBACK_IFINDEX)
+LOOPBACK_IFINDEX = 1
 _libc = None
 
 
-def _iproute():
-    from pyroute2 import IPRoute
+_IPROUTE = None
+_HOST = None
 
-    return IPRoute()
+
+def _iproute():
+    global _IPROUTE
+    if _IPROUTE is None:
+        _IPROUTE = _import_iproute()
+    return _IPROUTE()
+
+
+class _Host:
+    """The process's netlink socket in the host's network namespace, opened once and
+    reused by every host-side call (a container's start used to open four: the bridge,
+    the leftover veth, the pair, and teardown's), closed at exit.  A context manager
+    that does not close it, so the call sites read as before.  The container's side
+    always uses a socket of its own (:func:`in_netns`)."""
+
+    def __init__(self, netns: int) -> None:
+        self.ipr = _iproute()
+        self.netns = netns
+
+    def __enter__(self):
+        return self.ipr
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _host():
+    """The shared socket (:class:`_Host`); a socket of its own, closed after use, for a
+    thread that is not in the namespace the shared one was opened in."""
+    global _HOST
+    ns = os.stat("/proc/thread-self/ns/net").st_ino
+    if _HOST is None:
+        import atexit
+
+        _HOST = _Host(ns)
+        atexit.register(_HOST.ipr.close)
+    return _HOST if _HOST.netns == ns else _iproute()
+
+
+def _import_iproute():
+    """pyroute2's ``IPRoute`` class, without running ``pyroute2/__init__.py``: that
+    imports every socket class of the library (IPDB, NDB, conntrack, wireguard, nl80211,
+    plan9...), about 70 ms of each ``run`` on a network, while ``IPRoute`` needs a third
+    of it.  The package's module is made from its spec without executing it, so its
+    submodules import alone; the first other name asked of it (``from pyroute2 import
+    NDB`` by another user in this process) runs the real ``__init__`` into the same
+    module (:func:`_full_package`), so nobody sees a different pyroute2."""
+    import sys
+
+    if "pyroute2" not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            mod = importlib.util.module_from_spec(spec)
+            mod.__dict__["__getattr__"] = lambda name: _full_package(mod, spec, name)
+            sys.modules["pyroute2"] = mod
+    try:
+        from pyroute2.iproute.linux import IPRoute
+    except ImportError:  # another layout of pyroute2
+        from pyroute2 import IPRoute
+    return IPRoute
+
+
+def _full_package(mod, spec, name: str):
+    """The lean ``pyroute2`` module's ``__getattr__``: a submodule is imported alone (what
+    ``from pyroute2 import config`` inside the library asks); any other name runs the
+    package's ``__init__`` once, into the module, and is looked up there."""
+    import importlib
+    import importlib.util
+
+    if not name.startswith("__") and importlib.util.find_spec(f"pyroute2.{name}") is not None:
+        return importlib.import_module(f"pyroute2.{name}")
+    if mod.__dict__.pop("__getattr__", None) is not None:
+        spec.loader.exec_module(mod)
+    return mod.__dict__[name] if name in mod.__dict__ else object.__getattribute__(mod, name)
 
 
 def _setns(fd: int) -> None:
@@ -64,7 +141,7 @@ def host_routes() -> list[str]:
     """The host's routes (main table, IPv4 and IPv6, not the default ones) as CIDRs,
     with the interface they use: ``[(cidr, ifname)]``."""
     out = []
-    with _iproute() as ipr:
+    with _host() as ipr:
         names = {link["index"]: link.get("ifname") for link in ipr.get_links()}
         for fam in (AF_INET, AF_INET6):
             for r in ipr.get_routes(family=fam, table=254):
@@ -83,7 +160,7 @@ def link_index(ipr, name: str) -> int | None:
 
 
 def link_exists(name: str) -> bool:
-    with _iproute() as ipr:
+    with _host() as ipr:
         return link_index(ipr, name) is not None
 
 
@@ -95,7 +172,7 @@ def _sysctl(path: str, value: str) -> None:
 def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> bool:
     """The bridge ``name`` up with ``addrs`` (its gateways); True when it was made now."""
     made = False
-    with _iproute() as ipr:
+    with _host() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
             kw = {"mtu": mtu} if mtu else {}
@@ -106,7 +183,10 @@ def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> b
                 if getattr(e, "code", None) != 17:
                     raise PyrtError(f"cannot create bridge {name}: {e}") from None
             idx = link_index(ipr, name)
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
+        fams = {AF_INET6 if ":" in ip else AF_INET for ip, _n in addrs}
+        # one family asked of the kernel when one is enough (not every veth's fe80::)
+        fam = fams.pop() if len(fams) == 1 else 0
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=fam)}
         for ip, n in addrs:
             if (ip, n) not in have:
                 fam = AF_INET6 if ":" in ip else AF_INET
@@ -121,7 +201,7 @@ def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> b
 def delete_link(name: str) -> bool:
     """Remove the interface ``name`` (a bridge, a veth's host end: its peer goes too);
     False when it was not there."""
-    with _iproute() as ipr:
+    with _host() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
             return False
@@ -137,21 +217,23 @@ def delete_link(name: str) -> bool:
 def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tuple[str, int]],
            mac: str, mtu: int | None, routes: list[str]) -> None:
     """A veth pair: ``host_end`` on ``bridge``, its peer in the namespace at ``netns``
-    renamed ``ifname``, with ``mac``, ``addrs`` and default routes via ``routes``
-    (gateways; empty for a container's second network), loopback up."""
-    tmp = "pt" + host_end[2:]
+    named ``ifname``, with ``mac``, ``addrs`` and default routes via ``routes``
+    (gateways; empty for a container's second network), loopback up.
+
+    Few round trips (each one of pyroute2's costs about a millisecond of Python): the
+    pair is made in one message, the host end already on the bridge and up, the peer
+    already in the container's namespace with its name and MAC address (a name of the
+    container's namespace: nothing of the host's can clash with it; a leftover of a
+    killed start went with its host end, which setup removes first)."""
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with _iproute() as ipr:
-            kw = {"mtu": mtu} if mtu else {}
-            peer = {"ifname": tmp, "net_ns_fd": fd, **kw}
-            ipr.link("add", ifname=host_end, kind="veth", peer=peer, **kw)
-            idx = link_index(ipr, host_end)
+        with _host() as ipr:
             br = link_index(ipr, bridge)
             if br is None:
                 raise PyrtError(f"bridge {bridge} is missing")
-            ipr.link("set", index=idx, master=br)
-            ipr.link("set", index=idx, state="up")
+            kw = {"mtu": mtu} if mtu else {}
+            peer = {"ifname": ifname, "address": mac, "net_ns_fd": fd, **kw}
+            ipr.link("add", ifname=host_end, kind="veth", peer=peer, master=br, state="up", **kw)
     finally:
         os.close(fd)
     # hairpin: with br_netfilter loaded (bridge-nf-call-iptables, docker's hosts), a
@@ -161,16 +243,13 @@ def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tupl
     _sysctl(f"/sys/class/net/{host_end}/brport/hairpin_mode", "1")
 
     def inside(ns):
-        i = link_index(ns, tmp)
-        ns.link("set", index=i, ifname=ifname, address=mac)
+        i = link_index(ns, ifname)
         for ip, n in addrs:
             fam = AF_INET6 if ":" in ip else AF_INET
             kw = {"flags": IFA_F_NODAD} if fam == AF_INET6 else {}
             ns.addr("add", index=i, address=ip, prefixlen=n, family=fam, **kw)
         ns.link("set", index=i, state="up")
-        lo = link_index(ns, "lo")
-        if lo is not None:
-            ns.link("set", index=lo, state="up")
+        ns.link("set", index=LOOPBACK_IFINDEX, state="up")
         for gw in routes:
             if ":" in gw:
                 ns.route("add", dst="::/0", gateway=gw, family=AF_INET6)

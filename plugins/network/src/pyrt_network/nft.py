@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import threading
 
 from pyrt_core.api import PyrtError
@@ -26,6 +27,38 @@ _NFT_CTX_DEFAULT = 0
 
 class NftError(PyrtError):
     """libnftables refused a command (its error text is the message)."""
+
+
+def _sockets() -> set[tuple[int, str]]:
+    """This process's socket descriptors, with what they point to (a descriptor number
+    alone may be reused: listing /proc/self/fd takes one itself)."""
+    out = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return out
+    for x in names:
+        try:
+            link = os.readlink(f"/proc/self/fd/{x}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            out.add((int(x), link))
+    return out
+
+
+def _close_on_exec(new: set[tuple[int, str]]) -> None:
+    """libnftables opens its netlink socket (NETLINK_NETFILTER, in the host's network
+    namespace: it can rewrite every table of the host) without SOCK_CLOEXEC, and no
+    call hands out its descriptor: the sockets that appeared with the context are
+    marked close-on-exec, so no process this one starts (a container's init after
+    exec, conmon) inherits it.  The runtime closes every descriptor it does not pass
+    on as well; this is the layer below it (tests/security/test_network_fds.py)."""
+    for fd, _link in new:
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
 
 
 class Nft:
@@ -47,9 +80,11 @@ class Nft:
         lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        before = _sockets()
         ctx = lib.nft_ctx_new(_NFT_CTX_DEFAULT)
         if not ctx:
             raise PyrtError("nft_ctx_new failed")
+        _close_on_exec(_sockets() - before)
         lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON | _OUTPUT_HANDLE)
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)

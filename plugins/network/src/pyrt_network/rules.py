@@ -137,6 +137,30 @@ def table_commands(table: str, fresh: bool = False) -> list[dict]:
     ]
 
 
+def network_chains(net_id: str) -> tuple[str, str]:
+    """A network's chains: traffic in from its bridge, out to it."""
+    return f"n-{net_id[:24]}-i", f"n-{net_id[:24]}-o"
+
+
+def list_fwd_in(table: str) -> list[dict]:
+    """The ``fwd_in`` map (one element per network: small whatever the containers)."""
+    return [{"list": {"map": {"family": FAMILY, "table": table, "name": "fwd_in"}}}]
+
+
+def network_in_place(listing: dict | None, net_id: str, bridge: str) -> bool:
+    """Whether ``listing`` (of :func:`list_fwd_in`) holds the network's element: the
+    bridge jumping to its chain.  :func:`network_commands` adds it in the same
+    transaction as every other piece of the network (so with it, all are there: a
+    map element's jump also keeps its chain from being deleted), and
+    :func:`network_delete_commands` deletes it first."""
+    target = {"jump": {"target": network_chains(net_id)[0]}}
+    for item in (listing or {}).get("nftables", []):
+        for elem in (item.get("map") or {}).get("elem", []):
+            if isinstance(elem, list) and len(elem) == 2 and elem[0] == bridge and elem[1] == target:
+                return True
+    return False
+
+
 def network_commands(table: str, net_id: str, bridge: str, subnets: list[str], internal: bool,
                      gateways: list[str] = ()) -> list[dict]:
     """A network's chains and set elements (idempotent: its chains are flushed and

@@ -45,6 +45,8 @@ class Store:
         self.dir = os.path.join(root, "networks")
         self.path = os.path.join(self.dir, "state.json")
         self.lock_path = os.path.join(self.dir, "lock")
+        #: the state as the file holds it (read or saved last), inside a transaction
+        self._written = ""
 
     def read(self) -> dict:
         """A snapshot, without the lock (for listing)."""
@@ -59,13 +61,14 @@ class Store:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         with FileLock(self.lock_path):
             state = self.read()
-            before = json.dumps(state, sort_keys=True)
+            self._written = json.dumps(state, sort_keys=True)
             yield state
             after = json.dumps(state, sort_keys=True)
-            if after != before:
+            if after != self._written:  # (not again what save() wrote: two fsyncs saved)
                 atomic_write(self.path, after + "\n", 0o600)
 
     def save(self, state: dict) -> None:
         """Write ``state`` now, inside a transaction (before kernel work a crash could
         interrupt)."""
-        atomic_write(self.path, json.dumps(state, sort_keys=True) + "\n", 0o600)
+        self._written = json.dumps(state, sort_keys=True)
+        atomic_write(self.path, self._written + "\n", 0o600)
