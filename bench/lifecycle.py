@@ -133,6 +133,29 @@ def settle(work: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+#: what the engines' default networks leave on the host after their last container: the
+#: bridges and the nftables tables of pyrt-network and of podman's netavark
+DEFAULT_BRIDGES = ("pyrt0", "podman0")
+DEFAULT_TABLES = (("inet", "pyrt"), ("inet", "netavark"))
+
+
+def host_network_objects() -> set[tuple[str, str]]:
+    """The engines' default bridges and nftables tables present now."""
+    have = {("link", n) for n in DEFAULT_BRIDGES if os.path.exists(f"/sys/class/net/{n}")}
+    if shutil.which("nft"):
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        have |= {(f, t) for f, t in DEFAULT_TABLES if f"table {f} {t}" in out.splitlines()}
+    return have
+
+
+def remove_default_networks(before: set[tuple[str, str]]) -> None:
+    """Remove the bridges and tables the default networks made during the bench (the
+    engines keep them for their next container): only those that were not there before."""
+    for kind, name in host_network_objects() - before:
+        argv = ["ip", "link", "del", name] if kind == "link" else ["nft", "delete", "table", kind, name]
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def lifecycle(engines: dict, runs: int) -> dict:
     """``engines``: name -> (run_d, stop, rm) argv makers.  The engines take turns run by
     run, so a change in the machine's load hits both alike."""
@@ -185,6 +208,7 @@ def main():
         os.close(fd)
         subprocess.run([a.leakcheck, "snapshot", snap], check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="pyrt-bench-lc-")
+    net_before = host_network_objects()
     layout = os.path.join(work, "layout")
     net = [] if a.network == "default" else ["--network", a.network]
     engines: dict[str, tuple] = {}
@@ -256,6 +280,7 @@ def main():
     finally:
         settle(work)
         cleanup_work(work)
+        remove_default_networks(net_before)
     interpreter, start = interpreter_start(a.pyrt)
     leaks = None
     if snap:
