@@ -6,9 +6,11 @@ Run as root from the repository (after scripts/quickstart or a dev install):
     .venv/bin/python bench/lifecycle.py [--runs 10] [--containers 50] [--skip-podman]
 
 1. Latency: ``run -d`` + ``stop`` + ``rm`` of the same busybox image (built offline by
-   scripts/build-demo-image), pyrt vs podman 4 + runc (``--network none``, the
-   isolation pyrt gives by default).  The container exits on SIGTERM, so ``stop``
-   measures the engine, not a stop timeout.  Medians of each step and of the total.
+   scripts/build-demo-image), pyrt vs podman 4 + runc, both with ``--network none``
+   (like with like), or with ``--network default`` each engine's default network (pyrt's
+   bridge with pyrt-network installed, podman's netavark bridge).  The container exits
+   on SIGTERM, so ``stop`` measures the engine, not a stop timeout.  Medians of each
+   step and of the total.
 2. Memory: N idle containers (``sleep``) under each engine; the proportional set
    size (PSS, /proc/PID/smaps_rollup) of the monitors, per container.  Both engines
    use conmon as the monitor; pyrt's conmon drives ``pyrt-runtime``, podman's runc.
@@ -131,6 +133,29 @@ def settle(work: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+#: what the engines' default networks leave on the host after their last container: the
+#: bridges and the nftables tables of pyrt-network and of podman's netavark
+DEFAULT_BRIDGES = ("pyrt0", "podman0")
+DEFAULT_TABLES = (("inet", "pyrt"), ("inet", "netavark"))
+
+
+def host_network_objects() -> set[tuple[str, str]]:
+    """The engines' default bridges and nftables tables present now."""
+    have = {("link", n) for n in DEFAULT_BRIDGES if os.path.exists(f"/sys/class/net/{n}")}
+    if shutil.which("nft"):
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        have |= {(f, t) for f, t in DEFAULT_TABLES if f"table {f} {t}" in out.splitlines()}
+    return have
+
+
+def remove_default_networks(before: set[tuple[str, str]]) -> None:
+    """Remove the bridges and tables the default networks made during the bench (the
+    engines keep them for their next container): only those that were not there before."""
+    for kind, name in host_network_objects() - before:
+        argv = ["ip", "link", "del", name] if kind == "link" else ["nft", "delete", "table", kind, name]
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def lifecycle(engines: dict, runs: int) -> dict:
     """``engines``: name -> (run_d, stop, rm) argv makers.  The engines take turns run by
     run, so a change in the machine's load hits both alike."""
@@ -160,6 +185,9 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--skip-podman", action="store_true")
+    ap.add_argument("--network", default="none",
+                    help="the network of every container of both engines (default: none, like "
+                         "with like); `default`: each engine's default network")
     ap.add_argument("--pyrt", default=os.path.join(REPO, ".venv/bin/pyrt"))
     ap.add_argument("--compare", metavar="PYTHONPATH", default=None,
                     help="also time the same pyrt with this PYTHONPATH (e.g. the src dirs of an "
@@ -180,7 +208,9 @@ def main():
         os.close(fd)
         subprocess.run([a.leakcheck, "snapshot", snap], check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="pyrt-bench-lc-")
+    net_before = host_network_objects()
     layout = os.path.join(work, "layout")
+    net = [] if a.network == "default" else ["--network", a.network]
     engines: dict[str, tuple] = {}
     memory: dict[str, tuple] = {}
     mem: dict[str, tuple[int, int]] = {}
@@ -199,9 +229,9 @@ def main():
             prun = os.path.join(work, f"{tag}-run")
             base = prefix + [program, "--root", os.path.join(work, f"{tag}-root"), "--runroot", prun]
             iid = timed(base + ["load", "-q", "-i", layout])[1].split()[0]
-            _, warm = timed(base + ["run", "-d", iid] + TRAP)
+            _, warm = timed(base + ["run", "-d"] + net + [iid] + TRAP)
             timed(base + ["rm", "-f", warm])
-            engines[label] = (lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n, iid] + TRAP,
+            engines[label] = (lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n] + net + [iid] + TRAP,
                               lambda c, base=base: base + ["stop", c],
                               lambda c, base=base: base + ["rm", c])
 
@@ -213,7 +243,7 @@ def main():
 
             if label == "pyrt":
                 memory["pyrt (conmon + pyrt-runtime)"] = (
-                    lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n, iid, "sleep", "100000"],
+                    lambda n, base=base, iid=iid: base + ["run", "-d", "--name", n] + net + [iid, "sleep", "100000"],
                     pyrt_rm_all, prun)
         # -- podman + runc
         pbase = None
@@ -225,7 +255,7 @@ def main():
                            stdout=subprocess.DEVNULL)
             img = subprocess.run(pbase + ["images", "-q"], check=True, capture_output=True,
                                  text=True).stdout.split()[0]
-            opts = ["--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"]
+            opts = net + ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"]
             warm = subprocess.run(pbase + ["run", "-d"] + opts + [img] + TRAP, check=True,
                                   capture_output=True, text=True).stdout.strip()
             subprocess.run(pbase + ["rm", "-f", warm], check=True, capture_output=True)
@@ -250,6 +280,7 @@ def main():
     finally:
         settle(work)
         cleanup_work(work)
+        remove_default_networks(net_before)
     interpreter, start = interpreter_start(a.pyrt)
     leaks = None
     if snap:
@@ -258,7 +289,7 @@ def main():
         leaks = r.stdout.strip() if r.returncode else ""
     steps = ("run -d", "stop", "rm", "total")
     starts = dict(STARTS, total=sum(STARTS.values()))
-    print(f"latency, median of {a.runs} runs (ms), engines taking turns:")
+    print(f"latency, median of {a.runs} runs (ms), engines taking turns, network {a.network}:")
     print(f"  {'':<20}" + "".join(f"{s:>9}" for s in steps))
     for k, v in res.items():
         print(f"  {k:<20}" + "".join(f"{v[s] * 1000:9.0f}" for s in steps))

@@ -31,6 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 #: interpreter starts of ``pyrt run --rm`` (docs/lifecycle.md)
 STARTS = 1
+#: pyrt runs without a network, as podman's row it is compared with (`--network none`): the
+#: default bridge network's start is bench/network.py's subject
+NONE = ["--network", "none"]
 # Python may cache bytecode as an installed package does (pip byte-compiles on install):
 # a dev shell's PYTHONDONTWRITEBYTECODE would time the compiler
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -70,19 +73,19 @@ def main():
             base += ["--storage-driver", a.driver]
         iid = subprocess.run(base + ["load", "-q", "-i", layout], check=True, capture_output=True,
                              text=True).stdout.split()[0]
-        subprocess.run(base + ["run", "--rm", iid, "true"], check=True, env=ENV)  # warm caches
-        results["pyrt run --rm"] = median_time(base + ["run", "--rm", iid, "true"], a.runs)
+        subprocess.run(base + ["run", "--rm"] + NONE + [iid, "true"], check=True, env=ENV)  # warm caches
+        results["pyrt run --rm"] = median_time(base + ["run", "--rm"] + NONE + [iid, "true"], a.runs)
         if a.compare_pyrt:
             cbase = [a.compare_pyrt, "--root", os.path.join(work, "cmp-root"), "--runroot",
                      os.path.join(work, "cmp-run")] + (["--storage-driver", a.driver] if a.driver else [])
             ciid = subprocess.run(cbase + ["load", "-q", "-i", layout], check=True, capture_output=True,
                                   text=True).stdout.split()[0]
-            subprocess.run(cbase + ["run", "--rm", ciid, "true"], check=True, env=ENV)
+            subprocess.run(cbase + ["run", "--rm"] + NONE + [ciid, "true"], check=True, env=ENV)
             # taking turns with this tree's, so a change in the machine's load hits both alike
             mine, theirs = [], []
             for _ in range(a.runs):
-                mine.append(median_time(base + ["run", "--rm", iid, "true"], 1))
-                theirs.append(median_time(cbase + ["run", "--rm", ciid, "true"], 1))
+                mine.append(median_time(base + ["run", "--rm"] + NONE + [iid, "true"], 1))
+                theirs.append(median_time(cbase + ["run", "--rm"] + NONE + [ciid, "true"], 1))
             results["pyrt run --rm"] = statistics.median(mine)
             results["pyrt (before) run --rm"] = statistics.median(theirs)
 

@@ -39,6 +39,26 @@ def test_zombie_is_not_alive():
     p.wait()
 
 
+def test_wait_gone_wakes_at_the_exit_and_checks_identity():
+    """stop waits for the exit through a pidfd: it returns as the process exits (not at
+    the next poll), times out while it runs, and a recorded identity that is not the
+    process's (a reused pid) counts as gone at once."""
+    import time
+
+    p = subprocess.Popen(["sleep", "0.2"])
+    try:
+        start = procutil.start_time(p.pid)
+        assert not procutil.wait_gone(p.pid, start, None, 0.02)
+        assert procutil.wait_gone(p.pid, start + 1, None, 5.0)  # another process
+        t = time.monotonic()
+        assert procutil.wait_gone(p.pid, start, None, 5.0)
+        assert time.monotonic() - t < 1.0
+    finally:
+        p.kill()
+        p.wait()
+    assert procutil.wait_gone(p.pid, start, None, 0.0)  # reaped: gone
+
+
 def test_k8s_log_lines():
     assert logs.parse_line(b"2024-05-01T10:00:00.123456789+00:00 stdout F hello world\n") == \
         ("2024-05-01T10:00:00.123456789+00:00", "stdout", b"hello world\n")

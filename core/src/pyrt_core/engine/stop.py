@@ -78,6 +78,9 @@ def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> ContainerR
 
     deadline = time.monotonic() + timeout
     paths = engine.paths(cid)
+    # conmon writes its exit file about a millisecond after the init's exit, which
+    # stop now sees at once (procutil.wait_gone's pidfd): look often at first
+    delay = 0.001
     while True:
         c = engine.record(cid)
         if c.state.run != run or c.state.status not in ("running", "starting"):
@@ -91,7 +94,8 @@ def finish_exit(engine, cid: str, run: int, timeout: float = 10.0) -> ContainerR
                     if c.monitor == "conmon" or not mon_alive or time.monotonic() > deadline:
                         cleanup_locked(engine, c, wait_exit=1.0)
                         return engine.containers.load_record(cid) or c
-        time.sleep(0.005)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.005)
 
 
 def kill(engine, ref: str | Container | ContainerRecord, sig: int) -> Container | ContainerRecord:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
-from pyrt_core.api import FetchOptions, ImageReference, NotFoundError, UsageError, engine_from_args
+# the models (attrs) and the engine are the commands' to import: ``run``/``create`` import
+# this module for their registry flags before they start the container's monitor, which
+# must start as early as it can (docs/lifecycle.md, "Start-up overlap")
+from pyrt_core.api import NotFoundError, UsageError
 
 # -- the parsers ---------------------------------------------------------------------
 
@@ -100,6 +103,8 @@ def settings(args, engine) -> dict:
 
 
 def cmd_pull(args) -> int:
+    from pyrt_core.api import FetchOptions, ImageReference, engine_from_args
+
     ref = ImageReference.parse(args.image)
     engine = engine_from_args(args)
     opts = FetchOptions(platform=args.platform, quiet=args.quiet, pull="always",
@@ -112,6 +117,8 @@ def cmd_pull(args) -> int:
 
 
 def cmd_push(args) -> int:
+    from pyrt_core.api import FetchOptions, ImageReference, engine_from_args
+
     engine = engine_from_args(args)
     img = engine.images.get(args.image)
     dest_text = args.destination or args.image
@@ -148,6 +155,8 @@ def registry_host(text: str) -> str:
 
 
 def cmd_login(args) -> int:
+    from pyrt_core.api import engine_from_args
+
     from . import authfile
     from .client import Client
     from .options import from_settings

@@ -292,3 +292,19 @@ def test_a_temporary_resolver_failure_is_retried_twice(monkeypatch, tmp_path, ca
                                         socket.EAI_AGAIN)
     assert code == 125 and asked == ["nosuchhost.invalid"] * 3
     assert "cannot resolve host" in err
+
+
+def test_run_flags_import_neither_models_nor_attrs():
+    """``run``/``create`` import this plugin's cli module for their registry flags before
+    they start the container's monitor (docs/lifecycle.md, "Start-up overlap"): building
+    the flags must not import the models (attrs), which the engine imports later, while
+    the runtime starts."""
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse; import pyrt_image_registry.cli as c; "
+            "c.add_fetch_flags(argparse.ArgumentParser()); "
+            "print(sorted(m for m in ('attrs', 'attr', 'pyrt_core.models', 'pyrt_core.engine') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
