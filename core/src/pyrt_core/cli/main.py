@@ -76,6 +76,7 @@ AREAS = {
     "management": ("container", "image"),
     "system": ("info", "version", "runtime"),
     "volumes": ("volume",),
+    "events": ("events",),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
 #: global options that take a value (``--root DIR``); the others are --help and --version

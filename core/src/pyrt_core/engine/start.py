@@ -5,7 +5,7 @@ engine existed (``prelaunch``)."""
 from __future__ import annotations
 
 from ..models import Container
-from .common import fault, now
+from .common import fault, log_container_event, now
 from .teardown import cleanup_locked
 
 
@@ -120,6 +120,7 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
         st.status = "running"
         st.started_at = now()
         engine.containers.save(c, durable=False)
+        log_container_event(engine, c, "start")
     except BaseException as e:
         cleanup_locked(engine, c, exit_code=getattr(e, "exit_code", 125), error=str(e),
                        remove=False, wait_exit=0.5)
