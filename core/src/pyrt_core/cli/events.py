@@ -13,6 +13,9 @@ from ..errors import UsageError
 
 #: docker's event filter keys (those pyrt's events can match)
 FILTER_KEYS = ("container", "event", "image", "label", "network", "type", "volume", "scope")
+#: docker's event types (a ``type=`` filter names one of them)
+TYPES = ("config", "container", "daemon", "image", "network", "node", "plugin", "secret",
+         "service", "volume")
 #: actions docker matches by prefix (their action names a command or a status)
 _PREFIXED = ("exec_create", "exec_start", "health_status")
 
@@ -137,6 +140,15 @@ def matches(ev: dict, f: dict[str, list[str]]) -> bool:
     return "label" not in f or labels_match(attrs, f["label"])
 
 
+def check_filters(f: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Refuse a ``type=`` that names no event type (docker's message), which would match
+    nothing forever."""
+    for t in f.get("type", ()):
+        if t not in TYPES:
+            raise UsageError(f"invalid filter 'type={t}'")
+    return f
+
+
 # -- output --------------------------------------------------------------------------------
 
 def pretty(ev: dict) -> str:
@@ -158,14 +170,27 @@ def pretty(ev: dict) -> str:
     return line
 
 
+class _Message(dict):
+    """An event as a template sees it: its fields by their Go names (``.Status``,
+    ``.Actor.ID``), and ``{{json .}}`` the event as docker marshals it (its json tags:
+    ``status``, ``id``, ``Type``..., the journal's line)."""
+
+    def __init__(self, fields: dict, ev: dict):
+        super().__init__(fields)
+        self._ev = ev
+
+    def template_json(self) -> dict:
+        return self._ev
+
+
 def template_data(ev: dict) -> dict:
     """The fields a docker ``--format`` template sees (events.Message's Go names)."""
     actor = ev.get("Actor") or {}
-    return {"Status": ev.get("status", ""), "ID": ev.get("id", ""), "From": ev.get("from", ""),
+    return _Message({"Status": ev.get("status", ""), "ID": ev.get("id", ""), "From": ev.get("from", ""),
             "Type": ev.get("Type", ""), "Action": ev.get("Action", ""),
             "Actor": {"ID": actor.get("ID", ""), "Attributes": dict(actor.get("Attributes") or {})},
             "Scope": ev.get("scope", ""), "Time": ev.get("time", 0),
-            "TimeNano": ev.get("timeNano", 0)}
+            "TimeNano": ev.get("timeNano", 0)}, ev)
 
 
 def cmd_events(args) -> int:
@@ -180,7 +205,7 @@ def cmd_events(args) -> int:
     now = time.time_ns()
     since = parse_time(args.since, now) if args.since is not None else None
     until = parse_time(args.until, now) if args.until is not None else None
-    filters = parse_filters(args.filter, FILTER_KEYS)
+    filters = check_filters(parse_filters(args.filter, FILTER_KEYS))
     fmt = args.format
     tmpl = None
     if fmt and fmt != "json":

@@ -599,7 +599,10 @@ class _Parser:
 def _json(v) -> str:
     import json
 
-    if isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
+    as_json = getattr(v, "template_json", None)
+    if callable(as_json):  # a value whose JSON is not its fields' (Go's json tags)
+        v = as_json()
+    elif isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
         v = {k: x for k, x in v.items() if not callable(x)}
     return json.dumps(None if v is NOVALUE else v, ensure_ascii=False, separators=(",", ":"),
                       default=str)
