@@ -358,3 +358,29 @@ def test_netns_create_and_remove_are_idempotent(tmp_path, no_leaks):
     # a create killed before its mount leaves an empty file: removed all the same
     open(path, "w").close()
     assert not is_netns(path) and remove_netns(path) and not os.path.lexists(path)
+
+
+def test_connect_and_disconnect_are_journalled_events(net):
+    """``pyrt events``: the network hooks the engine calls are journalled by the core
+    (engine.hook_events), whichever plugin does the work: a container's attachment at its
+    start is a ``connect`` of the network, its teardown at the exit a ``disconnect``."""
+    import time
+
+    since = f"{time.time():.6f}"
+    cid = net("run", "-d", "--network", "testnet", "--name", "evnet", net.image, "sh", "-c",
+              TRAP, check=True).stdout.strip()
+    net("stop", "-t", "1", "evnet", check=True)
+    net("rm", "evnet", check=True)
+    fmt = "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} " \
+          "{{.Actor.Attributes.container}}"
+    r = net("events", "--since", since, "--until", "0s", "--filter", "type=network",
+            "--format", fmt, check=True)
+    assert r.stdout.splitlines() == [f"network connect testnet testnet {cid}",
+                                     f"network disconnect testnet testnet {cid}"], r.stdout
+    r = net("events", "--since", since, "--until", "0s", "--filter", "network=testnet",
+            "--filter", "event=disconnect", "--format", "{{.Action}}", check=True)
+    assert r.stdout == "disconnect\n"
+    r = net("events", "--since", since, "--until", "0s", "--filter", "network=bridge",
+            check=True)
+    assert r.stdout == ""
+    assert_released(net)

@@ -51,7 +51,7 @@ def test_bash_completes_commands_subcommands_options_and_choices(bash_script):
     assert got[2] == ["--filter", "--format"]
     assert got[3] == ["missing", "always", "never"]
     assert got[4] == ["--format"]            # a global option's value is skipped over
-    assert got[5] == ["bash", "zsh", "fish"]
+    assert got[5] == ["bash", "zsh", "fish", "man"]
     assert got[6] == ["--last", "--latest"]  # a management alias (container ls)
     assert got[7] == []                      # after the image: the container's command
     assert got[8] == ["--name"]
@@ -106,7 +106,7 @@ def test_fish_completes_with_its_own_function(tmp_path):
     assert {"create", "ls", "rm"} <= set(complete("pyrt volume "))
     assert complete("pyrt volume ls --f") == ["--filter", "--format"]
     assert sorted(complete("pyrt run --pull ")) == ["always", "missing", "never"]
-    assert sorted(complete("pyrt completion ")) == ["bash", "fish", "zsh"]
+    assert sorted(complete("pyrt completion ")) == ["bash", "fish", "man", "zsh"]
     assert complete("pyrt run -d --na") == ["--name"]
 
 
@@ -141,3 +141,13 @@ def test_man_pages_one_per_command_every_flag_and_clean_roff(tmp_path):
 
 def test_roff_escapes_control_lines_and_backslashes():
     assert manpages._esc(".dot\n'quote\na\\b-c") == "\\&.dot\n\\&'quote\na\\eb\\-c"
+
+
+def test_completion_man_writes_the_pages_in_the_directory(tmp_path):
+    r = subprocess.run(PYRT + ["completion", "man", str(tmp_path / "man1")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "man1" / "pyrt-run.1").read_text().startswith(".TH PYRT-RUN 1 ")
+    for argv in (["completion", "man"], ["completion", "bash", str(tmp_path)]):
+        bad = subprocess.run(PYRT + argv, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 125 and bad.stdout == "" and bad.stderr.startswith("Error: ")

@@ -275,7 +275,8 @@ def test_event_hooks_nobody_implements_load_no_plugins(tmp_path, monkeypatch):
 
     e = engine()
     assert e.pm.hook.pyrt_container_removed(container=None) == []
-    assert isinstance(e.pm, hookcall.LeanPluginManager) and e.pm._full is None
+    assert isinstance(e.pm, hookcall.ObservedPluginManager)  # (the journalled hooks)
+    assert isinstance(e.pm.inner, hookcall.LeanPluginManager) and e.pm.inner._full is None
     os.utime(plugin, ns=(1, 1))  # the plugin changed since: the record is stale
     assert entrypoints.hook_calls() is None
-    assert not isinstance(engine().pm, hookcall.LeanPluginManager)
+    assert not isinstance(engine().pm.inner, hookcall.LeanPluginManager)

@@ -148,6 +148,46 @@ class LeanPluginManager:
         return getattr(self.full(), name)
 
 
+class ObservedPluginManager:
+    """A plugin manager (lean or pluggy's) whose calls of a few hooks go through an
+    observer: ``observers[name](call, hooks, kwargs)`` calls the hook (``call(**kwargs)``)
+    and may look around it (the engine journals the hooks that are events of their own:
+    a network created, a container attached, an image pulled; engine.hook_events).
+    Everything else is the wrapped manager's; the functions below look through it."""
+
+    def __init__(self, inner, observers: dict):
+        self.inner = inner
+        self.hook = _ObservedHooks(inner.hook, observers)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("inner", "hook"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class _ObservedHooks:
+    def __init__(self, hooks, observers: dict):
+        self._hooks = hooks
+        self._observers = observers
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        caller = getattr(self._hooks, name)
+        observer = self._observers.get(name)
+        if observer is not None:
+            hooks, plain = self._hooks, caller
+
+            def caller(**kwargs):
+                return observer(plain, hooks, kwargs)
+        setattr(self, name, caller)
+        return caller
+
+
+def _inner(pm):
+    return pm.inner if isinstance(pm, ObservedPluginManager) else pm
+
+
 def plugin_manager(blocked=()):
     """A plugin manager for the runtime: the lean one when the record allows, else pluggy's."""
     blocked = [b for b in blocked if b]
@@ -165,6 +205,7 @@ def plugin_manager(blocked=()):
 def plan_of(pm, name: str) -> dict | None:
     """The call plan of hook ``name`` in ``pm`` (lean or pluggy's), to call it later with
     :func:`call_planned`; None when only pluggy can call it (or ``pm`` is neither)."""
+    pm = _inner(pm)
     if isinstance(pm, LeanPluginManager):
         plan = pm.calls.get(name, _UNKNOWN)
         return {"firstresult": _firstresult(name), "impls": []} if plan is _UNKNOWN else plan
@@ -185,6 +226,7 @@ def call_planned(name: str, plan: dict, **kwargs):
 def implemented(pm, name: str) -> bool:
     """Whether calling hook ``name`` in ``pm`` may reach an implementation (False only when
     it surely reaches none: then a caller may skip preparing its arguments)."""
+    pm = _inner(pm)
     if isinstance(pm, LeanPluginManager):
         plan = pm.calls.get(name, _UNKNOWN)
         if plan is _UNKNOWN:
@@ -198,6 +240,7 @@ def implemented(pm, name: str) -> bool:
 def _impl_modules(pm, name: str) -> list:
     """The plugin modules (imported or not) implementing ``name`` in ``pm``, without
     building pluggy's manager: module names for the lean one, modules for pluggy's."""
+    pm = _inner(pm)
     if isinstance(pm, LeanPluginManager):
         plan = pm.calls.get(name)
         return [impl[0] for impl in plan["impls"]] if isinstance(plan, dict) else []

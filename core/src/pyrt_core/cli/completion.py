@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 
 SHELLS = ("bash", "zsh", "fish")
+#: what ``pyrt completion`` writes: a shell's script, or the man pages (``man DIR``)
+KINDS = SHELLS + ("man",)
 
 #: the listing each kind of name comes from (global options of the line are put first)
 LISTINGS = {
@@ -292,14 +294,28 @@ def script(shell: str) -> str:
 
 
 def cmd_completion(args) -> int:
+    from ..errors import UsageError
+
+    if args.shell == "man":
+        if not args.dir:
+            raise UsageError("pyrt completion man needs a directory: pyrt completion man DIR")
+        from .manpages import write
+
+        n = len(write(args.dir, subdir=False))
+        print(f"{n} man pages in {args.dir}")
+        return 0
+    if args.dir:
+        raise UsageError(f"pyrt completion {args.shell} takes no directory (it prints the script)")
     sys.stdout.write(script(args.shell))
     return 0
 
 
 def _p_completion(cmd) -> None:
-    c = cmd("completion", "Print a shell completion script (bash, zsh or fish) generated from "
-            "the command line, plugins' commands included", cmd_completion)
-    c.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    c = cmd("completion", "Print a shell completion script (bash, zsh or fish), or write the man "
+            "pages (man DIR), generated from the command line, plugins' commands included",
+            cmd_completion)
+    c.add_argument("shell", choices=KINDS, metavar="SHELL", help="bash, zsh, fish, or man")
+    c.add_argument("dir", nargs="?", metavar="DIR", help="(man) the directory the pages go to")
 
 
 #: one parser builder per command (cli.main builds only the one it runs)

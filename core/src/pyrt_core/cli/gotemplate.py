@@ -610,7 +610,10 @@ class _Parser:
 def _json(v) -> str:
     from ..jsonlean import dumps_text  # json's encoder without ``import json`` (re, enum)
 
-    if isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
+    as_json = getattr(v, "template_json", None)
+    if callable(as_json):  # a value whose JSON is not its fields' (Go's json tags)
+        v = as_json()
+    elif isinstance(v, dict):  # a row's methods ({{.Label "k"}}) are no JSON fields
         v = {k: x for k, x in v.items() if not callable(x)}
     return dumps_text(None if v is NOVALUE else v, default=str)
 

@@ -77,6 +77,7 @@ AREAS = {
     "system": ("info", "version", "runtime"),
     "completion": ("completion",),
     "volumes": ("volume",),
+    "events": ("events",),
 }
 _AREA_OF = {name: area for area, names in AREAS.items() for name in names}
 #: global options that take a value (``--root DIR``); the others are --help and --version

@@ -3,6 +3,7 @@ command and subcommand (``pyrt-run(1)``, ``pyrt-volume-ls(1)``), plugins' comman
 flags included, so the pages say what the installed ``pyrt`` accepts.
 
     python3 -m pyrt_core.cli.manpages DIR      # writes DIR/man1/pyrt*.1
+    pyrt completion man DIR/man1               # the same pages, in DIR/man1 itself
 
 Distributions run it at build time (``SOURCE_DATE_EPOCH`` fixes the date, for
 reproducible packages); ``man -l DIR/man1/pyrt-run.1`` reads one.
@@ -65,8 +66,9 @@ def render(cmd, by_path: dict, version: str, date: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def write(outdir: str) -> list:
-    """Write every page under ``outdir/man1``; the paths written."""
+def write(outdir: str, subdir: bool = True) -> list:
+    """Write every page under ``outdir/man1`` (``subdir`` False: in ``outdir`` itself, as
+    ``pyrt completion man DIR`` does); the paths written."""
     from .. import __version__
     from .cmdtree import tree
 
@@ -74,7 +76,7 @@ def write(outdir: str) -> list:
     date = time.strftime("%Y-%m-%d", time.gmtime(epoch))
     cmds = tree()
     by_path = {c.path: c for c in cmds}
-    d = os.path.join(outdir, "man1")
+    d = os.path.join(outdir, "man1") if subdir else outdir
     os.makedirs(d, exist_ok=True)
     written = []
     for c in cmds:

@@ -61,11 +61,13 @@ class Engine:
         """The plugin manager (pyrt_core.hookcall): hooks are called from the recorded
         plans, so a hook no plugin implements loads none, and pluggy is built only when
         the record cannot be used."""
-        if self._pm is not None:
-            return self._pm
-        from ..hookcall import plugin_manager
+        from ..hookcall import ObservedPluginManager, plugin_manager
+        from .hook_events import OBSERVERS
 
-        return plugin_manager(self.settings.disabled_plugins)
+        pm = self._pm if self._pm is not None else plugin_manager(self.settings.disabled_plugins)
+        # the hooks that are events of their own (a network created, an image pulled) are
+        # journalled as the engine calls them, whoever asked (engine.hook_events)
+        return ObservedPluginManager(pm, OBSERVERS)
 
     @functools.cached_property
     def _driver(self):
@@ -220,6 +222,12 @@ class Engine:
         from .stop import stop
 
         return stop(self, ref, timeout)
+
+    def restart(self, ref: str | Container | ContainerRecord,
+                timeout: int | None = None) -> Container:
+        from .stop import restart
+
+        return restart(self, ref, timeout)
 
     def kill(self, ref: str | Container | ContainerRecord,
              sig: int) -> Container | ContainerRecord:

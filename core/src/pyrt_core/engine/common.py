@@ -27,3 +27,21 @@ def fault(point: str) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def event(engine, type_: str, action: str, actor_id: str, attributes: dict | None = None) -> None:
+    """Append an event to the store's journal (pyrt_core.events; ``pyrt events``)."""
+    from ..events import emit
+
+    emit(engine.settings.root, type_, action, actor_id, attributes)
+
+
+def log_container_event(engine, c, action: str, **extra) -> None:
+    """A container's event, with docker's attributes: its labels, ``image`` (as the user
+    named it), ``name``, and ``extra`` (``exitCode``, ``signal``...).  ``c``: the attrs
+    ``Container`` or the lean record (the same attribute names)."""
+    attrs = dict(c.config.labels or {})
+    attrs["image"] = c.image_name
+    attrs["name"] = c.name
+    attrs.update(extra)
+    event(engine, "container", action, c.id, attrs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import ImageError, NotFoundError, PyrtError, UsageError
 from ..models import Container, ContainerConfig, FetchOptions, Image, ImageReference
-from .common import fault, now
+from .common import fault, log_container_event, now
 
 
 def resolve_image(engine, text: str, pull: str = "missing", platform: str | None = None) -> Image:
@@ -166,6 +166,7 @@ def _create(engine, config: ContainerConfig, name: str | None, image: Image,
             raise
     finally:
         lk.release()
+    log_container_event(engine, container, "create")
     engine.pm.hook.pyrt_container_created(container=container)
     return container
 

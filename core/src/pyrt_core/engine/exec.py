@@ -80,20 +80,29 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     namespaces = [ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []]
     if c.state.resources.get("manager", "none") != "none" and "cgroup" not in namespaces:
         namespaces.append("cgroup")
+    from .common import log_container_event
+
+    # docker's exec events: the action names the command, execID ties them together
+    exec_id = os.urandom(32).hex()
+    command = " ".join(args)
+    log_container_event(engine, c, f"exec_create: {command}", execID=exec_id)
     p = engine.pm.hook.pyrt_isolation_join(pid=c.state.pid, namespaces=namespaces,
                                            process=pconf, stdio=tuple(stdio))
     if p is None:
         raise ConflictError("no isolation plugin can join a container (install pyrt-namespaces)")
+    log_container_event(engine, c, f"exec_start: {command}", execID=exec_id)
     if on_started is not None:
         on_started(p.pid)
     if detach:
         return 0
     try:
         with forward_signals(p):
-            return p.wait()
+            code = p.wait()
     except BaseException:
         p.destroy()
         raise
+    log_container_event(engine, c, "exec_die", execID=exec_id, exitCode=code)
+    return code
 
 
 def _exec_other(engine, c: Container, other, proc: dict, stdio, detach: bool, on_started) -> int:

@@ -36,4 +36,7 @@ def rename(engine, ref: str, new: str) -> str:
             engine.containers.release_name(new, cid)
             raise
         engine.containers.release_name(old, cid)
+    from .common import log_container_event
+
+    log_container_event(engine, c, "rename", oldName=old)
     return cid

@@ -41,6 +41,9 @@ def pause(engine, ref: str | Container, paused: bool = True) -> Container:
                                              frozen=paused)
         c.state.paused = paused
         engine.containers.save(c, durable=False)
+    from .common import log_container_event
+
+    log_container_event(engine, c, what)
     return c
 
 

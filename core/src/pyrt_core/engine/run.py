@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ..errors import NotFoundError, PyrtError
-from .common import now
+from .common import log_container_event, now
 from .teardown import cleanup_locked
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
@@ -68,6 +68,7 @@ def run(engine, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2
                 from .healthrunner import start as start_health
 
                 start_health(engine, c)  # checks for a foreground run too (docker's)
+                log_container_event(engine, c, "start")
             engine.pm.hook.pyrt_container_started(container=c, pid=pid)
             if on_started is not None:
                 on_started(pid)

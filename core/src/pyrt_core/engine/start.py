@@ -5,7 +5,7 @@ engine existed (``prelaunch``)."""
 from __future__ import annotations
 
 from ..models import Container
-from .common import fault, now
+from .common import fault, log_container_event, now
 from .teardown import cleanup_locked
 
 
@@ -147,6 +147,7 @@ def start_locked(engine, c: Container, before_start=None, launched=None) -> None
         from .healthrunner import start as start_health
 
         start_health(engine, c)  # its runner, when the container has a health check
+        log_container_event(engine, c, "start")
     except BaseException as e:
         cleanup_locked(engine, c, exit_code=getattr(e, "exit_code", 125), error=str(e),
                        remove=False, wait_exit=0.5)

@@ -5,7 +5,7 @@ Hot commands: they read and write the record through its lean view
 (``engine.find``/``engine.record``, containers.record), never the attrs models."""
 from __future__ import annotations
 
-from .common import fault
+from .common import fault, log_container_event
 from .resources import thaw_if_paused
 from .teardown import cleanup_locked
 
@@ -43,12 +43,26 @@ def stop(engine, ref: str | Container | ContainerRecord,
     sig = stop_signal(engine, c)
     if timeout is None:
         timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
-    send_signal(engine, c, sig)
+    if send_signal(engine, c, sig):
+        log_container_event(engine, c, "kill", signal=sig)
     fault("stop:signalled")
     if not procutil.wait_gone(st.pid, st.pid_start, st.boot_id, max(timeout, 0)):
-        send_signal(engine, c, SIGKILL)
+        if send_signal(engine, c, SIGKILL):
+            log_container_event(engine, c, "kill", signal=SIGKILL)
         procutil.wait_gone(st.pid, st.pid_start, st.boot_id, 10.0)
-    return finish_exit(engine, cid, st.run)
+    c = finish_exit(engine, cid, st.run)
+    log_container_event(engine, c, "stop")
+    return c
+
+
+def restart(engine, ref: str | Container | ContainerRecord,
+            timeout: int | None = None) -> Container:
+    """``pyrt restart``: stop (when running), start, and the ``restart`` event docker
+    reports after the start's."""
+    c = stop(engine, ref, timeout)
+    started = engine.start(c.id)
+    log_container_event(engine, started, "restart")
+    return started
 
 
 def stop_signal(engine, c: Container | ContainerRecord) -> int:
@@ -108,6 +122,7 @@ def kill(engine, ref: str | Container | ContainerRecord, sig: int) -> Container 
             thaw_if_paused(engine, c)
     if c.state.status not in ("running", "starting") or not send_signal(engine, c, sig):
         raise ConflictError(f"container {c.name} is not running")
+    log_container_event(engine, c, "kill", signal=sig)
     return c
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .common import fault, now, rfc3339
+from .common import fault, log_container_event, now, rfc3339
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
     st.resources = {}
     st.error = error or "; ".join(errors)
     engine.containers.save(c)
+    log_container_event(engine, c, "die", exitCode=exit_code)
     container_event(engine, "pyrt_container_exited", c, exit_code=exit_code)
     if remove and c.config.auto_remove:
         remove_locked(engine, c)
@@ -175,6 +176,7 @@ def remove_locked(engine, c: Container | ContainerRecord, volumes: bool = False)
         from .volumes import remove_anonymous
 
         remove_anonymous(engine, with_volumes(engine, c))
+    log_container_event(engine, c, "destroy")
     container_event(engine, "pyrt_container_removed", c)
 
 

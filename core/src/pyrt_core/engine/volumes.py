@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConflictError, NotFoundError, UsageError
+from .common import event
 
 TYPE_CHECKING = False  # (not typing's: see containers.store)
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def create_volume(engine, name: str | None, driver: str = "", options: dict | No
                 pass
             remove_tree(path)
             raise
+        event(engine, "volume", "create", name, {"driver": driver})
         return rec, True
     finally:
         if lk is not None:
@@ -154,6 +156,7 @@ def remove_volume(engine, name: str, force: bool = False, locked: bool = False) 
         engine.pm.hook.pyrt_volume_remove(driver=rec["Driver"], name=name,
                                           root=engine.settings.root)
         vs.remove_dir(name)
+        event(engine, "volume", "destroy", name, {"driver": rec["Driver"]})
     finally:
         if lk is not None:
             lk.release()
@@ -320,6 +323,9 @@ def mount_volumes(engine, c: Container, rootfs: str) -> dict[int, str]:
                 rec["MountedBy"].append(c.id)
                 vs.save(rec)
             sources[i] = path
+            event(engine, "volume", "mount", v.source,
+                  {"container": c.id, "destination": v.destination, "driver": rec["Driver"],
+                   "propagation": v.propagation or "", "read/write": str(not v.readonly).lower()})
             if not v.nocopy and not rec.get("Populated"):
                 from ..containers.copyup import copy_up
 
@@ -355,6 +361,7 @@ def release(engine, vs, name: str, cid: str) -> bool:
                                        root=engine.settings.root)
     rec["MountedBy"] = [x for x in rec["MountedBy"] if x != cid]
     vs.save(rec)
+    event(engine, "volume", "unmount", name, {"container": cid, "driver": rec["Driver"]})
     return True
 
 

@@ -390,8 +390,11 @@ def load_archive(path: str, store: ImageStore, name: str | None = None,
                 if extra not in plans[0].names:
                     plans[0].names.append(extra)
             with store.batch() as b:
-                return [b.add_image(p.config, p.layers, manifest_bytes=p.manifest, names=p.names)
-                        for p in plans]
+                loaded = [b.add_image(p.config, p.layers, manifest_bytes=p.manifest,
+                                      names=p.names) for p in plans]
+            for img in loaded:
+                store.event("load", img.id, img.names[0] if img.names else img.id)
+            return loaded
     except ImageError as e:
         msg = one_line(e)
         if not msg.startswith(label + ": "):

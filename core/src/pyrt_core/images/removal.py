@@ -34,6 +34,7 @@ def remove(store: ImageStore, ref: str | Image, force: bool = False) -> list[str
         if by_name and len(img.names) > 1:
             img.names.remove(by_name)
             store._write_images(images)
+            store.event("untag", iid, by_name)
             return [f"Untagged: {by_name}"]
         if not by_name and len(img.names) > 1 and not force:
             raise ConflictError(
@@ -53,13 +54,23 @@ def remove(store: ImageStore, ref: str | Image, force: bool = False) -> list[str
                     f"is used by container(s){who}"
                 )
             out = [f"Untagged: {n}" for n in img.names]
-            img.names = []
+            names, img.names = img.names, []
             store._write_images(images)
+            for n in names:
+                store.event("untag", iid, n)
             return out
         out = [f"Untagged: {n}" for n in img.names]
         _delete_image(store, images, img)
         out.append(f"Deleted: {iid}")
+        _deleted_events(store, img)
         return out
+
+
+def _deleted_events(store: ImageStore, img: Image) -> None:
+    """docker's events of a deleted image: ``untag`` per name, then ``delete``."""
+    for n in img.names:
+        store.event("untag", img.id, n)
+    store.event("delete", img.id, img.id)
 
 
 def _delete_image(store: ImageStore, images: dict[str, Image], img: Image) -> None:
@@ -87,6 +98,7 @@ def prune(store: ImageStore, all_images: bool = False) -> list[str]:
             out += [f"Untagged: {n}" for n in img.names]
             _delete_image(store, images, img)
             out.append(f"Deleted: {img.id}")
+            _deleted_events(store, img)
         ddir = os.path.join(store.images_dir, "downloads")
         if os.path.isdir(ddir):
             import shutil

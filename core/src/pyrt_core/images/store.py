@@ -490,7 +490,8 @@ class ImageStore:
             iid, _ = self._resolve(images, image)
             assign_name(images, iid, name)
             self._write_images(images)
-            return images[iid]
+        self.event("tag", iid, name)
+        return images[iid]
 
     def untag(self, name: str) -> Image:
         """Remove a name; the image stays (possibly without names).  Returns it."""
@@ -502,7 +503,15 @@ class ImageStore:
             iid, stored = found
             images[iid].names.remove(stored)
             self._write_images(images)
-            return images[iid]
+        self.event("untag", iid, stored)
+        return images[iid]
+
+    def event(self, action: str, image_id: str, name: str) -> None:
+        """Journal an image event (pyrt_core.events: ``pyrt events``), docker's shape:
+        the image's id, its ``name``."""
+        from ..events import emit
+
+        emit(self.root, "image", action, image_id, {"name": name})
 
     # -- removal (pyrt_core.images.removal) ---------------------------------------------
     def remove(self, ref: str | Image, force: bool = False) -> list[str]:

@@ -173,3 +173,26 @@ def test_unknown_tag_and_registry_down(pyrt_cli, reg_env, anon_registry):
     r = pull(pyrt_cli, reg_env, f"127.0.0.1:{port}/test/busybox:latest", check=False)
     assert r.returncode == 125 and "connection refused" in r.stderr
     assert store_state(pyrt_cli.root)[0] == {}
+
+
+def test_pull_tag_and_delete_are_events(pyrt_cli, reg_env, anon_registry):
+    """``pyrt events``: a pull is journalled by the core around the plugin's
+    ``pyrt_image_fetch`` (engine.hook_events), tag/untag/delete by the image store."""
+    import time
+
+    since = f"{time.time():.6f}"
+    ref = f"{anon_registry.host}/test/busybox:latest"
+    iid = pull(pyrt_cli, reg_env, ref, "-q").stdout.strip()
+    pyrt_cli("tag", ref, "evtag:1", check=True)
+    pyrt_cli("rmi", "evtag:1", check=True)
+    pyrt_cli("rmi", ref, check=True)
+    r = pyrt_cli("events", "--since", since, "--until", "0s", "--filter", "type=image",
+                 "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"pull {ref} {anon_registry.host}/test/busybox", lines
+    assert [ln.split()[0] for ln in lines[1:]] == ["tag", "untag", "untag", "delete"], lines
+    assert all(ln.split()[1] == iid for ln in lines[1:]), lines
+    r = pyrt_cli("events", "--since", since, "--until", "0s", "--filter", "event=pull",
+                 "--filter", f"image={ref}", "--format", "{{json .}}", check=True)
+    doc = json.loads(r.stdout)
+    assert doc["Type"] == "image" and doc["status"] == "pull" and doc["id"] == ref

@@ -54,7 +54,7 @@ def _p_rm(cmd) -> None:
 
 
 def _p_system(cmd) -> None:
-    sy = cmd("system", "Engine-wide maintenance (recover, boot)", None)
+    sy = cmd("system", "Engine-wide maintenance (recover, boot, df, prune)", None)
     ssub = sy.add_subparsers(dest="system_command", metavar="COMMAND")
     rc = ssub.add_parser("recover", help="Reconcile records with running processes; release stale "
                                          "mounts, cgroups and state")
@@ -62,6 +62,9 @@ def _p_system(cmd) -> None:
     bt = ssub.add_parser("boot", help="At host start-up: recover, then start --restart always "
                                       "(and unless-stopped) containers")
     bt.set_defaults(func=cmd_system_boot)
+    from ..system_df import add_parsers as add_usage_parsers
+
+    add_usage_parsers(ssub)  # df, prune
     sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
 
 

@@ -187,8 +187,7 @@ def cmd_restart(args) -> int:
     engine = engine_for(args)
 
     def one(ref):
-        engine.stop(ref, args.time)
-        engine.start(ref)
+        engine.restart(ref, args.time)
         return ref
 
     return each(args.containers, one)

@@ -188,7 +188,9 @@ def sizes(engine, c) -> tuple[int, int]:
     except PyrtError:
         return 0, 0
     try:
-        rw = engine.driver.diff_size(c.layer_id, img.top_layer)
+        # (the driver's id of the image's top layer: its chain id's hex, as engine.create)
+        top = img.top_layer.split(":", 1)[-1] if img.top_layer else None
+        rw = engine.driver.diff_size(c.layer_id, top)
     except (PyrtError, OSError):
         rw = 0
     return rw, rw + img.size

@@ -1,0 +1,227 @@
+"""What the store holds and what can go: ``pyrt system df`` and ``pyrt system prune``.
+
+docker's accounting, from pyrt's own records:
+
+* images: each stored layer counted once (images share layers); an image is *active*
+  when a container (in any state) was made from it; what is *reclaimable* is what no
+  active image uses;
+* containers: each container's writable layer (docker's ``SizeRw``, the storage
+  driver's ``diff_size``); *active* ones run or are paused, the others' layers are
+  reclaimable;
+* local volumes: the bytes under each volume's data directory (``local`` driver); a
+  volume is *active* while a container (in any state) names it; the others' bytes are
+  reclaimable.
+
+``prune`` removes stopped containers, unused networks (through the network plugin's
+hooks), unused volumes (``volumes``: the anonymous ones, as docker 23+) and dangling
+images (every image no container uses with ``all_images``), and counts what it freed
+from the same measures taken before and after.
+
+The sizes of volumes and writable layers are read from directories a container may have
+written: the walk opens each directory with ``O_NOFOLLOW`` relative to its parent's
+descriptor and never crosses into another file system, so a symbolic link or a mount a
+container made never leads it elsewhere on the host; it only ever reads sizes.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+ACTIVE = ("running", "starting", "paused", "restarting", "stopping")
+
+
+def tree_size(path: str) -> int:
+    """The apparent size of the files under ``path`` (hard links counted once), without
+    following symbolic links or leaving its file system; 0 when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    dev = os.fstat(fd).st_dev
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    stack = [fd]
+    try:
+        while stack:
+            dfd = stack.pop()
+            try:
+                with os.scandir(dfd) as it:
+                    entries = list(it)
+            except OSError:
+                entries = []
+            for e in entries:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if st.st_dev != dev:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    try:
+                        sub = os.open(e.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                      | os.O_CLOEXEC, dir_fd=dfd)
+                    except OSError:
+                        continue
+                    if os.fstat(sub).st_dev != dev:  # a mount point (raced in): not ours
+                        os.close(sub)
+                        continue
+                    stack.append(sub)
+                    continue
+                if st.st_nlink > 1:
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                total += st.st_size
+            os.close(dfd)
+    finally:
+        for dfd in stack:
+            os.close(dfd)
+    return total
+
+
+# -- the three measures --------------------------------------------------------------------
+
+def _layer_sizes(engine) -> dict[str, int]:
+    return {layer.chain_id: int(layer.size or 0) for layer in engine.images.layers()
+            if not layer.incomplete}
+
+
+def container_size(engine, c, images: dict) -> int:
+    """docker's ``SizeRw``: the bytes of ``c``'s writable layer."""
+    from ..errors import PyrtError
+
+    img = images.get(c.image_id)
+    # the driver knows the image's top layer by the hex of its chain id (engine.create)
+    parent = img.top_layer.split(":", 1)[-1] if img and img.top_layer else None
+    try:
+        return int(engine.driver.diff_size(c.layer_id, parent))
+    except (PyrtError, OSError):
+        return 0
+
+
+def _volumes_used(containers) -> set[str]:
+    """The volumes named by ``containers`` (lean records: their mounts are dicts)."""
+    out = set()
+    for c in containers:
+        for v in c.config.volumes or []:
+            get = v.get if isinstance(v, dict) else lambda k, v=v: getattr(v, k, "")
+            if get("type") == "volume" and get("source"):
+                out.add(get("source"))
+    return out
+
+
+def volume_size(engine, rec: dict) -> int | None:
+    """The bytes of a ``local`` volume's data; None for another driver's (unknown)."""
+    if rec.get("Driver", "local") != "local":
+        return None
+    return tree_size(os.path.join(engine.settings.root, "volumes", rec["Name"], "_data"))
+
+
+def disk_usage(engine) -> list[dict]:
+    """docker's ``system df`` rows: Type, TotalCount, Active, Size, Reclaimable (bytes)."""
+    from ..volumes.store import VolumeStore
+
+    containers = engine.containers.records()
+    images = {img.id: img for img in engine.images.list()}
+    layers = _layer_sizes(engine)
+    used_images = {c.image_id for c in containers}
+    all_layers = {lid for img in images.values() for lid in img.layers}
+    kept_layers = {lid for iid in used_images if iid in images for lid in images[iid].layers}
+    isize = sum(layers.get(lid, 0) for lid in all_layers)
+    ikept = sum(layers.get(lid, 0) for lid in kept_layers)
+    rows = [{"Type": "Images", "TotalCount": len(images),
+             "Active": len([i for i in images if i in used_images]),
+             "Size": isize, "Reclaimable": isize - ikept}]
+    csizes = [(c.state.status in ACTIVE, container_size(engine, c, images)) for c in containers]
+    rows.append({"Type": "Containers", "TotalCount": len(containers),
+                 "Active": sum(1 for active, _ in csizes if active),
+                 "Size": sum(s for _, s in csizes),
+                 "Reclaimable": sum(s for active, s in csizes if not active)})
+    used = _volumes_used(containers)
+    vols = VolumeStore(engine.settings.root).list()
+    vsizes = [(rec["Name"] in used, volume_size(engine, rec) or 0) for rec in vols]
+    rows.append({"Type": "Local Volumes", "TotalCount": len(vols),
+                 "Active": sum(1 for active, _ in vsizes if active),
+                 "Size": sum(s for _, s in vsizes),
+                 "Reclaimable": sum(s for active, s in vsizes if not active)})
+    rows.append({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": 0,
+                 "Reclaimable": 0})
+    return rows
+
+
+# -- prune ---------------------------------------------------------------------------------
+
+def networks_supported(engine) -> bool:
+    from ..hookcall import implemented
+
+    return implemented(engine.pm, "pyrt_network_list")
+
+
+def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
+    """Remove what ``system prune`` removes; returns the names removed by kind
+    (``containers``, ``networks``, ``volumes``, ``images``: the image store's
+    Untagged/Deleted lines), ``errors`` (one line each) and ``reclaimed`` (bytes)."""
+    from ..errors import PyrtError
+
+    out: dict = {"containers": [], "networks": [], "volumes": [], "images": [], "errors": [],
+                 "reclaimed": 0}
+    images = {img.id: img for img in engine.images.list()}
+    for c in engine.containers.records():
+        if c.state.status not in ("created", "exited", "dead"):
+            continue
+        size = container_size(engine, c, images)
+        try:
+            engine.remove(c.id)
+        except PyrtError as e:
+            out["errors"].append(f"container {c.id[:12]}: {str(e).splitlines()[0]}")
+            continue
+        out["containers"].append(c.id)
+        out["reclaimed"] += size
+    if networks_supported(engine):
+        out["networks"] = _prune_networks(engine, out["errors"])
+    if volumes:
+        from ..volumes.store import VolumeStore
+        from .volumes import prune as prune_volumes
+
+        before = {rec["Name"]: volume_size(engine, rec) or 0
+                  for rec in VolumeStore(engine.settings.root).list()}
+        try:
+            out["volumes"] = prune_volumes(engine)
+        except PyrtError as e:
+            out["errors"].append(f"volumes: {str(e).splitlines()[0]}")
+        out["reclaimed"] += sum(before.get(n, 0) for n in out["volumes"])
+    layers = _layer_sizes(engine)
+    try:
+        out["images"] = engine.images.prune(all_images=all_images)
+    except PyrtError as e:
+        out["errors"].append(f"images: {str(e).splitlines()[0]}")
+    left = _layer_sizes(engine)
+    out["reclaimed"] += sum(size for lid, size in layers.items() if lid not in left)
+    return out
+
+
+def _prune_networks(engine, errors: list[str]) -> list[str]:
+    """The networks no container is attached to, removed (the predefined ones stay), as
+    the network plugins' own ``network prune`` does."""
+    from ..errors import ConflictError, PyrtError
+
+    root, runroot = engine.settings.root, engine.settings.runroot
+    gone = []
+    try:
+        nets = engine.pm.hook.pyrt_network_list(root=root, runroot=runroot) or []
+    except PyrtError as e:
+        errors.append(f"networks: {str(e).splitlines()[0]}")
+        return gone
+    for n in nets:
+        name = n.get("Name", "")
+        if not name or name in ("bridge", "none", "host") or n.get("Containers"):
+            continue
+        try:
+            if engine.pm.hook.pyrt_network_remove(name=name, root=root, runroot=runroot):
+                gone.append(name)
+        except ConflictError:
+            pass  # in use after all: kept
+        except PyrtError as e:
+            errors.append(f"network {name}: {str(e).splitlines()[0]}")
+    return gone
