@@ -187,3 +187,25 @@ def test_bad_values_are_one_line_and_125(cli, argv, message):
     if message:
         assert r.stderr == message
     assert _journal(cli) == journal
+
+
+def test_health_status_events_when_the_status_changes(cli):
+    """docker's ``health_status: STATUS`` at each change of the status (not at each check),
+    matched by ``--filter event=health_status`` (docker's prefix match)."""
+    since = f"{time.time():.6f}"
+    cid = cli("run", "-d", "--network", "none", "--name", "evhealth", "--health-cmd",
+              "test -e /tmp/up", "--health-interval", "1s", "--health-retries", "1",
+              "--health-start-period", "60s", cli.image, "sleep", "300", check=True).stdout.strip()
+
+    def status():
+        return cli("inspect", "-f", "{{.State.Health.Status}}", cid).stdout.strip()
+
+    cli("exec", cid, "touch", "/tmp/up", check=True)
+    wait_for(lambda: status() == "healthy", timeout=20, what="healthy")
+    time.sleep(1.5)  # more checks pass: no more events
+    cli("exec", cid, "rm", "/tmp/up", check=True)
+    wait_for(lambda: status() == "unhealthy", timeout=20, what="unhealthy")
+    got = _events(cli, since, "--filter", "event=health_status", "--filter", f"container={cid}",
+                  fmt="{{.Action}}")
+    assert got == ["health_status: healthy", "health_status: unhealthy"], got
+    cli("rm", "-f", cid, check=True)

@@ -117,11 +117,16 @@ def test_device_flag_allows_that_device(cli, loop_device):
 
 
 def test_oom_is_reported(cli):
+    since = f"{time.time():.6f}"
     r = cli("run", "--name", "hog", "-m", "32m", "--memory-swap", "32m", cli.image, "sh", "-c",
             "x=$(head -c 200000000 /dev/zero | tr '\\0' 'x'); echo never")
     assert r.returncode == 137, r.stderr
     c = json.loads(cli("inspect", "--type", "container", "hog", check=True).stdout)[0]
     assert c["State"]["OOMKilled"] is True and c["State"]["ExitCode"] == 137
+    # docker's oom event, before the die
+    ev = cli("events", "--since", since, "--until", "0s", "--filter", "container=hog",
+             "--format", "{{.Action}} {{.Actor.Attributes.name}}", check=True).stdout.split("\n")
+    assert [e for e in ev if e.startswith(("oom", "die"))] == ["oom hog", "die hog"], ev
 
 
 def test_without_a_resource_plugin_limits_and_device_rules_are_refused(cli):

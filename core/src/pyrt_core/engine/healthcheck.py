@@ -29,8 +29,11 @@ def run_check(engine, ref: str, run: int | None = None) -> tuple[int, dict | Non
         return 1, None
     settings = hconf.effective(hc)
     root = engine.settings.root
-    if (hstate.read(root, c.id) or {}).get("Run") != c.state.run:
+    current = hstate.read(root, c.id) or {}
+    if current.get("Run") != c.state.run:
         hstate.begin_run(root, c.id, c.state.run)  # a run whose runner never started
+        current = {}
+    before = current.get("Status", hstate.STARTING)
     start = time.time()
     try:
         code, output = _exec_with_timeout(engine, c, hconf.argv(hc), settings["Timeout"])
@@ -42,6 +45,11 @@ def run_check(engine, ref: str, run: int | None = None) -> tuple[int, dict | Non
     started = hstate.epoch(c.state.started_at)
     in_start = started is not None and (start - started) * 1e9 < settings["StartPeriod"]
     health = hstate.record_result(root, c.id, c.state.run, result, settings["Retries"], in_start)
+    if health is not None and health.get("Status") != before:
+        from .common import log_container_event
+
+        # docker's event when the status changes: "health_status: healthy"
+        log_container_event(engine, c, f"health_status: {health['Status']}")
     return (0 if code == 0 else 1), health
 
 

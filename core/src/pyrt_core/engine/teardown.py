@@ -135,6 +135,8 @@ def cleanup_locked(engine, c: Container | ContainerRecord, exit_code: int | None
     st.resources = {}
     st.error = error or "; ".join(errors)
     engine.containers.save(c)
+    if st.oom_killed:
+        log_container_event(engine, c, "oom")  # docker's, before the die
     log_container_event(engine, c, "die", exitCode=exit_code)
     container_event(engine, "pyrt_container_exited", c, exit_code=exit_code)
     if remove and c.config.auto_remove:

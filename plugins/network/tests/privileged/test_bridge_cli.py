@@ -28,7 +28,10 @@ SERVE = "mkdir -p /www && echo {tag} > /www/i && exec httpd -f -p 8080 -h /www"
 
 
 @pytest.fixture
-def cli(detached_cli, monkeypatch):
+def cli(monkeypatch, request):
+    # real containers: the isolation plugin too (network-alone installs only this one)
+    machine.skip_unless("distribution", "pyrt-namespaces")
+    detached_cli = request.getfixturevalue("detached_cli")
     monkeypatch.delenv("PYRT_NETWORK_BACKEND", raising=False)
     monkeypatch.setenv("PYRT_NETWORK_POOL", f"{free_base()}/24")
     return detached_cli
