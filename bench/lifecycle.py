@@ -134,17 +134,26 @@ def settle(work: str, timeout: float = 30.0) -> None:
 
 
 #: what the engines' default networks leave on the host after their last container: the
-#: bridges and the nftables tables of pyrt-network and of podman's netavark
+#: bridges and the nftables tables of pyrt-network (per store: ``pyrt0-<tag>``, ``inet
+#: pyrt-<tag>``; an older pyrt's ``pyrt0``, ``inet pyrt``) and of podman's netavark
 DEFAULT_BRIDGES = ("pyrt0", "podman0")
 DEFAULT_TABLES = (("inet", "pyrt"), ("inet", "netavark"))
 
 
+def _ours(name: str, names) -> bool:
+    return name in names or any(name.startswith(n + "-") for n in names if n.startswith("pyrt"))
+
+
 def host_network_objects() -> set[tuple[str, str]]:
     """The engines' default bridges and nftables tables present now."""
-    have = {("link", n) for n in DEFAULT_BRIDGES if os.path.exists(f"/sys/class/net/{n}")}
+    have = {("link", n) for n in os.listdir("/sys/class/net") if _ours(n, DEFAULT_BRIDGES)}
     if shutil.which("nft"):
         out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-        have |= {(f, t) for f, t in DEFAULT_TABLES if f"table {f} {t}" in out.splitlines()}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "table" and _ours(parts[2], [t for f, t in DEFAULT_TABLES
+                                                                             if f == parts[1]]):
+                have.add((parts[1], parts[2]))
     return have
 
 
