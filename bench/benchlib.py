@@ -39,6 +39,50 @@ def timed(cmd: list[str]) -> float:
     return dt
 
 
+def timed_output(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    """Seconds ``cmd`` takes and its output; a failure ends the benchmark."""
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env or ENGINE_ENV)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return dt, r.stdout.strip()
+
+
+def interpreter_start(program: str, runs: int = 20) -> tuple[str, float]:
+    """The interpreter of ``program``'s ``#!`` line and its median start doing nothing."""
+    import statistics
+
+    with open(program, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    times = [timed_output([interpreter, "-c", "pass"])[0] for _ in range(runs)]
+    return interpreter, statistics.median(times)
+
+
+def store_processes(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker`` (a store's directory)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def settle(work: str, timeout: float = 30.0) -> None:
+    """Wait until no process of the bench's stores runs (podman's and pyrt's exit commands
+    run after the CLI returned, and podman's mounts the store's overlay directory again)."""
+    deadline = time.monotonic() + timeout
+    while store_processes(work) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def podman_command(work: str, storage_driver: str, runtime: str | None = None) -> list[str]:
     """podman's command line with a private store under ``work`` (``podman-root``,
     ``podman-run``): nothing of the host's podman is read or changed."""

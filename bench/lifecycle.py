@@ -44,7 +44,9 @@ import sys
 import tempfile
 import time
 
-from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+from benchlib import ENGINE_ENV as ENV  # bench/ is on sys.path when run as a script
+from benchlib import cleanup_work, interpreter_start, settle
+from benchlib import timed_output as timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -54,20 +56,6 @@ TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
 #: skipped: stop cleans up); rm = the CLI
 STARTS = {"run -d": 2, "stop": 1, "rm": 1}
 LEAKCHECK = "/work/shared/tools/leakcheck"
-
-
-# the engines' own environment; Python may cache bytecode as an installed package does
-# (pip byte-compiles on install): a dev shell's PYTHONDONTWRITEBYTECODE would time the compiler
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def timed(cmd, env=None) -> tuple[float, str]:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return dt, r.stdout.strip()
 
 
 def pss_kib(pid: int) -> int:
@@ -97,40 +85,7 @@ def monitors(marker: str) -> list[int]:
     return out
 
 
-def interpreter_start(program: str, runs: int = 20) -> tuple[str, float]:
-    """The interpreter of ``program``'s ``#!`` line and its median start doing nothing."""
-    with open(program, "rb") as f:
-        first = f.readline().decode(errors="replace")
-    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run([interpreter, "-c", "pass"], check=True, env=ENV)
-        times.append(time.perf_counter() - t)
-    return interpreter, statistics.median(times)
 
-
-def store_processes(marker: str) -> list[int]:
-    """Processes whose command line mentions ``marker`` (a store's directory)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            continue
-    return out
-
-
-def settle(work: str, timeout: float = 30.0) -> None:
-    """Wait until no process of the bench's stores runs (podman's and pyrt's exit commands
-    run after the CLI returned, and podman's mounts the store's overlay directory again)."""
-    deadline = time.monotonic() + timeout
-    while store_processes(work) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 #: what the engines' default networks leave on the host after their last container: the

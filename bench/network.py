@@ -48,7 +48,9 @@ import sys
 import tempfile
 import time
 
-from benchlib import cleanup_work  # bench/ is on sys.path when run as a script
+from benchlib import ENGINE_ENV as ENV  # bench/ is on sys.path when run as a script
+from benchlib import cleanup_work, interpreter_start, settle
+from benchlib import timed_output as timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -58,18 +60,6 @@ TRAP = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
 PODMAN_OPTS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"]
 #: interpreter starts of ``pyrt run --rm`` (docs/lifecycle.md)
 STARTS = 1
-# Python may cache bytecode as an installed package does (pip byte-compiles on install):
-# a dev shell's PYTHONDONTWRITEBYTECODE would time the compiler
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def timed(cmd, env=None) -> tuple[float, str]:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return dt, r.stdout.strip()
 
 
 def free_port() -> int:
@@ -277,38 +267,6 @@ def pyrt_rules() -> tuple[int, int]:
     return base, total
 
 
-def store_processes(marker: str) -> list[int]:
-    """Processes whose command line mentions ``marker`` (a store's directory)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            continue
-    return out
-
-
-def settle(work: str, timeout: float = 30.0) -> None:
-    """Wait until no process of the bench's stores runs (podman's exit commands run
-    after the CLI returned)."""
-    deadline = time.monotonic() + timeout
-    while store_processes(work) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def interpreter_start(program: str, runs: int = 20) -> tuple[str, float]:
-    """The interpreter of ``program``'s ``#!`` line and its median start doing nothing."""
-    with open(program, "rb") as f:
-        first = f.readline().decode(errors="replace")
-    interpreter = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
-    times = [timed([interpreter, "-c", "pass"])[0] for _ in range(runs)]
-    return interpreter, statistics.median(times)
-
-
 def fmt_rate(v: float) -> str:
     return f"{v / 1e9:7.2f} Gbit/s"
 
@@ -398,8 +356,9 @@ def main() -> int:
     finally:
         for e in engines:
             e.rm_all()
-        for b, benv in pyrt_bases:  # the default network: its bridge and pyrt's table
-            subprocess.run(b + ["network", "rm", "bridge"], capture_output=True, env=benv)
+        for b, benv in pyrt_bases:  # the default network (pre-defined: `network rm` refuses
+            # it), its bridge and the store's table
+            subprocess.run(b + ["network", "prune", "--all", "-f"], capture_output=True, env=benv)
         if pbase:
             settle(work)
             subprocess.run(pbase + ["system", "reset", "-f"], stdout=subprocess.DEVNULL,

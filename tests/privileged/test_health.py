@@ -5,14 +5,13 @@ cleanup, restarted by recovery), State.Health in inspect, ps's STATUS and
 intervals; bad durations are one line, exit 125 and nothing created."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import pytest
 
 from pyrt_core.testing.imagebuilder import dir_layer_tar, write_oci_layout
-from pyrt_core.testing.lifecycle import inspect, leftovers, wait_for
+from pyrt_core.testing.lifecycle import inspect, leftovers, store_pids, wait_for
 
 SLEEP = ["sh", "-c", "sleep 1000"]
 
@@ -24,21 +23,7 @@ def cli(detached_cli):
 
 def runners(cli) -> list[int]:
     """Health check runners of this store (their command line names its run root)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if st != "Z" and any(a.endswith(b"health/runner.py") for a in argv) \
-                and cli.runroot.encode() in b" ".join(argv):
-            out.append(int(pid))
-    return out
+    return store_pids(cli, lambda argv: any(a.endswith(b"health/runner.py") for a in argv))
 
 
 def health(cli, ref) -> dict | None:

@@ -37,17 +37,7 @@ def ask(cli, container: str, server: str, name: str) -> str:
     """The A answers of ``name`` (or the rcode, or "timeout") asked from ``container``'s
     network namespace to ``server``:53, with dnslib (the test's Python, through nsenter)."""
     pid = cli("inspect", "-f", "{{.State.Pid}}", container, check=True).stdout.strip()
-    code = f"""
-import socket
-from dnslib import DNSRecord, RCODE
-q = DNSRecord.question({name!r}, "A")
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-try:
-    s.sendto(q.pack(), ({server!r}, 53)); r = DNSRecord.parse(s.recvfrom(4096)[0])
-    print(" ".join(sorted(str(x.rdata) for x in r.rr)) or RCODE.get(r.header.rcode))
-except socket.timeout:
-    print("timeout")
-"""
+    code = nettools.dns_query_code(name, server)
     r = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", code],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr

@@ -91,14 +91,10 @@ def spawn(engine, c) -> None:
                 os.execve(argv[0], argv, env)
         finally:
             os._exit(0)
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            break
+    try:
+        os.waitpid(pid, 0)  # (EINTR is retried by Python itself: PEP 475)
+    except ChildProcessError:
+        pass
 
 
 def running(engine, cid: str) -> bool:

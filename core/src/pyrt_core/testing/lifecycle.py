@@ -24,8 +24,9 @@ def wait_for(pred, timeout=20.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def conmon_pids(cli):
-    """conmon processes started for this store (their command line names the run root)."""
+def store_pids(cli, is_ours) -> list[int]:
+    """Live (not zombie) processes of this store: ``is_ours(argv)`` on their command line,
+    which names the store's run root."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -37,9 +38,14 @@ def conmon_pids(cli):
                 st = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if st != "Z" and argv and argv[0].endswith(b"conmon") and cli.runroot.encode() in b" ".join(argv):
+        if st != "Z" and cli.runroot.encode() in b" ".join(argv) and is_ours(argv):
             out.append(int(pid))
     return out
+
+
+def conmon_pids(cli):
+    """conmon processes started for this store (their command line names the run root)."""
+    return store_pids(cli, lambda argv: bool(argv) and argv[0].endswith(b"conmon"))
 
 
 def leftovers(cli):

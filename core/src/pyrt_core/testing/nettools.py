@@ -139,6 +139,23 @@ def connect(netns: str | None, host: str, port: int, timeout: float = 3.0) -> st
     return out if r.returncode == 0 and out else None
 
 
+def dns_query_code(name: str, server: str) -> str:
+    """Python code (for an interpreter in a test's namespace) that asks ``server``:53 for
+    ``name``'s A records with dnslib and prints the answers, sorted (or the rcode, or
+    "timeout")."""
+    return f"""
+import socket
+from dnslib import DNSRecord, RCODE
+q = DNSRecord.question({name!r}, "A")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+try:
+    s.sendto(q.pack(), ({server!r}, 53)); r = DNSRecord.parse(s.recvfrom(4096)[0])
+    print(" ".join(sorted(str(x.rdata) for x in r.rr)) or RCODE.get(r.header.rcode))
+except socket.timeout:
+    print("timeout")
+"""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on now (bound and released)."""
     with socket.socket() as s:

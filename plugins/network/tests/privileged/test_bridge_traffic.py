@@ -15,6 +15,7 @@ import pytest
 
 from pyrt_core.api import ConflictError, ContainerNetworking, NetworkAttachment, NotFoundError, \
     PortMapping, PyrtError, UsageError
+from pyrt_core.testing import nettools
 from pyrt_network import backend, rules
 from pyrt_network.nft import nft
 
@@ -502,17 +503,7 @@ def test_disconnect_moves_the_published_ports_then_removes_them(env):
 def _ask(ns: str, server: str, name: str) -> str:
     """The A answers (or the rcode, or "timeout") of ``name`` asked from ``ns`` to
     ``server``:53 with dnslib."""
-    code = f"""
-import socket
-from dnslib import DNSRecord, RCODE
-q = DNSRecord.question({name!r}, "A")
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-try:
-    s.sendto(q.pack(), ({server!r}, 53)); r = DNSRecord.parse(s.recvfrom(4096)[0])
-    print(" ".join(sorted(str(x.rdata) for x in r.rr)) or RCODE.get(r.header.rcode))
-except socket.timeout:
-    print("timeout")
-"""
+    code = nettools.dns_query_code(name, server)
     return subprocess.run(["ip", "netns", "exec", ns, PY, "-c", code], capture_output=True,
                           text=True, timeout=20).stdout.strip()
 
