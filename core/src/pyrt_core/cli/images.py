@@ -111,7 +111,7 @@ def _reference_matches(pattern: str, names: list[str]) -> bool:
     image's names, with or without their tag."""
     import re
 
-    out, i = [], 0
+    out = []
     for ch in pattern:
         out.append("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch))
     rx = re.compile("".join(out))

@@ -53,17 +53,9 @@ def __getattr__(name):  # ``main.Parser`` for callers that subclass or check it
 
 
 def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
-    import argparse
+    from .quick import add_global_options
 
-    d = argparse.SUPPRESS if suppress else None
-    p.add_argument("--root", default=d, help="store root (default /var/lib/pyrt)")
-    p.add_argument("--runroot", default=d, help="run-state root (default /run/pyrt)")
-    p.add_argument("--storage-driver", "-s", default=d, metavar="NAME",
-                   help="storage driver (overlay, btrfs, devicemapper, vfs, ...)")
-    if storage_opt:
-        p.add_argument("--storage-opt", action="append", default=d, metavar="OPT",
-                       help="storage driver option DRIVER.KEY=VALUE (repeatable)")
-    p.add_argument("--config", default=d, metavar="FILE", help="TOML config file (default /etc/pyrt/pyrt.toml)")
+    add_global_options(p, suppress, storage_opt)
 
 
 #: which module builds each command's parser (its ``PARSERS[name]``); a unit test
@@ -193,6 +185,15 @@ def _main(argv) -> int:
         args.plugin_options = {}
         return _run(args)
     word = command_word(argv)
+    if word in ("run", "create"):  # their plain forms without argparse (cli.specparse)
+        from .specparse import parse as parse_run
+
+        args = parse_run(argv)
+        if args is not None:
+            from .extensions import collect_plugin_options
+
+            collect_plugin_options(args)
+            return _run(args)
     if word == "runtime":  # everything after it is the runtime's (its own --root, --log...)
         from .system import cmd_runtime
 

@@ -15,9 +15,30 @@ Keep this module free of imports beyond the command modules it names.
 """
 from __future__ import annotations
 
-#: the global options (``cli.main._global_options``): flag -> destination; storage_opt appends
+#: the global options (:func:`add_global_options`): flag -> destination; storage_opt appends
 GLOBAL = {"--root": "root", "--runroot": "runroot", "--storage-driver": "storage_driver",
           "-s": "storage_driver", "--storage-opt": "storage_opt", "--config": "config"}
+
+
+def add_global_options(p, suppress: bool, storage_opt: bool = True) -> None:
+    """The global options on parser ``p``: argparse's (the whole command line's, and each
+    command's with ``suppress``: given after the command they override), or
+    :mod:`pyrt_core.cli.specparse`'s recorder."""
+    # argparse compares its SUPPRESS by identity: its own object for an argparse parser,
+    # the same text for the recorder (which does not import argparse)
+    import sys
+
+    argparse = sys.modules.get("argparse")
+    d = (argparse.SUPPRESS if argparse is not None else "==SUPPRESS==") if suppress else None
+    p.add_argument("--root", default=d, help="store root (default /var/lib/pyrt)")
+    p.add_argument("--runroot", default=d, help="run-state root (default /run/pyrt)")
+    p.add_argument("--storage-driver", "-s", default=d, metavar="NAME",
+                   help="storage driver (overlay, btrfs, devicemapper, vfs, ...)")
+    if storage_opt:
+        p.add_argument("--storage-opt", action="append", default=d, metavar="OPT",
+                       help="storage driver option DRIVER.KEY=VALUE (repeatable)")
+    p.add_argument("--config", default=d, metavar="FILE", help="TOML config file (default /etc/pyrt/pyrt.toml)")
+
 
 # per command: (module, function, {flag: (dest, kind)}, positional dest, minimum count)
 # kind: True (store_true), "int", "str" (any value), or a tuple of the accepted choices

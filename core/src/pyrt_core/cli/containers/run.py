@@ -17,8 +17,7 @@ def _p_run_create(cmd, name, help, func) -> None:
     # `run -h` means --hostname, as in docker: run's help is --help only
     # and, as in docker and podman, `run --storage-opt` is per container (size=...);
     # driver options go before the command: `pyrt --storage-opt overlay.x=y run ...`
-    import argparse
-
+    # (argparse or cli.specparse's recorder: nothing imports argparse here)
     from ..resource_flags import add_resource_flags
 
     r = cmd(name, help, func, add_help=False, storage_opt=False)
@@ -37,7 +36,7 @@ def _p_run_create(cmd, name, help, func) -> None:
         r.add_argument("--detach-keys", default=None, metavar="KEYS",
                        help="keys that detach from the container's terminal (default ctrl-p,ctrl-q)")
     r.add_argument("image", metavar="IMAGE")
-    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    r.add_argument("cmd", nargs="...", metavar="COMMAND [ARG...]")  # argparse.REMAINDER
 
 
 def _p_run(cmd) -> None:
