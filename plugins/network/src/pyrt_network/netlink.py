@@ -15,6 +15,7 @@ import threading
 from pyrt_core.api import PyrtError
 
 CLONE_NEWNET = 0x40000000
+_AF_NETLINK, _NETLINK_ROUTE = 16, 0
 AF_INET, AF_INET6 = 2, 10
 IFA_F_NODAD = 0x02
 #: the loopback interface's index in every network namespace (the kernel's LOOPBACK_IFINDEX)
@@ -72,16 +73,7 @@ def _import_iproute():
     submodules import alone; the first other name asked of it (``from pyroute2 import
     NDB`` by another user in this process) runs the real ``__init__`` into the same
     module (:func:`_full_package`), so nobody sees a different pyroute2."""
-    import sys
-
-    if "pyroute2" not in sys.modules:
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyroute2")
-        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
-            mod = importlib.util.module_from_spec(spec)
-            mod.__dict__["__getattr__"] = lambda name: _full_package(mod, spec, name)
-            sys.modules["pyroute2"] = mod
+    _lean_package()
     try:
         from pyroute2.iproute.linux import IPRoute
     except ImportError:  # another layout of pyroute2
@@ -200,18 +192,71 @@ def ensure_bridge(name: str, addrs: list[tuple[str, int]], mtu: int | None) -> b
 
 def delete_link(name: str) -> bool:
     """Remove the interface ``name`` (a bridge, a veth's host end: its peer goes too);
-    False when it was not there."""
-    with _host() as ipr:
-        idx = link_index(ipr, name)
-        if idx is None:
-            return False
-        try:
-            ipr.link("del", index=idx)
-        except Exception as e:  # noqa: BLE001
-            if getattr(e, "code", None) == 19:  # gone meanwhile
-                return False
-            raise
-        return True
+    False when it was not there.
+
+    A container's teardown is this call alone, so it does not load pyroute2's socket
+    classes (``IPRoute`` imports asyncio, ssl, multiprocessing...: ~80 ms of a ``stop``):
+    an interface that is not there is seen with if_nametoindex(3), and the RTM_DELLINK
+    request is built and its answer read by pyroute2's message classes (``ifinfmsg``,
+    ``nlmsgerr``, ~20 ms to import) on a netlink socket of this function's own."""
+    import _socket
+
+    try:
+        _socket.if_nametoindex(name)
+    except OSError:
+        return False
+    code = _rtnl_delete_link(name)
+    if code == -19:  # ENODEV: gone meanwhile
+        return False
+    if code != 0:
+        raise PyrtError(f"cannot delete the interface {name}: {os.strerror(-code)}")
+    return True
+
+
+def _rtnl_delete_link(name: str) -> int:
+    """RTM_DELLINK of the interface ``name`` (by name: no index to go stale) in this
+    thread's network namespace; the kernel's answer: 0 or a negative errno."""
+    import _socket
+
+    _lean_package()
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, nlmsgerr
+    from pyroute2.netlink.rtnl import RTM_DELLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    msg = ifinfmsg()
+    msg["family"] = 0
+    msg["index"] = 0
+    msg["attrs"] = [("IFLA_IFNAME", name)]
+    msg["header"]["type"] = RTM_DELLINK
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
+    msg["header"]["sequence_number"] = 1
+    msg.encode()
+    sock = _socket.socket(_AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
+    try:
+        sock.bind((0, 0))
+        sock.sendto(msg.data, (0, 0))
+        while True:
+            data = sock.recv(65536)
+            ack = nlmsgerr(data)
+            ack.decode()
+            if ack["header"]["type"] == NLMSG_ERROR and ack["header"]["sequence_number"] == 1:
+                return int(ack["error"])
+    finally:
+        sock.close()
+
+
+def _lean_package() -> None:
+    """Make ``pyroute2`` importable without its ``__init__`` (see :func:`_import_iproute`)."""
+    import sys
+
+    if "pyroute2" not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            mod = importlib.util.module_from_spec(spec)
+            mod.__dict__["__getattr__"] = lambda name: _full_package(mod, spec, name)
+            sys.modules["pyroute2"] = mod
 
 
 def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tuple[str, int]],
