@@ -165,11 +165,11 @@ def test_plugin_flags_are_read_and_collected(monkeypatch):
     assert args.plugin_options == {"example_mode": "b"}
 
 
-def test_run_is_parsed_without_importing_argparse():
+def test_run_is_parsed_without_importing_argparse(tmp_path):
     code = ("import sys\nfrom pyrt_core.cli import specparse\n"
             "a = specparse.parse(['run', '--rm', '-e', 'A=1', '--network', 'none', 'img', 'true'])\n"
             "assert a is not None and a.image == 'img' and a.cmd == ['true']\n"
             "print(sorted(m for m in ('argparse', 'gettext') if m in sys.modules))\n")
-    env = dict(os.environ, XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME", "/nonexistent"))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))  # the plugin index's cache
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
