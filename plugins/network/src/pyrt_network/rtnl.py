@@ -70,7 +70,10 @@ from pyroute2.netlink import (  # noqa: E402
     NLMSG_ERROR,
 )
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402,F401 - the callers' error
-from pyroute2.netlink.marshal import Marshal  # noqa: E402
+try:
+    from pyroute2.netlink.marshal import Marshal  # noqa: E402 - pyroute2 0.9
+except ImportError:  # 0.7 and 0.8: the same class, in a module without asyncio there
+    from pyroute2.netlink.nlsocket import Marshal  # noqa: E402
 from pyroute2.netlink.rtnl import (  # noqa: E402
     RTM_DELLINK,
     RTM_GETROUTE,
