@@ -132,8 +132,8 @@ class Rtnl:
         msg["header"]["sequence_number"] = self.seq
         msg.encode()
         self.sock.sendto(msg.data, (0, 0))
-        dump = msg["header"]["flags"] & NLM_F_DUMP == NLM_F_DUMP
-        out = []
+        dump = (msg["header"]["flags"] & NLM_F_DUMP) == NLM_F_DUMP
+        out: list = []
         while True:
             for answer in self.marshal.parse(self.sock.recv(_RECV)):
                 header = answer["header"]
