@@ -1,17 +1,17 @@
 """No host network handle reaches a container on a network.
 
 pyrt-network holds netlink sockets of the host's network namespace during a
-container's start and teardown: pyroute2's (NETLINK_ROUTE: one per process, kept open,
-bench/network.py) and libnftables' (NETLINK_NETFILTER), and ``run`` in the foreground is
-the container's monitor, so they are open in the CLI for the container's whole life.
+container's start and teardown: pyrt_network.rtnl's (NETLINK_ROUTE, each closed after
+its requests) and libnftables' (NETLINK_NETFILTER, kept open), and ``run`` in the
+foreground is the container's monitor, so that one is open for the container's whole life.
 Either one in the container would let it change the host: addresses, routes and
 interfaces, or every nftables table (netlink checks CAP_NET_ADMIN against the socket's
 namespace when the message is sent).  The container's process must see no socket it
 did not open itself.
 
 Two layers keep them out: the runtime closes every descriptor it does not pass on
-(pyrt_namespaces.execute.close_fds), and each socket is close-on-exec (Python's are;
-libnftables opens its own without SOCK_CLOEXEC: pyrt_network.nft marks it).  With the
+(pyrt_namespaces.execute.close_fds), and each socket is close-on-exec (rtnl opens its
+own with SOCK_CLOEXEC; libnftables without: pyrt_network.nft marks it).  With the
 runtime's layer switched off, this test failed before libnftables' socket was marked
 (``/proc/self/fd/8 socket:[...]`` in the container) and passes after.
 """

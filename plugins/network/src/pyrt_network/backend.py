@@ -455,7 +455,7 @@ def _record(state: dict, cid: str, entry: dict, dns_servers: list[str]) -> dict:
 def setup(store: Store, cid: str, netns: str, networking, root: str, runroot: str) -> dict:
     if networking.mode != "networks":
         if netns:
-            netlink.in_netns(netns, _lo_up)
+            netlink.loopback_up(netns)
         return {"networks": {}, "ports": [], "dns_servers": [], "dns_search": [], "private": {}}
     with store.transaction() as state:
         old = state["containers"].get(cid)
@@ -515,12 +515,6 @@ def _dns_attach(root, runroot, cid, entry, nets: dict) -> list[str]:
             if s not in servers:
                 servers.append(s)
     return servers
-
-
-def _lo_up(ns) -> None:
-    lo = netlink.link_index(ns, "lo")
-    if lo is not None:
-        ns.link("set", index=lo, state="up")
 
 
 def teardown(store: Store, cid: str, record: dict | None, root: str, runroot: str) -> bool:

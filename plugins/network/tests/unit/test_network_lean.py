@@ -1,6 +1,7 @@
 """What keeps a container's start on a network cheap (bench/network.py): pyroute2's
-IPRoute imported without the package's ``__init__`` (and the full package still there
-for whoever asks for it), and the store not writing twice what it already wrote."""
+message classes imported without the package's ``__init__`` and without its socket
+classes (``IPRoute``: asyncio, ssl, multiprocessing...), the full package still there for
+whoever asks for it, and the store not writing twice what it already wrote."""
 from __future__ import annotations
 
 import os
@@ -14,33 +15,35 @@ from pyrt_network.store import Store  # noqa: E402
 
 LEAN = """
 import sys
-from pyrt_network import netlink
-cls = netlink._import_iproute()
+from pyrt_network import rtnl
 heavy = sorted(m for m in ("pyroute2.ndb", "pyroute2.ipdb", "pyroute2.conntrack",
-                           "pyroute2.netlink.generic.wireguard", "pyroute2.plan9")
+                           "pyroute2.netlink.generic.wireguard", "pyroute2.plan9",
+                           "pyroute2.iproute.linux", "pyroute2.netlink.nlsocket", "asyncio", "ssl")
                if m in sys.modules)
 print("heavy:", heavy)
-assert cls.__module__ == "pyroute2.iproute.linux", cls.__module__
+msg = rtnl.link_up(1)
 import pyroute2.config  # a submodule imports alone
 assert "pyroute2.ndb" not in sys.modules
 from pyroute2 import IPRoute, NDB, NetlinkError  # the full package on the first other name
-assert IPRoute is cls
+assert NetlinkError is rtnl.NetlinkError and type(msg) is pyroute2.netlink.rtnl.ifinfmsg.ifinfmsg
 assert NDB.__module__ == "pyroute2.ndb.main" and pyroute2.__version__
-assert netlink._iproute.__module__ == "pyrt_network.netlink"
+assert IPRoute.__module__ == "pyroute2.iproute.linux"
 print("ok")
 """
 
 
-def test_iproute_without_the_package_init():
+def test_messages_without_the_package_init_or_iproute():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run([sys.executable, "-c", LEAN], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:2] == ["heavy: []", "ok"]
 
 
-def test_iproute_when_the_package_was_imported_first():
-    r = subprocess.run([sys.executable, "-c", "import pyroute2\nfrom pyrt_network import netlink\n"
-                        "assert netlink._import_iproute() is pyroute2.IPRoute\nprint('ok')"],
+def test_messages_when_the_package_was_imported_first():
+    r = subprocess.run([sys.executable, "-c", "import pyroute2\nfrom pyrt_network import rtnl\n"
+                        "assert rtnl.NetlinkError is pyroute2.NetlinkError\n"
+                        "assert type(rtnl.link_up(1)) is pyroute2.netlink.rtnl.ifinfmsg.ifinfmsg\n"
+                        "print('ok')"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
