@@ -149,20 +149,23 @@ def test_plugin_flags_are_read_and_collected(monkeypatch):
                 def add_flags(group):
                     group.add_argument("--example-mode", choices=("a", "b"), default=None)
                     group.add_argument("--example-n", type=int, default=None)
+                    group.add_argument("--example-tag", action="append", default=["base"])
+                    group.add_argument("--example-v", action="count", default=None)
                 return add_flags
 
         monkeypatch.setattr(extensions, "_entries", lambda group: [Ep] if group == extensions.FLAGS_GROUP else [])
         real(word, parser)
 
     monkeypatch.setattr(extensions, "add_plugin_flags", add)
-    for argv in (["run", "--example-mode", "b", "--example-n=3", "img"], ["run", "img"]):
+    for argv in (["run", "--example-mode", "b", "--example-n=3", "img"], ["run", "img"],
+                 ["run", "--example-tag", "x", "--example-tag=y", "--example-v", "--example-v", "img"]):
         lean = _lean(argv)
         assert lean is not None and lean == _argparse(argv)
     assert _lean(["run", "--example-mode", "c", "img"]) is None  # argparse's error
     assert _lean(["run", "--example-n", "x", "img"]) is None
     args = specparse.parse(["run", "--example-mode", "b", "img"])
     extensions.collect_plugin_options(args)
-    assert args.plugin_options == {"example_mode": "b"}
+    assert args.plugin_options == {"example_mode": "b", "example_tag": ["base"]}
 
 
 def test_run_is_parsed_without_importing_argparse(tmp_path):

@@ -210,7 +210,9 @@ def _apply(spec: Spec, out: dict, value) -> None:
         else:
             out[spec.dest] = _convert(spec, value)
     elif a == "append":
-        items = list(out.get(spec.dest) or [])  # argparse copies the default list
+        # argparse appends to a copy of what is there: the default list at first
+        start = out[spec.dest] if spec.dest in out else spec.default
+        items = list(start) if start and start != SUPPRESS else []
         items.append(_convert(spec, value))
         out[spec.dest] = items
     elif a == "store_true":
@@ -220,7 +222,8 @@ def _apply(spec: Spec, out: dict, value) -> None:
     elif a == "store_const":
         out[spec.dest] = spec.const
     elif a == "count":
-        out[spec.dest] = (out.get(spec.dest) or 0) + 1
+        start = out[spec.dest] if spec.dest in out else spec.default
+        out[spec.dest] = (start if isinstance(start, int) else 0) + 1
     else:
         raise _Refused  # help
 
