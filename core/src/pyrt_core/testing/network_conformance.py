@@ -363,7 +363,9 @@ class NetworkConformance:
 
         name = net.create()["Name"]
         ns = net.netns()
-        host_port = nettools.free_port()
+        # free on every address, as a publish on all of them needs (a port free on 127.0.0.1
+        # may still be held elsewhere, e.g. by an earlier test's connection in TIME_WAIT)
+        host_port = nettools.free_port("0.0.0.0")
         cid, record = net.setup(ns, [name], ports=[PortMapping(8080, "tcp", "", host_port),
                                                    PortMapping(8081, "tcp", "", 0)])
         ports = {(p["container_port"], p["protocol"]): p for p in record["ports"]}
@@ -390,7 +392,7 @@ class NetworkConformance:
         with pytest.raises(PyrtError, match=str(srv.port)):
             net.hook("validate", networking=networking)
         ns = net.netns()
-        _, record = net.setup(ns, [name], ports=[PortMapping(80, "tcp", "", nettools.free_port())])
+        _, record = net.setup(ns, [name], ports=[PortMapping(80, "tcp", "", nettools.free_port("0.0.0.0"))])
         taken = record["ports"][0]["host_port"]
         other = net.networking([name], ports=[PortMapping(81, "tcp", "", taken)])
         with pytest.raises(PyrtError, match=str(taken)):
