@@ -52,12 +52,6 @@ def __getattr__(name):  # ``main.Parser`` for callers that subclass or check it
     raise AttributeError(name)
 
 
-def _global_options(p, suppress: bool, storage_opt: bool = True) -> None:
-    from .quick import add_global_options
-
-    add_global_options(p, suppress, storage_opt)
-
-
 #: which module builds each command's parser (its ``PARSERS[name]``); a unit test
 #: checks this against the modules
 AREAS = {
@@ -100,10 +94,12 @@ def build_parser(only: str | None = None):
     ``main`` uses: building ~40 parsers costs more than most commands' work)."""
     import importlib
 
+    from .quick import add_global_options
+
     Parser = _parser_class()
     p = Parser(prog="pyrt", description="pyrt: a pluggable container engine.")
     p.add_argument("--version", "-v", action="version", version=f"pyrt version {__version__}")
-    _global_options(p, suppress=False)
+    add_global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     made = {}
@@ -111,7 +107,7 @@ def build_parser(only: str | None = None):
     def cmd(name, help, func, aliases=(), add_help=True, storage_opt=True):
         sp = sub.add_parser(name, help=help, description=help, aliases=list(aliases),
                             add_help=add_help)
-        _global_options(sp, suppress=True, storage_opt=storage_opt)
+        add_global_options(sp, suppress=True, storage_opt=storage_opt)
         sp.set_defaults(func=func)
         made[name] = sp
         return sp

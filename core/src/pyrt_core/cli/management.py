@@ -27,14 +27,14 @@ def _p_container(cmd) -> None:
 
 def _p_image(cmd) -> None:
     from .images import cmd_image, cmd_image_prune
-    from .main import _global_options
+    from .quick import add_global_options
 
     ig = cmd("image", "Manage images (ls, rm, inspect, tag, pull, push, save, load, prune)",
              cmd_image)
     isub = ig.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=type(ig))
     add_image_commands(isub, type(ig))
     pr = isub.add_parser("prune", help="Remove unused images", description="Remove unused images")
-    _global_options(pr, suppress=True)
+    add_global_options(pr, suppress=True)
     pr.set_defaults(func=cmd_image_prune)
     pr.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask")
@@ -67,14 +67,14 @@ IMAGE = {
 def sub_cmd(subparsers, parser_class):
     """A ``cmd`` callback (the one cli.main gives the builders) making parsers under
     ``subparsers``; ``made`` records them by name."""
-    from .main import _global_options
+    from .quick import add_global_options
 
     made = {}
 
     def cmd(name, help, func, aliases=(), add_help=True, storage_opt=True):
         sp = subparsers.add_parser(name, help=help, description=help, aliases=list(aliases),
                                    add_help=add_help)
-        _global_options(sp, suppress=True, storage_opt=storage_opt)
+        add_global_options(sp, suppress=True, storage_opt=storage_opt)
         sp.set_defaults(func=func)
         made[name] = sp
         return sp

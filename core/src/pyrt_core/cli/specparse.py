@@ -44,7 +44,7 @@ class Spec:
     """One ``add_argument`` call, as argparse's Action would hold it (``dest`` is read by
     the plugins' flag recorder, cli.extensions)."""
 
-    def __init__(self, flags: tuple, kw: dict, prefix_dest: bool) -> None:
+    def __init__(self, flags: tuple, kw: dict) -> None:
         self.flags = flags
         self.action = kw.get("action", "store")
         self.nargs = kw.get("nargs")
@@ -72,7 +72,7 @@ class Spec:
         self.supported = (isinstance(self.action, str) and self.action in _ACTIONS
                           and (self.nargs is None or (self.nargs == OPTIONAL and not positional)
                                or (self.nargs == REMAINDER and positional))
-                          and prefix_dest and not kw.get("required"))
+                          and (not positional or len(flags) == 1) and not kw.get("required"))
 
     def takes_value(self) -> bool:
         return self.action in ("store", "append")
@@ -104,7 +104,7 @@ class SpecParser:
             self.add_argument("-h", "--help", action="help", default=SUPPRESS)
 
     def add_argument(self, *flags, **kw):
-        spec = Spec(flags, kw, all(f.startswith("-") for f in flags) or len(flags) == 1)
+        spec = Spec(flags, kw)
         if spec.action == "help":
             spec.supported = True  # parse() leaves --help to argparse
         if not spec.supported:
@@ -314,9 +314,7 @@ def parse(argv):
     if sp is None:
         return None
     out["command"] = word
-    mine: dict = {}
-    for dest, value in sp.defaults.items():
-        mine[dest] = value
+    mine = dict(sp.defaults)
     for spec in sp.specs:
         if spec.positional or spec.action == "help" or spec.default == SUPPRESS:
             continue

@@ -40,19 +40,16 @@ def _setns(fd: int) -> None:
         raise OSError(e, f"setns: {os.strerror(e)}")
 
 
-def in_netns(path: str, func):
-    """``func(nl)`` with a netlink socket (:class:`pyrt_network.rtnl.Rtnl`) of the network
-    namespace at ``path``, run in a thread that joined it; its result, or its exception
-    raised here."""
-    rtnl = _rtnl()
+def joined(path: str, func):
+    """``func()`` run in a thread that joined the network namespace at ``path``; its
+    result, or its exception raised here."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     box: dict = {}
 
     def run():
         try:
             _setns(fd)
-            with rtnl.Rtnl() as nl:
-                box["result"] = func(nl)
+            box["result"] = func()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["error"] = e
 
@@ -65,6 +62,18 @@ def in_netns(path: str, func):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def in_netns(path: str, func):
+    """``func(nl)`` with a netlink socket (:class:`pyrt_network.rtnl.Rtnl`) of the network
+    namespace at ``path``, run in a thread that joined it (:func:`joined`)."""
+    rtnl = _rtnl()
+
+    def run():
+        with rtnl.Rtnl() as nl:
+            return func(nl)
+
+    return joined(path, run)
 
 
 def host_routes() -> list[tuple[str, str]]:
@@ -148,24 +157,15 @@ def delete_link(name: str) -> bool:
     with if_nametoindex(3), without a netlink socket."""
     if link_index(name) is None:
         return False
-    code = _rtnl_delete_link(name)
-    if code == -_ENODEV:  # gone meanwhile
-        return False
-    if code != 0:
-        raise PyrtError(f"cannot delete the interface {name}: {os.strerror(-code)}")
-    return True
-
-
-def _rtnl_delete_link(name: str) -> int:
-    """RTM_DELLINK of the interface ``name`` (by name: no index to go stale) in this
-    thread's network namespace; the kernel's answer: 0 or a negative errno."""
     rtnl = _rtnl()
     with rtnl.Rtnl() as nl:
         try:
-            nl.request(rtnl.link_del(name))
+            nl.request(rtnl.link_del(name))  # by name: no index to go stale
         except rtnl.NetlinkError as e:
-            return -e.code
-    return 0
+            if e.code == _ENODEV:  # gone meanwhile
+                return False
+            raise PyrtError(f"cannot delete the interface {name}: {os.strerror(e.code)}") from None
+    return True
 
 
 def attach(netns: str, host_end: str, bridge: str, ifname: str, addrs: list[tuple[str, int]],
@@ -214,13 +214,7 @@ def loopback_up(netns: str) -> None:
     """Loopback up in the namespace at ``netns`` (a container without a network of
     this plugin's: ``--network none``)."""
     rtnl = _rtnl()
-
-    def up(nl):
-        lo = link_index("lo")
-        if lo is not None:
-            nl.request(rtnl.link_up(lo))
-
-    in_netns(netns, up)
+    in_netns(netns, lambda nl: nl.request(rtnl.link_up(LOOPBACK_IFINDEX)))
 
 
 def enable_forwarding() -> bool:

@@ -40,36 +40,22 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and ip (iproute2)")
 
 REFERENCE = '''
-import ctypes, os, threading
+import os
 from pyroute2 import IPRoute
 from pyrt_core.api import PyrtError
 
 AF_INET, AF_INET6, IFA_F_NODAD, LOOPBACK_IFINDEX = 2, 10, 2, 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def in_netns(path, func):
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    box = {}
+    # the thread that joins the namespace is netlink's (not what is compared)
+    from pyrt_network.netlink import joined
 
     def run():
-        try:
-            if _libc.setns(fd, 0x40000000) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            with IPRoute() as ipr:
-                box["result"] = func(ipr)
-        except BaseException as e:
-            box["error"] = e
+        with IPRoute() as ipr:
+            return func(ipr)
 
-    try:
-        t = threading.Thread(target=run)
-        t.start()
-        t.join()
-    finally:
-        os.close(fd)
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
+    return joined(path, run)
 
 
 def link_index(ipr, name):
