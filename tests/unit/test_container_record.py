@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 
-import attrs
 import pytest
 
 from pyrt_core.containers.record import (
@@ -21,14 +20,14 @@ from pyrt_core.containers.record import (
 )
 from pyrt_core.containers.store import ContainerStore
 from pyrt_core.models import Container, ContainerConfig, ContainerState
+from pyrt_core.records import field_spec, fields
 
 PYRT = os.path.join(os.path.dirname(sys.executable), "pyrt")
 
 
-def _default(a):
-    if isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
-        return a.default.factory()
-    return a.default
+def _default(cls, name):
+    spec = field_spec(cls, name)
+    return spec.factory() if spec.factory is not None else spec.default
 
 
 def _lean_default(defaults: dict, name: str):
@@ -37,19 +36,18 @@ def _lean_default(defaults: dict, name: str):
 
 
 def test_state_defaults_are_the_models():
-    assert {a.name for a in attrs.fields(ContainerState)} == set(STATE_DEFAULTS)
-    for a in attrs.fields(ContainerState):
-        assert _lean_default(STATE_DEFAULTS, a.name) == _default(a), a.name
+    assert set(fields(ContainerState)) == set(STATE_DEFAULTS)
+    for name in fields(ContainerState):
+        assert _lean_default(STATE_DEFAULTS, name) == _default(ContainerState, name), name
 
 
 def test_config_and_top_defaults_are_the_models():
-    config = {a.name: a for a in attrs.fields(ContainerConfig)}
     for name in CONFIG_DEFAULTS:
-        assert name in config, f"containers.record names {name!r}, ContainerConfig has not"
-        assert _lean_default(CONFIG_DEFAULTS, name) == _default(config[name]), name
-    top = {a.name: a for a in attrs.fields(Container)}
+        assert name in fields(ContainerConfig), \
+            f"containers.record names {name!r}, ContainerConfig has not"
+        assert _lean_default(CONFIG_DEFAULTS, name) == _default(ContainerConfig, name), name
     for name, value in TOP_DEFAULTS.items():
-        assert value == _default(top[name]), name
+        assert value == _default(Container, name), name
 
 
 def _container(cid: str, status: str = "exited", **state) -> Container:

@@ -276,13 +276,13 @@ def test_a_lean_field_the_view_cannot_give_comes_from_the_full_document(engine, 
 
 
 def test_volume_defaults_are_the_models():
-    import attrs
-
     from pyrt_core.cli.containers.inspect_view import VOLUME_DEFAULTS
+    from pyrt_core.records import MISSING, field_spec, fields
 
     model = {}
-    for f in attrs.fields(VolumeSpec):
-        if f.default is attrs.NOTHING:
+    for name in fields(VolumeSpec):
+        spec = field_spec(VolumeSpec, name)
+        if spec.factory is None and spec.default is MISSING:
             continue
-        model[f.name] = f.default.factory if isinstance(f.default, attrs.Factory) else f.default
+        model[name] = spec.factory if spec.factory is not None else spec.default
     assert VOLUME_DEFAULTS == model

@@ -110,6 +110,13 @@ _HOMES = {
     "Record": "pyrt_core.records",  # mutable, ==, repr
     "FrozenRecord": "pyrt_core.records",  # immutable, hashable
     "TupleRecord": "pyrt_core.records",  # a named tuple without collections/typing
+    # the models' base (pyrt_core.models' types), declared as attrs classes are, and
+    # attrs' functions for them (attrs.evolve & co. do not take them)
+    "Model": "pyrt_core.records",
+    "field": "pyrt_core.records",
+    "fields": "pyrt_core.records",
+    "asdict": "pyrt_core.records",
+    "evolve": "pyrt_core.records",
 
     # -- small lean helpers (importable where json, hashlib or re would cost) -----------------
     "json_loads": "pyrt_core.jsonlean:loads",  # JSON without the json module
@@ -199,7 +206,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .jsonlean import dumps as json_dumps  # noqa: F401
     from .jsonlean import loads as json_loads  # noqa: F401
     from .models import Container, FetchOptions, Image, ImageReference  # noqa: F401
-    from .records import FrozenRecord, Record, TupleRecord  # noqa: F401
+    from .records import (FrozenRecord, Model, Record, TupleRecord, asdict,  # noqa: F401
+                          evolve, field, fields)
     from .runtime.config import (DEFAULT_DEVICES, MS_BIND, MS_DIRSYNC, MS_LAZYTIME,  # noqa: F401
                                  MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
                                  MS_NOEXEC, MS_NOSUID, MS_NOSYMFOLLOW, MS_PRIVATE, MS_RDONLY,

@@ -21,7 +21,7 @@ from .errors import UsageError
 from .hookspecs import hookimpl
 from .device_rules import check_device_rules
 
-#: True for type checkers only: the hooks' annotations name these types (attrs, the image
+#: True for type checkers only: the hooks' annotations name these types (the models, the image
 #: store), which the runtime's hot path must not import
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -60,7 +60,7 @@ SYSTEM_CONFIG = "/etc/pyrt/pyrt.toml"
 
 class Settings:
     """The resolved settings.  A plain class, not attrs: ``pyrt run -d`` resolves them
-    and starts the container's monitor before it loads attrs and the models (~25 ms
+    and starts the container's monitor before it loads the models and the engine (~25 ms
     of start-up the monitor's runtime then overlaps, see docs/lifecycle.md)."""
 
     __slots__ = ("root", "runroot", "storage_driver", "storage_driver_source", "storage_options",

@@ -53,7 +53,7 @@ Besides hooks, a plugin *declares* (read without calling it):
 from __future__ import annotations
 
 #: True for type checkers only (mypy treats any ``TYPE_CHECKING`` so): the types the specs
-#: name are imported for them alone, since importing typing, attrs (pyrt_core.models) or
+#: name are imported for them alone, since importing typing, the models (pyrt_core.models) or
 #: the image store would cost every process that loads a plugin, the OCI runtime's too
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,17 +1,17 @@
 """Data types the engine passes around: images, layers, containers, configs.
 
-Style: attrs classes (``@define`` / ``@frozen``), the project's default for data
-types: fields with defaults and converters, ``==``, repr and ``attrs.asdict`` /
-``attrs.evolve`` for free.  Building them imports attrs (with typing, inspect, re and
-enum: ~30-40 ms), so the engine's hot commands never do: ``pyrt ps`` (plain, ``-a``,
-``-q``), ``rm``, ``stop``, ``kill``, ``wait`` and conmon's exit command read and write
-the container records through the lean view :class:`pyrt_core.containers.record.
-ContainerRecord` (a plain class over the JSON dict, which keeps every key it does not
-touch), and ``ps``/``stop`` read an image's config through
-:mod:`pyrt_core.images.configview`; commands that need the types (run, create, start,
-inspect, exec...) build them (docs/architecture.md, "The hot path";
-tests/unit/test_cli_lean.py).  The OCI runtime's types are plain classes too
-(:mod:`pyrt_core.records`).  A field added to ``ContainerState``, or one of
+Style: classes on :class:`pyrt_core.records.Model`, declared as attrs classes are (fields
+as annotations with defaults, factories and converters; ``frozen=True`` for the
+immutable ones) and with what attrs gave them: ``==``, repr, ``__slots__``, hashing for
+the frozen ones, :func:`~pyrt_core.records.asdict`, :func:`~pyrt_core.records.evolve`
+and :func:`~pyrt_core.records.fields`.  They were attrs classes until issue 17: every
+``run``, ``create`` and ``start`` builds them, and importing attrs (with typing,
+inspect, re and enum) and building its classes cost those commands ~20-25 ms, the
+largest piece of ``run --rm`` after the interpreter; these classes cost ~1 ms
+(docs/architecture.md, "The hot path").  The hot commands that only look at a record
+(``ps``, ``rm``, ``stop``, ``kill``, ``wait``, conmon's exit command) still read it
+through the lean view :class:`pyrt_core.containers.record.ContainerRecord`, which
+keeps every key it does not touch.  A field added to ``ContainerState``, or one of
 ``ContainerConfig`` that a hot command reads, gets its default in ``containers.record``
 too (tests/unit/test_container_record.py compares them).
 
@@ -20,7 +20,7 @@ OCI/docker field names where one exists.
 """
 from __future__ import annotations
 
-from attrs import asdict, define, field, fields, frozen
+from .records import Model, asdict, field, fields
 
 from .errors import UsageError
 
@@ -44,8 +44,7 @@ def _match(kind: str, text: str):
     return pattern.match(text)
 
 
-@frozen
-class ImageReference:
+class ImageReference(Model, frozen=True):
     """A parsed image name: ``[registry/]repository[:tag][@digest]``.
 
     ``transport`` is ``"registry"`` for plain names, or the prefix of a
@@ -118,8 +117,7 @@ def _str_slice(v):
     return [v] if isinstance(v, str) else v
 
 
-@define
-class ImageConfig:
+class ImageConfig(Model):
     """The runtime-relevant part of an image's config (OCI ``config`` object)."""
 
     entrypoint: list[str] | None = field(default=None, converter=_list)
@@ -170,8 +168,7 @@ class ImageConfig:
         return out
 
 
-@define
-class Layer:
+class Layer(Model):
     """One image layer in the layer store, keyed by its chain id.
 
     ``driver_id`` is the id the storage driver knows the layer by (the hex of
@@ -190,8 +187,7 @@ class Layer:
         return self.chain_id.split(":", 1)[-1]
 
 
-@define
-class Image:
+class Image(Model):
     """An image in the local store.
 
     ``id`` is the config blob's digest (as docker does); ``layers`` lists
@@ -230,8 +226,7 @@ class Image:
         return cls(**d)
 
 
-@define
-class FetchOptions:
+class FetchOptions(Model):
     """Options for :func:`pyrt_core.hookspecs.pyrt_image_fetch`."""
 
     platform: str | None = None
@@ -240,8 +235,7 @@ class FetchOptions:
     settings: dict = field(factory=dict)
 
 
-@frozen
-class VolumeSpec:
+class VolumeSpec(Model, frozen=True):
     """One mount of a container, as the user asked for it: ``-v``, ``--mount``,
     ``--tmpfs``, ``--volumes-from`` or the image's ``VOLUME``.
 
@@ -472,7 +466,7 @@ def check_volume_name(name: str, what: str = "create") -> str:
     """docker's rule for a volume's name, ``[a-zA-Z0-9][a-zA-Z0-9_.-]+`` (so never ``..``
     or a path), at most 255 bytes (a directory's name); also
     :func:`pyrt_core.volumes.names.check_name`, which the volume commands use without
-    attrs (a unit test keeps the two the same)."""
+    this module (a unit test keeps the two the same)."""
     ok = (2 <= len(name) <= 255 and name[0] in _NAME_FIRST
           and all(c in _NAME_REST for c in name[1:]))
     if not ok:
@@ -486,8 +480,7 @@ _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _NAME_REST = _NAME_FIRST | frozenset("_.-")
 
 
-@frozen
-class IdMap:
+class IdMap(Model, frozen=True):
     """One line of a user namespace uid or gid map."""
 
     container_id: int
@@ -505,8 +498,7 @@ class IdMap:
         return cls(c, h, s)
 
 
-@define
-class ContainerConfig:
+class ContainerConfig(Model):
     """Everything a user asked for when creating a container (resolved flags)."""
 
     image: str
@@ -578,7 +570,7 @@ class ContainerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
         d = dict(d)
-        known = {a.name for a in fields(cls)}
+        known = set(fields(cls))
         d = {k: v for k, v in d.items() if k in known}
         d["volumes"] = [VolumeSpec(**v) for v in d.get("volumes", [])]
         d["uidmaps"] = [IdMap(**m) for m in d.get("uidmaps", [])]
@@ -586,8 +578,7 @@ class ContainerConfig:
         return cls(**d)
 
 
-@define
-class ContainerState:
+class ContainerState(Model):
     """What happened to a container; stored with it."""
 
     status: str = "created"  # creating | created | starting | running | exited | removing
@@ -611,8 +602,7 @@ class ContainerState:
     network: dict = field(factory=dict)
 
 
-@define
-class Container:
+class Container(Model):
     """A container: its config, the image it came from, and where it lives.
 
     ``storage_driver`` and ``cgroup_manager`` record the mechanisms used so
@@ -648,6 +638,6 @@ class Container:
         d = dict(d)
         d["config"] = ContainerConfig.from_dict(d["config"])
         st = d.get("state", {})
-        known = {a.name for a in fields(ContainerState)}
+        known = set(fields(ContainerState))
         d["state"] = ContainerState(**{k: v for k, v in st.items() if k in known})
         return cls(**d)

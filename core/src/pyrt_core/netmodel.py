@@ -7,14 +7,13 @@ pyrt-network-cni: CNI configurations) owns the host's side through the
 ``pyrt_network_*`` hooks (:mod:`pyrt_core.hookspecs`).  The types here are what those
 hooks receive: resolved and validated, never raw flags.
 
-Style: attrs, like :mod:`pyrt_core.models` (the engine's commands only; the OCI
-runtime never imports this module).  ``to_dict``/``from_dict`` give the JSON form kept
+Style: :class:`pyrt_core.records.Model` classes, like :mod:`pyrt_core.models` (the
+engine's commands only; the OCI runtime never imports this module).  ``to_dict``/``from_dict`` give the JSON form kept
 in the container's config.
 """
 from __future__ import annotations
 
-import attrs
-from attrs import define, field, frozen
+from .records import Model, asdict, field
 
 from .errors import UsageError
 
@@ -25,8 +24,7 @@ SPECIAL_MODES = ("none", "host")
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-@frozen
-class PortMapping:
+class PortMapping(Model, frozen=True):
     """One published port: ``host_ip:host_port -> container_port/protocol``.
 
     ``host_ip`` "" means every host address (docker's 0.0.0.0 and ::); ``host_port`` 0
@@ -41,7 +39,7 @@ class PortMapping:
     host_port_end: int = 0
 
     def to_dict(self) -> dict:
-        return attrs.asdict(self)
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "PortMapping":
@@ -122,8 +120,7 @@ def _check_ip(text: str, where: str) -> str:
         raise UsageError(f"invalid IP address {text!r} in {where!r}") from None
 
 
-@frozen
-class NetworkAttachment:
+class NetworkAttachment(Model, frozen=True):
     """The container on one network: its name there, a fixed address or MAC if asked
     (``--ip``, ``--mac-address``), its extra names (``--network-alias``)."""
 
@@ -134,7 +131,7 @@ class NetworkAttachment:
     mac: str | None = None
 
     def to_dict(self) -> dict:
-        d = attrs.asdict(self)
+        d = asdict(self)
         d["aliases"] = list(self.aliases)
         return d
 
@@ -144,8 +141,7 @@ class NetworkAttachment:
                    ipv4=d.get("ipv4"), ipv6=d.get("ipv6"), mac=d.get("mac"))
 
 
-@define
-class ContainerNetworking:
+class ContainerNetworking(Model):
     """A container's resolved networking, as the engine hands it to the plugin.
 
     ``mode``: ``"none"`` (loopback only), ``"host"``, ``"container"`` (``container`` then
@@ -189,8 +185,7 @@ class ContainerNetworking:
         return [a.network for a in self.attachments]
 
 
-@define
-class NetworkCreate:
+class NetworkCreate(Model):
     """``pyrt network create`` resolved: docker's flags.  ``subnet``/``gateway``/
     ``ip_range`` None: the plugin picks a free subnet (docker: from 172.17.0.0/16 up,
     skipping those that overlap a host route or another network)."""

@@ -1,28 +1,30 @@
 """The lean view of a container record, for the engine's hot commands.
 
-The engine's data types are attrs classes (:mod:`pyrt_core.models`: ``Container``,
-``ContainerConfig``, ``ContainerState``).  Building them imports attrs (with typing,
-inspect, re and enum: ~30-40 ms), which is most of the cost of the commands that only
-look at a record's state and change a few fields of it: ``pyrt ps`` (plain, ``-a``,
+The engine's data types (:mod:`pyrt_core.models`: ``Container``, ``ContainerConfig``,
+``ContainerState``) were attrs classes, and building them imported attrs (with typing,
+inspect, re and enum: ~30-40 ms), most of the cost of the commands that only look at a
+record's state and change a few fields of it; they are plain classes now, and the view
+still spares those commands parsing the whole record into them and keeps the keys they
+do not know: ``pyrt ps`` (plain, ``-a``,
 ``-q``), ``rm``, ``stop``, ``kill``, ``wait``, conmon's exit command ``container
 cleanup`` and the recovery pass every container command starts with.  Those read and
 write ``container.json`` through :class:`ContainerRecord`, a plain class over the JSON
 dict, the way the OCI runtime's hot path uses plain classes (docs/architecture.md, "The
 hot path"); every other command (``run``, ``create``, ``start``, ``inspect``, ``exec``...)
-builds the attrs ``Container`` (``ContainerStore.load``/``get``/``list``).
+builds the model ``Container`` (``ContainerStore.load``/``get``/``list``).
 
 The view keeps the dict it was read from and changes it in place: a write through it
 (``ContainerStore.save``) keeps every key it did not touch, including fields this
 version of pyrt does not know (a newer release's, a plugin's), so a ``stop`` never drops
 what ``create`` recorded.  A field missing from an older record reads as the model's
 default (``STATE_DEFAULTS``, ``CONFIG_DEFAULTS``, ``TOP_DEFAULTS``:
-tests/unit/test_container_record.py checks them against the attrs models).
+tests/unit/test_container_record.py checks them against the models).
 
 Keep this module free of imports.
 """
 from __future__ import annotations
 
-#: what a field missing from the record reads as (the attrs models' defaults); a list
+#: what a field missing from the record reads as (the models' defaults); a list
 #: or dict default is made when read and stored in the record, so a change sticks
 STATE_DEFAULTS: dict = {
     "status": "created", "pid": 0, "exit_code": 0, "started_at": "", "finished_at": "",
@@ -87,7 +89,7 @@ class RecordSection:
 
 
 class ContainerRecord:
-    """A container's record (``container.json``) read without the attrs models: the
+    """A container's record (``container.json``) read without the models: the
     attributes the hot commands use (``id``, ``name``, ``state.*``, ``config.*``...), the
     same as :class:`pyrt_core.models.Container`'s, over the dict as it was read.
     :meth:`to_dict` gives that dict back, changed only where the command changed it."""

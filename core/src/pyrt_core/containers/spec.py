@@ -10,7 +10,7 @@ import os
 
 from ..errors import ExecError, UsageError
 TYPE_CHECKING = False  # the models only name parameters' types: merge_env (inspect's Config)
-if TYPE_CHECKING:      # is read without the attrs models (cli/containers/inspect_view.py)
+if TYPE_CHECKING:      # is read without the models (cli/containers/inspect_view.py)
     from ..models import Container, Image
 from . import defaults
 

@@ -195,16 +195,16 @@ class ContainerStore:
         return os.path.join(self.rundir, cid)
 
     def save(self, c: Container | ContainerRecord, durable: bool = True) -> None:
-        """Write the record atomically (an attrs ``Container``, or the lean view, whose
+        """Write the record atomically (a model ``Container``, or the lean view, whose
         dict keeps every key it was read with); ``durable=False`` skips fsync (state
         updates that recovery can reconstruct)."""
         os.makedirs(self.path(c.id), mode=0o700, exist_ok=True)
         atomic_write(os.path.join(self.path(c.id), "container.json"),
                      dumps_indented(c.to_dict(), 1), RECORD_MODE, durable=durable)
 
-    # Two ways to read a record: ``load``/``list``/``get`` build the attrs models
+    # Two ways to read a record: ``load``/``list``/``get`` build the models
     # (``Container``) for the commands that need them; ``load_record``/``records``/``find``
-    # give the lean view (containers.record) to the hot commands, which import no attrs.
+    # give the lean view (containers.record) to the hot commands, which build no model.
 
     def _read(self, cid: str, statuses: tuple | None) -> dict | None:
         d = read_json(os.path.join(self.path(cid), "container.json"), None)
@@ -225,7 +225,7 @@ class ContainerStore:
         return Container.from_dict(d)
 
     def load_record(self, cid: str, statuses: tuple | None = None) -> ContainerRecord | None:
-        """:meth:`load`'s lean view (no attrs model is built)."""
+        """:meth:`load`'s lean view (no model is built)."""
         d = self._read(cid, statuses)
         return None if d is None else ContainerRecord(d)
 

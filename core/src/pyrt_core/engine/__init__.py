@@ -125,7 +125,7 @@ class Engine:
         return c
 
     # the lean view of a record (containers.record), for the operations of the hot
-    # commands (stop, kill, wait, rm, conmon's exit command, recovery): no attrs model
+    # commands (stop, kill, wait, rm, conmon's exit command, recovery): no model
     def find(self, ref: str) -> ContainerRecord:
         return self.containers.find(ref)
 
@@ -137,17 +137,16 @@ class Engine:
 
     @staticmethod
     def full(c: Container | ContainerRecord) -> Container:
-        """The attrs ``Container`` of ``c`` (a lean view's record, as it stands now; fields
+        """The model ``Container`` of ``c`` (a lean view's record, as it stands now; fields
         this version does not know are left out, as ``from_dict`` leaves them out of
         ``config`` and ``state``)."""
         from ..containers.record import ContainerRecord
 
         if isinstance(c, ContainerRecord):
-            import attrs
-
             from ..models import Container
+            from ..records import fields
 
-            known = {a.name for a in attrs.fields(Container)}
+            known = set(fields(Container))
             return Container.from_dict({k: v for k, v in c.to_dict().items() if k in known})
         return c
 

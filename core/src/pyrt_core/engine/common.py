@@ -38,7 +38,7 @@ def event(engine, type_: str, action: str, actor_id: str, attributes: dict | Non
 
 def log_container_event(engine, c, action: str, **extra) -> None:
     """A container's event, with docker's attributes: its labels, ``image`` (as the user
-    named it), ``name``, and ``extra`` (``exitCode``, ``signal``...).  ``c``: the attrs
+    named it), ``name``, and ``extra`` (``exitCode``, ``signal``...).  ``c``: the model
     ``Container`` or the lean record (the same attribute names)."""
     attrs = dict(c.config.labels or {})
     attrs["image"] = c.image_name

@@ -1,7 +1,7 @@
 """conmon's exit command (``pyrt container cleanup``): once a detached container's process
 exited, record the exit and release everything, then honour ``--rm`` and the restart
 policy (docker's back-off).  A hot command (after every detached container's exit): the
-record is read and written through its lean view (containers.record); the attrs
+record is read and written through its lean view (containers.record); the model
 ``Container`` is built only for a restart."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def maybe_restart(engine, cid: str) -> None:
     c = engine.containers.load_record(cid)
     if c is None or not restart_wanted(c):
         return
-    from .start import start_locked  # the attrs models: only for a restart
+    from .start import start_locked  # the models: only for a restart
 
     # docker's back-off: 100 ms, doubling per consecutive restart, at most a minute
     delay = min(0.1 * (2 ** min(c.state.restart_count, 10)), 60.0)

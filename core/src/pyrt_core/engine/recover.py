@@ -33,7 +33,7 @@ and removes ``pyrt-<id>`` cgroups of containers that are not running.
 What it finishes or undoes uses the operations' own steps (engine.teardown's
 ``cleanup_locked`` and ``remove_locked``), never the engine's internals.  It reads and
 writes the records through their lean view (containers.record): every container command
-runs it, and none should pay for the attrs models on its account.
+runs it, and none should pay for the models on its account.
 """
 from __future__ import annotations
 

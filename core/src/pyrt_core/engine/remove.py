@@ -1,6 +1,6 @@
 """Remove a container (``rm``): a running one only with ``force``, killed first; then its
 run is cleaned up and it is removed (engine.teardown).  A hot command: the record is
-read and written through its lean view (containers.record), no attrs model is built."""
+read and written through its lean view (containers.record), no model is built."""
 from __future__ import annotations
 
 from .common import fault

@@ -2,7 +2,7 @@
 exit is recorded by its monitor, or here when the monitor is slow or gone.
 
 Hot commands: they read and write the record through its lean view
-(``engine.find``/``engine.record``, containers.record), never the attrs models."""
+(``engine.find``/``engine.record``, containers.record), never the models."""
 from __future__ import annotations
 
 from .common import fault, log_container_event

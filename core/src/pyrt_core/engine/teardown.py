@@ -183,9 +183,9 @@ def remove_locked(engine, c: Container | ContainerRecord, volumes: bool = False)
 
 
 def container_event(engine, hook: str, c: Container | ContainerRecord, **kwargs) -> None:
-    """Call the event ``hook`` with ``container=``: the attrs ``Container`` its spec
+    """Call the event ``hook`` with ``container=``: the model ``Container`` its spec
     promises, built from a lean record (a hot command's) only when a plugin implements
-    the event (hookcall.implemented), so an event nobody listens to costs no attrs."""
+    the event (hookcall.implemented), so an event nobody listens to costs no model."""
     from ..hookcall import implemented
 
     if implemented(engine.pm, hook):
@@ -193,6 +193,6 @@ def container_event(engine, hook: str, c: Container | ContainerRecord, **kwargs)
 
 
 def with_volumes(engine, c: Container | ContainerRecord) -> Container | ContainerRecord:
-    """``c`` as the volume code reads it: the attrs ``Container`` (its ``VolumeSpec``s) when
-    it has volumes; a lean record without any stays one (no attrs for a plain container)."""
+    """``c`` as the volume code reads it: the model ``Container`` (its ``VolumeSpec``s) when
+    it has volumes; a lean record without any stays one (no model for a plain container)."""
     return engine.full(c) if c.config.volumes else c

@@ -207,9 +207,9 @@ def _norm(path: str) -> str:
 def prepare_mounts(engine, config: ContainerConfig, image: Image) -> list[str]:
     """Resolve and check ``config``'s mounts (``create``, before the record exists), then
     create the volumes that do not exist; returns the names created."""
-    import attrs
+    from ..records import evolve
 
-    specs: list[VolumeSpec] = [attrs.evolve(v, destination=_norm(v.destination))
+    specs: list[VolumeSpec] = [evolve(v, destination=_norm(v.destination))
                                for v in config.volumes]
     # --volumes-from: the source container's binds and volumes, at its paths
     for ref in config.volumes_from:
@@ -223,7 +223,7 @@ def prepare_mounts(engine, config: ContainerConfig, image: Image) -> list[str]:
         for v in src.config.volumes:
             if v.type == "tmpfs" or any(s.destination == v.destination for s in specs):
                 continue
-            specs.append(attrs.evolve(v, readonly=(mode == "ro") if mode else v.readonly,
+            specs.append(evolve(v, readonly=(mode == "ro") if mode else v.readonly,
                                       anonymous=False, create_source=False))
     seen: set[str] = set()
     for v in specs:
@@ -267,7 +267,7 @@ def prepare_mounts(engine, config: ContainerConfig, image: Image) -> list[str]:
                                              anonymous=v.anonymous, locked=True)
                     if new:
                         made.append(name)
-                    v = attrs.evolve(v, source=name, driver=rec["Driver"])
+                    v = evolve(v, source=name, driver=rec["Driver"])
                 out.append(v)
     except BaseException:
         discard(engine, made)

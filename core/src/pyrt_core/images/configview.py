@@ -3,7 +3,7 @@
 ``pyrt ps`` shows each container's command (the image's entrypoint and cmd under the
 container's own), ``stop`` sends the image's ``StopSignal`` and ``inspect`` merges the
 image's settings into a container's ``Config``: building the image store for that
-imports json, typing and the attrs models (:mod:`pyrt_core.images.store`) and the plugin
+imports json, typing and the models (:mod:`pyrt_core.images.store`) and the plugin
 manager (the storage driver), ten times the rest of those commands' work.
 :func:`image_config` reads the one image's config object from the index file
 (``images/images.json``, as the store writes it: ``{"images": {id: {..., "config": OCI

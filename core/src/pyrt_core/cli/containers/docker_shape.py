@@ -24,7 +24,7 @@ def docker_status(c) -> str:
 
 
 def state(c, engine=None) -> dict:
-    """docker's ``State`` of ``c`` (the attrs ``Container`` or the record's lean view:
+    """docker's ``State`` of ``c`` (the model ``Container`` or the record's lean view:
     ``inspect -f '{{.State.Pid}}'`` reads it from the lean view, cli/containers/inspect_view.py);
     with ``engine``, ``Health`` too for a container with a health check."""
     s = c.state

@@ -1,11 +1,12 @@
 """``inspect``'s document of a container, built from its record's lean view, and for
 ``inspect -f TEMPLATE`` only as far as the template reads it.
 
-docker's inspect document (docker_shape.container_inspect) over the attrs models (the
-record's ``Container``) costs ~40 ms of imports (attrs, typing, inspect, re, enum) before
-the first field, more than the rest of the command (issue 16's benchmark, 200
-containers: ``inspect -f '{{.State.Pid}}' ONE`` took 1.8x podman's time, ``inspect ONE``
-1.8x too).  :class:`LazyInspect` stands for that document, for the template engine
+docker's inspect document (docker_shape.container_inspect) over the models (the
+record's ``Container``) cost ~40 ms of imports (attrs, typing, inspect, re, enum, when the
+models were attrs classes) before the first field, more than the rest of the command
+(issue 16's benchmark, 200 containers: ``inspect -f '{{.State.Pid}}' ONE`` took 1.8x
+podman's time, ``inspect ONE`` 1.8x too); the lean view still builds only what is
+read.  :class:`LazyInspect` stands for that document, for the template engine
 (cli/gotemplate.py's ``template_field``/``template_value`` protocol) and for the JSON
 output (``template_value``):
 
@@ -19,7 +20,7 @@ output (``template_value``):
 - the document used whole (``{{json .}}``, ``{{.}}``, ``$``, the JSON output) is every
   field of LEAN, in container_inspect's order;
 - a record the lean view cannot give (a field it does not know in a volume or an id map:
-  AttributeError) builds the document from the attrs model (``Container.from_dict``:
+  AttributeError) builds the document from the model (``Container.from_dict``:
   what ``ContainerStore.load`` does), which answers from then on.
 
 So ``inspect`` gives what container_inspect gives (tests/unit/test_inspect_view.py
@@ -59,7 +60,7 @@ class _Config:
 
 
 class _Container:
-    """The lean record as ``HostConfig`` and ``Mounts`` read the attrs ``Container``."""
+    """The lean record as ``HostConfig`` and ``Mounts`` read the model ``Container``."""
 
     def __init__(self, record):
         self._record = record
@@ -85,7 +86,7 @@ IDMAP_FIELDS = ("container_id", "host_id", "size")
 
 
 def _plain(v, name: str, required: tuple, defaults: dict) -> dict:
-    """``asdict`` of the attrs class ``name`` built from the record's dict ``v``: its
+    """``asdict`` of the model class ``name`` built from the record's dict ``v``: its
     required fields, then the others with their defaults, in the class's order; a dict the
     class would refuse (a field missing or unknown) raises AttributeError, so the full
     document (which raises the model's own error) answers instead."""
@@ -99,7 +100,7 @@ def _plain(v, name: str, required: tuple, defaults: dict) -> dict:
 
 
 def config_dict(config: RecordSection) -> dict:
-    """``ContainerConfig.to_dict()`` of the record's config (the attrs model's ``asdict``:
+    """``ContainerConfig.to_dict()`` of the record's config (the model's ``asdict``:
     every field, in its order, volumes and id maps as dicts of all their fields); the unit
     test compares them."""
     data = config._data
@@ -198,7 +199,7 @@ class LazyInspect:
 
     def template_value(self) -> dict:
         """The full document (docker_shape.container_inspect's), built once: from the lean
-        view, or, when a field of the record is one it cannot give, from the attrs model."""
+        view, or, when a field of the record is one it cannot give, from the model."""
         if self._full is None:
             try:
                 self._full = {name: self._lean(name) for name in LEAN}

@@ -94,7 +94,7 @@ def cmd_inspect(args) -> int:
         parse(args.format)  # a bad template: one line, before any work
     engine = engine_for(args)
     # a container's document from its record's lean view (inspect_view.py): -f builds
-    # only the fields the template reads; --size needs the attrs model (listing.sizes)
+    # only the fields the template reads; --size needs the model (listing.sizes)
     lazy = not args.size
     out, missing, image_configs = [], [], {}
     for name in args.names:
@@ -146,7 +146,7 @@ def cmd_ps(args) -> int:
         check(fmt)
     engine = engine_for(args)
     # the plain table and -q read the records' lean views (no attrs: docs/architecture.md,
-    # "The hot path"); filters, templates and sizes get the attrs models
+    # "The hot path"); filters, templates and sizes get the models
     lean = is_default(fmt) and not args.filter and not args.size
     cs = listing.select(engine, args, lean=lean)
     trunc = not args.no_trunc

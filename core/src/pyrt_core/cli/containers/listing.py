@@ -76,9 +76,9 @@ def health_status(root: str, c) -> str:
 
 
 def select(engine, args, lean: bool = False) -> list:
-    """The containers ``ps`` shows, newest first: the attrs ``Container``s, or with
+    """The containers ``ps`` shows, newest first: the model ``Container``s, or with
     ``lean`` (the plain table and ``-q``: no filter, template or size) the lean views of
-    the records (containers.record), which import no attrs."""
+    the records (containers.record), which build no model."""
     filters = parse_filters(getattr(args, "filter", None))
     listed = engine.containers.records() if lean else engine.containers.list()
     cs = sorted(listed, key=lambda c: c.created, reverse=True)

@@ -117,8 +117,8 @@ _OTHER_FLAGS = ("publish", "expose", "publish_all", "ip", "ip6", "mac_address", 
 def networking_json(args, warn=None) -> tuple[str, dict, list[str], bool]:
     """:func:`networking_from_args` in JSON form (``ContainerConfig.networking``).  The
     common case, no network flag but at most one ``--network`` of none, host or none
-    at all, is answered without :mod:`pyrt_core.netmodel` (its attrs classes cost ~2.5
-    ms of ``pyrt run``'s start-up)."""
+    at all, is answered without :mod:`pyrt_core.netmodel` (an import ``pyrt run``'s
+    start-up does not need then)."""
     wanted = getattr(args, "network", None) or []
     if isinstance(wanted, str):  # a caller that kept the old single-value flag
         wanted = [wanted]
