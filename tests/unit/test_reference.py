@@ -115,3 +115,47 @@ def test_chain_ids():
     abc = "sha256:" + hashlib.sha256(f"{ab} {c}".encode()).hexdigest()
     assert chain_ids([a, b, c]) == [a, ab, abc]
     assert chain_ids([]) == []
+
+
+def test_name_and_tag_checks_without_re_agree_with_the_patterns():
+    """models._match answers the names and common tags without re: on random strings
+    (ASCII, separators, a newline, non-ASCII word characters) it says what the pattern
+    says of the whole string (fullmatch: re.match's $ took a trailing newline, so
+    "a\n/b" was a valid name)."""
+    import random
+    import re
+
+    from pyrt_core import models
+
+    rnd = random.Random(17)
+    alphabets = ("abcz09AZ_.-_:/@ \n\u00e9\u0661", "a0a0a0.-_-_")  # the second: separators
+    for kind in ("name", "tag"):
+        pattern = re.compile(models._PATTERNS[kind])
+        for i in range(8000):
+            alphabet = alphabets[i % 2]
+            text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 8)))
+            assert bool(models._match(kind, text)) == bool(pattern.fullmatch(text)), (kind, text)
+        for text in ("a" * 128, "a" * 129, "busybox", "v1.2-rc_3", ".hidden", "-x", "x\n",
+                     "pyrt-demo", "a__b", "a___b", "a--b", "a.-b", "a._b", "a..b", "a-"):
+            assert bool(models._match(kind, text)) == bool(pattern.fullmatch(text)), (kind, text)
+
+
+def test_digest_and_hex_checks_are_exact():
+    """is_digest/is_hex (no re): exactly sha256:<64 lowercase hex>; a trailing newline,
+    which the old pattern's ``$`` let through, is refused."""
+    from pyrt_core.errors import ImageError
+    from pyrt_core.images.digests import check_digest, is_digest, is_hex
+
+    assert is_digest(D) and check_digest(D) == D
+    for bad in (D + "\n", D.upper(), D[:-1], D + "0", "sha512:" + "ab" * 32, "ab" * 32, "",
+                None, 5, "sha256:" + "g" * 64, "sha256:" + "\u0661" * 64):
+        assert not is_digest(bad), bad
+        with pytest.raises(ImageError):
+            check_digest(bad)  # type: ignore[arg-type]
+    assert is_hex("0a9f") and not is_hex("") and not is_hex("0A") and not is_hex("ab\n")
+
+
+@pytest.mark.parametrize("text", ["a\n/b", "busybox:v1\n@" + D, "a/b\n:1"])
+def test_a_newline_inside_a_reference_is_refused(text):
+    with pytest.raises(UsageError, match="invalid reference format"):
+        ImageReference.parse(text)

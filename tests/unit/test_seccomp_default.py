@@ -128,6 +128,11 @@ def test_kernel_version():
     assert sd.kernel_version("6.1.0-18-amd64") == (6, 1)
     assert sd.kernel_version("4.19.260") == (4, 19)
     assert sd.kernel_version("weird") == (0, 0)
+    # what re.match(r"(\d+)\.(\d+)") gave (the parse now runs without re)
+    for release, want in (("6.10", (6, 10)), ("5.15rc1", (5, 15)), ("6.", (0, 0)),
+                          ("6.x", (0, 0)), (".1", (0, 0)), ("06.01", (6, 1)),
+                          ("6.1.0+", (6, 1)), ("61", (0, 0))):
+        assert sd.kernel_version(release) == want, release
 
 
 # -- Docker-format profiles ------------------------------------------------------------

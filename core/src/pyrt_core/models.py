@@ -33,15 +33,48 @@ _PATTERNS = {
 _COMPILED: dict = {}
 
 
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_TAG_REST = _WORD | frozenset(".-")
+
+
+def _name_component(text: str) -> bool:
+    """``_PATTERNS["name"]`` without re: lowercase letters and digits, separated by one
+    ``.``, one ``_``, ``__`` or any number of ``-``, neither first nor last."""
+    if not text or text[0] not in _LOWER_ALNUM or text[-1] not in _LOWER_ALNUM:
+        return False
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _LOWER_ALNUM:
+            i += 1
+            continue
+        j = i
+        while text[j] not in _LOWER_ALNUM:  # ends before the last character, a letter
+            j += 1
+        sep = text[i:j]
+        if sep not in (".", "_", "__") and sep != "-" * len(sep):
+            return False
+        i = j
+    return True
+
+
 def _match(kind: str, text: str):
-    """``re.match`` of the pattern ``kind`` (``re`` costs ~10 ms with enum: imported when
-    a reference is first parsed, not by every reader of a record)."""
+    """Whether ``text`` matches the pattern ``kind`` whole (``re.fullmatch``).  A name component,
+    and the common form of a tag (ASCII word characters, dots and dashes), are answered
+    without ``re``, which costs ~5-10 ms with enum: every ``run`` parses its image's name
+    (tests/unit/test_reference.py checks both against the patterns); anything else goes
+    to the pattern."""
+    if kind == "name":
+        return _name_component(text)
+    if kind == "tag" and 0 < len(text) <= 128 and text[0] in _WORD \
+            and _TAG_REST.issuperset(text):
+        return True
     pattern = _COMPILED.get(kind)
     if pattern is None:
         import re
 
         pattern = _COMPILED[kind] = re.compile(_PATTERNS[kind])
-    return pattern.match(text)
+    return pattern.fullmatch(text)  # not match: its $ also takes a trailing newline
 
 
 class ImageReference(Model, frozen=True):

@@ -239,7 +239,9 @@ def _cleanup(rest, out: dict):
 
 def _command(module: str, name: str):
     """``module``: a module of cli.containers, or with a leading "." of cli."""
-    from importlib import import_module
+    import sys
 
     path = module if module.startswith(".") else f".containers.{module}"
-    return getattr(import_module(f"{__package__}{path}"), name)
+    full = f"{__package__}{path}"
+    __import__(full)  # not importlib.import_module: importlib imports warnings (~1 ms)
+    return getattr(sys.modules[full], name)

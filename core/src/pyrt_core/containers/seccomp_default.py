@@ -17,12 +17,13 @@ user's profile in Docker's format (``archMap``, ``includes``/``excludes``).
 """
 from __future__ import annotations
 
-import json
 import os
-import re
-from typing import Iterable
 
 from ..errors import UsageError
+
+TYPE_CHECKING = False  # (not typing's: run builds the default profile)
+if TYPE_CHECKING:
+    from typing import Iterable
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -186,8 +187,15 @@ def _machine(machine: str | None) -> tuple[str, tuple[str, ...]]:
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
     """(major, minor) of a kernel release string such as ``6.1.0-18-amd64``."""
-    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    text = release or os.uname().release
+    parts = text.split(".", 2)
+    if len(parts) < 2:
+        return (0, 0)
+    minor = parts[1]
+    digits = len(minor) - len(minor.lstrip("0123456789"))  # re.match(r"(\d+)\.(\d+)")
+    if not parts[0].isdigit() or not parts[0].isascii() or not digits:
+        return (0, 0)
+    return (int(parts[0]), int(minor[:digits]))
 
 
 def _arg_rules(name: str, index: int, values, op: str = "SCMP_CMP_EQ") -> list[dict]:
@@ -336,6 +344,8 @@ def load_profile(path: str) -> str:
 
 
 def parse_profile(text: str, what: str = "seccomp profile") -> dict:
+    import json
+
     try:
         doc = json.loads(text)
     except ValueError as e:

@@ -14,8 +14,6 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     """Mount the root (the driver's ``get``), fire ``pyrt_storage_rootfs_mounted``, write
     the bundle.  With ``load``, returns the runtime's configuration of it (a foreground
     run executes that in this process); else None (pyrt-runtime reads the bundle)."""
-    import json
-
     from ..containers import spec as specmod
     from ..fsutil import atomic_write
     from ..images.configcheck import check_image
@@ -62,13 +60,16 @@ def mount_and_write_bundle(engine, container: Container, image: Image, load: boo
     from ..containers.store import RECORD_MODE
 
     # it holds the -e values: root's only (and so is the bundle directory)
-    atomic_write(os.path.join(bundle, "config.json"), json.dumps(spec, indent=1), RECORD_MODE,
-                 durable=False)
+    from ..jsonlean import dumps_indented, loads  # json's, without its import (run's path)
+
+    text = dumps_indented(spec, indent=1)
+    atomic_write(os.path.join(bundle, "config.json"), text, RECORD_MODE, durable=False)
     if not load:
         return None
-    from ..runtime.executor import load_bundle
+    from ..runtime.spec import from_spec
 
-    return load_bundle(bundle, container.id)
+    # what pyrt-runtime reads from config.json, without reading it back
+    return from_spec(loads(text), container.id, bundle)
 
 
 def ensure_workdir(rootfs: str, cwd: str, user: dict) -> None:

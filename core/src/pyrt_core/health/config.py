@@ -197,12 +197,11 @@ def merge(user: dict | None, image: dict | None) -> dict | None:
 def for_create(engine, user: dict | None, image) -> dict | None:
     """The check a new container records: the flags' merged with the image's
     ``Healthcheck`` (read from its config blob: the image index keeps only a few fields)."""
-    import json
-
     from ..errors import PyrtError
+    from ..jsonlean import loads  # json.loads, without json's import (run's path)
 
     try:
-        oci = json.loads(engine.images.config_bytes(image)).get("config")
+        oci = loads(engine.images.config_bytes(image)).get("config")
     except (OSError, ValueError, AttributeError, PyrtError):
         oci = None
     return merge(user, image_healthcheck(oci))

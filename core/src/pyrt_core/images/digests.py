@@ -8,12 +8,14 @@ so a layer shared by several images is stored once.
 from __future__ import annotations
 
 import io
-import re
-from typing import BinaryIO, Sequence
 
 from ..errors import ImageError
 
-__all__ = ["DIGEST_RE", "HEX_RE", "sha256", "sha256_digest", "check_digest", "chain_id",
+TYPE_CHECKING = False  # (not typing's: this module is on run's path)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Sequence
+
+__all__ = ["is_digest", "is_hex", "sha256", "sha256_digest", "check_digest", "chain_id",
            "chain_ids", "HashingReader", "short"]
 
 
@@ -25,8 +27,20 @@ def sha256(data: bytes = b""):
     return hashlib.sha256(data)
 
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-HEX_RE = re.compile(r"^[0-9a-f]+$")
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_hex(text) -> bool:
+    """Whether ``text`` is lowercase hex digits, at least one (without ``re``, whose
+    ``$`` would also accept a trailing newline)."""
+    return isinstance(text, str) and bool(text) and all(c in _HEX for c in text)
+
+
+def is_digest(text) -> bool:
+    """Whether ``text`` is ``sha256:<64 lowercase hex>``, exactly."""
+    return isinstance(text, str) and len(text) == 71 and text.startswith("sha256:") \
+        and is_hex(text[7:])
+
 _CHUNK = 1 << 20
 
 
@@ -37,7 +51,7 @@ def sha256_digest(data: bytes) -> str:
 
 def check_digest(digest: str, what: str = "digest") -> str:
     """Refuse anything but ``sha256:<64 hex>`` (digests become file names)."""
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+    if not is_digest(digest):
         if isinstance(digest, str) and ":" in digest and not digest.startswith("sha256:"):
             raise ImageError(f"unsupported digest algorithm in {what} {digest!r} (only sha256)")
         raise ImageError(f"invalid {what} {digest!r}")

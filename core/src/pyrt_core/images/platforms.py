@@ -3,7 +3,7 @@ manifest list or OCI index against the one wanted (``--platform``).
 """
 from __future__ import annotations
 
-import platform as _platform
+import os
 
 __all__ = ["host_platform", "platform_of", "platform_matches"]
 
@@ -15,7 +15,7 @@ _VARIANT = {"armv7l": "v7", "armv6l": "v6"}
 
 def host_platform() -> str:
     """This machine's platform as ``os/arch[/variant]`` (``linux/amd64``, ``linux/arm/v7``)."""
-    m = _platform.machine()
+    m = os.uname().machine  # platform.machine()'s answer, without platform (~1 ms)
     p = f"linux/{_ARCH.get(m, m)}"
     return p + (f"/{_VARIANT[m]}" if m in _VARIANT else "")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable
 from .. import fsutil
 from ..errors import ConflictError, ImageError
 from ..models import Image
-from .digests import HEX_RE
+from .digests import is_hex
 
 if TYPE_CHECKING:
     from .store import ImageStore
@@ -119,7 +119,7 @@ def _gc_orphan_blobs(store: ImageStore, images: dict[str, Image]) -> None:
     except FileNotFoundError:
         return
     for n in names:
-        if HEX_RE.match(n) and len(n) == 64 and "sha256:" + n not in used:
+        if len(n) == 64 and is_hex(n) and "sha256:" + n not in used:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(store.blobs_dir, n))
 

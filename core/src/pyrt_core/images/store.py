@@ -27,11 +27,8 @@ Several changes that must succeed or fail together go through
 """
 from __future__ import annotations
 
-import contextlib
-import json
+import _thread
 import os
-import threading
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Sequence
 
 from .. import fsutil
 from ..errors import (
@@ -43,10 +40,13 @@ from ..errors import (
     StorageError,
 )
 from ..models import Image, Layer
-from .digests import DIGEST_RE, HEX_RE, HashingReader, check_digest, sha256, sha256_digest
+from .digests import HashingReader, check_digest, is_digest, is_hex, sha256, sha256_digest
 from .names import assign_name, name_key, name_priority, normalize_name
 
+TYPE_CHECKING = False  # (not typing's: run opens the store, see docs/architecture.md)
 if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterable, Sequence
+
     from ..storage.driver import StorageDriver
     from .batch import LayerOpener
 
@@ -72,8 +72,8 @@ class ImageStore:
         self.images_path = os.path.join(self.images_dir, "images.json")
         self.layers_path = os.path.join(self.root, "storage", "layers.json")
         self.lock_path = os.path.join(self.root, "storage.lock")
-        self._tls = threading.local()
-        self._mutex = threading.RLock()  # index read-modify-write between threads of one batch
+        self._tls = _thread._local()  # threading's local and RLock, without threading
+        self._mutex = _thread.RLock()  # index read-modify-write between threads of one batch
         os.makedirs(self.blobs_dir, exist_ok=True)
         os.makedirs(os.path.dirname(self.layers_path), exist_ok=True)
         data = self._read_layers_file()
@@ -85,25 +85,9 @@ class ImageStore:
             )
 
     # -- locking ------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self):
-        """The store lock, re-entrant within one thread."""
-        depth = getattr(self._tls, "depth", 0)
-        if depth:
-            self._tls.depth = depth + 1
-            try:
-                yield
-            finally:
-                self._tls.depth -= 1
-            return
-        lock = fsutil.FileLock(self.lock_path)
-        lock.acquire()
-        self._tls.depth = 1
-        try:
-            yield
-        finally:
-            self._tls.depth = 0
-            lock.release()
+    def _locked(self) -> _StoreLock:
+        """The store lock, re-entrant within one thread (a ``with`` block)."""
+        return _StoreLock(self)
 
     # -- index files -----------------------------------------------------------
     def _read_json(self, path: str, default):
@@ -174,18 +158,20 @@ class ImageStore:
         out = {img.id}
         if img.digest:
             out.add(img.digest)
+            import json  # (rmi and prune: not run's path)
+
             try:
                 doc = json.loads(self.read_blob(img.digest))
                 for ld in doc.get("layers") or []:
                     if isinstance(ld, dict) and isinstance(ld.get("digest"), str) \
-                            and DIGEST_RE.match(ld["digest"]):
+                            and is_digest(ld["digest"]):
                         out.add(ld["digest"])
             except (PyrtError, ValueError, AttributeError, UnicodeDecodeError):
                 pass
         rds = self._read_repo_digests() if repo_digests is None else repo_digests
         for rd in rds.get(img.id, []):
             d = rd.rpartition("@")[2]
-            if DIGEST_RE.match(d):
+            if is_digest(d):
                 out.add(d)
         return out
 
@@ -258,8 +244,10 @@ class ImageStore:
             os.chmod(tmp, 0o644)
             os.rename(tmp, path)
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(tmp)
+            except OSError:
+                pass
             raise
         return digest, True
 
@@ -339,8 +327,10 @@ class ImageStore:
             raise LayerError(f"layer {diff_id}: {msg}") from e
         finally:
             if stream is not None:
-                with contextlib.suppress(Exception):
+                try:
                     stream.close()
+                except Exception:
+                    pass
         if hr.digest != diff_id:
             raise ImageError(
                 f"layer {diff_id}: content digest mismatch (the uncompressed layer is {hr.digest})"
@@ -361,12 +351,17 @@ class ImageStore:
         self._update_layers(lambda data: data["layers"].pop(cid, None))
 
     # -- batches -------------------------------------------------------------------
-    @contextlib.contextmanager
     def batch(self):
-        """Hold the store lock for several changes that must all happen or none.
+        """Hold the store lock for several changes that must all happen or none (a
+        ``with`` block).
 
         Yields a :class:`Batch`; an exception inside the block removes the
         layers and blobs it created and restores the image index."""
+        import contextlib  # (pulls, loads, commits: not the commands that only read)
+
+        return contextlib.contextmanager(self._batch)()
+
+    def _batch(self):
         from .batch import Batch  # not needed by commands that only read the store
 
         with self._locked():
@@ -467,13 +462,13 @@ class ImageStore:
             return ref, None
         hexpart = ref[len("sha256:"):] if ref.startswith("sha256:") else None
         if hexpart is None:
-            if len(ref) == 64 and HEX_RE.match(ref) and "sha256:" + ref in images:
+            if len(ref) == 64 and is_hex(ref) and "sha256:" + ref in images:
                 return "sha256:" + ref, None
             found = self._resolve_name(images, ref)
             if found:
                 return found
             hexpart = ref
-        if len(hexpart) >= 3 and HEX_RE.match(hexpart):
+        if len(hexpart) >= 3 and is_hex(hexpart):
             matches = [i for i in images if i.startswith("sha256:" + hexpart)]
             if len(matches) == 1:
                 return matches[0], None
@@ -549,3 +544,35 @@ class ImageStore:
         from .removal import recover
 
         return recover(self)
+
+
+class _StoreLock:
+    """:meth:`ImageStore._locked`: the store's file lock, taken by the outermost ``with``
+    of a thread (a class, not ``contextlib.contextmanager``: contextlib, with
+    collections and functools, is ~3 ms of ``run``'s start-up, which reads the store)."""
+
+    __slots__ = ("store", "lock")
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store, self.lock = store, None
+
+    def __enter__(self) -> None:
+        tls = self.store._tls
+        depth = getattr(tls, "depth", 0)
+        if depth:
+            tls.depth = depth + 1
+            return
+        lock = fsutil.FileLock(self.store.lock_path)
+        lock.acquire()
+        self.lock = lock
+        tls.depth = 1
+
+    def __exit__(self, *exc) -> bool:
+        tls = self.store._tls
+        if self.lock is None:
+            tls.depth -= 1
+        else:
+            tls.depth = 0
+            lock, self.lock = self.lock, None
+            lock.release()
+        return False

@@ -16,6 +16,11 @@ class RuntimeFailure(Exception):
         self.exit_code = exit_code
 
 
+#: the signals whose numbers are the same on every Linux architecture (others, such as
+#: SIGUSR1, differ on mips, sparc and alpha: the signal module knows them)
+_SAME_EVERYWHERE = {"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGKILL": 9, "SIGTERM": 15}
+
+
 def parse_signal(text) -> int:
     """A signal given as a number (``9``), a name (``KILL``) or with its prefix (``SIGKILL``)."""
     t = str(text).strip().upper()
@@ -24,10 +29,12 @@ def parse_signal(text) -> int:
         if 0 < n < 65:
             return n
         raise RuntimeFailure(f"invalid signal {text!r}")
-    import signal
-
     if not t.startswith("SIG"):
         t = "SIG" + t
+    if t in _SAME_EVERYWHERE:  # stop's SIGTERM: no need for the signal module either
+        return _SAME_EVERYWHERE[t]
+    import signal
+
     if t.startswith("SIGRTMIN") or t.startswith("SIGRTMAX"):
         base = signal.SIGRTMIN if t.startswith("SIGRTMIN") else signal.SIGRTMAX
         off = t[8:]

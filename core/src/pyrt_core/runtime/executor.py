@@ -7,30 +7,13 @@ waiting process.  start -> exec.  wait -> exit code.  release ->
 """
 from __future__ import annotations
 
-import os
-
-from ..errors import RuntimeError_, UsageError
+from ..errors import RuntimeError_
 from .config import RuntimeConfig
-from .spec import from_spec
 
 #: signals a foreground ``pyrt run`` passes on to the container (docker's --sig-proxy),
 #: by number: the ``signal`` module (and its enums) is not imported on the runtime's
 #: create path, which uses only :meth:`Executor.create`
 FORWARDED_SIGNALS = (2, 15, 1, 3, 10, 12)  # INT TERM HUP QUIT USR1 USR2
-
-
-def load_bundle(bundle: str, container_id: str) -> RuntimeConfig:
-    import json
-
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            spec = json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"bundle {bundle} has no config.json") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"bundle {bundle}: config.json is not valid JSON: {e}") from None
-    return from_spec(spec, container_id, bundle)
 
 
 class forward_signals:
@@ -43,17 +26,17 @@ class forward_signals:
         self.process.kill(signum)
 
     def __enter__(self):
-        import signal
+        import _signal  # signal's C module: signal itself imports enum
 
         for s in self.signals:
-            self.previous[s] = signal.signal(s, self._handler)
+            self.previous[s] = _signal.signal(s, self._handler)
         return self
 
     def __exit__(self, *exc):
-        import signal
+        import _signal
 
         for s, h in self.previous.items():
-            signal.signal(s, h)
+            _signal.signal(s, h)
         return False
 
 

@@ -134,11 +134,12 @@ def _recorded_class(root: str, name: str):
     if rec[1] not in {ep.value.replace(" ", "") for ep in entry_points(DRIVER_GROUP)
                       if ep.name == name}:
         return None
-    import importlib
-
     module, _, attr = rec[1].partition(":")
     try:
-        obj = importlib.import_module(module)
+        __import__(module)  # not importlib.import_module: importlib imports warnings
+        import sys
+
+        obj = sys.modules[module]
         for part in attr.split("."):
             obj = getattr(obj, part)
         return obj

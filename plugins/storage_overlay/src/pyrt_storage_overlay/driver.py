@@ -119,10 +119,8 @@ class OverlayDriver(StorageDriver):
             return False
 
     def _new_link(self) -> str:
-        import base64
-
         while True:
-            name = base64.b32encode(os.urandom(16)).decode()[:26]
+            name = _b32_name()
             if not os.path.lexists(os.path.join(self.home, "l", name)):
                 return name
 
@@ -335,3 +333,13 @@ class OverlayDriver(StorageDriver):
                 if (st.st_mode & 0o170000) != 0o040000:
                     size += st.st_size
         return size
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _b32_name() -> str:
+    """26 random base32 characters (130 bits), the form of containers/storage's short
+    link names (``base64.b32encode(os.urandom(16))[:26]``, without base64's import)."""
+    n = int.from_bytes(os.urandom(17), "big")
+    return "".join(_B32[(n >> (5 * i)) & 31] for i in range(26))
