@@ -85,6 +85,9 @@ def test_sig_proxy_false_keeps_the_container_running(cli, sig):
 
 
 def test_detach_keys_on_run_and_attach(cli):
+    import time
+
+    since = f"{time.time():.6f}"
     t = Term(cli.argv("run", "-it", "--detach-keys", "ctrl-a,d", "--name", "dk", cli.image, "sh"))
     try:
         t.send(b"echo one-$((1))\n")
@@ -114,6 +117,11 @@ def test_detach_keys_on_run_and_attach(cli):
     finally:
         t.close()
     assert state(cli, "dk")["Running"]
+    # docker's events: each client's attach, and its detach by the keys
+    r = cli("events", "--since", since, "--until", "0s", "--filter", "container=dk",
+            "--format", "{{.Action}}", check=True)
+    assert r.stdout.split() == ["create", "attach", "start", "detach", "attach", "detach",
+                                "attach", "detach"], r.stdout
     assert cli("rm", "-f", "dk").returncode == 0
 
 

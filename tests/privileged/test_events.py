@@ -103,8 +103,9 @@ def test_rm_of_a_run_rm_container_and_the_image_filter(cli):
     assert r.returncode == 4
     got = _events(cli, since, "--filter", f"image={cli.image}",
                   fmt="{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
-    assert got == ["create evrm <no value>", "start evrm <no value>", "die evrm 4",
-                   "destroy evrm <no value>"]
+    # docker's order for a foreground run: the client attaches before the start
+    assert got == ["create evrm <no value>", "attach evrm <no value>", "start evrm <no value>",
+                   "die evrm 4", "destroy evrm <no value>"]
     assert _events(cli, since, "--filter", "image=other/image") == []
 
 

@@ -152,6 +152,8 @@ def test_exec(cli):
     want = [os.readlink(f"/proc/{pid}/ns/{n}") for n in ("pid", "net", "mnt")]
     assert r.stdout.split() == want
     assert cli("exec", "ex", "no-such-cmd").returncode == 127
+    r = cli("exec", "-u", "nosuchuser", "ex", "true")  # docker exec's 126 (run's is 125)
+    assert r.returncode == 126 and "unable to find user nosuchuser" in r.stderr, r.stderr
     top = cli("top", "ex")
     assert top.returncode == 0 and "sleep 1000" in top.stdout
     cli("stop", "-t", "0", "ex", check=True)

@@ -63,7 +63,7 @@ def test_a_passwd_symlink_is_resolved_inside_the_image(demo_cli, tmp_path, targe
     layout = busybox_layout(str(tmp_path / "img"), str(tmp_path), skip=["etc/passwd"],
                             entries=[("symlink", "etc/passwd", target)])
     r, took = _run_image(demo_cli, layout, "-u", "root")
-    assert r.returncode == 126 and "unable to find user root" in r.stderr, r.stderr
+    assert r.returncode == 125 and "unable to find user root" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     # numeric root needs no passwd entry (what the container's own programs make of its
     # /etc/passwd is its business: `id` would read its /dev/zero forever, as under docker)

@@ -142,8 +142,9 @@ def test_spec_of_the_flags(rootfs, tmp_path):
 
 
 def test_spec_group_not_in_the_image(rootfs, tmp_path):
-    with pytest.raises(ExecError, match="unable to find group nosuch"):
+    with pytest.raises(ExecError, match="unable to find group nosuch") as e:
         _spec(rootfs, tmp_path, group_add=["nosuch"])
+    assert e.value.exit_code == 125  # docker's
 
 
 def test_spec_namespaces(rootfs, tmp_path):

@@ -55,8 +55,13 @@ def test_resolve_user(rootfs, user, want):
 
 @pytest.mark.parametrize("user", ["nosuch", "user:nogroup"])
 def test_unknown_user(rootfs, user):
-    with pytest.raises(ExecError, match="unable to find"):
+    """run/start: docker's 125 (a daemon error to its CLI); exec asks for 126."""
+    with pytest.raises(ExecError, match="unable to find") as e:
         spec.resolve_user(rootfs, user)
+    assert e.value.exit_code == 125
+    with pytest.raises(ExecError, match="unable to find") as e:
+        spec.resolve_user(rootfs, user, exit_code=126)
+    assert e.value.exit_code == 126
 
 
 def test_passwd_symlink_out_of_rootfs_is_not_followed(tmp_path):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pyrt_core.cli import system_df
+from pyrt_core.cli.containers import system_df
 from pyrt_core.engine.usage import tree_size
 
 

@@ -254,8 +254,11 @@ def cmd_image(args) -> int:
 
 
 def cmd_image_prune(args) -> int:
+    from .prune_filter import PruneFilter
+
+    match = PruneFilter.parse(getattr(args, "filter", None))  # one line, before anything
     engine = engine_from_args(args)
-    for line in engine.images.prune(all_images=args.all):
+    for line in engine.images.prune(all_images=args.all, match=match.matches if match else None):
         print(line)
     return 0
 

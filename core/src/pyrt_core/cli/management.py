@@ -17,6 +17,9 @@ def _p_container(cmd) -> None:
     add_container_commands(csub, type(ctr))
     pr = csub.add_parser("prune", help="Remove all stopped containers")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
+    pr.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                    help="only what matches: until=TIMESTAMP (created before it), "
+                         "label=KEY[=VALUE] or label!=KEY[=VALUE]")
     pr.set_defaults(func=cmd_container_prune)
     cu = csub.add_parser("cleanup", help="(internal) the monitor's exit command")
     cu.add_argument("--run", type=int, default=None)
@@ -38,6 +41,9 @@ def _p_image(cmd) -> None:
     pr.set_defaults(func=cmd_image_prune)
     pr.add_argument("--all", "-a", action="store_true", help="remove every image no container uses")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask")
+    pr.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                    help="only what matches: until=TIMESTAMP (created before it), "
+                         "label=KEY[=VALUE] or label!=KEY[=VALUE]")
 
 
 PARSERS = {"container": _p_container, "image": _p_image}

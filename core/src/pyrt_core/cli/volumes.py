@@ -40,7 +40,8 @@ def _p_volume(cmd) -> None:
     pr = sub.add_parser("prune", help="Remove unused anonymous volumes (all unused with -a)")
     pr.add_argument("--all", "-a", action="store_true", help="named ones too")
     pr.add_argument("--force", "-f", action="store_true", help="do not ask (pyrt never asks)")
-    pr.add_argument("--filter", action="append", default=[], metavar="label=...")
+    pr.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                    help="only what matches: label=KEY[=VALUE] or label!=KEY[=VALUE]")
     pr.set_defaults(func=cmd_prune)
     vol.set_defaults(func=lambda a: (vol.print_help(), 0)[1])
 
@@ -287,11 +288,11 @@ def cmd_rm(args) -> int:
 def cmd_prune(args) -> int:
     from ..engine.volumes import prune
     from .common import engine_from_args
+    from .prune_filter import PruneFilter
 
-    if args.filter:
-        raise UsageError("volume prune --filter is not supported by pyrt")
+    match = PruneFilter.parse(args.filter, volumes=True)  # label only, as docker's
     engine = engine_from_args(args)
-    removed = prune(engine, all_volumes=args.all)
+    removed = prune(engine, all_volumes=args.all, match=match.matches if match else None)
     if removed:
         print("Deleted Volumes:")
         for n in removed:

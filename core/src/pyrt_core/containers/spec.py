@@ -65,7 +65,7 @@ def _read_db(rootfs: str, name: str) -> list[list[str]]:
     return [line.split(":") for line in text.split("\n") if line.strip() and not line.startswith("#")]
 
 
-def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
+def resolve_user(rootfs: str, user: str, exit_code: int = 125) -> tuple[int, int, list[int]]:
     """``name``, ``uid``, ``name:group``, ``uid:gid`` -> (uid, gid, additional gids),
     resolved against the image's /etc/passwd and /etc/group like docker does."""
     if not user:
@@ -81,7 +81,8 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
     else:
         entry = next((p for p in passwd if p[0] == uspec and len(p) > 3), None)
         if entry is None:
-            raise ExecError(f"unable to find user {uspec}: no matching entries in passwd file", 126)
+            raise ExecError(f"unable to find user {uspec}: no matching entries in passwd file",
+                            exit_code)
         uid, gid = int(entry[2]), int(entry[3])
     if gspec:
         if gspec.isdigit():
@@ -89,7 +90,8 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
         else:
             g = next((g for g in groups if g[0] == gspec and len(g) > 2), None)
             if g is None:
-                raise ExecError(f"unable to find group {gspec}: no matching entries in group file", 126)
+                raise ExecError(f"unable to find group {gspec}: no matching entries in group "
+                                "file", exit_code)
             gid = int(g[2])
     extra: list[int] = []
     if entry is not None and not gspec:

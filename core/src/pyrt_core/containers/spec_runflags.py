@@ -98,7 +98,9 @@ def resolve_groups(rootfs: str, groups: list[str]) -> list[int]:
             entries = _group_entries(rootfs)
         match = next((e for e in entries if e[0] == g and len(e) > 2 and e[2].isdigit()), None)
         if match is None:
-            raise ExecError(f"unable to find group {g}: no matching entries in group file", 126)
+            raise ExecError(f"unable to find group {g}: no matching entries in group file",
+                            125)  # docker's run: a daemon error (its CLI maps only not-found
+            # to 127 and EACCES/EISDIR to 126), podman's 126
         out.append(int(match[2]))
     return out
 

@@ -45,7 +45,7 @@ def exec_in(engine, ref: str | Container, args: list[str], *, env: list[str] | N
     if tty and not any(e.startswith("TERM=") for e in proc.get("env") or []):
         proc["env"] = list(proc.get("env") or []) + ["TERM=xterm"]
     if user is not None:
-        uid, gid, extra = resolve_user(spec["root"]["path"], user)
+        uid, gid, extra = resolve_user(spec["root"]["path"], user, exit_code=126)  # docker exec's
         proc["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
     if workdir:
         if not workdir.startswith("/"):

@@ -55,41 +55,50 @@ def network_remove(call, hooks, kw):
     return result
 
 
-def _connected(root: str, cid: str, record, names) -> None:
-    for name in names:
-        _emit(root, "network", "connect", _net_id(record, name), {"container": cid, "name": name,
-                                                                  "type": "bridge"})
+def _drivers(hooks, kw, names) -> dict:
+    """The driver of each network of ``names`` (docker's ``type`` attribute), as the
+    plugin lists them (pyrt-network's are all bridges, a CNI network's is its first
+    plugin's type); "" for one it does not list."""
+    if not names:
+        return {}
+    try:
+        listed = hooks.pyrt_network_list(root=kw["root"], runroot=kw["runroot"]) or []
+    except Exception:  # noqa: BLE001 - the event is still journalled, without the driver
+        listed = []
+    drivers = {n.get("Name"): n.get("Driver", "") for n in listed if isinstance(n, dict)}
+    return {name: drivers.get(name, "") for name in names}
+
+
+def _connected(hooks, kw, record, names, action: str = "connect") -> None:
+    for name, driver in _drivers(hooks, kw, names).items():
+        _emit(kw["root"], "network", action, _net_id(record, name),
+              {"container": kw["container_id"], "name": name, "type": driver})
 
 
 def network_setup(call, hooks, kw):
     result = call(**kw)
-    _connected(kw["root"], kw["container_id"], result, list(_networks(result)))
+    _connected(hooks, kw, result, list(_networks(result)))
     return result
 
 
 def network_connect(call, hooks, kw):
     result = call(**kw)
     if result is not None:
-        _connected(kw["root"], kw["container_id"], result, [kw["network"]])
+        _connected(hooks, kw, result, [kw["network"]])
     return result
-
-
-def _disconnected(root: str, cid: str, record, names) -> None:
-    for name in names:
-        _emit(root, "network", "disconnect", _net_id(record, name),
-              {"container": cid, "name": name, "type": "bridge"})
 
 
 def network_teardown(call, hooks, kw):
     result = call(**kw)
-    _disconnected(kw["root"], kw["container_id"], kw.get("record"), list(_networks(kw.get("record"))))
+    record = kw.get("record")
+    _connected(hooks, kw, record, list(_networks(record)), "disconnect")
     return result
 
 
 def network_disconnect(call, hooks, kw):
     result = call(**kw)
     if result is not None:
-        _disconnected(kw["root"], kw["container_id"], kw.get("record"), [kw["network"]])
+        _connected(hooks, kw, kw.get("record"), [kw["network"]], "disconnect")
     return result
 
 

@@ -31,6 +31,7 @@ def run(engine, config: ContainerConfig, name: str | None = None, stdio=(0, 1, 2
     cid = container.id
     if on_created is not None:
         on_created(container)
+    log_container_event(engine, container, "attach")  # docker's: create, attach, start
     code = 125
     run_no = 0
     try:

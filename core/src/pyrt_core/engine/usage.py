@@ -150,6 +150,48 @@ def disk_usage(engine) -> list[dict]:
     return rows
 
 
+def disk_usage_items(engine) -> dict:
+    """``system df -v``: the items behind the rows, in bytes and counts.
+
+    ``images``: each image with ``size``, ``shared`` (the bytes of its layers another image
+    uses too, docker's SharedSize) and ``containers`` (how many were made from it);
+    ``containers``: each container (the record) with ``size`` (its writable layer) and
+    ``local_volumes`` (its mounts of ``local`` volumes); ``volumes``: each volume's record
+    with ``links`` (the containers naming it) and ``size`` (None: not a ``local`` one)."""
+    from ..volumes.store import VolumeStore
+
+    containers = engine.containers.records()
+    images = {img.id: img for img in engine.images.list()}
+    layers = _layer_sizes(engine)
+    users: dict[str, int] = {}
+    for img in images.values():
+        for lid in set(img.layers):
+            users[lid] = users.get(lid, 0) + 1
+    made: dict[str, int] = {}
+    for c in containers:
+        made[c.image_id] = made.get(c.image_id, 0) + 1
+    out_images = []
+    for img in images.values():
+        own = set(img.layers)
+        out_images.append({
+            "image": img, "size": sum(layers.get(lid, 0) for lid in own),
+            "shared": sum(layers.get(lid, 0) for lid in own if users.get(lid, 0) > 1),
+            "containers": made.get(img.id, 0)})
+    vols = VolumeStore(engine.settings.root).list()
+    local = {rec["Name"] for rec in vols if rec.get("Driver", "local") == "local"}
+    links: dict[str, int] = {}
+    out_containers = []
+    for c in containers:
+        named = _volumes_used([c])
+        for n in named:
+            links[n] = links.get(n, 0) + 1
+        out_containers.append({"container": c, "size": container_size(engine, c, images),
+                               "local_volumes": len(named & local)})
+    out_volumes = [{"volume": rec, "links": links.get(rec["Name"], 0),
+                    "size": volume_size(engine, rec)} for rec in vols]
+    return {"images": out_images, "containers": out_containers, "volumes": out_volumes}
+
+
 # -- prune ---------------------------------------------------------------------------------
 
 def networks_supported(engine) -> bool:
@@ -158,10 +200,11 @@ def networks_supported(engine) -> bool:
     return implemented(engine.pm, "pyrt_network_list")
 
 
-def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
+def prune(engine, all_images: bool = False, volumes: bool = False, match=None) -> dict:
     """Remove what ``system prune`` removes; returns the names removed by kind
     (``containers``, ``networks``, ``volumes``, ``images``: the image store's
-    Untagged/Deleted lines), ``errors`` (one line each) and ``reclaimed`` (bytes)."""
+    Untagged/Deleted lines), ``errors`` (one line each) and ``reclaimed`` (bytes).
+    ``match(created, labels)``: only the objects it accepts (docker's ``--filter``)."""
     from ..errors import PyrtError
 
     out: dict = {"containers": [], "networks": [], "volumes": [], "images": [], "errors": [],
@@ -169,6 +212,8 @@ def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
     images = {img.id: img for img in engine.images.list()}
     for c in engine.containers.records():
         if c.state.status not in ("created", "exited", "dead"):
+            continue
+        if match is not None and not match(c.created, container_labels(c, images)):
             continue
         size = container_size(engine, c, images)
         try:
@@ -179,7 +224,7 @@ def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
         out["containers"].append(c.id)
         out["reclaimed"] += size
     if networks_supported(engine):
-        out["networks"] = _prune_networks(engine, out["errors"])
+        out["networks"] = _prune_networks(engine, out["errors"], match)
     if volumes:
         from ..volumes.store import VolumeStore
         from .volumes import prune as prune_volumes
@@ -187,13 +232,13 @@ def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
         before = {rec["Name"]: volume_size(engine, rec) or 0
                   for rec in VolumeStore(engine.settings.root).list()}
         try:
-            out["volumes"] = prune_volumes(engine)
+            out["volumes"] = prune_volumes(engine, match=match)
         except PyrtError as e:
             out["errors"].append(f"volumes: {str(e).splitlines()[0]}")
         out["reclaimed"] += sum(before.get(n, 0) for n in out["volumes"])
     layers = _layer_sizes(engine)
     try:
-        out["images"] = engine.images.prune(all_images=all_images)
+        out["images"] = engine.images.prune(all_images=all_images, match=match)
     except PyrtError as e:
         out["errors"].append(f"images: {str(e).splitlines()[0]}")
     left = _layer_sizes(engine)
@@ -201,7 +246,37 @@ def prune(engine, all_images: bool = False, volumes: bool = False) -> dict:
     return out
 
 
-def _prune_networks(engine, errors: list[str]) -> list[str]:
+def container_labels(c, images: dict) -> dict:
+    """docker's labels of a container: its image's, then its own (``--label``)."""
+    img = images.get(c.image_id)
+    labels = dict(img.config.labels or {}) if img is not None else {}
+    labels.update(c.config.labels or {})
+    return labels
+
+
+def prune_containers(engine, match=None) -> tuple[list[str], list[str]]:
+    """``container prune``: the stopped containers (created, exited, dead) ``match``
+    accepts, removed; returns (their ids, one error line per failure)."""
+    from ..errors import PyrtError
+
+    images = {img.id: img for img in engine.images.list()} if match is not None else {}
+    gone: list[str] = []
+    errors: list[str] = []
+    for c in engine.containers.records():
+        if c.state.status not in ("created", "exited", "dead"):
+            continue
+        if match is not None and not match(c.created, container_labels(c, images)):
+            continue
+        try:
+            engine.remove(c.id)
+        except PyrtError as e:
+            errors.append(f"container {c.id[:12]}: {str(e).splitlines()[0]}")
+            continue
+        gone.append(c.id)
+    return gone, errors
+
+
+def _prune_networks(engine, errors: list[str], match=None) -> list[str]:
     """The networks no container is attached to, removed (the predefined ones stay), as
     the network plugins' own ``network prune`` does."""
     from ..errors import ConflictError, PyrtError
@@ -216,6 +291,8 @@ def _prune_networks(engine, errors: list[str]) -> list[str]:
     for n in nets:
         name = n.get("Name", "")
         if not name or name in ("bridge", "none", "host") or n.get("Containers"):
+            continue
+        if match is not None and not match(n.get("Created"), n.get("Labels")):
             continue
         try:
             if engine.pm.hook.pyrt_network_remove(name=name, root=root, runroot=runroot):

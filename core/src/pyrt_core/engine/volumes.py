@@ -176,9 +176,10 @@ def inspect_volume(engine, rec: dict) -> dict:
     return out
 
 
-def prune(engine, all_volumes: bool = False) -> list[str]:
+def prune(engine, all_volumes: bool = False, match=None) -> list[str]:
     """Remove unused volumes: anonymous ones (docker 23+), every unused one with
-    ``all_volumes``.  Returns the names removed."""
+    ``all_volumes``; ``match(created, labels)``: only those it accepts (``--filter
+    label``).  Returns the names removed."""
     vs = store(engine)
     vs.ensure_dir()
     removed = []
@@ -189,6 +190,8 @@ def prune(engine, all_volumes: bool = False) -> list[str]:
             if rec["Name"] in used or rec.get("MountedBy"):
                 continue
             if not (all_volumes or rec.get("Anonymous")):
+                continue
+            if match is not None and not match(rec.get("CreatedAt"), rec.get("Labels")):
                 continue
             remove_volume(engine, rec["Name"], locked=True)
             removed.append(rec["Name"])

@@ -85,7 +85,7 @@ def _delete_image(store: ImageStore, images: dict[str, Image], img: Image) -> No
     store._update_layers(lambda data: data.__setitem__("pending", False))
 
 
-def prune(store: ImageStore, all_images: bool = False) -> list[str]:
+def prune(store: ImageStore, all_images: bool = False, match=None) -> list[str]:
     """``image prune``: see :meth:`ImageStore.prune <pyrt_core.images.store.ImageStore.prune>`."""
     out: list[str] = []
     with store._locked():
@@ -94,6 +94,8 @@ def prune(store: ImageStore, all_images: bool = False) -> list[str]:
             if img.names and not all_images:
                 continue
             if store.in_use is not None and store.in_use(img.id):
+                continue
+            if match is not None and not match(img.created, img.config.labels):
                 continue
             out += [f"Untagged: {n}" for n in img.names]
             _delete_image(store, images, img)

@@ -525,13 +525,14 @@ class ImageStore:
 
         return remove(self, ref, force)
 
-    def prune(self, all_images: bool = False) -> list[str]:
+    def prune(self, all_images: bool = False, match=None) -> list[str]:
         """``image prune``: delete dangling images (no names), or with
         ``all_images`` every image no container uses; also drop leftover
-        downloads.  Returns the report lines."""
+        downloads.  ``match(created, labels)``: only the images it accepts (the
+        ``--filter``s).  Returns the report lines."""
         from .removal import prune
 
-        return prune(self, all_images)
+        return prune(self, all_images, match)
 
     def recover(self) -> list[str]:
         """Undo what an interrupted process left: incomplete layers, and (after an

@@ -161,6 +161,9 @@ def test_connect_disconnect_through_the_engine_move_the_published_port(cli):
     """`network disconnect` of the network a published port goes to: the port follows
     the container's remaining network (docker's); with the last network it goes away.
     The attachment is kept in the container's config (inspect, later starts)."""
+    import time
+
+    since = f"{time.time():.6f}"
     port = free_port()
     cli("network", "create", "side", check=True)
     serve(cli, "mover", [f"127.0.0.1:{port}:8080"])
@@ -181,6 +184,16 @@ def test_connect_disconnect_through_the_engine_move_the_published_port(cli):
     r = cli("network", "connect", "side", "nosuch")
     assert r.returncode == 125 and "nosuch" in r.stderr
     cli("rm", "-f", "mover", check=True)
+    # the journal in docker's shape: the network's id, its name and driver (type)
+    ids = {n: cli("network", "inspect", "-f", "{{.Id}}", n, check=True).stdout.strip()
+           for n in ("bridge", "side")}
+    r = cli("events", "--since", since, "--until", "0s", "--filter", "type=network",
+            "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} "
+            "{{.Actor.Attributes.type}}", check=True)
+    assert r.stdout.splitlines() == [
+        f"create {ids['side']} side bridge", f"connect {ids['bridge']} bridge bridge",
+        f"connect {ids['side']} side bridge", f"disconnect {ids['bridge']} bridge bridge",
+        f"disconnect {ids['side']} side bridge"], r.stdout
 
 
 def test_published_ports_two_host_addresses_hairpin_and_ipv6(cli):

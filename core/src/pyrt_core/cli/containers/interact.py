@@ -93,12 +93,17 @@ def cmd_attach(args) -> int:
     if c.monitor != "conmon":
         raise ConflictError(f"container {c.name} runs in the foreground of another pyrt: "
                             "only detached containers can be attached to")
+    from ...engine.common import log_container_event
+
     paths = engine.paths(c.id)
     stdin = 0 if (c.config.interactive and not args.no_stdin) else None
-    result = att.attach_conmon(paths.attach, stdin_fd=stdin, tty=c.config.tty,
+    sock = att.connect(paths.attach)
+    log_container_event(engine, c, "attach")  # docker's attach and detach events
+    result = att.attach_conmon(sock, stdin_fd=stdin, tty=c.config.tty,
                                on_resize=lambda r, col: conmon.resize(paths, r, col),
                                detach_keys=att.DETACH_KEYS if keys is None else keys)
     if result == "detached":
+        log_container_event(engine, c, "detach")
         return 0
     return engine.wait(c.id)
 

@@ -62,7 +62,7 @@ def _p_system(cmd) -> None:
     bt = ssub.add_parser("boot", help="At host start-up: recover, then start --restart always "
                                       "(and unless-stopped) containers")
     bt.set_defaults(func=cmd_system_boot)
-    from ..system_df import add_parsers as add_usage_parsers
+    from .system_df import add_parsers as add_usage_parsers
 
     add_usage_parsers(ssub)  # df, prune
     sy.set_defaults(func=lambda a: (sy.print_help(), 0)[1])
@@ -184,17 +184,17 @@ def cmd_rm(args) -> int:
 
 
 def cmd_container_prune(args) -> int:
+    from ...engine.usage import prune_containers
+    from ..prune_filter import PruneFilter
+
+    match = PruneFilter.parse(getattr(args, "filter", None))  # one line, before anything
     engine = engine_for(args)
-    code = 0
-    for c in engine.containers.records():
-        if c.state.status in ("created", "exited"):
-            try:
-                engine.remove(c.id)
-                print(c.id)
-            except Exception as e:  # noqa: BLE001
-                sys.stderr.write(f"Error: {e}\n")
-                code = 1
-    return code
+    gone, errors = prune_containers(engine, match.matches if match else None)
+    for cid in gone:
+        print(cid)
+    for e in errors:
+        sys.stderr.write(f"Error: {e}\n")
+    return 1 if errors else 0
 
 
 def cmd_container_cleanup(args) -> int:

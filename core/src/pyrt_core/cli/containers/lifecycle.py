@@ -58,6 +58,7 @@ def start_attached(engine, ref, stdin: bool, streams: set[str] | None = None,
     on under conmon.  ``detach_keys``: docker's ``--detach-keys`` (default ctrl-p ctrl-q)."""
     import os
 
+    from ...engine.common import log_container_event
     from ...monitor import attach as att
     from ...monitor import conmon
 
@@ -69,7 +70,8 @@ def start_attached(engine, ref, stdin: bool, streams: set[str] | None = None,
         try:
             held["sock"] = att.connect(paths.attach)
         except Exception:  # noqa: BLE001 - the output is in the log anyway
-            pass
+            return
+        log_container_event(engine, c, "attach")  # docker's, before the start's
 
     if not (c.state.status in ("running", "starting") and engine.is_running(c)):
         engine.start(c, before_start=connect)
@@ -92,6 +94,7 @@ def start_attached(engine, ref, stdin: bool, streams: set[str] | None = None,
                                        detach_keys=att.DETACH_KEYS if detach_keys is None
                                        else detach_keys)
         if result == "detached":
+            log_container_event(engine, c, "detach")
             return 0
         return engine.wait(c.id)
     finally:
