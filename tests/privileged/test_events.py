@@ -121,8 +121,8 @@ def test_streaming_follows_the_journal_until_ctrl_c(cli):
         deadline = time.monotonic() + 20
         while "destroy evstream" not in lines and time.monotonic() < deadline:
             lines.append(p.stdout.readline().strip())
-        assert lines == ["create evstream", "start evstream", "die evstream",
-                         "destroy evstream"], lines
+        assert lines == ["create evstream", "attach evstream", "start evstream",
+                         "die evstream", "destroy evstream"], lines
     finally:
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=10)

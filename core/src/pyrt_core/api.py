@@ -118,6 +118,11 @@ _HOMES = {
     "asdict": "pyrt_core.records",
     "evolve": "pyrt_core.records",
 
+    # -- docker's --format for a plugin's commands (Go templates, json, table) --------------
+    "check_format": "pyrt_core.cli.formatting:check",  # a bad template: one line, before work
+    "print_rows": "pyrt_core.cli.formatting",  # ls --format: json lines, a template, a table
+    "print_objects": "pyrt_core.cli.formatting",  # inspect: a JSON array, or -f per object
+
     # -- small lean helpers (importable where json, hashlib or re would cost) -----------------
     "json_loads": "pyrt_core.jsonlean:loads",  # JSON without the json module
     "json_dumps": "pyrt_core.jsonlean:dumps",
@@ -203,6 +208,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .images.platforms import host_platform, platform_matches, platform_of  # noqa: F401
     from .images.save import manifest_for  # noqa: F401
     from .images.store import ImageStore  # noqa: F401
+    from .cli.formatting import check as check_format  # noqa: F401
+    from .cli.formatting import print_objects, print_rows  # noqa: F401
     from .jsonlean import dumps as json_dumps  # noqa: F401
     from .jsonlean import loads as json_loads  # noqa: F401
     from .models import Container, FetchOptions, Image, ImageReference  # noqa: F401

@@ -42,7 +42,8 @@ def add_network(cmd) -> None:
                                      "{{.Internal}} {{.IPv6}} {{.CreatedAt}} {{.Labels}}, or json")
 
     i = sp("inspect", "Show networks in detail (JSON)", cmd_inspect)
-    i.add_argument("--format", "-f", help="json (default)")
+    i.add_argument("--format", "-f", help="a Go template over each network ({{.Id}}, "
+                                          "{{json .IPAM}}); default: the JSON array")
     i.add_argument("names", nargs="+", metavar="NETWORK")
 
     r = sp("rm", "Remove networks", cmd_rm, aliases=("remove",))
@@ -138,18 +139,10 @@ def _matches(n: dict, filters: list[str]) -> bool:
                for k, vs in by.items())
 
 
-def _render(fmt: str, row: dict) -> str:
-    import json
-
-    if fmt == "json":
-        return json.dumps(row)
-    out = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    if out.startswith("table "):
-        out = out[len("table "):]
-    out = out.replace("{{json .}}", json.dumps(row))
-    for k, v in row.items():
-        out = out.replace("{{." + k + "}}", str(v))
-    return out
+#: ``network ls``'s fields and their column names (docker's networkContext)
+LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+              "Internal": "INTERNAL", "IPv6": "IPV6", "CreatedAt": "CREATED AT",
+              "Labels": "LABELS"}
 
 
 # -- the commands ----------------------------------------------------------------------
@@ -168,6 +161,10 @@ def cmd_create(args) -> int:
 
 
 def cmd_ls(args) -> int:
+    from pyrt_core.api import check_format, print_rows
+
+    if args.format and args.format.strip() != "table":
+        check_format(args.format)  # a bad template: one line, exit 125
     engine = _engine(args)
     nets = [n for n in _hook(engine, "list") if _matches(n, args.filter)]
     rows = [{"ID": n["Id"] if args.no_trunc else n["Id"][:12], "Name": n["Name"],
@@ -179,11 +176,8 @@ def cmd_ls(args) -> int:
         for r in rows:
             print(r["ID"])
         return 0
-    if args.format:
-        if args.format.startswith("table"):
-            print(_render(args.format, {k: k.upper() for k in rows[0]} if rows else {}))
-        for r in rows:
-            print(_render(args.format, r))
+    if args.format and args.format.strip() != "table":
+        print_rows(args.format, rows, LS_HEADERS)  # docker's: json lines, a template, a table
         return 0
     w = max([len(r["Name"]) for r in rows] + [4]) + 3
     idw = (64 if args.no_trunc else 12) + 3
@@ -194,8 +188,10 @@ def cmd_ls(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    import json
+    from pyrt_core.api import check_format, print_objects
 
+    if args.format and args.format != "json":
+        check_format(args.format)  # a bad template: one line, exit 125
     engine = _engine(args)
     nets = _hook(engine, "list")
     out, rc = [], 0
@@ -206,7 +202,8 @@ def cmd_inspect(args) -> int:
             rc = 1
         else:
             out.append(n)
-    print(json.dumps(out, indent=4))
+    # docker's: an indented JSON array, or -f's template once per network
+    print_objects(None if args.format in (None, "", "json") else args.format, out)
     return rc
 
 

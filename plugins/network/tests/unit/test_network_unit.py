@@ -182,7 +182,25 @@ def test_ls_filters():
     assert not cli._matches(n, ["name=back"])
     with pytest.raises(UsageError):
         cli._matches(n, ["bogus=1"])
-    assert cli._render("{{.ID}}\\t{{.Name}}", {"ID": "abc", "Name": "x"}) == "abc\tx"
+
+
+def test_ls_and_inspect_formats_are_the_cores(capsys):
+    """``network ls --format`` and ``network inspect -f``: docker's Go templates, json
+    lines and tables, through the core's formatting (pyrt_core.api), with the ls fields'
+    column names."""
+    from pyrt_core.api import print_objects, print_rows
+
+    rows = [{"ID": "abc", "Name": "x", "Driver": "bridge", "Scope": "local", "Internal": "false",
+             "IPv6": "false", "CreatedAt": "", "Labels": ""}]
+    print_rows("{{.ID}}\\t{{.Name}}", rows, cli.LS_HEADERS)
+    print_rows("table {{.Name}}\\t{{.Driver}}", rows, cli.LS_HEADERS)
+    print_rows("json", rows, cli.LS_HEADERS)
+    print_objects("{{.Id}} {{len .IPAM.Config}}", [{"Id": "n1", "IPAM": {"Config": [{}]}}])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "abc\tx"
+    assert out[1].split() == ["NAME", "DRIVER"] and out[2].split() == ["x", "bridge"]
+    assert out[3].startswith('{"CreatedAt":"","Driver":"bridge","ID":"abc"')
+    assert out[4] == "n1 1"
 
 
 def test_hook_call_passes_name_through():
