@@ -42,8 +42,13 @@ class Record:
 
     __slots__ = ()
 
+    def _names(self) -> tuple:
+        """The fields, in ``__init__`` order: the subclass's ``__slots__`` (a
+        :class:`Model`'s ``_fields``)."""
+        return self.__slots__
+
     def _values(self) -> tuple:
-        return tuple(getattr(self, k) for k in self.__slots__)
+        return tuple([getattr(self, k) for k in self._names()])
 
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
@@ -53,7 +58,7 @@ class Record:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._names())
         return f"{self.__class__.__name__}({fields})"
 
 
@@ -82,7 +87,7 @@ class FrozenRecord(Record):
 
 def evolve(obj, **changes):
     """A copy of the config object ``obj`` with ``changes`` (what ``attrs.evolve`` did)."""
-    values = {k: getattr(obj, k) for k in getattr(obj, "_fields", None) or obj.__slots__}
+    values = {k: getattr(obj, k) for k in obj._names()}
     unknown = changes.keys() - values.keys()
     if unknown:
         raise TypeError(f"{obj.__class__.__name__} has no field {', '.join(sorted(unknown))}")
@@ -204,7 +209,7 @@ class _ModelMeta(type):
     hashable."""
 
     def __new__(mcls, name, bases, ns, frozen=False):
-        if not bases:  # Model itself
+        if not any(isinstance(b, _ModelMeta) for b in bases):  # Model itself
             return super().__new__(mcls, name, bases, ns)
         own = []
         specs: dict = {}
@@ -235,26 +240,13 @@ class _ModelMeta(type):
         ns["_specs"] = specs
         frozen = ns["_frozen"] = frozen or any(getattr(b, "_frozen", False) for b in bases)
         cls = super().__new__(mcls, name, bases, ns)
-        if frozen:
-            cls.__setattr__ = _refuse_set  # type: ignore[method-assign, assignment]
-            cls.__delattr__ = _refuse_del  # type: ignore[method-assign, assignment]
-            cls.__hash__ = _model_hash  # type: ignore[method-assign, assignment]
+        if frozen:  # FrozenRecord's immutability and hash
+            for attr in ("__setattr__", "__delattr__", "__hash__"):
+                setattr(cls, attr, FrozenRecord.__dict__[attr])
         return cls
 
 
-def _refuse_set(self, name, value):
-    raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
-
-
-def _refuse_del(self, name):
-    raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
-
-
-def _model_hash(self) -> int:
-    return hash((type(self), self._values()))
-
-
-class Model(metaclass=_ModelMeta):
+class Model(Record, metaclass=_ModelMeta):
     """Base of the engine's data types (:mod:`pyrt_core.models`), declared like attrs
     classes: fields as annotations in ``__init__`` order, a default as the class
     attribute or :func:`field`::
@@ -269,8 +261,8 @@ class Model(metaclass=_ModelMeta):
             host_id: int
             size: int
 
-    Instances take the fields by position or by name; they have ``==`` by value
-    (instances of the same class only), attrs' repr, ``__slots__``, copy and pickle;
+    Instances take the fields by position or by name; they have :class:`Record`'s ``==``
+    by value (instances of the same class only) and repr, ``__slots__``, copy and pickle;
     a frozen class's are immutable and hashable, a mutable class's unhashable.
     :func:`fields`, :func:`asdict` and :func:`evolve` are attrs' functions of the same
     names.  The module must use ``from __future__ import annotations`` (the
@@ -312,19 +304,8 @@ class Model(metaclass=_ModelMeta):
             raise TypeError(f"{type(self).__name__}() got an unexpected field "
                             f"{', '.join(map(repr, unknown))}")
 
-    def _values(self) -> tuple:
-        return tuple([getattr(self, k) for k in self._fields])
-
-    def __eq__(self, other):
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}("
-                f"{', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})")
+    def _names(self) -> tuple:
+        return self._fields
 
     def __reduce__(self):  # copy, deepcopy and pickle: through __init__
         return type(self), self._values()

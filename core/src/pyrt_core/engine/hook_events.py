@@ -69,7 +69,9 @@ def _drivers(hooks, kw, names) -> dict:
     return {name: drivers.get(name, "") for name in names}
 
 
-def _connected(hooks, kw, record, names, action: str = "connect") -> None:
+def _journal(hooks, kw, record, names, action: str) -> None:
+    """``connect`` or ``disconnect`` events of the container ``kw`` names, one per network
+    of ``names`` (its id from ``record``)."""
     for name, driver in _drivers(hooks, kw, names).items():
         _emit(kw["root"], "network", action, _net_id(record, name),
               {"container": kw["container_id"], "name": name, "type": driver})
@@ -77,28 +79,28 @@ def _connected(hooks, kw, record, names, action: str = "connect") -> None:
 
 def network_setup(call, hooks, kw):
     result = call(**kw)
-    _connected(hooks, kw, result, list(_networks(result)))
+    _journal(hooks, kw, result, list(_networks(result)), "connect")
     return result
 
 
 def network_connect(call, hooks, kw):
     result = call(**kw)
     if result is not None:
-        _connected(hooks, kw, result, [kw["network"]])
+        _journal(hooks, kw, result, [kw["network"]], "connect")
     return result
 
 
 def network_teardown(call, hooks, kw):
     result = call(**kw)
     record = kw.get("record")
-    _connected(hooks, kw, record, list(_networks(record)), "disconnect")
+    _journal(hooks, kw, record, list(_networks(record)), "disconnect")
     return result
 
 
 def network_disconnect(call, hooks, kw):
     result = call(**kw)
     if result is not None:
-        _connected(hooks, kw, kw.get("record"), [kw["network"]], "disconnect")
+        _journal(hooks, kw, kw.get("record"), [kw["network"]], "disconnect")
     return result
 
 

@@ -118,46 +118,44 @@ def volume_size(engine, rec: dict) -> int | None:
     return tree_size(os.path.join(engine.settings.root, "volumes", rec["Name"], "_data"))
 
 
-def disk_usage(engine) -> list[dict]:
-    """docker's ``system df`` rows: Type, TotalCount, Active, Size, Reclaimable (bytes)."""
-    from ..volumes.store import VolumeStore
+def _total(rows: list) -> tuple[int, int, int]:
+    """(how many are active, their size, the others' size) of (active, size) pairs."""
+    return (sum(1 for active, _ in rows if active), sum(s for _, s in rows),
+            sum(s for active, s in rows if not active))
 
-    containers = engine.containers.records()
-    images = {img.id: img for img in engine.images.list()}
-    layers = _layer_sizes(engine)
-    used_images = {c.image_id for c in containers}
-    all_layers = {lid for img in images.values() for lid in img.layers}
-    kept_layers = {lid for iid in used_images if iid in images for lid in images[iid].layers}
+
+def disk_usage(engine) -> list[dict]:
+    """docker's ``system df`` rows: Type, TotalCount, Active, Size, Reclaimable (bytes),
+    summed from :func:`disk_usage_items` (an image's layers counted once)."""
+    items = disk_usage_items(engine)
+    layers = items["layers"]
+    images = items["images"]
+    all_layers = {lid for it in images for lid in it["image"].layers}
+    kept_layers = {lid for it in images if it["containers"] for lid in it["image"].layers}
     isize = sum(layers.get(lid, 0) for lid in all_layers)
-    ikept = sum(layers.get(lid, 0) for lid in kept_layers)
     rows = [{"Type": "Images", "TotalCount": len(images),
-             "Active": len([i for i in images if i in used_images]),
-             "Size": isize, "Reclaimable": isize - ikept}]
-    csizes = [(c.state.status in ACTIVE, container_size(engine, c, images)) for c in containers]
-    rows.append({"Type": "Containers", "TotalCount": len(containers),
-                 "Active": sum(1 for active, _ in csizes if active),
-                 "Size": sum(s for _, s in csizes),
-                 "Reclaimable": sum(s for active, s in csizes if not active)})
-    used = _volumes_used(containers)
-    vols = VolumeStore(engine.settings.root).list()
-    vsizes = [(rec["Name"] in used, volume_size(engine, rec) or 0) for rec in vols]
-    rows.append({"Type": "Local Volumes", "TotalCount": len(vols),
-                 "Active": sum(1 for active, _ in vsizes if active),
-                 "Size": sum(s for _, s in vsizes),
-                 "Reclaimable": sum(s for active, s in vsizes if not active)})
+             "Active": sum(1 for it in images if it["containers"]), "Size": isize,
+             "Reclaimable": isize - sum(layers.get(lid, 0) for lid in kept_layers)}]
+    for kind, key, active in (("Containers", "containers",
+                               lambda it: it["container"].state.status in ACTIVE),
+                              ("Local Volumes", "volumes", lambda it: it["links"] > 0)):
+        n, size, reclaimable = _total([(active(it), it["size"] or 0) for it in items[key]])
+        rows.append({"Type": kind, "TotalCount": len(items[key]), "Active": n, "Size": size,
+                     "Reclaimable": reclaimable})
     rows.append({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": 0,
                  "Reclaimable": 0})
     return rows
 
 
 def disk_usage_items(engine) -> dict:
-    """``system df -v``: the items behind the rows, in bytes and counts.
+    """What ``system df`` (its rows) and ``system df -v`` show, in bytes and counts.
 
     ``images``: each image with ``size``, ``shared`` (the bytes of its layers another image
     uses too, docker's SharedSize) and ``containers`` (how many were made from it);
     ``containers``: each container (the record) with ``size`` (its writable layer) and
     ``local_volumes`` (its mounts of ``local`` volumes); ``volumes``: each volume's record
-    with ``links`` (the containers naming it) and ``size`` (None: not a ``local`` one)."""
+    with ``links`` (the containers naming it) and ``size`` (None: not a ``local`` one);
+    ``layers``: each stored layer's size by chain id."""
     from ..volumes.store import VolumeStore
 
     containers = engine.containers.records()
@@ -189,7 +187,8 @@ def disk_usage_items(engine) -> dict:
                                "local_volumes": len(named & local)})
     out_volumes = [{"volume": rec, "links": links.get(rec["Name"], 0),
                     "size": volume_size(engine, rec)} for rec in vols]
-    return {"images": out_images, "containers": out_containers, "volumes": out_volumes}
+    return {"images": out_images, "containers": out_containers, "volumes": out_volumes,
+            "layers": layers}
 
 
 # -- prune ---------------------------------------------------------------------------------
@@ -207,22 +206,9 @@ def prune(engine, all_images: bool = False, volumes: bool = False, match=None) -
     ``match(created, labels)``: only the objects it accepts (docker's ``--filter``)."""
     from ..errors import PyrtError
 
-    out: dict = {"containers": [], "networks": [], "volumes": [], "images": [], "errors": [],
-                 "reclaimed": 0}
-    images = {img.id: img for img in engine.images.list()}
-    for c in engine.containers.records():
-        if c.state.status not in ("created", "exited", "dead"):
-            continue
-        if match is not None and not match(c.created, container_labels(c, images)):
-            continue
-        size = container_size(engine, c, images)
-        try:
-            engine.remove(c.id)
-        except PyrtError as e:
-            out["errors"].append(f"container {c.id[:12]}: {str(e).splitlines()[0]}")
-            continue
-        out["containers"].append(c.id)
-        out["reclaimed"] += size
+    out: dict = {"networks": [], "volumes": [], "images": []}
+    out["containers"], out["errors"], out["reclaimed"] = prune_containers(engine, match,
+                                                                          measure=True)
     if networks_supported(engine):
         out["networks"] = _prune_networks(engine, out["errors"], match)
     if volumes:
@@ -254,26 +240,32 @@ def container_labels(c, images: dict) -> dict:
     return labels
 
 
-def prune_containers(engine, match=None) -> tuple[list[str], list[str]]:
+def prune_containers(engine, match=None,
+                     measure: bool = False) -> tuple[list[str], list[str], int]:
     """``container prune``: the stopped containers (created, exited, dead) ``match``
-    accepts, removed; returns (their ids, one error line per failure)."""
+    accepts, removed; returns (their ids, one error line per failure, the bytes of their
+    writable layers when ``measure``, else 0)."""
     from ..errors import PyrtError
 
-    images = {img.id: img for img in engine.images.list()} if match is not None else {}
+    images = {img.id: img for img in engine.images.list()} if match or measure else {}
+    # (an image's labels for match, its top layer for the measure)
     gone: list[str] = []
     errors: list[str] = []
+    reclaimed = 0
     for c in engine.containers.records():
         if c.state.status not in ("created", "exited", "dead"):
             continue
         if match is not None and not match(c.created, container_labels(c, images)):
             continue
+        size = container_size(engine, c, images) if measure else 0
         try:
             engine.remove(c.id)
         except PyrtError as e:
             errors.append(f"container {c.id[:12]}: {str(e).splitlines()[0]}")
             continue
         gone.append(c.id)
-    return gone, errors
+        reclaimed += size
+    return gone, errors, reclaimed
 
 
 def _prune_networks(engine, errors: list[str], match=None) -> list[str]:

@@ -189,7 +189,7 @@ def cmd_container_prune(args) -> int:
 
     match = PruneFilter.parse(getattr(args, "filter", None))  # one line, before anything
     engine = engine_for(args)
-    gone, errors = prune_containers(engine, match.matches if match else None)
+    gone, errors, _ = prune_containers(engine, match.matches if match else None)
     for cid in gone:
         print(cid)
     for e in errors:
